@@ -1,0 +1,227 @@
+"""The whole blockpilot exception tree.
+
+Every error carries a stable machine ``code`` (part of the public contract: tool
+responses, HTTP bodies, MCP results and CLI exit codes are derived from it), a
+human ``message`` that says what to do next, and optional structured ``details``.
+Messages never contain secret values.
+
+::
+
+    BlockpilotError                         error
+    ├── ConfigurationError                  configuration_error
+    │   └── EncryptionKeyError              encryption_key_error
+    ├── InvalidInputError                   invalid_input
+    ├── AuthenticationRequiredError         auth_required
+    ├── NotFoundError                       not_found
+    │   ├── BlockNotFoundError              block_not_found
+    │   ├── UserNotFoundError               user_not_found
+    │   ├── CredentialNotFoundError         credential_not_found
+    │   ├── SessionNotFoundError            session_not_found
+    │   ├── ExecutionNotFoundError          execution_not_found
+    │   └── WorkspaceFileNotFoundError      file_not_found
+    ├── ConflictError                       conflict
+    ├── BlockLoadError                      block_load_failed
+    ├── BlockError                          block_failed
+    │   ├── BlockInputError                 invalid_input
+    │   ├── BlockOutputError                invalid_output
+    │   ├── BlockExecutionError             block_failed
+    │   └── BlockTimeoutError               block_timeout
+    ├── CredentialsError                    credentials_error
+    │   ├── CredentialsUnavailableError     credentials_unavailable
+    │   ├── DecryptionError                 decryption_failed
+    │   └── OAuthRefreshError               oauth_refresh_failed
+    │       └── ReauthorizationRequiredError reauthorization_required
+    ├── WorkspaceError                      workspace_error
+    │   ├── WorkspacePathError              invalid_path
+    │   └── WorkspaceQuotaError             file_too_large
+    └── NetworkError                        network_error
+        ├── DestinationBlockedError         destination_blocked
+        ├── ResponseTooLargeError           response_too_large
+        └── UpstreamTimeoutError            upstream_timeout
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class BlockpilotError(Exception):
+    """Root of every error blockpilot raises on purpose.
+
+    Attributes:
+        code: Stable machine-readable code.
+        message: Human-readable explanation that says what to fix.
+        details: Optional structured data (never secrets).
+    """
+
+    code: ClassVar[str] = "error"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+class ConfigurationError(BlockpilotError):
+    """Configuration (environment, key file, provider setup) is invalid."""
+
+    code = "configuration_error"
+
+
+class EncryptionKeyError(ConfigurationError):
+    """The encryption key is missing, malformed or cannot decrypt stored data."""
+
+    code = "encryption_key_error"
+
+
+class InvalidInputError(BlockpilotError):
+    """A caller sent arguments that are malformed or of the wrong shape."""
+
+    code = "invalid_input"
+
+
+class AuthenticationRequiredError(BlockpilotError):
+    """The operation needs a signed-in user."""
+
+    code = "auth_required"
+
+
+class NotFoundError(BlockpilotError):
+    """The named entity does not exist for this user."""
+
+    code = "not_found"
+
+
+class BlockNotFoundError(NotFoundError):
+    code = "block_not_found"
+
+
+class UserNotFoundError(NotFoundError):
+    code = "user_not_found"
+
+
+class CredentialNotFoundError(NotFoundError):
+    code = "credential_not_found"
+
+
+class SessionNotFoundError(NotFoundError):
+    code = "session_not_found"
+
+
+class ExecutionNotFoundError(NotFoundError):
+    code = "execution_not_found"
+
+
+class WorkspaceFileNotFoundError(NotFoundError):
+    code = "file_not_found"
+
+
+class ConflictError(BlockpilotError):
+    """The entity already exists (for example a user name that is taken)."""
+
+    code = "conflict"
+
+
+class BlockLoadError(BlockpilotError):
+    """A block class failed its load-time checks."""
+
+    code = "block_load_failed"
+
+
+class BlockError(BlockpilotError):
+    """A block failed while running; the message is safe to show the model."""
+
+    code = "block_failed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        block_name: str = "",
+        block_id: str = "",
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, details=details)
+        self.block_name = block_name
+        self.block_id = block_id
+
+
+class BlockInputError(BlockError):
+    code = "invalid_input"
+
+
+class BlockOutputError(BlockError):
+    code = "invalid_output"
+
+
+class BlockExecutionError(BlockError):
+    code = "block_failed"
+
+
+class BlockTimeoutError(BlockError):
+    code = "block_timeout"
+
+
+class CredentialsError(BlockpilotError):
+    code = "credentials_error"
+
+
+class CredentialsUnavailableError(CredentialsError):
+    code = "credentials_unavailable"
+
+
+class DecryptionError(CredentialsError):
+    """Ciphertext could not be decrypted: wrong key, tampering, or a moved row."""
+
+    code = "decryption_failed"
+
+
+class OAuthRefreshError(CredentialsError):
+    """A token refresh failed transiently; stored tokens are kept intact."""
+
+    code = "oauth_refresh_failed"
+
+
+class ReauthorizationRequiredError(OAuthRefreshError):
+    """The provider refused the refresh token; the user must reconnect."""
+
+    code = "reauthorization_required"
+
+
+class WorkspaceError(BlockpilotError):
+    code = "workspace_error"
+
+
+class WorkspacePathError(WorkspaceError):
+    code = "invalid_path"
+
+
+class WorkspaceQuotaError(WorkspaceError):
+    code = "file_too_large"
+
+
+class NetworkError(BlockpilotError):
+    code = "network_error"
+
+
+class DestinationBlockedError(NetworkError):
+    """The request target resolves to an address blocked by the SSRF guard."""
+
+    code = "destination_blocked"
+
+
+class ResponseTooLargeError(NetworkError):
+    code = "response_too_large"
+
+
+class UpstreamTimeoutError(NetworkError):
+    code = "upstream_timeout"
+
+
+__all__ = [name for name in dir() if name.endswith("Error")]
