@@ -1,0 +1,206 @@
+"""The block registry: built-in and third-party blocks, loaded lazily and checked once.
+
+Block modules are imported the first time the registry is used, not when blockpilot is
+imported; provider SDKs are imported inside ``run`` so that listing metadata stays cheap.
+Third-party packages add blocks through the ``blockpilot.blocks`` entry-point group; an
+entry point may name a module (every Block subclass defined in it is taken), a Block
+subclass, or a callable returning Block subclasses. A block that fails its checks is
+reported in :attr:`BlockRegistry.problems` and skipped, never crashing start-up.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from types import ModuleType
+from typing import Any
+
+from blockpilot.blocks.base import Block
+from blockpilot.blocks.schema import BlockSchemaOutput, is_credentials_annotation
+from blockpilot.credentials.fields import field_info_problems
+from blockpilot.ids import is_uuid
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "blockpilot.blocks"
+BUILTIN_MODULES: tuple[str, ...] = (
+    "blockpilot.blocks.library.basic",
+    "blockpilot.blocks.library.http",
+    "blockpilot.blocks.library.llm",
+    "blockpilot.blocks.library.email",
+    "blockpilot.blocks.library.github",
+    "blockpilot.blocks.library.workspace_files",
+    "blockpilot.blocks.library.graph_only",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockLoadProblem:
+    """A block (or a whole source) that was skipped, and why."""
+
+    source: str
+    problem: str
+
+
+BlockSource = Callable[[], Iterable[type[Block]]]
+
+
+def _blocks_in_module(module: ModuleType) -> list[type[Block]]:
+    return [
+        obj
+        for obj in vars(module).values()
+        if inspect.isclass(obj)
+        and issubclass(obj, Block)
+        and obj.__module__ == module.__name__
+        and not inspect.isabstract(obj)
+        and not obj.__name__.endswith("Base")
+    ]
+
+
+def module_source(module_name: str) -> BlockSource:
+    return lambda: _blocks_in_module(importlib.import_module(module_name))
+
+
+def _entry_point_sources() -> Iterator[tuple[str, BlockSource]]:
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+
+        def load(ep: Any = ep) -> Iterable[type[Block]]:
+            target = ep.load()
+            if isinstance(target, ModuleType):
+                return _blocks_in_module(target)
+            if inspect.isclass(target) and issubclass(target, Block):
+                return [target]
+            if callable(target):
+                return list(target())
+            raise TypeError(f"entry point {ep.value!r} is not a module, Block or callable")
+
+        yield f"entry point {ep.name} ({ep.value})", load
+
+
+def check_block_class(cls: type[Block]) -> list[str]:
+    """Load-time checks (SPEC §1); an empty list means the block is well formed."""
+    problems: list[str] = []
+    name = cls.__name__
+    if not name.endswith("Block"):
+        problems.append(f"class name {name!r} must end in 'Block'")
+    block_id = getattr(cls, "id", None)
+    if not isinstance(block_id, str) or not is_uuid(block_id):
+        problems.append(f"{name}: id must be a 36-character UUID string")
+    if not getattr(cls, "description", None):
+        problems.append(f"{name}: description is missing")
+    for attr, base in (("Input", None), ("Output", BlockSchemaOutput)):
+        schema = getattr(cls, attr, None)
+        if schema is None:
+            problems.append(f"{name}: {attr} schema is missing")
+            continue
+        if base is not None and not issubclass(schema, base):
+            problems.append(f"{name}: Output must derive from BlockSchemaOutput")
+        for field_name, info in schema.model_fields.items():
+            if not info.description:
+                problems.append(f"{name}.{attr}.{field_name}: field has no description")
+        try:
+            json.dumps(schema.jsonschema())
+        except Exception as exc:  # noqa: BLE001 - any failure here means "not serialisable"
+            problems.append(f"{name}: {attr} schema is not JSON-serialisable ({exc})")
+    inputs = getattr(cls, "Input", None)
+    if inputs is not None:
+        cred_fields = inputs.credentials_fields()
+        for field_name, info in inputs.model_fields.items():
+            named = field_name == "credentials" or field_name.endswith("_credentials")
+            typed = is_credentials_annotation(info.annotation)
+            if named != typed or typed != (field_name in cred_fields):
+                problems.append(
+                    f"{name}.{field_name}: credentials fields must be named 'credentials' or "
+                    "'*_credentials', typed CredentialsMetaInput and declared with CredentialsField"
+                )
+        for field_name, field_info in cred_fields.items():
+            problems += [f"{name}: {p}" for p in field_info_problems(field_name, field_info, inputs.model_fields)]
+    return problems
+
+
+class BlockRegistry:
+    """All loaded blocks by id, plus what was skipped.
+
+    Args:
+        sources: ``(label, loader)`` pairs; defaults to the built-in modules and the
+            installed entry points.
+        disabled: Block ids or names disabled by configuration.
+    """
+
+    def __init__(
+        self,
+        sources: Iterable[tuple[str, BlockSource]] | None = None,
+        *,
+        disabled: Iterable[str] = (),
+    ) -> None:
+        self._sources = list(sources) if sources is not None else None
+        self._disabled_config = {d.strip().lower() for d in disabled if d.strip()}
+        self._blocks: dict[str, Block] | None = None
+        self._by_name: dict[str, Block] = {}
+        self.problems: list[BlockLoadProblem] = []
+        self._lock = threading.Lock()
+
+    @classmethod
+    def default_sources(cls) -> list[tuple[str, BlockSource]]:
+        sources = [(m, module_source(m)) for m in BUILTIN_MODULES]
+        return sources + list(_entry_point_sources())
+
+    def _load(self) -> dict[str, Block]:
+        with self._lock:
+            if self._blocks is not None:
+                return self._blocks
+            blocks: dict[str, Block] = {}
+            sources = self._sources if self._sources is not None else self.default_sources()
+            for label, load in sources:
+                try:
+                    classes = list(load())
+                except Exception as exc:  # noqa: BLE001 - a broken plug-in must not stop start-up
+                    self._report(label, f"could not be loaded: {type(exc).__name__}: {exc}")
+                    continue
+                for cls in classes:
+                    self._add(label, cls, blocks)
+            self._by_name = {b.name.lower(): b for b in blocks.values()}
+            self._blocks = blocks
+            return blocks
+
+    def _add(self, label: str, cls: type[Block], blocks: dict[str, Block]) -> None:
+        try:
+            problems = check_block_class(cls)
+        except Exception as exc:  # noqa: BLE001
+            problems = [f"{cls!r} could not be checked: {exc}"]
+        if not problems and cls.id in blocks:
+            problems = [f"{cls.__name__}: id {cls.id} is already used by {blocks[cls.id].name}"]
+        if problems:
+            self._report(label, "; ".join(problems))
+            return
+        blocks[cls.id] = cls()
+
+    def _report(self, label: str, problem: str) -> None:
+        logger.warning("block skipped", extra={"source": label, "problem": problem})
+        self.problems.append(BlockLoadProblem(source=label, problem=problem))
+
+    def all(self) -> list[Block]:
+        """Every loaded block, enabled or not, sorted by name."""
+        return sorted(self._load().values(), key=lambda b: b.name)
+
+    def get(self, block_id: str) -> Block | None:
+        return self._load().get(block_id)
+
+    def get_by_name(self, name: str) -> Block | None:
+        self._load()
+        key = name.strip().lower()
+        return self._by_name.get(key) or self._by_name.get(key + "block")
+
+    def is_disabled(self, block: Block) -> bool:
+        return block.disabled or bool(
+            self._disabled_config & {block.id.lower(), block.name.lower()}
+        )
+
+    def __len__(self) -> int:
+        return len(self._load())

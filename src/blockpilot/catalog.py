@@ -1,0 +1,74 @@
+"""The block catalogue as the copilot sees it: search plus the exclusion rules (SPEC §2.1, §2.3)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from blockpilot.blocks.base import Block, BlockType
+from blockpilot.blocks.registry import BlockRegistry
+from blockpilot.blocks.search import BlockSearchIndex, SearchDocument
+
+
+@dataclass(frozen=True, slots=True)
+class CopilotExclusions:
+    """Graph-only blocks that cannot run in a chat, by type or by id (configuration)."""
+
+    block_types: frozenset[BlockType]
+    block_ids: frozenset[str]
+
+    @classmethod
+    def from_names(cls, types: Iterable[str], ids: Iterable[str]) -> CopilotExclusions:
+        return cls(
+            block_types=frozenset(BlockType[t.strip().upper()] for t in types if t.strip()),
+            block_ids=frozenset(i.strip().lower() for i in ids if i.strip()),
+        )
+
+    def excludes(self, block: Block) -> bool:
+        return block.block_type in self.block_types or block.id.lower() in self.block_ids
+
+
+def _document(block: Block) -> SearchDocument:
+    fields = tuple(
+        (name, info.description or "")
+        for schema in (block.Input, block.Output)
+        for name, info in schema.model_fields.items()
+        if name != "error"
+    )
+    return SearchDocument(
+        id=block.id,
+        name=block.name,
+        description=block.description,
+        categories=tuple(c.name.lower().replace("_", " ") for c in block.categories),
+        fields=fields,
+    )
+
+
+class Catalog:
+    """Which blocks the copilot may find and run, and ranked search over them."""
+
+    def __init__(self, registry: BlockRegistry, exclusions: CopilotExclusions) -> None:
+        self.registry = registry
+        self.exclusions = exclusions
+        self._index: BlockSearchIndex | None = None
+
+    @property
+    def index(self) -> BlockSearchIndex:
+        if self._index is None:
+            self._index = BlockSearchIndex(_document(b) for b in self.registry.all())
+        return self._index
+
+    def usable(self, block: Block) -> bool:
+        return not self.registry.is_disabled(block) and not self.exclusions.excludes(block)
+
+    def search(self, query: str, limit: int = 10) -> list[Block]:
+        """Enabled, non-excluded blocks matching *query*, best first."""
+        found: list[Block] = []
+        # Over-fetch: filtered hits must not leave the page short.
+        for hit in self.index.search(query, limit=limit * 4):
+            block = self.registry.get(hit.id)
+            if block is not None and self.usable(block):
+                found.append(block)
+                if len(found) == limit:
+                    break
+        return found

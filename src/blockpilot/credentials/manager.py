@@ -1,0 +1,110 @@
+"""IntegrationCredentialsManager: fetch a user's credential, refreshing OAuth2 tokens once."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+
+from pydantic import SecretStr
+
+from blockpilot.credentials.models import APIKeyCredentials, Credentials, CredentialsMeta, OAuth2Credentials
+from blockpilot.errors import OAuthRefreshError, ReauthorizationRequiredError
+from blockpilot.locks import LockManager
+from blockpilot.oauth.providers import OAuthProvider
+from blockpilot.storage.credentials import CredentialStore
+
+logger = logging.getLogger(__name__)
+
+REFRESH_MARGIN_SECONDS = 300
+_SYSTEM_NAMESPACE = uuid.UUID("6f1c3a52-8d0e-4b7a-9c2f-5e4d3b2a1f00")
+
+
+def system_credential_id(provider: str) -> str:
+    return str(uuid.uuid5(_SYSTEM_NAMESPACE, f"system:{provider}"))
+
+
+class SystemCredentials:
+    """Operator-paid platform keys (``BLOCKPILOT_SYSTEM_<NAME>_API_KEY``), usable by every user
+    only after the user's own credentials."""
+
+    def __init__(self, keys: dict[str, SecretStr]) -> None:
+        self._by_id = {
+            system_credential_id(provider): APIKeyCredentials(
+                id=system_credential_id(provider), provider=provider, api_key=key, title=f"{provider} (platform key)"
+            )
+            for provider, key in sorted(keys.items())
+        }
+        self._meta = [c.meta(is_system=True) for c in self._by_id.values()]
+
+    def metas(self) -> list[CredentialsMeta]:
+        return list(self._meta)
+
+    def get(self, cred_id: str) -> APIKeyCredentials | None:
+        return self._by_id.get(cred_id)
+
+    def secret_values(self) -> list[str]:
+        return [v for c in self._by_id.values() for v in c.secret_values()]
+
+
+class IntegrationCredentialsManager:
+    """Reads credentials from the user's own store and keeps OAuth2 tokens fresh.
+
+    A token expiring within :data:`REFRESH_MARGIN_SECONDS` is refreshed under a lock keyed
+    by user and credential; whoever waits on the lock re-reads the stored token afterwards,
+    so many concurrent runs cause exactly one refresh.
+    """
+
+    def __init__(
+        self,
+        store: CredentialStore,
+        locks: LockManager,
+        providers: Callable[[str], OAuthProvider | None],
+        system: SystemCredentials,
+    ) -> None:
+        self.store = store
+        self._locks = locks
+        self._providers = providers
+        self.system = system
+
+    async def candidates(self, user_id: str) -> list[CredentialsMeta]:
+        """Everything this user may use: own credentials first, then platform keys."""
+        return [*await self.store.list_meta(user_id), *self.system.metas()]
+
+    async def get(self, user_id: str, cred_id: str) -> Credentials | None:
+        """The usable credential *cred_id* of *user_id* (refreshed if needed), or None."""
+        creds = await self.store.get(user_id, cred_id)
+        if creds is None:
+            return self.system.get(cred_id)
+        if isinstance(creds, OAuth2Credentials) and creds.expires_within(REFRESH_MARGIN_SECONDS):
+            return await self._refresh(user_id, creds)
+        return creds
+
+    async def _refresh(self, user_id: str, stale: OAuth2Credentials) -> OAuth2Credentials:
+        provider = self._providers(stale.provider)
+        if provider is None:
+            if stale.expires_within(0):
+                raise OAuthRefreshError(
+                    f"The {stale.provider} token has expired and no OAuth app is configured to refresh it "
+                    f"(set BLOCKPILOT_PROVIDER_{stale.provider.upper()}_CLIENT_ID and _CLIENT_SECRET)"
+                )
+            return stale
+        async with self._locks.hold(f"oauth-refresh:{user_id}:{stale.id}"):
+            current = await self.store.get(user_id, stale.id)
+            if not isinstance(current, OAuth2Credentials):
+                raise ReauthorizationRequiredError("The credential was removed while refreshing")
+            if not current.expires_within(REFRESH_MARGIN_SECONDS):
+                return current  # someone else refreshed it while we waited
+            try:
+                fresh = await provider.refresh(current)
+            except ReauthorizationRequiredError:
+                await self.store.mark_needs_reauthorization(user_id, current.id)
+                raise
+            except OAuthRefreshError:
+                if not current.expires_within(0):
+                    logger.warning("token refresh failed; using the still-valid token", extra={"provider": current.provider})
+                    return current
+                raise
+            await self.store.update(user_id, fresh)
+            logger.info("oauth token refreshed", extra={"provider": fresh.provider, "credential_id": fresh.id})
+            return fresh

@@ -1,0 +1,1 @@
+"""Execution contexts and records of block runs."""

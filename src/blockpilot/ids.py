@@ -1,0 +1,47 @@
+"""Identifiers: UUIDs for stored entities and the synthetic graph ids of copilot runs."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+
+
+def new_id() -> str:
+    """A fresh random UUID string (36 characters)."""
+    return str(uuid.uuid4())
+
+
+def is_uuid(value: str) -> bool:
+    """True when *value* is a canonical 36-character UUID string."""
+    if len(value) != 36:
+        return False
+    try:
+        return str(uuid.UUID(value)) == value.lower()
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class SyntheticIds:
+    """Graph-shaped ids for a block run outside any graph (SPEC §2.2 step 11).
+
+    Each chat session is treated as one agent with one continuous run, so blocks that
+    scope memory to a graph run become scoped to the session.
+    """
+
+    graph_id: str
+    graph_exec_id: str
+    node_id: str
+    node_exec_id: str
+    graph_version: int = 1
+
+    @classmethod
+    def for_run(cls, session_id: str, block_id: str) -> SyntheticIds:
+        graph = f"copilot-session-{session_id}"
+        return cls(
+            graph_id=graph,
+            graph_exec_id=graph,
+            node_id=f"copilot-node-{block_id}",
+            node_exec_id=f"copilot-{session_id}-{secrets.token_hex(4)}",
+        )

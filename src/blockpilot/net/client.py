@@ -1,0 +1,350 @@
+"""The guarded HTTP client every outbound request from user or model input must use."""
+
+from __future__ import annotations
+
+import asyncio
+import json as jsonlib
+import socket
+import ssl
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email.message import Message
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from ipaddress import ip_address
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from blockpilot.errors import NetworkError, UpstreamTimeoutError
+from blockpilot.net.body import ACCEPT_ENCODING, read_body
+from blockpilot.net.policy import DestinationPolicy
+from blockpilot.net.ranges import IPAddress, blocked_reason
+from blockpilot.net.transport import Pin, PinnedTransport, pinned
+from blockpilot.net.urls import (
+    Destination,
+    blocked,
+    blocked_address,
+    parse_destination,
+    parse_url,
+)
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# Caller headers that carry credentials of their own and must not follow a redirect
+# to another origin.
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+_BODY_HEADERS = ("content-type", "content-length", "transfer-encoding", "content-encoding")
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """Resolve *host* with the operating system's resolver (all address families)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+@dataclass(slots=True)
+class GuardedResponse:
+    """A fully read response.
+
+    Attributes:
+        status_code: HTTP status of the final response.
+        headers: Its headers, as received.
+        content: The decoded body.
+        url: The final URL (after redirects, without fragment).
+        redirects: The URLs that answered with a redirect, in order.
+    """
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+    url: str
+    redirects: list[str] = field(default_factory=list)
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    @property
+    def text(self) -> str:
+        """The body decoded with the declared charset (UTF-8 if none or unknown)."""
+        message = Message()
+        message["content-type"] = self.headers.get("content-type", "")
+        charset = message.get_content_charset() or "utf-8"
+        try:
+            return self.content.decode(charset, errors="replace")
+        except LookupError:
+            return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """Parse the body as JSON (raises ``ValueError`` if it is not JSON)."""
+        return jsonlib.loads(self.content)
+
+
+@dataclass(slots=True)
+class _Call:
+    """What one logical request sends; redirects rewrite it hop by hop."""
+
+    method: str
+    headers: httpx.Headers
+    content: bytes | str | None
+    json: Any
+    sensitive: httpx.Headers
+    left_origin: bool = False
+
+    def hop_headers(self) -> httpx.Headers:
+        if self.left_origin:
+            drop = CREDENTIAL_HEADERS | {name.lower() for name in self.sensitive}
+            return httpx.Headers([(k, v) for k, v in self.headers.items() if k.lower() not in drop])
+        merged = httpx.Headers(self.headers)
+        merged.update(self.sensitive)  # the stored credential wins over a caller header
+        return merged
+
+    def follow(self, status: int) -> None:
+        """Apply browser semantics: 303, and 301/302 after POST, become a bodiless GET."""
+        if (status == 303 and self.method != "HEAD") or (
+            status in (301, 302) and self.method == "POST"
+        ):
+            self.method = "GET"
+            self.content = self.json = None
+            for name in _BODY_HEADERS:
+                self.headers.pop(name, None)
+
+
+def _describe(exc: httpx.TransportError) -> str:
+    # Fixed wording on purpose: library messages can echo header values.
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return "TLS certificate verification failed"
+        if isinstance(seen, ssl.SSLError):
+            return "TLS handshake failed"
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(exc, httpx.ConnectError):
+        return "could not connect"
+    if isinstance(exc, httpx.WriteError | httpx.LocalProtocolError):
+        return "could not send the request"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the server sent an invalid HTTP response"
+    if isinstance(exc, httpx.ReadError):
+        return "the connection broke while reading the response"
+    return "network error"
+
+
+@contextmanager
+def _upstream_errors(host: str, seconds: float) -> Iterator[None]:
+    try:
+        yield
+    except httpx.TimeoutException:
+        raise _timeout(host, seconds) from None
+    except httpx.TransportError as exc:
+        raise NetworkError(
+            f"Request to {host} failed: {_describe(exc)}.",
+            details={"host": host, "error": type(exc).__name__},
+        ) from None
+
+
+def _timeout(host: str, seconds: float) -> UpstreamTimeoutError:
+    return UpstreamTimeoutError(
+        f"Request to {host} did not finish within {seconds:g} seconds.",
+        details={"host": host, "timeout_seconds": seconds},
+    )
+
+
+def _is_localhost_name(host: str) -> bool:
+    # RFC 6761: these names always mean loopback, whatever a resolver says.
+    return host == "localhost" or host.endswith(".localhost")
+
+
+class GuardedHTTPClient:
+    """Async HTTP client that refuses internal destinations and scopes credentials.
+
+    Every hop (first request and each redirect) is parsed, resolved once, checked
+    against :mod:`blockpilot.net.ranges` and then connected to the checked address.
+
+    Args:
+        policy: Limits and exemptions; the default policy exempts nothing.
+        resolver: ``async (host, port) -> [address, ...]``; defaults to the system resolver.
+        transport: Replaces the pinned transport. Only for tests with mock transports:
+            any other transport does its own connecting and loses the address pinning.
+    """
+
+    def __init__(
+        self,
+        policy: DestinationPolicy | None = None,
+        *,
+        resolver: Resolver | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.policy = policy or DestinationPolicy()
+        self._resolver = resolver or system_resolver
+        self._client = httpx.AsyncClient(
+            transport=transport or PinnedTransport(),
+            follow_redirects=False,
+            trust_env=False,  # no proxies or .netrc credentials from the environment
+            # One client serves many users: never store or replay cookies.
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+            headers={"accept-encoding": ACCEPT_ENCODING},
+            timeout=self.policy.timeout_seconds,
+        )
+
+    async def __aenter__(self) -> GuardedHTTPClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close pooled connections."""
+        await self._client.aclose()
+
+    async def request(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | str | None = None,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        sensitive_headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        max_bytes: int | None = None,
+    ) -> GuardedResponse:
+        """Send a request, follow redirects safely and read the whole body.
+
+        Args:
+            method: HTTP method.
+            url: Absolute http(s) URL.
+            headers: Caller headers; Authorization/Proxy-Authorization/Cookie among them
+                are dropped once a redirect leaves the first origin.
+            content: Raw body.
+            json: Body to send as JSON.
+            params: Query parameters merged into *url*.
+            sensitive_headers: Credential headers, sent only to the first URL's origin
+                (scheme, host, port) and never again after a hop leaves it.
+            timeout: Deadline in seconds for everything; defaults to the policy's.
+            max_bytes: Cap on the decoded body; defaults to the policy's.
+
+        Raises:
+            DestinationBlockedError: A hop is not http(s), carries userinfo or reaches a
+                blocked address.
+            ResponseTooLargeError: The body exceeds the cap.
+            UpstreamTimeoutError: The deadline passed.
+            NetworkError: Resolution, connection or protocol failure, or too many redirects.
+        """
+        seconds = self.policy.timeout_seconds if timeout is None else timeout
+        limit = self.policy.max_response_bytes if max_bytes is None else max_bytes
+        target = url if isinstance(url, httpx.URL) else parse_url(url)
+        if params:
+            target = target.copy_merge_params(dict(params))
+        call = _Call(
+            method=method.upper(),
+            headers=httpx.Headers(headers or {}),
+            content=content,
+            json=json,
+            sensitive=httpx.Headers(sensitive_headers or {}),
+        )
+        current = [target.host]  # for the timeout message
+        try:
+            async with asyncio.timeout(seconds):
+                return await self._run(call, target, seconds, limit, current)
+        except TimeoutError:
+            raise _timeout(current[0], seconds) from None
+
+    async def _run(
+        self, call: _Call, url: httpx.URL, seconds: float, limit: int, current: list[str]
+    ) -> GuardedResponse:
+        first: Destination | None = None
+        redirects: list[str] = []
+        while True:
+            dest = parse_destination(url, self.policy.allowed_schemes)
+            current[0] = dest.host
+            first = first or dest
+            if dest.origin != first.origin:
+                call.left_origin = True  # sticky: a later hop back does not re-arm secrets
+            response = await self._send(dest, call, seconds)
+            try:
+                location = response.headers.get("location")
+                if response.status_code not in REDIRECT_STATUSES or location is None:
+                    with _upstream_errors(dest.host, seconds):
+                        body = await read_body(
+                            response, host=dest.host, limit=limit, head=call.method == "HEAD"
+                        )
+                    return GuardedResponse(
+                        status_code=response.status_code,
+                        headers=response.headers,
+                        content=body,
+                        url=str(dest.url),
+                        redirects=redirects,
+                    )
+            finally:
+                await response.aclose()
+            if len(redirects) >= self.policy.max_redirects:
+                raise NetworkError(
+                    f"Too many redirects (max {self.policy.max_redirects})",
+                    details={"host": dest.host, "max_redirects": self.policy.max_redirects},
+                )
+            redirects.append(str(dest.url))
+            url = _join(dest, location)
+            call.follow(response.status_code)
+
+    async def _send(self, dest: Destination, call: _Call, seconds: float) -> httpx.Response:
+        addresses = await self._vet(dest)
+        with _upstream_errors(dest.host, seconds):
+            request = self._client.build_request(
+                call.method,
+                dest.url,
+                headers=call.hop_headers(),
+                content=call.content,
+                json=call.json,
+                timeout=seconds,
+            )
+            with pinned(Pin(dest.wire_host, dest.port, addresses)):
+                return await self._client.send(request, stream=True)
+
+    async def _vet(self, dest: Destination) -> tuple[str, ...]:
+        """Resolve *dest* once and check every address; return the ones to connect to."""
+        exempt = self.policy.is_exempt(dest.host, dest.port)
+        if dest.ip is not None:
+            ips: list[IPAddress] = [dest.ip]
+        elif _is_localhost_name(dest.host) and not exempt:
+            raise blocked_address(dest.host, "loopback")
+        else:
+            ips = await self._resolve(dest)
+        if not exempt:
+            for ip in ips:
+                reason = blocked_reason(ip)
+                if reason is not None:
+                    raise blocked_address(dest.host, reason)
+        return tuple(dict.fromkeys(str(ip) for ip in ips))
+
+    async def _resolve(self, dest: Destination) -> list[IPAddress]:
+        try:
+            answers = await self._resolver(dest.host, dest.port)
+            ips = [ip_address(answer) for answer in answers]
+        except (OSError, ValueError):
+            ips = []
+        if not ips:
+            raise NetworkError(
+                f"Could not resolve host {dest.host}. Check the URL.", details={"host": dest.host}
+            )
+        return ips
+
+
+def _join(dest: Destination, location: str) -> httpx.URL:
+    try:
+        return dest.url.join(location)
+    except httpx.InvalidURL as exc:
+        raise blocked(
+            dest.host,
+            "invalid_url",
+            f"Destination blocked: {dest.host} redirected to an invalid URL ({exc}).",
+        ) from None

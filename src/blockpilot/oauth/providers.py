@@ -1,0 +1,98 @@
+"""OAuth2 providers: endpoints, client settings and the refresh-token grant."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from blockpilot.credentials.models import OAuth2Credentials
+from blockpilot.errors import OAuthRefreshError, ReauthorizationRequiredError
+from blockpilot.settings import Settings
+
+# Public endpoints of providers we know; operators can override any of them with
+# BLOCKPILOT_PROVIDER_<NAME>_AUTHORIZE_URL / _TOKEN_URL.
+KNOWN_ENDPOINTS: dict[str, tuple[str, str]] = {
+    "github": ("https://github.com/login/oauth/authorize", "https://github.com/login/oauth/access_token"),
+    "google": ("https://accounts.google.com/o/oauth2/v2/auth", "https://oauth2.googleapis.com/token"),
+}
+
+
+@dataclass(frozen=True)
+class OAuthProvider:
+    """One configured OAuth2 app. Its endpoints are operator-set, hence trusted."""
+
+    name: str
+    client_id: str
+    client_secret: SecretStr
+    authorize_url: str
+    token_url: str
+
+    @classmethod
+    def from_settings(cls, name: str, settings: Settings) -> OAuthProvider | None:
+        """The provider if its client id and secret are configured, else None."""
+        client_id = settings.provider_value(name, "CLIENT_ID")
+        client_secret = settings.provider_value(name, "CLIENT_SECRET")
+        if not client_id or not client_secret:
+            return None
+        default_authorize, default_token = KNOWN_ENDPOINTS.get(name, ("", ""))
+        authorize_url = settings.provider_value(name, "AUTHORIZE_URL") or default_authorize
+        token_url = settings.provider_value(name, "TOKEN_URL") or default_token
+        if not token_url:
+            return None
+        return cls(name, client_id, SecretStr(client_secret), authorize_url, token_url)
+
+    async def refresh(self, creds: OAuth2Credentials, *, timeout: float = 20.0) -> OAuth2Credentials:
+        """Exchange the refresh token; returns updated credentials (same id).
+
+        Raises:
+            ReauthorizationRequiredError: the provider refused the grant (``invalid_grant``).
+            OAuthRefreshError: a transient failure (network, 429, 5xx); nothing changed.
+        """
+        if creds.refresh_token is None:
+            raise ReauthorizationRequiredError(
+                f"The {self.name} connection has expired and has no refresh token; reconnect the account"
+            )
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": creds.refresh_token.get_secret_value(),
+            "client_id": self.client_id,
+            "client_secret": self.client_secret.get_secret_value(),
+        }
+        try:
+            async with httpx.AsyncClient(timeout=timeout) as client:
+                response = await client.post(self.token_url, data=form, headers={"Accept": "application/json"})
+        except httpx.HTTPError as exc:
+            raise OAuthRefreshError(f"Could not reach {self.name} to refresh the token ({type(exc).__name__})") from None
+        payload = _json_or_empty(response)
+        error = payload.get("error")
+        if error in ("invalid_grant", "unauthorized_client", "invalid_client"):
+            raise ReauthorizationRequiredError(
+                f"{self.name} refused the refresh token ({error}); the user must reconnect the account"
+            )
+        if response.status_code >= 400 or "access_token" not in payload:
+            raise OAuthRefreshError(f"{self.name} token refresh failed with HTTP {response.status_code}; try again later")
+        now = int(time.time())
+        expires_in = payload.get("expires_in")
+        new_refresh = payload.get("refresh_token")
+        scope = payload.get("scope")
+        return creds.model_copy(
+            update={
+                "access_token": SecretStr(str(payload["access_token"])),
+                "access_token_expires_at": now + int(expires_in) if expires_in else None,
+                # Providers that rotate refresh tokens return a new one; keep the old otherwise.
+                "refresh_token": SecretStr(str(new_refresh)) if new_refresh else creds.refresh_token,
+                "scopes": scope.replace(",", " ").split() if isinstance(scope, str) and scope else creds.scopes,
+            }
+        )
+
+
+def _json_or_empty(response: httpx.Response) -> dict[str, Any]:
+    try:
+        value = response.json()
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

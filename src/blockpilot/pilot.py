@@ -1,0 +1,233 @@
+"""Pilot: blockpilot assembled — stores, registry, credentials, tools — behind one object."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from blockpilot.blocks.registry import BlockRegistry
+from blockpilot.catalog import Catalog, CopilotExclusions
+from blockpilot.credentials.crypto import CredentialCipher, KeyRing, load_or_create_key_file
+from blockpilot.credentials.manager import IntegrationCredentialsManager, SystemCredentials
+from blockpilot.credentials.models import Credentials, CredentialsAdapter, CredentialsMeta
+from blockpilot.errors import (
+    BlockpilotError,
+    ConfigurationError,
+    DecryptionError,
+    EncryptionKeyError,
+    InvalidInputError,
+    NotFoundError,
+    SessionNotFoundError,
+)
+from blockpilot.locks import InProcessLockManager, LockManager
+from blockpilot.net.client import GuardedHTTPClient
+from blockpilot.net.policy import DestinationPolicy
+from blockpilot.oauth.providers import OAuthProvider
+from blockpilot.redaction import SECRETS, install_log_redaction
+from blockpilot.runner import BlockRunner, RunLimits, SetupUrlBuilder
+from blockpilot.settings import Settings
+from blockpilot.storage.credentials import CredentialStore
+from blockpilot.storage.engine import create_engine, migrate
+from blockpilot.storage.executions import ExecutionStore
+from blockpilot.storage.sessions import ChatSession, SessionStore
+from blockpilot.storage.users import UserStore
+from blockpilot.storage.workspaces import WorkspaceStore
+from blockpilot.tools.base import BaseTool, ToolCall
+from blockpilot.tools.export import export_tools
+from blockpilot.tools.find_block import FindBlockTool
+from blockpilot.tools.responses import ErrorResponse, ToolResponseBase
+from blockpilot.tools.run_block import RunBlockTool
+from blockpilot.workspaces.manager import WorkspaceManager
+
+logger = logging.getLogger(__name__)
+
+
+def _keyring(settings: Settings) -> KeyRing:
+    keys = [k.get_secret_value() for k in settings.encryption_keys]
+    if not keys:
+        keys = [load_or_create_key_file(settings.home / "encryption.key")]
+    return KeyRing.from_strings(keys)
+
+
+class Pilot:
+    """The whole runtime for one process. Create with :meth:`open`, end with :meth:`close`.
+
+    Example::
+
+        pilot = await Pilot.open()
+        user, api_key = await pilot.users.create("alice")
+        response = await pilot.call_tool("find_block", {"query": "email"}, user_id=user.id)
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        cipher: CredentialCipher,
+        *,
+        registry: BlockRegistry | None = None,
+        locks: LockManager | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.registry = registry or BlockRegistry(disabled=settings.disabled_blocks)
+        try:
+            exclusions = CopilotExclusions.from_names(
+                settings.copilot_excluded_block_types, settings.copilot_excluded_block_ids
+            )
+        except KeyError as exc:
+            raise ConfigurationError(
+                f"BLOCKPILOT_COPILOT_EXCLUDED_BLOCK_TYPES names an unknown block type {exc}; "
+                "use names such as INPUT, OUTPUT, WEBHOOK, NOTE, AGENT"
+            ) from None
+        self.catalog = Catalog(self.registry, exclusions)
+        self.users = UserStore(engine)
+        self.sessions = SessionStore(engine)
+        self.executions = ExecutionStore(engine)
+        self.credential_store = CredentialStore(engine, cipher)
+        self.credential_store.on_secrets = SECRETS.add
+        system = SystemCredentials(settings.system_api_keys())
+        SECRETS.add(system.secret_values())
+        self.credentials = IntegrationCredentialsManager(
+            self.credential_store, locks or InProcessLockManager(), self.oauth_provider, system
+        )
+        self.workspaces = WorkspaceManager(
+            WorkspaceStore(engine), settings.home / "workspaces", max_file_bytes=settings.max_file_bytes
+        )
+        self.provider_urls = settings.provider_base_urls()
+        self.http = GuardedHTTPClient(self._http_policy())
+        self.runner = BlockRunner(
+            self.catalog,
+            self.credentials,
+            self.workspaces,
+            self.executions,
+            http=self.http,
+            provider_urls=self.provider_urls,
+            limits=RunLimits(
+                block_timeout_seconds=settings.block_timeout_seconds,
+                max_output_chars=settings.max_output_chars,
+                max_input_bytes=settings.max_input_bytes,
+            ),
+        )
+        timeout = settings.tool_timeout_seconds
+        self.tools: dict[str, BaseTool] = {
+            tool.name: tool for tool in (FindBlockTool(self.catalog, timeout), RunBlockTool(self.runner, timeout))
+        }
+
+    @classmethod
+    async def open(cls, settings: Settings | None = None, **kwargs: Any) -> Pilot:
+        """Connect, migrate, check the encryption key and recover from a crash."""
+        install_log_redaction()
+        settings = settings or Settings.load()
+        settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        cipher = CredentialCipher(_keyring(settings))
+        engine = create_engine(settings.effective_database_url)
+        try:
+            await migrate(engine)
+            pilot = cls(settings, engine, cipher, **kwargs)
+            try:
+                await pilot.credential_store.verify_readable()
+            except DecryptionError:
+                raise EncryptionKeyError(
+                    "The encryption key cannot decrypt the stored credentials. Set BLOCKPILOT_ENCRYPTION_KEYS "
+                    "to the key used before (or 'new,old' while rotating); credentials were not touched."
+                ) from None
+            interrupted = await pilot.executions.interrupt_running()
+            if interrupted:
+                logger.warning("marked interrupted executions", extra={"count": interrupted})
+        except BaseException:
+            await engine.dispose()
+            raise
+        return pilot
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        await self.engine.dispose()
+
+    async def __aenter__(self) -> Pilot:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _http_policy(self) -> DestinationPolicy:
+        # Operator-set provider base URLs are trusted, even on a private network.
+        trusted = [_host_port(url) for url in self.provider_urls.values()]
+        return DestinationPolicy.from_host_list([*self.settings.http_allowed_hosts, *trusted])
+
+    def oauth_provider(self, name: str) -> OAuthProvider | None:
+        return OAuthProvider.from_settings(name, self.settings)
+
+    def set_setup_url_builder(self, builder: SetupUrlBuilder | None) -> None:
+        self.runner.setup_url_builder = builder
+
+    # -- sessions and tools ---------------------------------------------------------------
+
+    async def session_for(self, user_id: str, session_id: str | None) -> ChatSession:
+        """The caller's session, or a new one; another user's session is 'not found'."""
+        if session_id is None:
+            return await self.sessions.create(user_id)
+        session = await self.sessions.get(user_id, session_id)
+        if session is None:
+            raise SessionNotFoundError(f"Session {session_id[:80]!r} not found; omit it to start a new session")
+        return session
+
+    async def call_tool(
+        self, name: str, arguments: Any, *, user_id: str | None, session_id: str | None = None
+    ) -> ToolResponseBase:
+        """Run tool *name* exactly as the model would; never raises for tool outcomes."""
+        tool = self.tools.get(name)
+        if tool is None:
+            return ErrorResponse(
+                message=f"Tool '{name}' not found; available tools: {', '.join(self.tools)}",
+                error="tool_not_found",
+                code="tool_not_found",
+                session_id=session_id,
+            )
+        if user_id:
+            try:
+                session_id = (await self.session_for(user_id, session_id)).session_id
+            except NotFoundError as exc:
+                return ErrorResponse(message=exc.message, error=exc.code, code=exc.code, session_id=None)
+        return await tool.execute(ToolCall(user_id=user_id, session_id=session_id), arguments)
+
+    def export_tools(self, fmt: str) -> list[dict[str, Any]]:
+        return export_tools(self.tools.values(), fmt)
+
+    # -- credentials ------------------------------------------------------------------------
+
+    async def add_credentials(self, user_id: str, data: Any, *, is_default: bool = False) -> CredentialsMeta:
+        """Validate and store a credential given as a JSON object (see SPEC §1's table)."""
+        if not isinstance(data, dict):
+            raise InvalidInputError('Credential must be a JSON object such as {"provider": "openai", "type": "api_key", "api_key": "..."}')
+        creds = parse_credentials(data)
+        return await self.credential_store.add(user_id, creds, is_default=is_default)
+
+
+def _host_port(url: str) -> str:
+    parts = urlsplit(url)
+    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else (parts.hostname or "")
+    return f"{host}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+
+
+def parse_credentials(data: dict[str, Any]) -> Credentials:
+    """A credential from user input; errors name the fields, never echo secret values."""
+    from pydantic import ValidationError
+
+    from blockpilot.blocks.base import validation_errors
+
+    payload = {k: v for k, v in data.items() if k != "id"}
+    try:
+        return CredentialsAdapter.validate_python(payload)
+    except ValidationError as exc:
+        problems = "; ".join(f"{k}: {', '.join(v)}" for k, v in validation_errors(exc).items())
+        raise InvalidInputError(
+            f"Invalid credential: {problems}. Types: api_key (api_key), oauth2 (access_token, refresh_token, scopes), "
+            "user_password (username, password), host_scoped (host, headers)"
+        ) from None
+
+
+__all__ = ["Pilot", "parse_credentials", "BlockpilotError"]

@@ -1,0 +1,423 @@
+"""run_block as a use case: the ordered checks of SPEC §2.2 and the audited execution."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic_core import to_jsonable_python
+
+from blockpilot.blocks.base import Block
+from blockpilot.blocks.schema import get_inputs_from_schema
+from blockpilot.catalog import Catalog
+from blockpilot.credentials.manager import IntegrationCredentialsManager
+from blockpilot.credentials.matching import (
+    CredentialsMatch,
+    discriminated_requirements,
+    match_credentials_to_requirements,
+)
+from blockpilot.credentials.models import Credentials, CredentialsMetaInput
+from blockpilot.errors import BlockError, BlockInputError, BlockpilotError, CredentialsError
+from blockpilot.executions.context import ExecutionContext
+from blockpilot.ids import SyntheticIds
+from blockpilot.net.client import GuardedHTTPClient
+from blockpilot.redaction import Redactor
+from blockpilot.storage.common import utcnow
+from blockpilot.storage.executions import ExecutionRecord, ExecutionStore
+from blockpilot.tools.responses import (
+    BlockDetails,
+    BlockDetailsResponse,
+    BlockOutputResponse,
+    ErrorResponse,
+    InputValidationErrorResponse,
+    SetupInfo,
+    SetupRequirementsResponse,
+    ToolResponseBase,
+    UserReadiness,
+)
+from blockpilot.workspaces.manager import WorkspaceManager
+
+logger = logging.getLogger(__name__)
+
+MAX_INPUT_DEPTH = 64
+_PREVIEW_CHARS = 2_000
+_RECORD_STRING_CHARS = 2_000
+
+# Adds a setup_url to each missing-credential entry where a service runs (issue: the service).
+SetupUrlBuilder = Callable[[str, str, dict[str, Any]], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class RunLimits:
+    block_timeout_seconds: float
+    max_output_chars: int
+    max_input_bytes: int
+
+
+def _error(message: str, code: str, session_id: str | None, details: dict[str, Any] | None = None) -> ErrorResponse:
+    return ErrorResponse(message=message, error=code, code=code, details=details, session_id=session_id)
+
+
+def input_shape_problem(value: Any, *, max_bytes: int, max_depth: int = MAX_INPUT_DEPTH) -> str | None:
+    """Why *value* is too big or too deep to accept, or None. Iterative: deep input cannot
+    exhaust the stack."""
+    size = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            return f"input_data is nested deeper than {max_depth} levels; flatten it"
+        if isinstance(node, dict):
+            size += 2 + sum(len(str(k)) + 4 for k in node)
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list | tuple):
+            size += 2 + len(node)
+            stack.extend((v, depth + 1) for v in node)
+        elif isinstance(node, str):
+            size += len(node.encode("utf-8", "surrogatepass")) + 2
+        else:
+            size += 8
+        if size > max_bytes:
+            return f"input_data is larger than {max_bytes} bytes; send less data or write it to a workspace file first"
+    return None
+
+
+def _clip_strings(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > _RECORD_STRING_CHARS:
+        return value[:_RECORD_STRING_CHARS] + f"… [{len(value) - _RECORD_STRING_CHARS} more characters]"
+    if isinstance(value, dict):
+        return {k: _clip_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clip_strings(v) for v in value]
+    return value
+
+
+class BlockRunner:
+    """Runs one block for one user in one session, following SPEC §2.2 step by step."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        credentials: IntegrationCredentialsManager,
+        workspaces: WorkspaceManager,
+        executions: ExecutionStore,
+        *,
+        http: GuardedHTTPClient,
+        provider_urls: Mapping[str, str],
+        limits: RunLimits,
+        setup_url_builder: SetupUrlBuilder | None = None,
+    ) -> None:
+        self.http = http
+        self.provider_urls = provider_urls
+        self.catalog = catalog
+        self.credentials = credentials
+        self.workspaces = workspaces
+        self.executions = executions
+        self.limits = limits
+        self.setup_url_builder = setup_url_builder
+
+    async def run(
+        self,
+        *,
+        user_id: str | None,
+        session_id: str | None,
+        block_id: Any,
+        input_data: Any,
+        dry_run: bool = False,
+    ) -> ToolResponseBase:
+        # 1-2: the arguments themselves.
+        if not isinstance(block_id, str) or not block_id.strip():
+            return _error("Please provide a block_id", "missing_block_id", session_id)
+        block_id = block_id.strip()
+        if not isinstance(input_data, dict):
+            return _error("input_data must be an object", "invalid_input_data", session_id)
+        problem = input_shape_problem(input_data, max_bytes=self.limits.max_input_bytes)
+        if problem is not None:
+            return _error(problem, "invalid_input_data", session_id)
+        # 3: who.
+        if not user_id or session_id is None:
+            return _error("Authentication required", "auth_required", session_id)
+        # 4-6: which block, and may it run here.
+        block = self.catalog.registry.get(block_id)
+        if block is None:
+            return _error(f"Block '{block_id[:100]}' not found", "block_not_found", session_id)
+        if self.catalog.registry.is_disabled(block):
+            return _error(f"Block '{block_id}' is disabled", "block_disabled", session_id)
+        if self.catalog.exclusions.excludes(block):
+            return _error(
+                f"Block '{block.name}' cannot be run directly in CoPilot. "
+                "This block is designed for use within graphs only.",
+                "block_excluded",
+                session_id,
+            )
+        # 7: never silently drop a misspelled field.
+        unknown = sorted(set(input_data) - block.Input.field_names())
+        if unknown:
+            return InputValidationErrorResponse(
+                message=(
+                    f"Unknown input field(s) provided: {', '.join(unknown)}. Block was not executed. "
+                    "Please use the correct field names from the schema."
+                ),
+                code="unknown_fields",
+                unrecognized_fields=unknown,
+                inputs=block.Input.jsonschema(),
+                session_id=session_id,
+            )
+        # 8: credentials.
+        cred_fields = block.Input.credentials_fields()
+        provided = {k for k in input_data if k not in cred_fields}
+        preview = not block.Input.required_input_fields() <= provided
+        match = await self._match(block, user_id, input_data, for_execution=not preview)
+        if match.missing:
+            return self._setup_requirements(block, user_id, match, session_id)
+        # 9: a call with {} (or without required inputs) shows the schema.
+        if preview:
+            return BlockDetailsResponse(
+                message=(
+                    f"Block '{block.name}' details. Provide input_data matching the inputs schema to execute the block."
+                ),
+                block=BlockDetails(
+                    id=block.id,
+                    name=block.name,
+                    description=block.description,
+                    inputs=block.Input.jsonschema(),
+                    outputs=block.Output.jsonschema(),
+                    credentials=[_meta_input(m) for m in match.matched.values()],
+                ),
+                session_id=session_id,
+            )
+        # 10: values.
+        full_input = dict(input_data)
+        for name, meta in match.matched.items():
+            # Only the metadata goes into input_data; the secret travels as a keyword argument.
+            full_input[name] = _meta_input(meta).model_dump()
+        try:
+            typed_input = block.validate_input(full_input)
+        except BlockInputError as exc:
+            return InputValidationErrorResponse(
+                message=f"Invalid input for block '{block.name}': {exc.message}. Block was not executed.",
+                code="invalid_input",
+                inputs=block.Input.jsonschema(),
+                errors=exc.details.get("errors", {}),
+                session_id=session_id,
+            )
+        # 11: execute.
+        return await self._execute(block, user_id, session_id, typed_input, input_data, match, dry_run)
+
+    async def _match(
+        self, block: Block, user_id: str, input_data: Mapping[str, Any], *, for_execution: bool
+    ) -> CredentialsMatch:
+        fields = block.Input.credentials_fields()
+        if not fields:
+            return CredentialsMatch()
+        defaults = {name: f.default for name, f in block.Input.model_fields.items() if not f.is_required()}
+        requirements = discriminated_requirements(fields, input_data, defaults)
+        candidates = await self.credentials.candidates(user_id)
+        return match_credentials_to_requirements(candidates, requirements, input_data, for_execution=for_execution)
+
+    def _setup_requirements(
+        self, block: Block, user_id: str, match: CredentialsMatch, session_id: str | None
+    ) -> SetupRequirementsResponse:
+        missing = {name: dict(entry) for name, entry in match.missing.items()}
+        if self.setup_url_builder is not None:
+            for entry in missing.values():
+                url = self.setup_url_builder(user_id, block.id, entry)
+                if url:
+                    entry["setup_url"] = url
+        inputs = get_inputs_from_schema(block.Input.jsonschema(), set(block.Input.credentials_fields()))
+        return SetupRequirementsResponse(
+            message=(
+                f"Block '{block.name}' requires credentials that are not configured. Please set up the "
+                "required credentials before running this block. The user has been shown how to connect "
+                "the account; wait for them to finish, then call run_block again."
+            ),
+            setup_info=SetupInfo(
+                agent_id=block.id,
+                agent_name=block.name,
+                user_readiness=UserReadiness(has_all_credentials=False, missing_credentials=missing, ready_to_run=False),
+                requirements={"credentials": list(missing.values()), "inputs": inputs, "execution_modes": ["immediate"]},
+            ),
+            session_id=session_id,
+        )
+
+    async def _execute(
+        self,
+        block: Block,
+        user_id: str,
+        session_id: str,
+        typed_input: Any,
+        raw_input: dict[str, Any],
+        match: CredentialsMatch,
+        dry_run: bool,
+    ) -> ToolResponseBase:
+        workspace = await self.workspaces.get_or_create_workspace(user_id)
+        ids = SyntheticIds.for_run(session_id, block.id)
+        context = ExecutionContext(
+            user_id=user_id,
+            graph_id=ids.graph_id,
+            graph_exec_id=ids.graph_exec_id,
+            graph_version=ids.graph_version,
+            node_id=ids.node_id,
+            node_exec_id=ids.node_exec_id,
+            workspace_id=workspace.id,
+            session_id=session_id,
+            dry_run=dry_run,
+        ).attach(files=self.workspaces.for_workspace(workspace), http=self.http, provider_urls=self.provider_urls)
+
+        secrets: list[str] = []
+        cred_kwargs: dict[str, Credentials] = {}
+        for name, meta in match.matched.items():
+            try:
+                creds = await self.credentials.get(user_id, meta.id)
+            except CredentialsError as exc:
+                return _error(
+                    f"Failed to retrieve credentials for {name}: {exc.message}",
+                    "credentials_unavailable",
+                    session_id,
+                )
+            if creds is None:
+                return _error(f"Failed to retrieve credentials for {name}", "credentials_unavailable", session_id)
+            cred_kwargs[name] = creds
+            secrets += creds.secret_values()
+        redactor = Redactor(secrets)
+        credentials_used = [c.public() for c in match.choices]
+
+        record = ExecutionRecord(
+            id=ids.node_exec_id,
+            user_id=user_id,
+            session_id=session_id,
+            block_id=block.id,
+            block_name=block.name,
+            status="running",
+            started_at=utcnow(),
+            input_redacted=_clip_strings(redactor.scrub({k: v for k, v in raw_input.items() if k not in cred_kwargs})),
+            credential_ids=[m.id for m in match.matched.values()],
+            is_dry_run=dry_run,
+        )
+        await self.executions.start(record)
+        started = time.perf_counter()
+        if dry_run:
+            await self._finish(record, started, "completed", summary={"dry_run": True})
+            return BlockOutputResponse(
+                message=f"Dry run of block '{block.name}': inputs and credentials are valid; nothing was executed.",
+                block_id=block.id,
+                block_name=block.name,
+                outputs={},
+                execution_id=record.id,
+                is_dry_run=True,
+                credentials_used=credentials_used,
+                session_id=session_id,
+            )
+
+        kwargs: dict[str, Any] = {
+            "user_id": user_id,
+            "execution_context": context,
+            "workspace_id": workspace.id,
+            "graph_exec_id": ids.graph_exec_id,
+            "node_exec_id": ids.node_exec_id,
+            "node_id": ids.node_id,
+            "graph_version": ids.graph_version,
+            "graph_id": ids.graph_id,
+            **cred_kwargs,
+        }
+        timeout = block.timeout_seconds or self.limits.block_timeout_seconds
+        outputs: dict[str, list[Any]] = {}
+        try:
+            async with asyncio.timeout(timeout):
+                async for name, value in block.execute(typed_input, **kwargs):
+                    outputs.setdefault(name, []).append(value)
+        except TimeoutError:
+            message = f"Block '{block.name}' timed out after {timeout:g}s"
+            await self._finish(record, started, "timed_out", code="block_timeout", message=message)
+            return _error(message, "block_timeout", session_id)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._finish(record, started, "cancelled", code="cancelled", message="Cancelled"))
+            raise
+        except BlockError as exc:
+            reason = redactor.scrub_text(exc.message)
+            logger.warning("block failed", extra={"block": block.name, "execution_id": record.id, "reason": reason})
+            await self._finish(record, started, "failed", code=exc.code, message=reason)
+            code = exc.code if exc.code in ("block_timeout", "invalid_output") else "block_failed"
+            return _error(f"Block execution failed: {reason}", code, session_id)
+        except BlockpilotError as exc:
+            reason = redactor.scrub_text(exc.message)
+            logger.warning("block failed", extra={"block": block.name, "execution_id": record.id, "reason": reason})
+            await self._finish(record, started, "failed", code=exc.code, message=reason)
+            return _error(f"Block execution failed: {reason}", "block_failed", session_id, {"cause": exc.code})
+        except Exception as exc:
+            reason = redactor.scrub_text(f"{type(exc).__name__}: {exc}")
+            logger.exception("block crashed", extra={"block": block.name, "execution_id": record.id})
+            await self._finish(record, started, "failed", code="internal_error", message=reason)
+            return _error(f"Failed to execute block: {reason}", "internal_error", session_id)
+
+        safe = redactor.scrub(to_jsonable_python(outputs, fallback=str))
+        safe, truncated = await self._cap_outputs(safe, context, record.id)
+        summary = {"pins": {name: len(values) for name, values in safe.items()}, "truncated": truncated}
+        await self._finish(record, started, "completed", summary=summary)
+        await self.credentials.store.mark_used(user_id, [m.id for m in match.matched.values() if not m.is_system])
+        return BlockOutputResponse(
+            message=f"Block '{block.name}' executed successfully",
+            block_id=block.id,
+            block_name=block.name,
+            outputs=safe,
+            execution_id=record.id,
+            output_truncated=truncated,
+            credentials_used=credentials_used,
+            session_id=session_id,
+        )
+
+    async def _finish(
+        self,
+        record: ExecutionRecord,
+        started: float,
+        status: str,
+        *,
+        code: str | None = None,
+        message: str | None = None,
+        summary: dict[str, Any] | None = None,
+    ) -> None:
+        record.status = status
+        record.finished_at = utcnow()
+        record.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        record.error_code = code
+        record.error_message = message
+        record.output_summary = summary
+        await self.executions.finish(record)
+
+    async def _cap_outputs(
+        self, outputs: dict[str, list[Any]], context: ExecutionContext, execution_id: str
+    ) -> tuple[dict[str, list[Any]], bool]:
+        """Replace the largest values by previews until the whole fits; save each in full."""
+        limit = self.limits.max_output_chars
+        sizes = {
+            (name, i): len(json.dumps(value, ensure_ascii=False))
+            for name, values in outputs.items()
+            for i, value in enumerate(values)
+        }
+        total = sum(sizes.values())
+        if total <= limit:
+            return outputs, False
+        capped = {name: list(values) for name, values in outputs.items()}
+        for (name, i), size in sorted(sizes.items(), key=lambda item: -item[1]):
+            if total <= limit:
+                break
+            value = capped[name][i]
+            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=1)
+            suffix = "txt" if isinstance(value, str) else "json"
+            saved = await context.files.write(f"/.blockpilot/outputs/{execution_id}/{name}-{i}.{suffix}", text)
+            preview = text[:_PREVIEW_CHARS]
+            capped[name][i] = (
+                f"{preview}… [truncated: {len(text)} characters in total; the full value is saved as "
+                f"{saved.uri} (workspace path {saved.path})]"
+            )
+            total -= size - len(json.dumps(capped[name][i], ensure_ascii=False))
+        return capped, True
+
+
+def _meta_input(meta: Any) -> CredentialsMetaInput:
+    return CredentialsMetaInput(id=meta.id, provider=meta.provider, type=meta.type, title=meta.title)

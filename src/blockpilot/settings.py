@@ -1,0 +1,140 @@
+"""Configuration from the environment (prefix ``BLOCKPILOT_``), with sane defaults.
+
+Comma-separated lists are accepted for every list setting. Provider-specific values
+(``BLOCKPILOT_PROVIDER_<NAME>_BASE_URL``, ``..._CLIENT_ID``, ``..._CLIENT_SECRET`` and
+``BLOCKPILOT_SYSTEM_<NAME>_API_KEY``) are read from the same environment on demand, so any
+provider name works without declaring it here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from blockpilot.errors import ConfigurationError
+
+ENV_PREFIX = "BLOCKPILOT_"
+
+DEFAULT_EXCLUDED_BLOCK_TYPES: tuple[str, ...] = (
+    "INPUT",
+    "OUTPUT",
+    "WEBHOOK",
+    "WEBHOOK_MANUAL",
+    "NOTE",
+    "HUMAN_IN_THE_LOOP",
+    "AGENT",
+    "MCP_TOOL",
+)
+# The orchestrator discovers its tools from the graph layout, so it cannot run in a chat.
+DEFAULT_EXCLUDED_BLOCK_IDS: tuple[str, ...] = ("3b191d9f-356f-482d-8238-ba04b6d18381",)
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+def _default_home() -> Path:
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "blockpilot"
+
+
+class Settings(BaseSettings):
+    """All blockpilot settings. Build with :meth:`Settings.load` to get typed errors."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    home: Path = Field(default_factory=_default_home, description="Data folder.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy async URL; default is a SQLite file in HOME."
+    )
+    redis_url: str | None = None
+    encryption_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    disabled_blocks: CommaList = ()
+    copilot_excluded_block_ids: CommaList = DEFAULT_EXCLUDED_BLOCK_IDS
+    copilot_excluded_block_types: CommaList = DEFAULT_EXCLUDED_BLOCK_TYPES
+    http_allowed_hosts: CommaList = ()
+    block_timeout_seconds: float = Field(default=120.0, gt=0, le=86_400)
+    tool_timeout_seconds: float = Field(default=120.0, gt=0, le=86_400)
+    max_output_chars: int = Field(default=80_000, ge=1_000)
+    max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
+    max_input_bytes: int = Field(default=1024 * 1024, ge=1_024)
+    log_level: str = "INFO"
+
+    @field_validator(
+        "disabled_blocks",
+        "copilot_excluded_block_ids",
+        "copilot_excluded_block_types",
+        "http_allowed_hosts",
+        mode="before",
+    )
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+    @field_validator("encryption_keys", mode="before")
+    @classmethod
+    def _key_list(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+    @field_validator("copilot_excluded_block_types")
+    @classmethod
+    def _upper_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(v.upper() for v in value)
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Read the environment; raise :class:`ConfigurationError` naming the bad variable."""
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{ENV_PREFIX}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise ConfigurationError(f"Invalid configuration: {problems}") from None
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.home / 'blockpilot.db'}"
+
+    def provider_value(self, provider: str, key: str, env: Mapping[str, str] | None = None) -> str | None:
+        """``BLOCKPILOT_PROVIDER_<PROVIDER>_<KEY>`` from the environment, if set and non-empty."""
+        source = os.environ if env is None else env
+        name = f"{ENV_PREFIX}PROVIDER_{_env_name(provider)}_{key.upper()}"
+        return source.get(name) or None
+
+    def provider_base_urls(self, env: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Every ``BLOCKPILOT_PROVIDER_<NAME>_BASE_URL`` set, by lower-case provider name."""
+        source = os.environ if env is None else env
+        prefix, suffix = f"{ENV_PREFIX}PROVIDER_", "_BASE_URL"
+        urls: dict[str, str] = {}
+        for name, value in source.items():
+            if name.startswith(prefix) and name.endswith(suffix) and value:
+                if not value.startswith(("http://", "https://")):
+                    raise ConfigurationError(f"{name} must be an http(s) URL, got {value[:80]!r}")
+                urls[name[len(prefix) : -len(suffix)].lower()] = value.rstrip("/")
+        return urls
+
+    def system_api_keys(self, env: Mapping[str, str] | None = None) -> dict[str, SecretStr]:
+        """Operator-paid platform keys: ``BLOCKPILOT_SYSTEM_<PROVIDER>_API_KEY``."""
+        source = os.environ if env is None else env
+        prefix, suffix = f"{ENV_PREFIX}SYSTEM_", "_API_KEY"
+        return {
+            name[len(prefix) : -len(suffix)].lower(): SecretStr(value)
+            for name, value in source.items()
+            if name.startswith(prefix) and name.endswith(suffix) and value
+        }
+
+
+def _env_name(provider: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in provider).upper()

@@ -1,0 +1,1 @@
+"""SQL implementations of blockpilot's stores (SQLite by default, PostgreSQL too)."""

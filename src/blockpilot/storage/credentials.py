@@ -1,0 +1,220 @@
+"""Per-user credentials, encrypted at rest with AES-256-GCM.
+
+Public metadata lives in plain columns so matching never decrypts anything; the whole
+credential (secrets included) is one encrypted token whose associated data binds the user
+id and the credential id, so a token copied to another row does not decrypt.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import SecretStr, ValidationError
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from blockpilot.credentials.crypto import CredentialCipher, credential_aad
+from blockpilot.credentials.models import Credentials, CredentialsAdapter, CredentialsMeta
+from blockpilot.errors import ConflictError, CredentialNotFoundError, DecryptionError
+from blockpilot.storage.common import aware, utcnow
+from blockpilot.storage.tables import credentials as table
+
+
+def _reveal(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, dict):
+        return {k: _reveal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_reveal(v) for v in value]
+    return value
+
+
+def _plaintext(creds: Credentials) -> bytes:
+    return json.dumps(_reveal(creds.model_dump(mode="python")), default=str).encode()
+
+
+def _columns(creds: Credentials) -> dict[str, Any]:
+    meta = creds.meta()
+    return {
+        "provider": creds.provider,
+        "type": creds.type,
+        "title": creds.title,
+        "host": meta.host,
+        "scopes": meta.scopes or [],
+        "expires_at": meta.expires_at,
+    }
+
+
+def _meta(row: Any) -> CredentialsMeta:
+    return CredentialsMeta(
+        id=row.id,
+        provider=row.provider,
+        type=row.type,
+        title=row.title,
+        host=row.host,
+        scopes=list(row.scopes) if row.type == "oauth2" else None,
+        expires_at=row.expires_at,
+        is_default=bool(row.is_default),
+        needs_reauthorization=bool(row.needs_reauth),
+        created_at=aware(row.created_at),
+        last_used_at=aware(row.last_used_at),
+    )
+
+
+_META_COLUMNS = [c for c in table.c if c.name not in ("secret", "key_id")]
+
+
+class CredentialStore:
+    """CRUD of one user's credentials; every query is scoped by ``user_id``."""
+
+    def __init__(self, engine: AsyncEngine, cipher: CredentialCipher) -> None:
+        self._engine = engine
+        self._cipher = cipher
+        self.on_secrets: Callable[[list[str]], None] | None = None
+
+    def _encrypt(self, user_id: str, creds: Credentials) -> tuple[bytes, str]:
+        token = self._cipher.encrypt(_plaintext(creds), associated_data=credential_aad(user_id, creds.id))
+        return token, self._cipher.key_ring.active_key_id
+
+    def _decrypt(self, user_id: str, cred_id: str, token: bytes) -> Credentials:
+        plaintext = self._cipher.decrypt(token, associated_data=credential_aad(user_id, cred_id))
+        try:
+            creds = CredentialsAdapter.validate_json(plaintext)
+        except ValidationError:
+            raise DecryptionError("Stored credential is corrupt and cannot be used") from None
+        if self.on_secrets is not None:
+            self.on_secrets(creds.secret_values())
+        return creds
+
+    async def add(self, user_id: str, creds: Credentials, *, is_default: bool = False) -> CredentialsMeta:
+        token, key_id = self._encrypt(user_id, creds)
+        now = utcnow()
+        try:
+            async with self._engine.begin() as conn:
+                if is_default:
+                    await conn.execute(
+                        update(table)
+                        .where(table.c.user_id == user_id, table.c.provider == creds.provider)
+                        .values(is_default=False)
+                    )
+                await conn.execute(
+                    table.insert().values(
+                        id=creds.id, user_id=user_id, secret=token, key_id=key_id,
+                        is_default=is_default, needs_reauth=False,
+                        created_at=now, updated_at=now, **_columns(creds),
+                    )
+                )
+        except IntegrityError:
+            raise ConflictError(f"A credential with id {creds.id} already exists") from None
+        return creds.meta(is_default=is_default, created_at=now)
+
+    async def list_meta(self, user_id: str) -> list[CredentialsMeta]:
+        """Metadata of the user's credentials, newest first (nothing is decrypted)."""
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(*_META_COLUMNS).where(table.c.user_id == user_id).order_by(table.c.created_at.desc())
+                )
+            ).all()
+        return [_meta(r) for r in rows]
+
+    async def get_meta(self, user_id: str, cred_id: str) -> CredentialsMeta | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(select(*_META_COLUMNS).where(table.c.user_id == user_id, table.c.id == cred_id))
+            ).first()
+        return None if row is None else _meta(row)
+
+    async def get(self, user_id: str, cred_id: str) -> Credentials | None:
+        """The decrypted credential if it belongs to *user_id*, else None."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(select(table.c.secret).where(table.c.user_id == user_id, table.c.id == cred_id))
+            ).first()
+        return None if row is None else self._decrypt(user_id, cred_id, row.secret)
+
+    async def update(self, user_id: str, creds: Credentials) -> None:
+        """Replace the stored secret (e.g. after an OAuth refresh); clears needs-reauth."""
+        token, key_id = self._encrypt(user_id, creds)
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(table)
+                .where(table.c.user_id == user_id, table.c.id == creds.id)
+                .values(secret=token, key_id=key_id, needs_reauth=False, updated_at=utcnow(), **_columns(creds))
+            )
+        if not result.rowcount:
+            raise CredentialNotFoundError(f"Credential {creds.id} not found")
+
+    async def delete(self, user_id: str, cred_id: str) -> bool:
+        async with self._engine.begin() as conn:
+            result = await conn.execute(delete(table).where(table.c.user_id == user_id, table.c.id == cred_id))
+        return bool(result.rowcount)
+
+    async def mark_used(self, user_id: str, cred_ids: list[str]) -> None:
+        if not cred_ids:
+            return
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(table)
+                .where(table.c.user_id == user_id, table.c.id.in_(cred_ids))
+                .values(last_used_at=utcnow())
+            )
+
+    async def mark_needs_reauthorization(self, user_id: str, cred_id: str) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(table).where(table.c.user_id == user_id, table.c.id == cred_id).values(needs_reauth=True)
+            )
+
+    async def set_default(self, user_id: str, cred_id: str) -> None:
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(select(table.c.provider).where(table.c.user_id == user_id, table.c.id == cred_id))
+            ).first()
+            if row is None:
+                raise CredentialNotFoundError(f"Credential {cred_id} not found")
+            await conn.execute(
+                update(table)
+                .where(table.c.user_id == user_id, table.c.provider == row.provider)
+                .values(is_default=table.c.id == cred_id)
+            )
+
+    async def count_needing_rotation(self) -> int:
+        async with self._engine.connect() as conn:
+            value = await conn.scalar(
+                select(func.count()).select_from(table).where(table.c.key_id != self._cipher.key_ring.active_key_id)
+            )
+        return int(value or 0)
+
+    async def rotate_keys(self, batch_size: int = 200) -> int:
+        """Re-encrypt every token not under the active key; safe to interrupt and resume."""
+        active = self._cipher.key_ring.active_key_id
+        rotated = 0
+        while True:
+            async with self._engine.begin() as conn:
+                rows = (
+                    await conn.execute(
+                        select(table.c.id, table.c.user_id, table.c.secret)
+                        .where(table.c.key_id != active)
+                        .limit(batch_size)
+                    )
+                ).all()
+                if not rows:
+                    return rotated
+                for row in rows:
+                    token = self._cipher.rotate(row.secret, associated_data=credential_aad(row.user_id, row.id))
+                    await conn.execute(
+                        update(table).where(table.c.id == row.id).values(secret=token, key_id=active)
+                    )
+                rotated += len(rows)
+
+    async def verify_readable(self) -> None:
+        """Decrypt one stored token: a wrong key fails loudly at start-up, not mid-run."""
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(table.c.id, table.c.user_id, table.c.secret).limit(1))).first()
+        if row is not None:
+            self._cipher.decrypt(row.secret, associated_data=credential_aad(row.user_id, row.id))

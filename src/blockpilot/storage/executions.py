@@ -1,0 +1,146 @@
+"""Execution records: the audit trail of every run_block execution."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from blockpilot.storage.common import aware, utcnow
+from blockpilot.storage.tables import executions as table
+
+FINAL_STATUSES = frozenset({"completed", "failed", "timed_out", "cancelled", "interrupted"})
+
+
+@dataclass(slots=True)
+class ExecutionRecord:
+    id: str
+    user_id: str
+    session_id: str
+    block_id: str
+    block_name: str
+    status: str
+    started_at: datetime
+    input_redacted: dict[str, Any]
+    credential_ids: list[str] = field(default_factory=list)
+    is_dry_run: bool = False
+    finished_at: datetime | None = None
+    duration_ms: float | None = None
+    output_summary: dict[str, Any] | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "session_id": self.session_id,
+            "block_id": self.block_id,
+            "block_name": self.block_name,
+            "status": self.status,
+            "is_dry_run": self.is_dry_run,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "duration_ms": self.duration_ms,
+            "input": self.input_redacted,
+            "output_summary": self.output_summary,
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "credential_ids": self.credential_ids,
+        }
+
+
+def _record(row: Any) -> ExecutionRecord:
+    return ExecutionRecord(
+        id=row.id,
+        user_id=row.user_id,
+        session_id=row.session_id,
+        block_id=row.block_id,
+        block_name=row.block_name,
+        status=row.status,
+        started_at=aware(row.started_at) or utcnow(),
+        input_redacted=row.input_redacted,
+        credential_ids=list(row.credential_ids or []),
+        is_dry_run=bool(row.is_dry_run),
+        finished_at=aware(row.finished_at),
+        duration_ms=row.duration_ms,
+        output_summary=row.output_summary,
+        error_code=row.error_code,
+        error_message=row.error_message,
+    )
+
+
+class ExecutionStore:
+    """Writes the ``running`` record before a block runs and the final state after."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def start(self, record: ExecutionRecord) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                table.insert().values(
+                    id=record.id,
+                    user_id=record.user_id,
+                    session_id=record.session_id,
+                    block_id=record.block_id,
+                    block_name=record.block_name,
+                    status=record.status,
+                    is_dry_run=record.is_dry_run,
+                    started_at=record.started_at,
+                    input_redacted=record.input_redacted,
+                    credential_ids=record.credential_ids,
+                )
+            )
+
+    async def finish(self, record: ExecutionRecord) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(table)
+                .where(table.c.id == record.id, table.c.status == "running")
+                .values(
+                    status=record.status,
+                    finished_at=record.finished_at,
+                    duration_ms=record.duration_ms,
+                    output_summary=record.output_summary,
+                    error_code=record.error_code,
+                    error_message=record.error_message,
+                )
+            )
+
+    async def get(self, user_id: str, execution_id: str) -> ExecutionRecord | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(select(table).where(table.c.user_id == user_id, table.c.id == execution_id))
+            ).first()
+        return None if row is None else _record(row)
+
+    async def list(self, user_id: str, *, limit: int = 50, offset: int = 0) -> list[ExecutionRecord]:
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(table)
+                    .where(table.c.user_id == user_id)
+                    .order_by(table.c.started_at.desc())
+                    .limit(limit)
+                    .offset(offset)
+                )
+            ).all()
+        return [_record(r) for r in rows]
+
+    async def interrupt_running(self) -> int:
+        """Mark records left ``running`` by a crashed process as ``interrupted``."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(table)
+                .where(table.c.status == "running")
+                .values(
+                    status="interrupted",
+                    finished_at=utcnow(),
+                    error_code="interrupted",
+                    error_message="The process running this block stopped before it finished",
+                )
+            )
+        return int(result.rowcount or 0)

@@ -1,0 +1,72 @@
+"""Chat sessions: one user's conversation; never usable by another user."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from blockpilot.storage.common import aware, utcnow
+from blockpilot.storage.tables import chat_sessions
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSession:
+    session_id: str
+    user_id: str
+    created_at: datetime
+
+
+class SessionStore:
+    """Sessions by id, scoped to their owner.
+
+    Ownership never changes, so it is cached in-process: most tool calls then cost no
+    database round trip for the session check.
+    """
+
+    def __init__(self, engine: AsyncEngine, cache_size: int = 10_000) -> None:
+        self._engine = engine
+        self._owner_cache: dict[str, ChatSession] = {}
+        self._cache_size = cache_size
+
+    def _remember(self, session: ChatSession) -> ChatSession:
+        if len(self._owner_cache) >= self._cache_size:
+            self._owner_cache.pop(next(iter(self._owner_cache)))
+        self._owner_cache[session.session_id] = session
+        return session
+
+    async def create(self, user_id: str) -> ChatSession:
+        now = utcnow()
+        session = ChatSession(session_id=secrets.token_hex(16), user_id=user_id, created_at=now)
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                chat_sessions.insert().values(id=session.session_id, user_id=user_id, created_at=now, updated_at=now)
+            )
+        return self._remember(session)
+
+    async def get(self, user_id: str, session_id: str) -> ChatSession | None:
+        """The session if it exists and belongs to *user_id*; otherwise None."""
+        cached = self._owner_cache.get(session_id)
+        if cached is not None:
+            return cached if cached.user_id == user_id else None
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(chat_sessions).where(chat_sessions.c.id == session_id))).first()
+        if row is None:
+            return None
+        session = self._remember(ChatSession(row.id, row.user_id, aware(row.created_at) or utcnow()))
+        return session if session.user_id == user_id else None
+
+    async def list(self, user_id: str, limit: int = 100) -> list[ChatSession]:
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(chat_sessions)
+                    .where(chat_sessions.c.user_id == user_id)
+                    .order_by(chat_sessions.c.created_at.desc())
+                    .limit(limit)
+                )
+            ).all()
+        return [ChatSession(r.id, r.user_id, aware(r.created_at) or utcnow()) for r in rows]

@@ -1,0 +1,119 @@
+"""The database schema (SQLAlchemy Core); Alembic migrations create it."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("provider", String(64), nullable=False),
+    Column("type", String(20), nullable=False),
+    Column("title", String(200)),
+    Column("host", String(300)),
+    Column("scopes", JSON, nullable=False),
+    Column("expires_at", Integer),
+    Column("is_default", Boolean, nullable=False, default=False),
+    Column("needs_reauth", Boolean, nullable=False, default=False),
+    # AES-256-GCM token; associated data binds user id + credential id.
+    Column("secret", LargeBinary, nullable=False),
+    Column("key_id", String(8), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True)),
+    Index("ix_credentials_user_provider", "user_id", "provider"),
+)
+
+chat_sessions = Table(
+    "chat_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_chat_sessions_user", "user_id"),
+)
+
+workspaces = Table(
+    "workspaces",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("user_id", name="uq_workspaces_user"),
+)
+
+workspace_files = Table(
+    "workspace_files",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("workspace_id", String(36), ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("path", String(1024), nullable=False),
+    Column("blob", String(64), nullable=False),
+    Column("size_bytes", Integer, nullable=False),
+    Column("checksum", String(64), nullable=False),
+    Column("mime_type", String(100), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("workspace_id", "path", name="uq_workspace_files_path"),
+)
+
+executions = Table(
+    "executions",
+    metadata,
+    Column("id", String(120), primary_key=True),
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("session_id", String(64), nullable=False),
+    Column("block_id", String(36), nullable=False),
+    Column("block_name", String(200), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("is_dry_run", Boolean, nullable=False, default=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("duration_ms", Float),
+    Column("input_redacted", JSON, nullable=False),
+    Column("output_summary", JSON),
+    Column("error_code", String(64)),
+    Column("error_message", Text),
+    Column("credential_ids", JSON, nullable=False),
+    Index("ix_executions_user_started", "user_id", "started_at"),
+    Index("ix_executions_status", "status"),
+)

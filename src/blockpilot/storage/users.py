@@ -1,0 +1,115 @@
+"""Users and their API keys."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from blockpilot.errors import ConflictError, InvalidInputError, UserNotFoundError
+from blockpilot.ids import is_uuid, new_id
+from blockpilot.storage.common import aware, utcnow
+from blockpilot.storage.tables import api_keys, users
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{0,99}$")
+API_KEY_PREFIX = "bp_"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    name: str
+    created_at: datetime
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class UserStore:
+    """Users, looked up by id or name, and their hashed API keys."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def create(self, name: str) -> tuple[User, str]:
+        """Create a user and a first API key; the key is returned once and stored hashed."""
+        if not _NAME.match(name):
+            raise InvalidInputError(
+                "User name must be 1-100 characters of letters, digits, '_', '.', '@' or '-', "
+                "starting with a letter or digit"
+            )
+        user = User(id=new_id(), name=name, created_at=utcnow())
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(users.insert().values(id=user.id, name=name, created_at=user.created_at))
+        except IntegrityError:
+            raise ConflictError(f"A user named {name!r} already exists; pick another name") from None
+        key = await self.create_api_key(user.id)
+        return user, key
+
+    async def create_api_key(self, user_id: str) -> str:
+        key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                api_keys.insert().values(
+                    id=new_id(),
+                    user_id=user_id,
+                    prefix=key[:10],
+                    key_hash=hash_api_key(key),
+                    created_at=utcnow(),
+                )
+            )
+        return key
+
+    async def user_for_api_key(self, key: str) -> User | None:
+        """The user owning an active API key, or None (unknown or revoked)."""
+        digest = hash_api_key(key)
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(users, api_keys.c.key_hash)
+                    .join(api_keys, api_keys.c.user_id == users.c.id)
+                    .where(api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None))
+                )
+            ).first()
+        if row is None or not hmac.compare_digest(row.key_hash, digest):
+            return None
+        return User(id=row.id, name=row.name, created_at=aware(row.created_at) or utcnow())
+
+    async def revoke_api_key(self, key: str) -> bool:
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(api_keys)
+                .where(api_keys.c.key_hash == hash_api_key(key), api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+        return bool(result.rowcount)
+
+    async def find(self, id_or_name: str) -> User | None:
+        clause = users.c.name == id_or_name
+        if is_uuid(id_or_name):
+            clause = or_(clause, users.c.id == id_or_name)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(users).where(clause))).first()
+        return None if row is None else User(row.id, row.name, aware(row.created_at) or utcnow())
+
+    async def get(self, id_or_name: str) -> User:
+        user = await self.find(id_or_name)
+        if user is None:
+            raise UserNotFoundError(
+                f"No user {id_or_name!r}; create one with `blockpilot users create NAME`"
+            )
+        return user
+
+    async def list(self) -> list[User]:
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(select(users).order_by(users.c.created_at))).all()
+        return [User(r.id, r.name, aware(r.created_at) or utcnow()) for r in rows]

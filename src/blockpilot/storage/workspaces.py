@@ -1,0 +1,143 @@
+"""Workspace rows and workspace-file rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from blockpilot.ids import new_id
+from blockpilot.storage.common import aware, utcnow
+from blockpilot.storage.tables import workspace_files as files
+from blockpilot.storage.tables import workspaces
+from blockpilot.workspaces.models import Workspace, WorkspaceFile
+
+
+def _file(row: Any) -> WorkspaceFile:
+    return WorkspaceFile(
+        id=row.id,
+        workspace_id=row.workspace_id,
+        path=row.path,
+        size_bytes=row.size_bytes,
+        checksum=row.checksum,
+        mime_type=row.mime_type,
+        created_at=aware(row.created_at) or utcnow(),
+        updated_at=aware(row.updated_at) or utcnow(),
+    )
+
+
+class WorkspaceStore:
+    """Workspaces (one per user) and the rows describing their files."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        # A user's workspace never changes once created, so caching it is safe.
+        self._by_user: dict[str, Workspace] = {}
+
+    async def get_or_create(self, user_id: str) -> Workspace:
+        """The user's workspace, created atomically on first use (one even under races)."""
+        cached = self._by_user.get(user_id)
+        if cached is not None:
+            return cached
+        workspace = await self._find(user_id)
+        if workspace is None:
+            candidate = Workspace(id=new_id(), user_id=user_id, created_at=utcnow())
+            try:
+                async with self._engine.begin() as conn:
+                    await conn.execute(
+                        workspaces.insert().values(
+                            id=candidate.id, user_id=user_id, created_at=candidate.created_at
+                        )
+                    )
+                workspace = candidate
+            except IntegrityError:
+                # Another caller created it first; the unique user_id constraint decided.
+                workspace = await self._find(user_id)
+                assert workspace is not None
+        self._by_user[user_id] = workspace
+        return workspace
+
+    async def _find(self, user_id: str) -> Workspace | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(workspaces).where(workspaces.c.user_id == user_id))).first()
+        return None if row is None else Workspace(row.id, row.user_id, aware(row.created_at) or utcnow())
+
+    async def file_by_path(self, workspace_id: str, path: str) -> tuple[WorkspaceFile, str] | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(select(files).where(files.c.workspace_id == workspace_id, files.c.path == path))
+            ).first()
+        return None if row is None else (_file(row), row.blob)
+
+    async def file_by_id(self, workspace_id: str, file_id: str) -> tuple[WorkspaceFile, str] | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(select(files).where(files.c.workspace_id == workspace_id, files.c.id == file_id))
+            ).first()
+        return None if row is None else (_file(row), row.blob)
+
+    async def upsert_file(
+        self, workspace_id: str, path: str, *, blob: str, size_bytes: int, checksum: str, mime_type: str
+    ) -> tuple[WorkspaceFile, str | None]:
+        """Point *path* at *blob*; returns the row and the replaced blob (to delete), if any."""
+        now = utcnow()
+        values = {"blob": blob, "size_bytes": size_bytes, "checksum": checksum, "mime_type": mime_type, "updated_at": now}
+        for _ in range(3):
+            existing = await self.file_by_path(workspace_id, path)
+            try:
+                async with self._engine.begin() as conn:
+                    if existing is None:
+                        file_id = new_id()
+                        await conn.execute(
+                            files.insert().values(id=file_id, workspace_id=workspace_id, path=path, created_at=now, **values)
+                        )
+                        old_blob = None
+                    else:
+                        file_id = existing[0].id
+                        result = await conn.execute(
+                            update(files)
+                            .where(files.c.id == file_id, files.c.blob == existing[1])
+                            .values(**values)
+                        )
+                        if not result.rowcount:
+                            continue  # someone replaced it meanwhile; re-read and retry
+                        old_blob = existing[1]
+            except IntegrityError:
+                continue  # created concurrently under the same path; retry as an update
+            found = await self.file_by_id(workspace_id, file_id)
+            assert found is not None
+            return found[0], old_blob
+        raise RuntimeError("workspace file kept changing concurrently; giving up")
+
+    async def list_files(self, workspace_id: str, prefix: str, *, limit: int, offset: int) -> list[WorkspaceFile]:
+        query = select(files).where(files.c.workspace_id == workspace_id)
+        if prefix != "/":
+            escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(
+                (files.c.path == prefix) | files.c.path.like(escaped.rstrip("/") + "/%", escape="\\")
+            )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query.order_by(files.c.path).limit(limit).offset(offset))).all()
+        return [_file(r) for r in rows]
+
+    async def delete_file(self, workspace_id: str, path: str) -> str | None:
+        """Delete the row; returns its blob name (to remove) or None if absent."""
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(files.c.id, files.c.blob).where(files.c.workspace_id == workspace_id, files.c.path == path)
+                )
+            ).first()
+            if row is None:
+                return None
+            await conn.execute(delete(files).where(files.c.id == row.id))
+        return str(row.blob)
+
+    async def total_bytes(self, workspace_id: str) -> int:
+        async with self._engine.connect() as conn:
+            value = await conn.scalar(
+                select(func.coalesce(func.sum(files.c.size_bytes), 0)).where(files.c.workspace_id == workspace_id)
+            )
+        return int(value or 0)

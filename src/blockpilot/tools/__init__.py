@@ -1,0 +1,1 @@
+"""The copilot's tools: find_block and run_block, defined once, exported everywhere."""

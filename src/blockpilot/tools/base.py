@@ -1,0 +1,85 @@
+"""The tool wrapper every tool shares: sign-in check, timeout, and the catch-all at the edge."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from blockpilot.tools.responses import ErrorResponse, NeedLoginResponse, ToolResponseBase
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TOOL_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """Who calls a tool and in which chat session."""
+
+    user_id: str | None
+    session_id: str | None
+
+
+class BaseTool(ABC):
+    """A copilot tool: name, description, JSON-Schema parameters and an async body.
+
+    :meth:`execute` is the only entry point front doors use. It never raises: a missing
+    user becomes ``need_login`` (the body does not run), unknown arguments and timeouts
+    become ``error`` responses, and any unexpected exception is logged with its traceback
+    and reported as a generic error.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    parameters: ClassVar[dict[str, Any]]
+    requires_auth: ClassVar[bool] = True
+
+    def __init__(self, timeout_seconds: float = DEFAULT_TOOL_TIMEOUT) -> None:
+        self.timeout_seconds = timeout_seconds
+
+    @abstractmethod
+    async def _execute(self, call: ToolCall, **arguments: Any) -> ToolResponseBase:
+        """The tool body; arguments are the model's, unvalidated beyond their names."""
+
+    async def execute(self, call: ToolCall, arguments: Any) -> ToolResponseBase:
+        if self.requires_auth and not call.user_id:
+            return NeedLoginResponse(message=f"Please sign in to use {self.name}", session_id=call.session_id)
+        if not isinstance(arguments, dict):
+            return ErrorResponse(
+                message=f"Arguments of {self.name} must be a JSON object",
+                error="invalid_arguments",
+                code="invalid_arguments",
+                session_id=call.session_id,
+            )
+        unknown = sorted(set(arguments) - set(self.parameters.get("properties", {})))
+        if unknown:
+            return ErrorResponse(
+                message=(
+                    f"Unknown argument(s) for {self.name}: {', '.join(map(str, unknown))}. "
+                    f"Valid arguments: {', '.join(self.parameters.get('properties', {}))}."
+                ),
+                error="invalid_arguments",
+                code="invalid_arguments",
+                session_id=call.session_id,
+            )
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                return await self._execute(call, **arguments)
+        except TimeoutError:
+            return ErrorResponse(
+                message=f"{self.name} timed out after {self.timeout_seconds:g}s",
+                error="timeout",
+                code="timeout",
+                session_id=call.session_id,
+            )
+        except Exception:
+            logger.exception("tool failed unexpectedly", extra={"tool": self.name})
+            return ErrorResponse(
+                message=f"An error occurred while executing {self.name}",
+                error="internal_error",
+                code="internal_error",
+                session_id=call.session_id,
+            )

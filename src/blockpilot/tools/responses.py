@@ -1,0 +1,152 @@
+"""Tool responses: one model per outcome, all JSON, all with ``type``, ``message``, ``session_id``."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from blockpilot.credentials.models import CredentialsMetaInput
+
+
+class ResponseType(str, Enum):
+    ERROR = "error"
+    NEED_LOGIN = "need_login"
+    NO_RESULTS = "no_results"
+    BLOCK_LIST = "block_list"
+    BLOCK_DETAILS = "block_details"
+    INPUT_VALIDATION_ERROR = "input_validation_error"
+    SETUP_REQUIREMENTS = "setup_requirements"
+    BLOCK_OUTPUT = "block_output"
+
+
+class ToolResponseBase(BaseModel):
+    model_config = ConfigDict(use_enum_values=True, validate_default=True)
+
+    type: ResponseType
+    message: str
+    session_id: str | None = None
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_none=False)
+
+
+class ErrorResponse(ToolResponseBase):
+    type: ResponseType = ResponseType.ERROR
+    error: str | None = None
+    code: str = "error"
+    details: dict[str, Any] | None = None
+
+
+class NeedLoginResponse(ToolResponseBase):
+    type: ResponseType = ResponseType.NEED_LOGIN
+    code: str = "need_login"
+
+
+class NoResultsResponse(ToolResponseBase):
+    type: ResponseType = ResponseType.NO_RESULTS
+    suggestions: list[str] = Field(default_factory=list)
+
+
+class BlockInputFieldInfo(BaseModel):
+    name: str
+    title: str
+    type: str = "string"
+    description: str = ""
+    required: bool = False
+    default: Any = None
+
+
+class BlockInfoSummary(BaseModel):
+    id: str
+    name: str
+    description: str
+    categories: list[str]
+    input_schema: dict[str, Any] | None = None
+    output_schema: dict[str, Any] | None = None
+    required_inputs: list[BlockInputFieldInfo] | None = None
+
+
+USAGE_HINT = (
+    "To run a block, call run_block with block_id set to the block's 'id' from these results "
+    "and input_data set to its inputs. Call run_block with input_data {} first to see the schema."
+)
+
+
+class BlockListResponse(ToolResponseBase):
+    type: ResponseType = ResponseType.BLOCK_LIST
+    blocks: list[BlockInfoSummary]
+    count: int
+    query: str
+    usage_hint: str = USAGE_HINT
+
+
+class BlockDetails(BaseModel):
+    id: str
+    name: str
+    description: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    credentials: list[CredentialsMetaInput] = Field(default_factory=list)
+
+
+class BlockDetailsResponse(ToolResponseBase):
+    type: ResponseType = ResponseType.BLOCK_DETAILS
+    block: BlockDetails
+    user_authenticated: bool = True
+
+
+class InputValidationErrorResponse(ToolResponseBase):
+    type: ResponseType = ResponseType.INPUT_VALIDATION_ERROR
+    code: str
+    unrecognized_fields: list[str] = Field(default_factory=list)
+    inputs: dict[str, Any]
+    errors: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class UserReadiness(BaseModel):
+    has_all_credentials: bool = False
+    missing_credentials: dict[str, Any] = Field(default_factory=dict)
+    ready_to_run: bool = False
+
+
+class SetupInfo(BaseModel):
+    agent_id: str
+    agent_name: str
+    user_readiness: UserReadiness = Field(default_factory=UserReadiness)
+    requirements: dict[str, list[Any]] = Field(
+        default_factory=lambda: {"credentials": [], "inputs": [], "execution_modes": []}
+    )
+
+
+class SetupRequirementsResponse(ToolResponseBase):
+    type: ResponseType = ResponseType.SETUP_REQUIREMENTS
+    code: str = "setup_required"
+    setup_info: SetupInfo
+    graph_id: str | None = None
+    graph_version: int | None = None
+
+
+class BlockOutputResponse(ToolResponseBase):
+    type: ResponseType = ResponseType.BLOCK_OUTPUT
+    block_id: str
+    block_name: str
+    outputs: dict[str, list[Any]]
+    success: bool = True
+    execution_id: str | None = None
+    is_dry_run: bool = False
+    output_truncated: bool = False
+    credentials_used: list[dict[str, Any]] = Field(default_factory=list)
+
+
+AnyToolResponse = (
+    ErrorResponse
+    | NeedLoginResponse
+    | NoResultsResponse
+    | BlockListResponse
+    | BlockDetailsResponse
+    | InputValidationErrorResponse
+    | SetupRequirementsResponse
+    | BlockOutputResponse
+)

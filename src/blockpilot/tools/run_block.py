@@ -1,0 +1,58 @@
+"""run_block: run one block for the signed-in user (SPEC §2.2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from blockpilot.runner import BlockRunner
+from blockpilot.tools.base import BaseTool, ToolCall
+from blockpilot.tools.responses import ErrorResponse, ToolResponseBase
+
+
+class RunBlockTool(BaseTool):
+    name = "run_block"
+    description = (
+        "Run a block found with find_block, for the signed-in user with their own connected accounts. "
+        "Call it first with input_data {} to see the block's inputs; then call it with the inputs. "
+        "If an account must be connected, the response says so: tell the user and wait."
+    )
+    parameters = {
+        "type": "object",
+        "properties": {
+            "block_id": {
+                "type": "string",
+                "description": "The block's 'id' from find_block results. Never guess it.",
+            },
+            "input_data": {
+                "type": "object",
+                "description": "Inputs of the block, by field name. Use {} to see the block's schema.",
+            },
+            "dry_run": {
+                "type": "boolean",
+                "description": "Validate inputs and credentials without running the block",
+                "default": False,
+            },
+        },
+        "required": ["block_id", "input_data"],
+    }
+
+    def __init__(self, runner: BlockRunner, timeout_seconds: float = 120.0) -> None:
+        super().__init__(timeout_seconds)
+        self._runner = runner
+
+    async def _execute(self, call: ToolCall, **arguments: Any) -> ToolResponseBase:
+        dry_run = arguments.get("dry_run", False)
+        if not isinstance(dry_run, bool):
+            return ErrorResponse(
+                message="dry_run must be true or false",
+                error="invalid_arguments",
+                code="invalid_arguments",
+                session_id=call.session_id,
+            )
+        return await self._runner.run(
+            user_id=call.user_id,
+            session_id=call.session_id,
+            block_id=arguments.get("block_id"),
+            input_data=arguments.get("input_data"),
+            dry_run=dry_run,
+        )

@@ -1,0 +1,1 @@
+"""Per-user workspaces: one per user, holding files under virtual paths."""

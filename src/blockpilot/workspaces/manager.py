@@ -1,0 +1,143 @@
+"""The workspace file API: atomic writes, checksums, size limits, no escape."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import mimetypes
+import os
+import secrets
+from pathlib import Path
+
+from blockpilot.errors import WorkspaceFileNotFoundError, WorkspaceQuotaError
+from blockpilot.storage.workspaces import WorkspaceStore
+from blockpilot.workspaces.models import Workspace, WorkspaceFile
+from blockpilot.workspaces.paths import normalise_path, normalise_prefix
+
+_OPEN_FLAGS = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _write_blob(directory: Path, name: str, data: bytes) -> None:
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = directory / f".{name}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, directory / name)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _read_blob(path: Path) -> bytes:
+    fd = os.open(path, os.O_RDONLY | _OPEN_FLAGS)
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read()
+
+
+class WorkspaceManager:
+    """Files of every user's workspace.
+
+    Bytes are stored as blobs named by random ids under ``root/<workspace id>/``; the
+    virtual path is only a database row. A write lands the blob first (temp file, fsync,
+    rename) and then switches the row, so a crash never leaves a half-written file.
+    """
+
+    def __init__(self, store: WorkspaceStore, root: Path, *, max_file_bytes: int) -> None:
+        self._store = store
+        self._root = root
+        self.max_file_bytes = max_file_bytes
+
+    async def get_or_create_workspace(self, user_id: str) -> Workspace:
+        return await self._store.get_or_create(user_id)
+
+    def for_workspace(self, workspace: Workspace) -> WorkspaceFiles:
+        return WorkspaceFiles(self, workspace)
+
+    def _blob_dir(self, workspace_id: str) -> Path:
+        return self._root / workspace_id
+
+
+class WorkspaceFiles:
+    """The file API of one workspace; what blocks and front doors use."""
+
+    def __init__(self, manager: WorkspaceManager, workspace: Workspace) -> None:
+        self._manager = manager
+        self._store = manager._store
+        self.workspace = workspace
+
+    @property
+    def workspace_id(self) -> str:
+        return self.workspace.id
+
+    async def write(self, path: str, content: bytes | str, *, mime_type: str | None = None) -> WorkspaceFile:
+        """Create or replace the file at *path* atomically."""
+        virtual = normalise_path(path)
+        data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+        limit = self._manager.max_file_bytes
+        if len(data) > limit:
+            raise WorkspaceQuotaError(
+                f"File is {len(data)} bytes; the limit is {limit} bytes. Write a smaller file.",
+                details={"size_bytes": len(data), "limit_bytes": limit},
+            )
+        mime = mime_type or mimetypes.guess_type(virtual)[0] or (
+            "text/plain" if isinstance(content, str) else "application/octet-stream"
+        )
+        blob = secrets.token_hex(16)
+        directory = self._manager._blob_dir(self.workspace.id)
+        await asyncio.to_thread(_write_blob, directory, blob, data)
+        try:
+            record, old_blob = await self._store.upsert_file(
+                self.workspace.id,
+                virtual,
+                blob=blob,
+                size_bytes=len(data),
+                checksum=hashlib.sha256(data).hexdigest(),
+                mime_type=mime,
+            )
+        except BaseException:
+            (directory / blob).unlink(missing_ok=True)
+            raise
+        if old_blob is not None:
+            (directory / old_blob).unlink(missing_ok=True)
+        return record
+
+    async def _located(self, path: str) -> tuple[WorkspaceFile, str]:
+        found = await self._store.file_by_path(self.workspace.id, normalise_path(path))
+        if found is None:
+            raise WorkspaceFileNotFoundError(f"No file at {normalise_path(path)!r} in the workspace")
+        return found
+
+    async def info(self, path: str) -> WorkspaceFile:
+        return (await self._located(path))[0]
+
+    async def read(self, path: str) -> bytes:
+        record, blob = await self._located(path)
+        return await self._read_checked(record, blob)
+
+    async def read_by_id(self, file_id: str) -> tuple[WorkspaceFile, bytes]:
+        found = await self._store.file_by_id(self.workspace.id, file_id)
+        if found is None:
+            raise WorkspaceFileNotFoundError(f"No file with id {file_id!r} in the workspace")
+        return found[0], await self._read_checked(*found)
+
+    async def _read_checked(self, record: WorkspaceFile, blob: str) -> bytes:
+        data = await asyncio.to_thread(_read_blob, self._manager._blob_dir(self.workspace.id) / blob)
+        if hashlib.sha256(data).hexdigest() != record.checksum:
+            raise WorkspaceFileNotFoundError(f"File {record.path!r} is damaged (checksum mismatch)")
+        return data
+
+    async def list(self, prefix: str | None = None, *, limit: int = 1000, offset: int = 0) -> list[WorkspaceFile]:
+        return await self._store.list_files(
+            self.workspace.id, normalise_prefix(prefix), limit=min(max(limit, 1), 10_000), offset=max(offset, 0)
+        )
+
+    async def delete(self, path: str) -> bool:
+        blob = await self._store.delete_file(self.workspace.id, normalise_path(path))
+        if blob is None:
+            return False
+        (self._manager._blob_dir(self.workspace.id) / blob).unlink(missing_ok=True)
+        return True
