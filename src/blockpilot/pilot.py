@@ -144,6 +144,7 @@ class Pilot:
         return pilot
 
     async def close(self) -> None:
+        await self.executions.flush()
         await self.http.aclose()
         await self.engine.dispose()
 

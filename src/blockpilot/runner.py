@@ -302,7 +302,7 @@ class BlockRunner:
         await self.executions.start(record)
         started = time.perf_counter()
         if dry_run:
-            await self._finish(record, started, "completed", summary={"dry_run": True})
+            self._finish(record, started, "completed", summary={"dry_run": True})
             return BlockOutputResponse(
                 message=f"Dry run of block '{block.name}': inputs and credentials are valid; nothing was executed.",
                 block_id=block.id,
@@ -333,32 +333,32 @@ class BlockRunner:
                     outputs.setdefault(name, []).append(value)
         except TimeoutError:
             message = f"Block '{block.name}' timed out after {timeout:g}s"
-            await self._finish(record, started, "timed_out", code="block_timeout", message=message)
+            self._finish(record, started, "timed_out", code="block_timeout", message=message)
             return _error(message, "block_timeout", session_id)
         except asyncio.CancelledError:
-            await asyncio.shield(self._finish(record, started, "cancelled", code="cancelled", message="Cancelled"))
+            self._finish(record, started, "cancelled", code="cancelled", message="Cancelled")
             raise
         except BlockError as exc:
             reason = redactor.scrub_text(exc.message)
             logger.warning("block failed", extra={"block": block.name, "execution_id": record.id, "reason": reason})
-            await self._finish(record, started, "failed", code=exc.code, message=reason)
+            self._finish(record, started, "failed", code=exc.code, message=reason)
             code = exc.code if exc.code in ("block_timeout", "invalid_output") else "block_failed"
             return _error(f"Block execution failed: {reason}", code, session_id)
         except BlockpilotError as exc:
             reason = redactor.scrub_text(exc.message)
             logger.warning("block failed", extra={"block": block.name, "execution_id": record.id, "reason": reason})
-            await self._finish(record, started, "failed", code=exc.code, message=reason)
+            self._finish(record, started, "failed", code=exc.code, message=reason)
             return _error(f"Block execution failed: {reason}", "block_failed", session_id, {"cause": exc.code})
         except Exception as exc:
             reason = redactor.scrub_text(f"{type(exc).__name__}: {exc}")
             logger.exception("block crashed", extra={"block": block.name, "execution_id": record.id})
-            await self._finish(record, started, "failed", code="internal_error", message=reason)
+            self._finish(record, started, "failed", code="internal_error", message=reason)
             return _error(f"Failed to execute block: {reason}", "internal_error", session_id)
 
         safe = redactor.scrub(to_jsonable_python(outputs, fallback=str))
         safe, truncated = await self._cap_outputs(safe, context, record.id)
         summary = {"pins": {name: len(values) for name, values in safe.items()}, "truncated": truncated}
-        await self._finish(record, started, "completed", summary=summary)
+        self._finish(record, started, "completed", summary=summary)
         await self.credentials.store.mark_used(user_id, [m.id for m in match.matched.values() if not m.is_system])
         return BlockOutputResponse(
             message=f"Block '{block.name}' executed successfully",
@@ -371,7 +371,7 @@ class BlockRunner:
             session_id=session_id,
         )
 
-    async def _finish(
+    def _finish(
         self,
         record: ExecutionRecord,
         started: float,
@@ -387,7 +387,7 @@ class BlockRunner:
         record.error_code = code
         record.error_message = message
         record.output_summary = summary
-        await self.executions.finish(record)
+        self.executions.finish(record)
 
     async def _cap_outputs(
         self, outputs: dict[str, list[Any]], context: ExecutionContext, execution_id: str

@@ -6,11 +6,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+import asyncio
+import logging
+
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blockpilot.storage.common import aware, utcnow
 from blockpilot.storage.tables import executions as table
+
+logger = logging.getLogger(__name__)
 
 FINAL_STATUSES = frozenset({"completed", "failed", "timed_out", "cancelled", "interrupted"})
 
@@ -72,45 +77,86 @@ def _record(row: Any) -> ExecutionRecord:
     )
 
 
+_INSERT = table.insert()
+_FINISH = (
+    update(table)
+    .where(table.c.id == bindparam("record_id"), table.c.status == "running")
+    .values(
+        status=bindparam("status"),
+        finished_at=bindparam("finished_at"),
+        duration_ms=bindparam("duration_ms"),
+        output_summary=bindparam("output_summary"),
+        error_code=bindparam("error_code"),
+        error_message=bindparam("error_message"),
+    )
+)
+
+
 class ExecutionStore:
-    """Writes the ``running`` record before a block runs and the final state after."""
+    """Writes the ``running`` record before a block runs and the final state after.
+
+    The ``running`` row is committed before the block starts, so a crash always leaves a
+    trace (it becomes ``interrupted`` at the next start). Final states are written behind:
+    they are buffered and committed in batches by a background task, which takes a database
+    round trip off every run. Reads flush the buffer first, so this process always reads
+    its own writes; a crash before a flush leaves the honest ``interrupted``.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._flusher: asyncio.Task[None] | None = None
+        self._flush_lock = asyncio.Lock()
 
     async def start(self, record: ExecutionRecord) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(
-                table.insert().values(
-                    id=record.id,
-                    user_id=record.user_id,
-                    session_id=record.session_id,
-                    block_id=record.block_id,
-                    block_name=record.block_name,
-                    status=record.status,
-                    is_dry_run=record.is_dry_run,
-                    started_at=record.started_at,
-                    input_redacted=record.input_redacted,
-                    credential_ids=record.credential_ids,
-                )
+                _INSERT,
+                {
+                    "id": record.id,
+                    "user_id": record.user_id,
+                    "session_id": record.session_id,
+                    "block_id": record.block_id,
+                    "block_name": record.block_name,
+                    "status": record.status,
+                    "is_dry_run": record.is_dry_run,
+                    "started_at": record.started_at,
+                    "input_redacted": record.input_redacted,
+                    "credential_ids": record.credential_ids,
+                },
             )
 
-    async def finish(self, record: ExecutionRecord) -> None:
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                update(table)
-                .where(table.c.id == record.id, table.c.status == "running")
-                .values(
-                    status=record.status,
-                    finished_at=record.finished_at,
-                    duration_ms=record.duration_ms,
-                    output_summary=record.output_summary,
-                    error_code=record.error_code,
-                    error_message=record.error_message,
-                )
-            )
+    def finish(self, record: ExecutionRecord) -> None:
+        """Queue the final state of *record*; it is committed shortly, in a batch."""
+        self._pending[record.id] = {
+            "record_id": record.id,
+            "status": record.status,
+            "finished_at": record.finished_at,
+            "duration_ms": record.duration_ms,
+            "output_summary": record.output_summary,
+            "error_code": record.error_code,
+            "error_message": record.error_message,
+        }
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        try:
+            await self.flush()
+        except Exception:
+            logger.exception("could not write execution results; they will read as interrupted")
+
+    async def flush(self) -> None:
+        """Commit every queued final state now."""
+        async with self._flush_lock:
+            while self._pending:
+                batch = list(self._pending.values())
+                self._pending.clear()
+                async with self._engine.begin() as conn:
+                    await conn.execute(_FINISH, batch)
 
     async def get(self, user_id: str, execution_id: str) -> ExecutionRecord | None:
+        await self.flush()
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(select(table).where(table.c.user_id == user_id, table.c.id == execution_id))
@@ -118,6 +164,7 @@ class ExecutionStore:
         return None if row is None else _record(row)
 
     async def list(self, user_id: str, *, limit: int = 50, offset: int = 0) -> list[ExecutionRecord]:
+        await self.flush()
         async with self._engine.connect() as conn:
             rows = (
                 await conn.execute(
