@@ -25,6 +25,8 @@ SCHEMES = frozenset({"http", "https"})
         ("::1", ("::1", None)),
         ("[::FFFF:127.0.0.1]:80", ("::ffff:7f00:1", 80)),
         ("bücher.de", ("xn--bcher-kva.de", None)),
+        ("straße.de", ("xn--strae-oqa.de", None)),
+        ("under_score.test", ("under_score.test", None)),
         ("  spaced.example:81 ", ("spaced.example", 81)),
     ],
 )
@@ -35,8 +37,24 @@ def test_host_list_entries(entry: str, expected: tuple[str, int | None]) -> None
 
 @pytest.mark.parametrize(
     "entry",
-    ["", " ", "host:", "host:0", "host:65536", "host:http", "[::1", "[::1]x", "a b",
-     "http://host", "user@host", "host/path", "."],
+    [
+        "",
+        " ",
+        "host:",
+        "host:0",
+        "host:65536",
+        "host:http",
+        "[::1",
+        "[::1]x",
+        "a b",
+        "http://host",
+        "user@host",
+        "host/path",
+        ".",
+        "*.example.com",
+        "a..b",
+        "ⓛ​.test",
+    ],
 )
 def test_bad_entries_raise_configuration_error(entry: str) -> None:
     with pytest.raises(ConfigurationError) as info:
@@ -88,8 +106,22 @@ def test_legacy_ipv4_forms(text: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "4294967296", "256.0.0.1", "1.2.3.4.5", "08.0.0.1", "0x1g", "1..2", "a.b", "1.2.3.4 x",
-     "example.com", "127.0.0.1.nip.io", "1.256.1"],
+    [
+        "",
+        "4294967296",
+        "256.0.0.1",
+        "1.2.3.4.5",
+        "08.0.0.1",
+        "0x1g",
+        "1..2",
+        "a.b",
+        "1.2.3.4 x",
+        "example.com",
+        "127.0.0.1.nip.io",
+        "1.256.1",
+        "1" * 5000,
+        "0x" + "f" * 5000,
+    ],
 )
 def test_not_legacy_ipv4(text: str) -> None:
     assert parse_legacy_ipv4(text) is None
@@ -103,6 +135,7 @@ def test_parse_destination_normalises() -> None:
     dest = parse_destination("https://0x7f.1/", SCHEMES)
     assert (dest.host, dest.port, dest.ip) == ("127.0.0.1", 443, IPv4Address("127.0.0.1"))
     assert dest.wire_host == "0x7f.1"
+    assert parse_destination("http://" + "1" * 5000 + "/", SCHEMES).ip is None
 
 
 @pytest.mark.parametrize(
@@ -118,6 +151,7 @@ def test_parse_destination_normalises() -> None:
         ("http://１２７.０.０.１/", "invalid_url"),
         ("http://0177.0.0.1/", "loopback"),
         ("http://0300.0250.0.1/", "private"),
+        ("http://" + "1" * 5000 + ":x/", "invalid_url"),
     ],
 )
 def test_parse_destination_refusals(url: str, reason: str) -> None:

@@ -71,9 +71,7 @@ def _client(policy: DestinationPolicy | None = None, **answers: list[str]) -> Gu
 
 
 @pytest.mark.parametrize("template", LOOPBACK_PAYLOADS)
-async def test_loopback_payloads_never_reach_the_canary(
-    template: str, canary: LocalServer
-) -> None:
+async def test_loopback_payloads_never_reach_the_canary(template: str, canary: LocalServer) -> None:
     async with _client() as client:
         with pytest.raises(DestinationBlockedError) as info:
             await client.request("GET", template.format(p=canary.port))
@@ -102,8 +100,16 @@ def test_blocked_message_shape() -> None:
 
 @pytest.mark.parametrize(
     "answer",
-    [["127.0.0.1"], ["::1"], ["10.1.2.3"], ["169.254.169.254"], ["fe80::1%lo"],
-     ["::ffff:127.0.0.1"], [PUBLIC, "127.0.0.1"], ["127.0.0.1", PUBLIC]],
+    [
+        ["127.0.0.1"],
+        ["::1"],
+        ["10.1.2.3"],
+        ["169.254.169.254"],
+        ["fe80::1%lo"],
+        ["::ffff:127.0.0.1"],
+        [PUBLIC, "127.0.0.1"],
+        ["127.0.0.1", PUBLIC],
+    ],
 )
 async def test_names_resolving_to_internal_addresses_are_blocked(
     answer: list[str], canary: LocalServer
@@ -137,9 +143,16 @@ async def test_fragment_cannot_smuggle_a_host(canary: LocalServer) -> None:
 
 @pytest.mark.parametrize(
     "template",
-    ["file:///etc/passwd", "gopher://127.0.0.1:{p}/_GET%20/", "ftp://127.0.0.1:{p}/",
-     "dict://127.0.0.1:{p}/info", "data:text/plain,hello", "ws://127.0.0.1:{p}/",
-     "HTTPX://127.0.0.1:{p}/", "javascript:alert(1)"],
+    [
+        "file:///etc/passwd",
+        "gopher://127.0.0.1:{p}/_GET%20/",
+        "ftp://127.0.0.1:{p}/",
+        "dict://127.0.0.1:{p}/info",
+        "data:text/plain,hello",
+        "ws://127.0.0.1:{p}/",
+        "HTTPX://127.0.0.1:{p}/",
+        "javascript:alert(1)",
+    ],
 )
 async def test_non_http_schemes_are_blocked(template: str, canary: LocalServer) -> None:
     policy = DestinationPolicy.from_host_list([f"127.0.0.1:{canary.port}"])
@@ -188,7 +201,9 @@ async def test_dns_rebinding_uses_the_checked_address(
     # First answer public, second loopback: the connection must go to the first.
     resolver = StubResolver({"rebind.test": [[PUBLIC], ["127.0.0.1"]]})
     backend = FakeInternet({(PUBLIC, canary.port): server.port})
-    client = GuardedHTTPClient(resolver=resolver, transport=PinnedTransport(network_backend=backend))
+    client = GuardedHTTPClient(
+        resolver=resolver, transport=PinnedTransport(network_backend=backend)
+    )
     async with client:
         response = await client.request("GET", f"http://rebind.test:{canary.port}/")
         assert response.status_code == 200
@@ -207,7 +222,9 @@ async def test_rebinding_between_redirect_hops_is_caught(
     resolver = StubResolver({"rebind.test": [[PUBLIC], ["127.0.0.1"]]})
     backend = FakeInternet({(PUBLIC, canary.port): server.port})
     server.route("/go", redirect(302, f"http://rebind.test:{canary.port}/again"))
-    client = GuardedHTTPClient(resolver=resolver, transport=PinnedTransport(network_backend=backend))
+    client = GuardedHTTPClient(
+        resolver=resolver, transport=PinnedTransport(network_backend=backend)
+    )
     async with client:
         with pytest.raises(DestinationBlockedError):
             await client.request("GET", f"http://rebind.test:{canary.port}/go")
@@ -244,3 +261,41 @@ async def test_unresolvable_host_is_a_network_error() -> None:
 async def test_system_resolver_returns_addresses() -> None:
     addresses = await system_resolver("127.0.0.1", 80)
     assert addresses == ["127.0.0.1"]
+
+
+async def test_idna_host_matches_its_exemption(server: LocalServer) -> None:
+    policy = DestinationPolicy.from_host_list([f"bücher.test:{server.port}"])
+    resolver = StubResolver({"xn--bcher-kva.test": ["127.0.0.1"]})
+    async with GuardedHTTPClient(policy, resolver=resolver) as client:
+        response = await client.request("GET", f"http://BÜCHER.test:{server.port}/")
+    assert response.status_code == 200
+    assert server.hits[0].headers["host"] == f"xn--bcher-kva.test:{server.port}"
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "0x7f.1", "[::1]", "LOCALHOST.", "internal.test", "mixed.test"]
+)
+async def test_checked_address_blocks_internal_hosts(host: str) -> None:
+    answers = {"internal.test": ["10.0.0.1"], "mixed.test": [PUBLIC, "::1"]}
+    async with _client(**answers) as client:
+        with pytest.raises(DestinationBlockedError):
+            await client.checked_address(host, 25)
+
+
+@pytest.mark.parametrize("host", ["", "mail.test/x", "user@mail.test", "*.test", "a b"])
+async def test_checked_address_rejects_malformed_hosts(host: str) -> None:
+    async with _client() as client:
+        with pytest.raises(DestinationBlockedError, match="not a valid host"):
+            await client.checked_address(host, 25)
+
+
+async def test_checked_address_returns_the_vetted_address() -> None:
+    resolver = StubResolver({"mail.test": [[PUBLIC], ["127.0.0.1"]], "relay.test": ["127.0.0.1"]})
+    policy = DestinationPolicy.from_host_list(["relay.test:2525"])
+    async with GuardedHTTPClient(policy, resolver=resolver) as client:
+        assert await client.checked_address("Mail.Test", 587) == PUBLIC
+        assert await client.checked_address("relay.test", 2525) == "127.0.0.1"
+        with pytest.raises(DestinationBlockedError):
+            await client.checked_address("relay.test", 25)  # exempt on port 2525 only
+        with pytest.raises(DestinationBlockedError):
+            await client.checked_address("mail.test", 587)  # the next answer rebinds

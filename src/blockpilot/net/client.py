@@ -26,7 +26,10 @@ from blockpilot.net.urls import (
     Destination,
     blocked,
     blocked_address,
+    is_valid_host,
+    normalise_host,
     parse_destination,
+    parse_ip_literal,
     parse_url,
 )
 
@@ -92,6 +95,7 @@ class _Call:
     content: bytes | str | None
     json: Any
     sensitive: httpx.Headers
+    host: str = ""  # of the hop in progress, for error messages
     left_origin: bool = False
 
     def hop_headers(self) -> httpx.Headers:
@@ -251,22 +255,22 @@ class GuardedHTTPClient:
             content=content,
             json=json,
             sensitive=httpx.Headers(sensitive_headers or {}),
+            host=target.host,
         )
-        current = [target.host]  # for the timeout message
         try:
             async with asyncio.timeout(seconds):
-                return await self._run(call, target, seconds, limit, current)
+                return await self._run(call, target, seconds, limit)
         except TimeoutError:
-            raise _timeout(current[0], seconds) from None
+            raise _timeout(call.host, seconds) from None
 
     async def _run(
-        self, call: _Call, url: httpx.URL, seconds: float, limit: int, current: list[str]
+        self, call: _Call, url: httpx.URL, seconds: float, limit: int
     ) -> GuardedResponse:
         first: Destination | None = None
         redirects: list[str] = []
         while True:
             dest = parse_destination(url, self.policy.allowed_schemes)
-            current[0] = dest.host
+            call.host = dest.host
             first = first or dest
             if dest.origin != first.origin:
                 call.left_origin = True  # sticky: a later hop back does not re-arm secrets
@@ -297,7 +301,7 @@ class GuardedHTTPClient:
             call.follow(response.status_code)
 
     async def _send(self, dest: Destination, call: _Call, seconds: float) -> httpx.Response:
-        addresses = await self._vet(dest)
+        addresses = await self._vet(dest.host, dest.port, dest.ip)
         with _upstream_errors(dest.host, seconds):
             request = self._client.build_request(
                 call.method,
@@ -310,31 +314,57 @@ class GuardedHTTPClient:
             with pinned(Pin(dest.wire_host, dest.port, addresses)):
                 return await self._client.send(request, stream=True)
 
-    async def _vet(self, dest: Destination) -> tuple[str, ...]:
-        """Resolve *dest* once and check every address; return the ones to connect to."""
-        exempt = self.policy.is_exempt(dest.host, dest.port)
-        if dest.ip is not None:
-            ips: list[IPAddress] = [dest.ip]
-        elif _is_localhost_name(dest.host) and not exempt:
-            raise blocked_address(dest.host, "loopback")
-        else:
-            ips = await self._resolve(dest)
-        if not exempt:
-            for ip in ips:
-                reason = blocked_reason(ip)
-                if reason is not None:
-                    raise blocked_address(dest.host, reason)
-        return tuple(dict.fromkeys(str(ip) for ip in ips))
+    async def checked_address(self, host: str, port: int) -> str:
+        """Vet a non-HTTP destination (SMTP, ...) and return the address to connect to.
 
-    async def _resolve(self, dest: Destination) -> list[IPAddress]:
+        The caller must connect to the returned address, not resolve *host* again.
+
+        Raises:
+            DestinationBlockedError: The host is invalid or reaches a blocked address.
+            UpstreamTimeoutError: Resolution took longer than the policy's timeout.
+            NetworkError: The host does not resolve.
+        """
         try:
-            answers = await self._resolver(dest.host, dest.port)
+            normal = normalise_host(host)
+        except ValueError:
+            normal = ""
+        if not is_valid_host(normal) or not 0 < port < 65536:
+            raise blocked(
+                host, "invalid_host", f"Destination blocked: {host!r} is not a valid host."
+            )
+        seconds = self.policy.timeout_seconds
+        try:
+            async with asyncio.timeout(seconds):
+                addresses = await self._vet(normal, port, parse_ip_literal(normal))
+        except TimeoutError:
+            raise _timeout(normal, seconds) from None
+        return addresses[0]
+
+    async def _vet(self, host: str, port: int, ip: IPAddress | None) -> tuple[str, ...]:
+        """Resolve *host* once and check every address; return the ones to connect to."""
+        exempt = self.policy.is_exempt(host, port)
+        if ip is not None:
+            ips: list[IPAddress] = [ip]
+        elif _is_localhost_name(host) and not exempt:
+            raise blocked_address(host, "loopback")
+        else:
+            ips = await self._resolve(host, port)
+        if not exempt:
+            for each in ips:
+                reason = blocked_reason(each)
+                if reason is not None:
+                    raise blocked_address(host, reason)
+        return tuple(dict.fromkeys(str(each) for each in ips))
+
+    async def _resolve(self, host: str, port: int) -> list[IPAddress]:
+        try:
+            answers = await self._resolver(host, port)
             ips = [ip_address(answer) for answer in answers]
         except (OSError, ValueError):
             ips = []
         if not ips:
             raise NetworkError(
-                f"Could not resolve host {dest.host}. Check the URL.", details={"host": dest.host}
+                f"Could not resolve host {host}. Check the host name.", details={"host": host}
             )
         return ips
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from blockpilot.errors import ConfigurationError
-from blockpilot.net.urls import normalise_host
+from blockpilot.net.urls import is_valid_host, normalise_host
 
 MiB = 1024 * 1024
 
@@ -32,7 +32,7 @@ def _parse_entry(entry: str) -> tuple[str, int | None]:
             raise ValueError
         port = int(port_text)
     normal = normalise_host(host)
-    if not normal:
+    if not is_valid_host(normal):
         raise ValueError
     return normal, port
 
@@ -52,7 +52,7 @@ class DestinationPolicy:
     """
 
     allowed_hosts: frozenset[tuple[str, int | None]] = frozenset()
-    allowed_schemes: frozenset[str] = field(default=frozenset({"http", "https"}))
+    allowed_schemes: frozenset[str] = frozenset({"http", "https"})
     max_redirects: int = 5
     max_response_bytes: int = 10 * MiB
     timeout_seconds: float = 30.0

@@ -14,7 +14,9 @@ from blockpilot.net.ranges import IPAddress, blocked_reason
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
-_INET_ATON_PART = re.compile(r"0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*")
+_HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
+# Bounded so a huge numeric label cannot hit int()'s digit limit.
+_INET_ATON_PART = re.compile(r"0[xX][0-9a-fA-F]{0,32}|0[0-7]{0,32}|[1-9][0-9]{0,32}")
 
 
 def parse_legacy_ipv4(text: str) -> IPv4Address | None:
@@ -57,7 +59,18 @@ def normalise_host(host: str) -> str:
     ip = parse_ip_literal(host)
     if ip is not None:
         return str(ip)
-    return host.encode("idna").decode("ascii") if not host.isascii() else host
+    if not host.isascii():
+        # Same IDNA 2008 encoding httpx applies to request URLs, so the two always agree.
+        try:
+            host = httpx.URL(scheme="http", host=host).raw_host.decode("ascii")
+        except httpx.InvalidURL as exc:
+            raise ValueError(str(exc)) from None
+    return host
+
+
+def is_valid_host(host: str) -> bool:
+    """True for a normalised DNS name or IP literal (no ports, paths or wildcards)."""
+    return bool(_HOST_NAME.fullmatch(host)) or parse_ip_literal(host) is not None
 
 
 def parse_ip_literal(host: str) -> IPAddress | None:
