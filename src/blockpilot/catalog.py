@@ -63,12 +63,18 @@ class Catalog:
 
     def search(self, query: str, limit: int = 10) -> list[Block]:
         """Enabled, non-excluded blocks matching *query*, best first."""
-        found: list[Block] = []
-        # Over-fetch: filtered hits must not leave the page short.
-        for hit in self.index.search(query, limit=limit * 4):
-            block = self.registry.get(hit.id)
-            if block is not None and self.usable(block):
-                found.append(block)
-                if len(found) == limit:
-                    break
-        return found
+        # Over-fetch: filtered hits must not leave the page short. If they still do and
+        # there may be more hits, look at every hit (many hidden blocks can rank first).
+        fetch = limit * 4
+        while True:
+            hits = self.index.search(query, limit=fetch)
+            found: list[Block] = []
+            for hit in hits:
+                block = self.registry.get(hit.id)
+                if block is not None and self.usable(block):
+                    found.append(block)
+                    if len(found) == limit:
+                        return found
+            if len(hits) < fetch or fetch >= len(self.index):
+                return found
+            fetch = len(self.index)

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blockpilot.blocks.registry import BlockRegistry
@@ -21,6 +22,7 @@ from blockpilot.errors import (
     InvalidInputError,
     NotFoundError,
     SessionNotFoundError,
+    UserNotFoundError,
 )
 from blockpilot.locks import InProcessLockManager, LockManager
 from blockpilot.net.client import GuardedHTTPClient
@@ -170,7 +172,12 @@ class Pilot:
     async def session_for(self, user_id: str, session_id: str | None) -> ChatSession:
         """The caller's session, or a new one; another user's session is 'not found'."""
         if session_id is None:
-            return await self.sessions.create(user_id)
+            try:
+                return await self.sessions.create(user_id)
+            except IntegrityError:  # the session row's user does not exist
+                raise UserNotFoundError(f"User {str(user_id)[:80]!r} not found") from None
+        if not isinstance(session_id, str):
+            raise SessionNotFoundError("Session not found: a session id is a string; omit it to start a new session")
         session = await self.sessions.get(user_id, session_id)
         if session is None:
             raise SessionNotFoundError(f"Session {session_id[:80]!r} not found; omit it to start a new session")

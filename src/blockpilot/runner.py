@@ -134,7 +134,7 @@ class BlockRunner:
         if not isinstance(block_id, str) or not block_id.strip():
             return _error("Please provide a block_id", "missing_block_id", session_id)
         block_id = block_id.strip()
-        if not isinstance(input_data, dict):
+        if not isinstance(input_data, dict) or not all(isinstance(k, str) for k in input_data):
             return _error("input_data must be an object", "invalid_input_data", session_id)
         problem = input_shape_problem(input_data, max_bytes=self.limits.max_input_bytes)
         if problem is not None:
@@ -194,8 +194,15 @@ class BlockRunner:
         # 10: values.
         full_input = dict(input_data)
         for name, meta in match.matched.items():
-            # Only the metadata goes into input_data; the secret travels as a keyword argument.
-            full_input[name] = _meta_input(meta).model_dump()
+            # Only the metadata goes into input_data, and only where the caller gave none (a bare
+            # id, or a value that does not describe the matched credential, is replaced); the
+            # secret travels as a keyword argument.
+            given = full_input.get(name)
+            if not (
+                isinstance(given, Mapping)
+                and (given.get("id"), given.get("provider"), given.get("type")) == (meta.id, meta.provider, meta.type)
+            ):
+                full_input[name] = _meta_input(meta).model_dump()
         try:
             typed_input = block.validate_input(full_input)
         except BlockInputError as exc:
@@ -327,11 +334,14 @@ class BlockRunner:
         }
         timeout = block.timeout_seconds or self.limits.block_timeout_seconds
         outputs: dict[str, list[Any]] = {}
+        deadline = asyncio.timeout(timeout)
         try:
-            async with asyncio.timeout(timeout):
+            async with deadline:
                 async for name, value in block.execute(typed_input, **kwargs):
                     outputs.setdefault(name, []).append(value)
-        except TimeoutError:
+        except TimeoutError as exc:
+            if not deadline.expired():  # raised by the block itself (a socket timeout, say)
+                return self._crashed(exc, block, record, started, redactor, session_id)
             message = f"Block '{block.name}' timed out after {timeout:g}s"
             self._finish(record, started, "timed_out", code="block_timeout", message=message)
             return _error(message, "block_timeout", session_id)
@@ -350,10 +360,7 @@ class BlockRunner:
             self._finish(record, started, "failed", code=exc.code, message=reason)
             return _error(f"Block execution failed: {reason}", "block_failed", session_id, {"cause": exc.code})
         except Exception as exc:
-            reason = redactor.scrub_text(f"{type(exc).__name__}: {exc}")
-            logger.exception("block crashed", extra={"block": block.name, "execution_id": record.id})
-            self._finish(record, started, "failed", code="internal_error", message=reason)
-            return _error(f"Failed to execute block: {reason}", "internal_error", session_id)
+            return self._crashed(exc, block, record, started, redactor, session_id)
 
         safe = redactor.scrub(to_jsonable_python(outputs, fallback=str))
         safe, truncated = await self._cap_outputs(safe, context, record.id)
@@ -370,6 +377,21 @@ class BlockRunner:
             credentials_used=credentials_used,
             session_id=session_id,
         )
+
+    def _crashed(
+        self,
+        exc: Exception,
+        block: Block,
+        record: ExecutionRecord,
+        started: float,
+        redactor: Redactor,
+        session_id: str,
+    ) -> ErrorResponse:
+        """An unexpected exception from a block: logged with its traceback, answered scrubbed."""
+        reason = redactor.scrub_text(f"{type(exc).__name__}: {exc}")
+        logger.exception("block crashed", extra={"block": block.name, "execution_id": record.id})
+        self._finish(record, started, "failed", code="internal_error", message=reason)
+        return _error(f"Failed to execute block: {reason}", "internal_error", session_id)
 
     def _finish(
         self,
@@ -392,31 +414,79 @@ class BlockRunner:
     async def _cap_outputs(
         self, outputs: dict[str, list[Any]], context: ExecutionContext, execution_id: str
     ) -> tuple[dict[str, list[Any]], bool]:
-        """Replace the largest values by previews until the whole fits; save each in full."""
+        """Make the outputs fit ``max_output_chars`` (as JSON), saving what is cut in full.
+
+        First the largest values are replaced by a preview plus a marker naming the
+        workspace file that holds the whole value; if many small values still do not fit,
+        the tail of each large pin is replaced by one marker naming a file with the whole
+        list. A replacement is only made when it is smaller than what it replaces.
+        """
         limit = self.limits.max_output_chars
-        sizes = {
-            (name, i): len(json.dumps(value, ensure_ascii=False))
-            for name, values in outputs.items()
-            for i, value in enumerate(values)
-        }
-        total = sum(sizes.values())
+        total = _json_len(outputs)
         if total <= limit:
             return outputs, False
+        folder = f"/.blockpilot/outputs/{execution_id}"
         capped = {name: list(values) for name, values in outputs.items()}
+        sizes = {(name, i): _json_len(v) for name, values in outputs.items() for i, v in enumerate(values)}
         for (name, i), size in sorted(sizes.items(), key=lambda item: -item[1]):
             if total <= limit:
                 break
-            value = capped[name][i]
+            value = outputs[name][i]
             text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=1)
-            suffix = "txt" if isinstance(value, str) else "json"
-            saved = await context.files.write(f"/.blockpilot/outputs/{execution_id}/{name}-{i}.{suffix}", text)
-            preview = text[:_PREVIEW_CHARS]
-            capped[name][i] = (
-                f"{preview}… [truncated: {len(text)} characters in total; the full value is saved as "
-                f"{saved.uri} (workspace path {saved.path})]"
-            )
-            total -= size - len(json.dumps(capped[name][i], ensure_ascii=False))
+            path = f"{folder}/{name}-{i}.{'txt' if isinstance(value, str) else 'json'}"
+            note = _value_note(len(text), _PLACEHOLDER_URI, path)
+            room = limit - (total - size) - _json_len(note)
+            preview = _fit_prefix(text, min(_PREVIEW_CHARS, room))
+            if _json_len(preview + note) >= size:
+                continue  # a marker would not be smaller than the value itself
+            saved = await context.files.write(path, text)
+            capped[name][i] = preview + _value_note(len(text), saved.uri, saved.path)
+            total = _json_len(capped)
+        for name in sorted(capped, key=lambda n: -_json_len(capped[n])):
+            if total <= limit:
+                break
+            values = outputs[name]
+            path = f"{folder}/{name}-all.json"
+            others = total - _json_len(capped[name])
+            note = _list_note(len(values), len(values), _PLACEHOLDER_URI, path)
+            keep: list[Any] = []
+            for value in capped[name]:
+                if others + _json_len([*keep, value, note]) > limit:
+                    break
+                keep.append(value)
+            saved = await context.files.write(path, json.dumps(values, ensure_ascii=False, indent=1))
+            capped[name] = [*keep, _list_note(len(values), len(keep), saved.uri, saved.path)]
+            total = _json_len(capped)
         return capped, True
+
+
+_PLACEHOLDER_URI = "workspace://" + "0" * 36
+
+
+def _json_len(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False))
+
+
+def _fit_prefix(text: str, budget: int) -> str:
+    """The longest prefix of *text* (up to *budget* characters) whose JSON form fits *budget*."""
+    prefix = text[: max(budget, 0)]
+    while prefix and _json_len(prefix) - 2 > budget:
+        prefix = prefix[: len(prefix) - max(1, (_json_len(prefix) - 2 - budget) // 2)]
+    return prefix
+
+
+def _value_note(length: int, uri: str, path: str) -> str:
+    return (
+        f"… [truncated: {length} characters in total; the full value is saved as {uri} "
+        f"(workspace path {path})]"
+    )
+
+
+def _list_note(count: int, shown: int, uri: str, path: str) -> str:
+    return (
+        f"[truncated: {count} values in total, {shown} shown; the full list is saved as {uri} "
+        f"(workspace path {path})]"
+    )
 
 
 def _meta_input(meta: Any) -> CredentialsMetaInput:

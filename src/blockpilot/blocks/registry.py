@@ -15,11 +15,14 @@ import inspect
 import json
 import logging
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any
+
+from pydantic.json_schema import PydanticJsonSchemaWarning
 
 from blockpilot.blocks.base import Block
 from blockpilot.blocks.schema import BlockSchemaOutput, is_credentials_annotation
@@ -94,6 +97,9 @@ def check_block_class(cls: type[Block]) -> list[str]:
         problems.append(f"{name}: id must be a 36-character UUID string")
     if not getattr(cls, "description", None):
         problems.append(f"{name}: description is missing")
+    if inspect.iscoroutinefunction(getattr(cls, "run", None)):
+        # "async def run" without yield returns once; outputs must be yielded.
+        problems.append(f"{name}: run must be an async generator (yield (output_name, value) pairs)")
     for attr, base in (("Input", None), ("Output", BlockSchemaOutput)):
         schema = getattr(cls, attr, None)
         if schema is None:
@@ -105,6 +111,11 @@ def check_block_class(cls: type[Block]) -> list[str]:
             if not info.description:
                 problems.append(f"{name}.{attr}.{field_name}: field has no description")
         try:
+            with warnings.catch_warnings():
+                # pydantic drops a default it cannot serialise with only a warning; the model
+                # would then never learn the default, so it is a load-time error here.
+                warnings.simplefilter("error", PydanticJsonSchemaWarning)
+                json.dumps(schema.model_json_schema())
             json.dumps(schema.jsonschema())
         except Exception as exc:  # noqa: BLE001 - any failure here means "not serialisable"
             problems.append(f"{name}: {attr} schema is not JSON-serialisable ({exc})")
@@ -174,12 +185,16 @@ class BlockRegistry:
             problems = check_block_class(cls)
         except Exception as exc:  # noqa: BLE001
             problems = [f"{cls!r} could not be checked: {exc}"]
-        if not problems and cls.id in blocks:
-            problems = [f"{cls.__name__}: id {cls.id} is already used by {blocks[cls.id].name}"]
-        if problems:
-            self._report(label, "; ".join(problems))
-            return
-        blocks[cls.id] = cls()
+        key = cls.id.lower() if not problems else ""
+        if not problems and key in blocks:
+            problems = [f"{cls.__name__}: id {cls.id} is already used by {blocks[key].name}"]
+        if not problems:
+            try:
+                blocks[key] = cls()
+                return
+            except Exception as exc:  # noqa: BLE001 - e.g. abstract, or a constructor that fails
+                problems = [f"{cls.__name__} could not be created: {type(exc).__name__}: {exc}"]
+        self._report(label, "; ".join(problems))
 
     def _report(self, label: str, problem: str) -> None:
         logger.warning("block skipped", extra={"source": label, "problem": problem})
@@ -190,7 +205,8 @@ class BlockRegistry:
         return sorted(self._load().values(), key=lambda b: b.name)
 
     def get(self, block_id: str) -> Block | None:
-        return self._load().get(block_id)
+        """The block with this id (ids are UUIDs, so case does not matter)."""
+        return self._load().get(block_id.strip().lower())
 
     def get_by_name(self, name: str) -> Block | None:
         self._load()

@@ -6,18 +6,20 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from blockpilot.errors import InvalidInputError
+from blockpilot.net.urls import is_valid_host, normalise_host
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _normalise_host(host: str) -> str:
-    host = host.strip().rstrip(".").lower()
-    if host.startswith("[") and host.endswith("]"):
-        return host[1:-1]
+    """Canonical host, encoded exactly as the guarded HTTP client encodes request hosts."""
+    host = host.strip()
+    wildcard = host.startswith("*.")
     try:
-        return host.encode("idna").decode("ascii") if host and "*" not in host else host
-    except UnicodeError:
-        return host
+        canonical = normalise_host(host[2:] if wildcard else host)
+    except ValueError:
+        return ""
+    return f"*.{canonical}" if wildcard else canonical
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,14 @@ class HostPattern:
             raise InvalidInputError(
                 f"Invalid host pattern {text!r}: wildcards are only allowed as a leading '*.'"
             )
+        domain = host[2:] if host.startswith("*.") else host
+        if not is_valid_host(domain):
+            raise InvalidInputError(f"Invalid host pattern {text!r}: {domain!r} is not a host name")
+        if host.startswith("*.") and "." not in domain:
+            # "*.com" would send the headers to every host under a top-level domain.
+            raise InvalidInputError(
+                f"Invalid host pattern {text!r}: a wildcard needs a domain such as *.example.com"
+            )
         return cls(host=host, port=port, scheme=scheme)
 
     def __str__(self) -> str:
@@ -80,8 +90,8 @@ class HostPattern:
         if self.scheme == "https" and scheme != "https":
             return False
         host = _normalise_host(parts.hostname or "")
-        if not host:
-            return False
+        if not host or not is_valid_host(host):
+            return False  # "evil.com\\.api.example.com" and the like are no host of ours
         if self.port is not None:
             if (url_port or _DEFAULT_PORTS[scheme]) != self.port:
                 return False

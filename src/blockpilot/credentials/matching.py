@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -66,6 +67,8 @@ def credential_fits(meta: CredentialsMeta, info: CredentialsFieldInfo, *, for_ex
         return False
     if meta.needs_reauthorization:
         return False
+    if meta.type == "api_key" and meta.expires_at is not None and meta.expires_at <= time.time():
+        return False  # an expired key only earns a 401 (OAuth2 tokens are refreshed instead)
     if meta.type == "oauth2" and not info.required_scopes <= set(meta.scopes or ()):
         return False
     if meta.type == "host_scoped":

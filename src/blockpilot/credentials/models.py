@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, field_validator
 
 from blockpilot.credentials.hosts import HostPattern
+from blockpilot.errors import InvalidInputError
 from blockpilot.ids import new_id
 
 CredentialsType = Literal["api_key", "oauth2", "user_password", "host_scoped"]
@@ -133,7 +134,10 @@ class HostScopedCredentials(_CredentialsBase):
     @field_validator("host")
     @classmethod
     def _valid_host(cls, value: str) -> str:
-        return str(HostPattern.parse(value))
+        try:
+            return str(HostPattern.parse(value))
+        except InvalidInputError as exc:
+            raise ValueError(exc.message) from None  # a ValidationError like every other field
 
     @field_validator("headers")
     @classmethod

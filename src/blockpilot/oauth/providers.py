@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from blockpilot.credentials.models import OAuth2Credentials
 from blockpilot.errors import OAuthRefreshError, ReauthorizationRequiredError
@@ -69,25 +69,56 @@ class OAuthProvider:
             raise OAuthRefreshError(f"Could not reach {self.name} to refresh the token ({type(exc).__name__})") from None
         payload = _json_or_empty(response)
         error = payload.get("error")
-        if error in ("invalid_grant", "unauthorized_client", "invalid_client"):
+        if error == "invalid_grant":
             raise ReauthorizationRequiredError(
                 f"{self.name} refused the refresh token ({error}); the user must reconnect the account"
             )
+        if error in ("invalid_client", "unauthorized_client"):
+            # The operator's OAuth app is at fault, not the user's grant: reconnecting would not
+            # help, so the stored tokens stay as they are.
+            raise OAuthRefreshError(
+                f"{self.name} rejected the OAuth app ({error}); check BLOCKPILOT_PROVIDER_"
+                f"{self.name.upper()}_CLIENT_ID and _CLIENT_SECRET"
+            )
         if response.status_code >= 400 or "access_token" not in payload:
             raise OAuthRefreshError(f"{self.name} token refresh failed with HTTP {response.status_code}; try again later")
-        now = int(time.time())
+        access_token = payload.get("access_token")
         expires_in = payload.get("expires_in")
         new_refresh = payload.get("refresh_token")
         scope = payload.get("scope")
-        return creds.model_copy(
-            update={
-                "access_token": SecretStr(str(payload["access_token"])),
-                "access_token_expires_at": now + int(expires_in) if expires_in else None,
-                # Providers that rotate refresh tokens return a new one; keep the old otherwise.
-                "refresh_token": SecretStr(str(new_refresh)) if new_refresh else creds.refresh_token,
-                "scopes": scope.replace(",", " ").split() if isinstance(scope, str) and scope else creds.scopes,
-            }
-        )
+        if (
+            not isinstance(access_token, str)
+            or not access_token.strip()
+            or not _valid_expires_in(expires_in)
+            or not (new_refresh is None or (isinstance(new_refresh, str) and new_refresh.strip()))
+        ):
+            # Storing a malformed answer would break the credential; keep what we have.
+            raise OAuthRefreshError(f"{self.name} returned an invalid token response; try again later")
+        now = int(time.time())
+        update = {
+            "access_token": SecretStr(access_token),
+            "access_token_expires_at": now + int(expires_in) if expires_in else None,
+            # Providers that rotate refresh tokens return a new one; keep the old otherwise.
+            "refresh_token": SecretStr(str(new_refresh)) if new_refresh else creds.refresh_token,
+            "scopes": scope.replace(",", " ").split() if isinstance(scope, str) and scope else creds.scopes,
+        }
+        try:
+            # Validated like any stored credential, so what we store can always be read back.
+            return OAuth2Credentials.model_validate({**dict(creds), **update})
+        except ValidationError:
+            raise OAuthRefreshError(f"{self.name} returned an invalid token response; try again later") from None
+
+
+def _valid_expires_in(value: Any) -> bool:
+    """``expires_in`` is absent, or a whole number of seconds (some providers send a string)."""
+    if value is None:
+        return True
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, str):
+        value = value.strip()
+        return value.isdigit() and int(value) < 10**10
+    return isinstance(value, int) and 0 <= value < 10**10
 
 
 def _json_or_empty(response: httpx.Response) -> dict[str, Any]:

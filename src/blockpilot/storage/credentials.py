@@ -18,7 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blockpilot.credentials.crypto import CredentialCipher, credential_aad
 from blockpilot.credentials.models import Credentials, CredentialsAdapter, CredentialsMeta
-from blockpilot.errors import ConflictError, CredentialNotFoundError, DecryptionError
+from blockpilot.errors import (
+    ConflictError,
+    CredentialNotFoundError,
+    DecryptionError,
+    EncryptionKeyError,
+)
 from blockpilot.storage.common import aware, utcnow
 from blockpilot.storage.tables import credentials as table
 
@@ -213,8 +218,29 @@ class CredentialStore:
                 rotated += len(rows)
 
     async def verify_readable(self) -> None:
-        """Decrypt one stored token: a wrong key fails loudly at start-up, not mid-run."""
+        """Check every key the stored tokens need is configured and decrypts one of them.
+
+        A wrong key, or an old key dropped before rotation finished, then fails loudly at
+        start-up instead of mid-run for some credentials.
+        """
         async with self._engine.connect() as conn:
-            row = (await conn.execute(select(table.c.id, table.c.user_id, table.c.secret).limit(1))).first()
-        if row is not None:
+            key_ids = sorted(set((await conn.execute(select(table.c.key_id).distinct())).scalars()))
+            samples = [
+                (
+                    await conn.execute(
+                        select(table.c.id, table.c.user_id, table.c.secret).where(table.c.key_id == key_id).limit(1)
+                    )
+                ).one()
+                for key_id in key_ids
+            ]
+        missing = [key_id for key_id in key_ids if key_id not in self._cipher.key_ring]
+        if missing:
+            raise EncryptionKeyError(
+                "The encryption key cannot decrypt the stored credentials: they need key id(s) "
+                f"{', '.join(missing)}, which BLOCKPILOT_ENCRYPTION_KEYS does not contain. Set it to the "
+                "key used before (or 'new,old' while rotating, and remove the old key only after "
+                "rotating); credentials were not touched.",
+                details={"missing_key_ids": missing},
+            )
+        for row in samples:
             self._cipher.decrypt(row.secret, associated_data=credential_aad(row.user_id, row.id))

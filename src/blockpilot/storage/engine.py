@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InvalidRequestError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from blockpilot.errors import ConfigurationError
@@ -35,13 +36,21 @@ def create_engine(url: str) -> AsyncEngine:
             "BLOCKPILOT_DATABASE_URL is not a valid database URL; "
             "use sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://user@host/db"
         ) from None
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            engine = create_async_engine(url, connect_args={"timeout": 30})
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+            return engine
+        return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    except (ImportError, NoSuchModuleError, InvalidRequestError) as exc:
+        # A missing or sync-only driver is a configuration mistake, not a crash.
+        raise ConfigurationError(
+            "BLOCKPILOT_DATABASE_URL names a database driver that cannot be used "
+            f"({parsed.drivername}: {type(exc).__name__}); use sqlite+aiosqlite:///path/to/file.db "
+            "or postgresql+asyncpg://user@host/db with asyncpg installed"
+        ) from None
 
 
 def _upgrade(sync_connection: Any) -> None:

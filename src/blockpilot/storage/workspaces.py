@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -13,6 +15,10 @@ from blockpilot.storage.common import aware, utcnow
 from blockpilot.storage.tables import workspace_files as files
 from blockpilot.storage.tables import workspaces
 from blockpilot.workspaces.models import Workspace, WorkspaceFile
+
+# Each compare-and-swap round lets at least one concurrent writer through, so this bounds
+# how many writers from different processes may race on one path before one gives up.
+_UPSERT_ATTEMPTS = 50
 
 
 def _file(row: Any) -> WorkspaceFile:
@@ -84,7 +90,9 @@ class WorkspaceStore:
         """Point *path* at *blob*; returns the row and the replaced blob (to delete), if any."""
         now = utcnow()
         values = {"blob": blob, "size_bytes": size_bytes, "checksum": checksum, "mime_type": mime_type, "updated_at": now}
-        for _ in range(3):
+        for attempt in range(_UPSERT_ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(random.uniform(0, 0.002 * min(attempt, 10)))  # spread retries
             existing = await self.file_by_path(workspace_id, path)
             try:
                 async with self._engine.begin() as conn:

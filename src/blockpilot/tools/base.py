@@ -65,10 +65,13 @@ class BaseTool(ABC):
                 code="invalid_arguments",
                 session_id=call.session_id,
             )
+        deadline = asyncio.timeout(self.timeout_seconds)
         try:
-            async with asyncio.timeout(self.timeout_seconds):
+            async with deadline:
                 return await self._execute(call, **arguments)
         except TimeoutError:
+            if not deadline.expired():  # raised inside the body: a failure, not our timeout
+                return self._unexpected(call)
             return ErrorResponse(
                 message=f"{self.name} timed out after {self.timeout_seconds:g}s",
                 error="timeout",
@@ -76,10 +79,14 @@ class BaseTool(ABC):
                 session_id=call.session_id,
             )
         except Exception:
-            logger.exception("tool failed unexpectedly", extra={"tool": self.name})
-            return ErrorResponse(
-                message=f"An error occurred while executing {self.name}",
-                error="internal_error",
-                code="internal_error",
-                session_id=call.session_id,
-            )
+            return self._unexpected(call)
+
+    def _unexpected(self, call: ToolCall) -> ErrorResponse:
+        """Log the exception being handled, with its traceback; answer generically."""
+        logger.exception("tool failed unexpectedly", extra={"tool": self.name})
+        return ErrorResponse(
+            message=f"An error occurred while executing {self.name}",
+            error="internal_error",
+            code="internal_error",
+            session_id=call.session_id,
+        )

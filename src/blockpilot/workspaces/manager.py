@@ -7,14 +7,17 @@ import hashlib
 import mimetypes
 import os
 import secrets
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from blockpilot.errors import WorkspaceFileNotFoundError, WorkspaceQuotaError
+from blockpilot.locks import InProcessLockManager
 from blockpilot.storage.workspaces import WorkspaceStore
 from blockpilot.workspaces.models import Workspace, WorkspaceFile
 from blockpilot.workspaces.paths import normalise_path, normalise_prefix
 
 _OPEN_FLAGS = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_READ_ATTEMPTS = 5
 
 
 def _write_blob(directory: Path, name: str, data: bytes) -> None:
@@ -50,6 +53,9 @@ class WorkspaceManager:
         self._store = store
         self._root = root
         self.max_file_bytes = max_file_bytes
+        # Writers of one path in this process take turns; other processes are handled by
+        # the store's compare-and-swap retries.
+        self._path_locks = InProcessLockManager()
 
     async def get_or_create_workspace(self, user_id: str) -> Workspace:
         return await self._store.get_or_create(user_id)
@@ -90,14 +96,15 @@ class WorkspaceFiles:
         directory = self._manager._blob_dir(self.workspace.id)
         await asyncio.to_thread(_write_blob, directory, blob, data)
         try:
-            record, old_blob = await self._store.upsert_file(
-                self.workspace.id,
-                virtual,
-                blob=blob,
-                size_bytes=len(data),
-                checksum=hashlib.sha256(data).hexdigest(),
-                mime_type=mime,
-            )
+            async with self._manager._path_locks.hold(f"{self.workspace.id}:{virtual}"):
+                record, old_blob = await self._store.upsert_file(
+                    self.workspace.id,
+                    virtual,
+                    blob=blob,
+                    size_bytes=len(data),
+                    checksum=hashlib.sha256(data).hexdigest(),
+                    mime_type=mime,
+                )
         except BaseException:
             (directory / blob).unlink(missing_ok=True)
             raise
@@ -115,14 +122,30 @@ class WorkspaceFiles:
         return (await self._located(path))[0]
 
     async def read(self, path: str) -> bytes:
-        record, blob = await self._located(path)
-        return await self._read_checked(record, blob)
+        normalise_path(path)  # a bad path is a path error, before any lookup
+        return (await self._read_current(lambda: self._located(path)))[1]
 
     async def read_by_id(self, file_id: str) -> tuple[WorkspaceFile, bytes]:
-        found = await self._store.file_by_id(self.workspace.id, file_id)
-        if found is None:
-            raise WorkspaceFileNotFoundError(f"No file with id {file_id!r} in the workspace")
-        return found[0], await self._read_checked(*found)
+        async def lookup() -> tuple[WorkspaceFile, str]:
+            found = await self._store.file_by_id(self.workspace.id, file_id)
+            if found is None:
+                raise WorkspaceFileNotFoundError(f"No file with id {file_id!r} in the workspace")
+            return found
+
+        return await self._read_current(lookup)
+
+    async def _read_current(
+        self, lookup: Callable[[], Awaitable[tuple[WorkspaceFile, str]]]
+    ) -> tuple[WorkspaceFile, bytes]:
+        # A concurrent overwrite may delete the blob between looking the row up and opening
+        # it; the row then names a newer blob, so look again.
+        for _ in range(_READ_ATTEMPTS):
+            record, blob = await lookup()
+            try:
+                return record, await self._read_checked(record, blob)
+            except FileNotFoundError:
+                continue
+        raise WorkspaceFileNotFoundError(f"File {record.path!r} is damaged (its data is missing)")
 
     async def _read_checked(self, record: WorkspaceFile, blob: str) -> bytes:
         data = await asyncio.to_thread(_read_blob, self._manager._blob_dir(self.workspace.id) / blob)

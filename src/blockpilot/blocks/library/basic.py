@@ -6,6 +6,8 @@ import math
 import re
 from typing import Any, Literal
 
+from pydantic import FiniteFloat
+
 from blockpilot.blocks.base import Block, BlockCategory, BlockOutput
 from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, SchemaField
 
@@ -20,8 +22,9 @@ class CalculatorBlock(Block):
 
     class Input(BlockSchemaInput):
         operation: Operation = SchemaField(description="The operation to perform")
-        a: float = SchemaField(description="The first number")
-        b: float = SchemaField(description="The second number")
+        # Finite only: "NaN"/"Infinity" are wrong values the model can fix, not block failures.
+        a: FiniteFloat = SchemaField(description="The first number")
+        b: FiniteFloat = SchemaField(description="The second number")
         round_result: bool = SchemaField(default=False, description="Round the result to a whole number")
 
     class Output(BlockSchemaOutput):

@@ -9,16 +9,38 @@ from blockpilot.blocks.base import Block, BlockCategory, BlockOutput
 from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, SchemaField
 from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import CredentialsMetaInput, UserPasswordCredentials
+from blockpilot.errors import BlockExecutionError
 from blockpilot.executions.context import ExecutionContext
 
 SMTP_TIMEOUT_SECONDS = 30
 
 
 def _send_mail(
-    address: str, server_name: str, port: int, creds: UserPasswordCredentials, to: str, subject: str, body: str
+    address: str,
+    server_name: str,
+    port: int,
+    creds: UserPasswordCredentials,
+    to: str,
+    subject: str,
+    body: str,
+    *,
+    allow_plaintext: bool,
 ) -> None:
+    """Deliver one message through *address* (already vetted), authenticating as *creds*.
+
+    TLS certificates are always verified against *server_name*. Without TLS the password is
+    sent only when *allow_plaintext* (an operator-allowed host such as a local relay);
+    otherwise a server that offers no STARTTLS (or an attacker who stripped it) gets nothing.
+    """
     import smtplib  # noqa: PLC0415 - provider libraries load only when a block runs
+    import ssl
     from email.message import EmailMessage
+
+    class _SMTPSSLToName(smtplib.SMTP_SSL):
+        # Connect to the vetted address, but send SNI and check the certificate for the name.
+        def _get_socket(self, host: str, port: int, timeout: float) -> Any:
+            self._host = server_name
+            return super()._get_socket(host, port, timeout)  # type: ignore[misc]
 
     username = creds.username.get_secret_value()
     message = EmailMessage()
@@ -26,14 +48,27 @@ def _send_mail(
     message["To"] = to
     message["Subject"] = subject
     message.set_content(body)
-    smtp_class = smtplib.SMTP_SSL if port == 465 else smtplib.SMTP
-    with smtp_class(timeout=SMTP_TIMEOUT_SECONDS) as smtp:
+    # smtplib's own default context verifies nothing; always use a verifying one.
+    context = ssl.create_default_context()
+    implicit_tls = port == 465
+    smtp = (
+        _SMTPSSLToName(timeout=SMTP_TIMEOUT_SECONDS, context=context)
+        if implicit_tls
+        else smtplib.SMTP(timeout=SMTP_TIMEOUT_SECONDS)
+    )
+    with smtp:
         smtp.connect(address, port)  # the address the guard checked, not a fresh lookup
         smtp._host = server_name  # type: ignore[attr-defined]  # TLS certificate checks use the name
         smtp.ehlo()
-        if smtp.has_extn("starttls"):
-            smtp.starttls()
-            smtp.ehlo()
+        if not implicit_tls:
+            if smtp.has_extn("starttls"):
+                smtp.starttls(context=context)
+                smtp.ehlo()
+            elif not allow_plaintext:
+                raise BlockExecutionError(
+                    f"The SMTP server {server_name} does not offer STARTTLS, so the password would be "
+                    "sent unencrypted; use port 465 or a server that supports STARTTLS"
+                )
         smtp.login(username, creds.password.get_secret_value())
         smtp.send_message(message)
 
@@ -74,16 +109,22 @@ class SendEmailBlock(Block):
         if any(ch in input_data.subject for ch in "\r\n"):
             yield "error", "subject must be a single line"
             return
-        address = await execution_context.http.checked_address(input_data.smtp_server, input_data.smtp_port)
+        http = execution_context.http
+        address = await http.checked_address(input_data.smtp_server, input_data.smtp_port)
+        allow_plaintext = http.policy.is_exempt(input_data.smtp_server, input_data.smtp_port)
         import smtplib  # noqa: PLC0415
+        import ssl
 
         try:
             await asyncio.to_thread(
                 _send_mail, address, input_data.smtp_server, input_data.smtp_port, credentials,
-                to, input_data.subject, input_data.body,
+                to, input_data.subject, input_data.body, allow_plaintext=allow_plaintext,
             )
         except smtplib.SMTPAuthenticationError:
             yield "error", "The SMTP server rejected the username or password"
+            return
+        except ssl.SSLCertVerificationError as exc:
+            yield "error", f"The SMTP server's TLS certificate could not be verified ({exc.verify_message}); nothing was sent"
             return
         except (smtplib.SMTPException, OSError) as exc:
             yield "error", f"Could not send the e-mail: {type(exc).__name__}: {exc}"

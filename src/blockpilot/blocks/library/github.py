@@ -32,7 +32,10 @@ def parse_issue_url(url: str, api_base: str) -> tuple[str, str, int] | None:
     if host == "github.com" and parts.scheme == "https" and port in (None, 443):
         match = _HTML_PATH.match(parts.path)
     elif host == (api.hostname or "").lower() and port == api_port and parts.scheme == api.scheme:
-        match = _API_PATH.match(parts.path.removeprefix(api.path.rstrip("/")))
+        base_path = api.path.rstrip("/")
+        if not parts.path.startswith(base_path + "/"):
+            return None  # same host, but not under the API's path prefix
+        match = _API_PATH.match(parts.path[len(base_path) :])
     else:
         return None
     if match is None or match.group(1) in (".", "..") or match.group(2) in (".", ".."):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal
 
 from blockpilot.blocks.base import Block, BlockCategory, BlockOutput
@@ -13,6 +14,23 @@ from blockpilot.executions.context import ExecutionContext
 from blockpilot.net.client import GuardedResponse
 
 HttpMethod = Literal["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
+
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 field name
+_VALUE = re.compile(r"^[\t\x20-\x7e]*$")  # visible ASCII, space and tab: no CR, LF or NUL
+# The URL decides where a request goes and the client decides how it is framed: a caller's
+# Host header would pick another site on a shared server (with the stored credential).
+_FORBIDDEN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection", "te", "upgrade"})
+
+
+def _header_problem(headers: dict[str, str]) -> str | None:
+    for name, value in headers.items():
+        if not _TOKEN.match(name):
+            return f"header name {name[:60]!r} is not valid; use letters, digits and '-'"
+        if name.lower() in _FORBIDDEN_HEADERS:
+            return f"header {name!r} cannot be set; the URL and the client decide it"
+        if not _VALUE.match(value):
+            return f"header {name!r} has a value with line breaks or non-ASCII characters"
+    return None
 
 
 class _RequestInput(BlockSchemaInput):
@@ -34,6 +52,10 @@ class _RequestOutput(BlockSchemaOutput):
 async def _send(
     input_data: _RequestInput, context: ExecutionContext, sensitive_headers: dict[str, str] | None = None
 ) -> BlockOutput:
+    problem = _header_problem(input_data.headers)
+    if problem is not None:
+        yield "error", problem
+        return
     body = input_data.body
     content: str | None = None
     json_body: Any = None

@@ -1,0 +1,127 @@
+"""The FastAPI application: lifespan, routers, error table and middleware, put together.
+
+Every route of the API lives under :data:`API_PREFIX` and needs ``Authorization: Bearer <api
+key>``; ``/healthz`` and ``/readyz`` (probes) and ``/openapi.json`` do not. Handlers only
+translate HTTP to :class:`~blockpilot.pilot.Pilot` calls and back; errors are answered by the
+one table in :mod:`blockpilot.api.errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI
+from starlette.middleware import Middleware
+from starlette.types import Scope
+
+from blockpilot import __version__
+from blockpilot.api.deps import current_user
+from blockpilot.api.errors import install_error_handlers
+from blockpilot.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from blockpilot.api.routes import (
+    blocks,
+    credentials,
+    error_responses,
+    executions,
+    health,
+    sessions,
+    tools,
+    workspace,
+)
+from blockpilot.pilot import Pilot
+
+API_PREFIX = "/api/v1"
+JSON_BODY_LIMIT = 2 * 1024 * 1024
+"""Largest request body of every route except workspace uploads (which use ``max_file_bytes``)."""
+
+PilotFactory = Callable[[], Awaitable[Pilot]]
+
+
+def create_app(pilot: Pilot | None = None, *, pilot_factory: PilotFactory | None = None) -> FastAPI:
+    """Build the HTTP API.
+
+    Args:
+        pilot: A Pilot that the caller opened and will close (tests, embedding). The app
+            uses it as is.
+        pilot_factory: Opens the Pilot when the app starts; the app closes it when it
+            stops. Defaults to :meth:`Pilot.open` (settings from the environment).
+
+    Returns:
+        The application, ready for any ASGI server.
+
+    Example::
+
+        app = create_app()  # uvicorn.run(app) opens the Pilot at start-up
+    """
+    if pilot is not None and pilot_factory is not None:
+        raise ValueError("give either pilot or pilot_factory, not both")
+    factory = pilot_factory or Pilot.open
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if pilot is not None:
+            app.state.pilot = pilot
+            yield
+            return
+        opened = await factory()
+        app.state.pilot = opened
+        try:
+            yield
+        finally:
+            await opened.close()
+
+    app = FastAPI(
+        title="blockpilot",
+        version=__version__,
+        summary="Find and run typed integration blocks for an AI copilot, "
+        "with each user's own credentials.",
+        lifespan=lifespan,
+        middleware=[
+            Middleware(RequestContextMiddleware),
+            Middleware(
+                BodySizeLimitMiddleware,
+                limit_for=_body_limits(lambda: getattr(app.state, "pilot", None)),
+            ),
+        ],
+    )
+    if pilot is not None:
+        app.state.pilot = pilot  # usable without running the lifespan (in-process test clients)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    api = APIRouter(
+        prefix=API_PREFIX,
+        dependencies=[Depends(current_user)],
+        responses=error_responses(401, 422, 500),
+    )
+    for module in (tools, blocks, sessions, credentials, workspace, executions):
+        api.include_router(module.router)
+    app.include_router(api)
+    _add_components(app, credentials.CREDENTIAL_COMPONENTS)
+    return app
+
+
+def _body_limits(current_pilot: Callable[[], Pilot | None]) -> Callable[[Scope], int]:
+    upload_prefix = f"{API_PREFIX}/workspace/files/"
+
+    def limit_for(scope: Scope) -> int:
+        if scope.get("method") == "PUT" and str(scope.get("path", "")).startswith(upload_prefix):
+            pilot = current_pilot()
+            if pilot is not None:
+                return pilot.settings.max_file_bytes
+        return JSON_BODY_LIMIT
+
+    return limit_for
+
+
+def _add_components(app: FastAPI, schemas: dict[str, Any]) -> None:
+    """Publish schemas that hand-declared request bodies refer to."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = generate()
+        document.setdefault("components", {}).setdefault("schemas", {}).update(schemas)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,112 @@
+"""Strict JSON request bodies: clear 4xx errors for everything that is not a JSON object.
+
+FastAPI's own body parsing accepts ``NaN``/``Infinity`` and turns some failures into a bare
+400; routes here read their bodies with :func:`read_json_object` instead and declare the
+body in OpenAPI with :func:`json_body`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import Request
+
+from blockpilot.api.errors import MalformedBodyError, UnsupportedMediaTypeError
+from blockpilot.errors import InvalidInputError
+
+
+class _NotFinite(ValueError):
+    pass
+
+
+def _reject_constant(name: str) -> Any:
+    raise _NotFinite(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _NotFinite(f"the number {text[:40]} is too large")
+    return value
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def parse_json_object(
+    body: bytes, content_type: str | None, *, allow_empty: bool = False
+) -> dict[str, Any]:
+    """The body as a JSON object, or a :class:`~blockpilot.errors.InvalidInputError` subclass.
+
+    Args:
+        body: The raw request body.
+        content_type: The request's ``Content-Type`` header.
+        allow_empty: Read an empty body as ``{}`` (whatever its content type).
+    """
+    if not body.strip():
+        if allow_empty:
+            return {}
+        raise MalformedBodyError("Request body is empty; send a JSON object")
+    if not is_json_media_type(content_type):
+        raise UnsupportedMediaTypeError(
+            "Send the body as JSON with the header 'Content-Type: application/json'"
+        )
+    try:
+        value = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+    except _NotFinite as exc:
+        raise MalformedBodyError(f"Request body is not valid JSON: {exc}") from None
+    except json.JSONDecodeError as exc:
+        # The position, never the text: the body may hold secrets.
+        raise MalformedBodyError(
+            f"Request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except UnicodeDecodeError:
+        raise MalformedBodyError("Request body is not valid UTF-8 JSON") from None
+    except RecursionError:
+        raise MalformedBodyError("Request body is nested too deeply") from None
+    except ValueError:
+        raise MalformedBodyError(
+            "Request body is not valid JSON (a number is out of range)"
+        ) from None
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"Request body must be a JSON object, not {_json_type(value)}")
+    return value
+
+
+async def read_json_object(request: Request, *, allow_empty: bool = False) -> dict[str, Any]:
+    """Read and parse the request body with :func:`parse_json_object`."""
+    return parse_json_object(
+        await request.body(), request.headers.get("content-type"), allow_empty=allow_empty
+    )
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    return "a number"
+
+
+def json_body(
+    schema: dict[str, Any], *, required: bool = True, description: str = ""
+) -> dict[str, Any]:
+    """``openapi_extra`` declaring a JSON request body with *schema*."""
+    body: dict[str, Any] = {
+        "required": required,
+        "content": {"application/json": {"schema": schema}},
+    }
+    if description:
+        body["description"] = description
+    return {"requestBody": body}

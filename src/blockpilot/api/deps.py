@@ -1,0 +1,69 @@
+"""Request dependencies: the Pilot of this app and the signed-in user."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from blockpilot.errors import AuthenticationRequiredError
+from blockpilot.pilot import Pilot
+from blockpilot.storage.users import User
+
+_MAX_KEY_CHARS = 256
+
+# Declares the scheme in OpenAPI; the header is checked below, with messages that say what is wrong.
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An API key from `blockpilot users create` or `blockpilot keys create`.",
+)
+
+
+def get_pilot(request: Request) -> Pilot:
+    pilot: Pilot = request.app.state.pilot
+    return pilot
+
+
+PilotDep = Annotated[Pilot, Depends(get_pilot)]
+
+
+def _api_key(header: str | None) -> str:
+    if not header or not header.strip():
+        raise AuthenticationRequiredError(
+            "Missing API key; send the header 'Authorization: Bearer <api key>'"
+        )
+    scheme, _, key = header.strip().partition(" ")
+    key = key.strip()
+    if (
+        scheme.lower() != "bearer"
+        or not key
+        or len(key) > _MAX_KEY_CHARS
+        or any(ch.isspace() for ch in key)
+    ):
+        raise AuthenticationRequiredError(
+            "Malformed Authorization header; use 'Authorization: Bearer <api key>'"
+        )
+    return key
+
+
+async def current_user(
+    request: Request,
+    pilot: PilotDep,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> User:
+    """The owner of the request's API key; 401 for a missing, malformed, unknown or revoked key.
+
+    Nothing is cached: every request checks the key against the database, so a revoked key
+    stops working at once.
+    """
+    key = _api_key(request.headers.get("authorization"))
+    user = await pilot.users.user_for_api_key(key)
+    if user is None:
+        raise AuthenticationRequiredError("Unknown or revoked API key")
+    request.state.user_id = user.id  # for the access log
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]

@@ -1,0 +1,216 @@
+"""The HTTP error table: every blockpilot error class to a status, and one JSON body shape.
+
+Every error the API returns has the body ``{"error": {"code", "message", "details"}}``:
+blockpilot errors (through :data:`ERROR_TABLE`), FastAPI's request validation errors,
+Starlette's routing errors (404, 405) and, as the last resort, unexpected exceptions.
+
+A table row is looked up along the exception's MRO, so the most specific class wins; a
+test checks that every class of the tree has its own row. Rows with a ``public_message``
+hide the error's own text (it may name files, keys or hosts of the operator): the caller
+gets the public message and the request id, the server log gets the real message.
+
+A few errors exist only at this door, for HTTP problems that have no in-process
+counterpart (a body that is not JSON, a body too large, a tool name in the URL)::
+
+    InvalidInputError
+    ├── MalformedBodyError                  malformed_body (400)
+    └── UnsupportedMediaTypeError           unsupported_media_type (415)
+    NotFoundError
+    └── ToolNotFoundError                   tool_not_found (404)
+    BlockpilotError
+    └── RequestTooLargeError                request_too_large (413)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+from blockpilot import errors as bp
+
+logger = logging.getLogger(__name__)
+
+
+class MalformedBodyError(bp.InvalidInputError):
+    """The request body is not parseable JSON (syntax, encoding, NaN, nesting)."""
+
+    code = "malformed_body"
+
+
+class UnsupportedMediaTypeError(bp.InvalidInputError):
+    """The request body is not declared as JSON."""
+
+    code = "unsupported_media_type"
+
+
+class ToolNotFoundError(bp.NotFoundError):
+    """``POST /tools/{name}`` names no tool of this service."""
+
+    code = "tool_not_found"
+
+
+class RequestTooLargeError(bp.BlockpilotError):
+    """The request body is larger than the route accepts."""
+
+    code = "request_too_large"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpError:
+    """How one error class is answered: a status and, for server faults, a public message."""
+
+    status: int
+    public_message: str | None = None
+
+
+_MISCONFIGURED = "Service misconfigured; see the server log (request id {request_id})"
+_INTERNAL = "Internal error; see the server log (request id {request_id})"
+
+ERROR_TABLE: dict[type[bp.BlockpilotError], HttpError] = {
+    bp.BlockpilotError: HttpError(500, _INTERNAL),
+    bp.ConfigurationError: HttpError(500, _MISCONFIGURED),
+    bp.EncryptionKeyError: HttpError(500, _MISCONFIGURED),
+    bp.InvalidInputError: HttpError(422),
+    MalformedBodyError: HttpError(400),
+    UnsupportedMediaTypeError: HttpError(415),
+    bp.AuthenticationRequiredError: HttpError(401),
+    bp.NotFoundError: HttpError(404),
+    bp.BlockNotFoundError: HttpError(404),
+    bp.UserNotFoundError: HttpError(404),
+    bp.CredentialNotFoundError: HttpError(404),
+    bp.SessionNotFoundError: HttpError(404),
+    bp.ExecutionNotFoundError: HttpError(404),
+    bp.WorkspaceFileNotFoundError: HttpError(404),
+    ToolNotFoundError: HttpError(404),
+    bp.ConflictError: HttpError(409),
+    bp.BlockLoadError: HttpError(500, _INTERNAL),
+    # Block errors normally travel inside a 200 tool response; should one reach this door,
+    # it is the block's (upstream's) failure, not the caller's, except for bad input.
+    bp.BlockError: HttpError(502),
+    bp.BlockInputError: HttpError(422),
+    bp.BlockOutputError: HttpError(502),
+    bp.BlockExecutionError: HttpError(502),
+    bp.BlockTimeoutError: HttpError(504),
+    bp.CredentialsError: HttpError(409),
+    bp.CredentialsUnavailableError: HttpError(409),
+    bp.DecryptionError: HttpError(500, _MISCONFIGURED),
+    bp.OAuthRefreshError: HttpError(502),
+    bp.ReauthorizationRequiredError: HttpError(409),
+    bp.WorkspaceError: HttpError(400),
+    bp.WorkspacePathError: HttpError(400),
+    bp.WorkspaceQuotaError: HttpError(413),
+    bp.NetworkError: HttpError(502),
+    bp.DestinationBlockedError: HttpError(400),
+    bp.ResponseTooLargeError: HttpError(502),
+    bp.UpstreamTimeoutError: HttpError(504),
+    RequestTooLargeError: HttpError(413),
+}
+
+# Codes for Starlette's own HTTP errors (unknown route, wrong method, ...).
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "auth_required",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def http_error_for(exc_type: type[bp.BlockpilotError]) -> HttpError:
+    """The table row of *exc_type*: its own, else its nearest ancestor's."""
+    for cls in exc_type.__mro__:
+        row = ERROR_TABLE.get(cls)
+        if row is not None:
+            return row
+    return ERROR_TABLE[bp.BlockpilotError]
+
+
+def request_id_of(request: Request) -> str:
+    return str(getattr(request.state, "request_id", "-"))
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """The one error body shape; a 401 always says which scheme to use."""
+    all_headers = dict(headers or {})
+    if status == 401:
+        all_headers.setdefault("WWW-Authenticate", "Bearer")
+    body = {"error": {"code": code, "message": message, "details": details or None}}
+    return JSONResponse(body, status_code=status, headers=all_headers)
+
+
+def render_error(exc: bp.BlockpilotError, request_id: str) -> JSONResponse:
+    """The response for a blockpilot error, following :data:`ERROR_TABLE`."""
+    row = http_error_for(type(exc))
+    if row.public_message is not None:
+        logger.error(
+            "request failed: %s: %s",
+            type(exc).__name__,
+            exc.message,
+            extra={"request_id": request_id},
+        )
+        return error_response(
+            row.status, exc.code, row.public_message.format(request_id=request_id)
+        )
+    return error_response(row.status, exc.code, exc.message, exc.details)
+
+
+def internal_error_response(request_id: str) -> JSONResponse:
+    """The last-resort 500: no exception text, no traceback; the log has both."""
+    return error_response(500, "internal_error", _INTERNAL.format(request_id=request_id))
+
+
+async def _blockpilot_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, bp.BlockpilotError)
+    return render_error(exc, request_id_of(request))
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # Only where and what: input values are never echoed (they may be secrets).
+    problems = [
+        {
+            "loc": [str(part) for part in err.get("loc", ())],
+            "message": str(err.get("msg", "invalid")),
+        }
+        for err in exc.errors()
+    ]
+    summary = "; ".join(f"{'.'.join(p['loc'])}: {p['message']}" for p in problems[:5])
+    return error_response(
+        422, "invalid_request", f"Invalid request: {summary}", {"errors": problems}
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    if status == 404:
+        message = "Not found; see /openapi.json for the routes of this API"
+    elif status == 405:
+        message = f"Method {request.method} is not allowed here"
+    else:
+        message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
+    return error_response(
+        status, _HTTP_CODES.get(status, "http_error"), message, headers=exc.headers
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the table's handlers; unexpected exceptions are caught by the request middleware."""
+    app.add_exception_handler(bp.BlockpilotError, _blockpilot_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

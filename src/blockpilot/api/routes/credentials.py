@@ -1,0 +1,62 @@
+"""The signed-in user's credentials: metadata out, secrets only in."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from blockpilot.api.body import json_body, read_json_object
+from blockpilot.api.deps import CurrentUser, PilotDep
+from blockpilot.api.routes import error_responses
+from blockpilot.api.schemas import CredentialList
+from blockpilot.credentials.models import CredentialsAdapter, CredentialsMeta
+from blockpilot.errors import CredentialNotFoundError
+
+router = APIRouter(tags=["credentials"])
+
+_SCHEMA = CredentialsAdapter.json_schema(ref_template="#/components/schemas/{model}")
+# The credential models; app.py adds them to the document's components.
+CREDENTIAL_COMPONENTS: dict[str, Any] = _SCHEMA.pop("$defs", {})
+CREDENTIAL_INPUT_SCHEMA: dict[str, Any] = _SCHEMA
+
+
+@router.get("/credentials", summary="Your credentials (metadata only)")
+async def list_credentials(user: CurrentUser, pilot: PilotDep) -> CredentialList:
+    return CredentialList(credentials=await pilot.credential_store.list_meta(user.id))
+
+
+@router.post(
+    "/credentials",
+    status_code=201,
+    summary="Store a credential (encrypted); returns its metadata",
+    responses=error_responses(400, 409, 413, 415, 422),
+    openapi_extra=json_body(
+        CREDENTIAL_INPUT_SCHEMA,
+        description='One credential, e.g. {"provider": "openai", "type": "api_key", '
+        '"api_key": "...", "title": "..."}',
+    ),
+)
+async def add_credentials(
+    request: Request,
+    response: Response,
+    user: CurrentUser,
+    pilot: PilotDep,
+    default: Annotated[bool, Query(description="Make it the default for its provider")] = False,
+) -> CredentialsMeta:
+    data = await read_json_object(request)
+    meta = await pilot.add_credentials(user.id, data, is_default=default)
+    response.headers["Location"] = f"{request.url.path}/{meta.id}"
+    return meta
+
+
+@router.delete(
+    "/credentials/{credential_id}",
+    status_code=204,
+    summary="Delete one of your credentials",
+    responses=error_responses(404),
+)
+async def delete_credentials(credential_id: str, user: CurrentUser, pilot: PilotDep) -> Response:
+    if not await pilot.credential_store.delete(user.id, credential_id):
+        raise CredentialNotFoundError(f"Credential {credential_id[:80]!r} not found")
+    return Response(status_code=204)

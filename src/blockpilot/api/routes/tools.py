@@ -1,0 +1,83 @@
+"""The copilot's tools over HTTP, with exactly the in-process semantics of ``Pilot.call_tool``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+
+from blockpilot.api.body import json_body, read_json_object
+from blockpilot.api.deps import CurrentUser, PilotDep
+from blockpilot.api.errors import ToolNotFoundError
+from blockpilot.api.routes import error_responses
+from blockpilot.api.schemas import ToolList
+from blockpilot.tools.export import ToolFormat
+from blockpilot.tools.responses import AnyToolResponse
+
+SESSION_HEADER = "X-Session-Id"
+
+router = APIRouter(tags=["tools"])
+
+_TOOL_ARGUMENTS: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": True,
+    "description": "The tool's arguments, as the model gives them (see GET /api/v1/tools for "
+    "each tool's parameters). An empty body means {}.",
+    "examples": [{"query": "send an email"}],
+}
+
+
+@router.get("/tools", summary="Tool definitions for an LLM API or MCP")
+async def list_tools(
+    pilot: PilotDep,
+    fmt: Annotated[
+        ToolFormat, Query(alias="format", description="openai, anthropic or mcp")
+    ] = "openai",
+) -> ToolList:
+    return ToolList(format=fmt, tools=pilot.export_tools(fmt))
+
+
+@router.post(
+    "/tools/{name}",
+    summary="Run a tool as the model would",
+    description=(
+        "Every tool outcome is a 200 with the tool's JSON response, `type: error` included; "
+        "the response carries `session_id`, also sent as the `X-Session-Id` header. Without "
+        "an `X-Session-Id` request header a new chat session is created."
+    ),
+    response_model=None,
+    responses={
+        200: {"model": AnyToolResponse, "description": "The tool's response (any outcome)"},
+        **error_responses(400, 404, 413, 415, 422),
+    },
+    openapi_extra=json_body(_TOOL_ARGUMENTS, required=False),
+)
+async def call_tool(
+    name: str,
+    request: Request,
+    user: CurrentUser,
+    pilot: PilotDep,
+    x_session_id: Annotated[
+        str | None,
+        Header(
+            alias=SESSION_HEADER,
+            max_length=128,
+            description="Continue this chat session (yours only).",
+        ),
+    ] = None,
+) -> Response:
+    if name not in pilot.tools:
+        raise ToolNotFoundError(
+            f"Tool {name[:64]!r} not found; available tools: {', '.join(pilot.tools)}",
+            details={"available_tools": list(pilot.tools)},
+        )
+    arguments = await read_json_object(request, allow_empty=True)
+    session = await pilot.session_for(user.id, x_session_id)
+    response = await pilot.call_tool(
+        name, arguments, user_id=user.id, session_id=session.session_id
+    )
+    return Response(
+        response.to_json(),
+        media_type="application/json",
+        headers={SESSION_HEADER: session.session_id},
+    )

@@ -1,0 +1,104 @@
+"""The OpenAPI document: loads, lists every route, and every reference resolves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from fastapi.routing import APIRoute
+
+from blockpilot.api.app import API_PREFIX
+from blockpilot.api.routes import (
+    blocks,
+    credentials,
+    executions,
+    health,
+    sessions,
+    tools,
+    workspace,
+)
+
+API_MODULES = (tools, blocks, sessions, credentials, workspace, executions)
+
+EXPECTED = {
+    ("GET", "/healthz"), ("GET", "/readyz"),
+    ("GET", "/api/v1/tools"), ("POST", "/api/v1/tools/{name}"),
+    ("GET", "/api/v1/blocks"), ("GET", "/api/v1/blocks/{block_id}"),
+    ("GET", "/api/v1/sessions"), ("POST", "/api/v1/sessions"),
+    ("GET", "/api/v1/credentials"), ("POST", "/api/v1/credentials"),
+    ("DELETE", "/api/v1/credentials/{credential_id}"),
+    ("GET", "/api/v1/workspace/files"), ("GET", "/api/v1/workspace/files/{path}"),
+    ("PUT", "/api/v1/workspace/files/{path}"), ("DELETE", "/api/v1/workspace/files/{path}"),
+    ("GET", "/api/v1/executions"), ("GET", "/api/v1/executions/{execution_id}"),
+}  # fmt: skip
+
+
+def operations(document: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(method.upper(), path) for path, item in document["paths"].items() for method in item}
+
+
+def refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return found + [r for value in node.values() for r in refs(value)]
+    if isinstance(node, list):
+        return [r for value in node for r in refs(value)]
+    return []
+
+
+async def test_document_lists_every_route(anon: httpx.AsyncClient) -> None:
+    response = await anon.get("/openapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    assert document["info"]["title"] == "blockpilot"
+    assert operations(document) == EXPECTED
+    routes = {
+        (method, prefix + route.path.replace("{path:path}", "{path}"))
+        for prefix, router in [("", health.router)] + [(API_PREFIX, m.router) for m in API_MODULES]
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    }
+    assert routes == EXPECTED
+
+
+async def test_every_reference_resolves_and_errors_have_one_shape(anon: httpx.AsyncClient) -> None:
+    document = (await anon.get("/openapi.json")).json()
+    schemas = document["components"]["schemas"]
+    for ref in refs(document):
+        assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in schemas, ref
+    assert "HTTPValidationError" not in schemas  # FastAPI's default 422 shape is not what we send
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for status, answer in operation["responses"].items():
+                if status.startswith(("4", "5")) and path.startswith("/api/"):
+                    schema = answer["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (
+                        method,
+                        path,
+                        status,
+                    )
+
+
+async def test_api_routes_declare_the_bearer_scheme(anon: httpx.AsyncClient) -> None:
+    document = (await anon.get("/openapi.json")).json()
+    assert document["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
+    for path, item in document["paths"].items():
+        for operation in item.values():
+            assert ("security" in operation) == path.startswith("/api/"), path
+
+
+async def test_bodies_are_documented(anon: httpx.AsyncClient) -> None:
+    paths = (await anon.get("/openapi.json")).json()["paths"]
+    credential = paths["/api/v1/credentials"]["post"]["requestBody"]["content"]["application/json"][
+        "schema"
+    ]
+    assert {r["$ref"].rsplit("/", 1)[1] for r in credential["oneOf"]} == {
+        "APIKeyCredentials",
+        "OAuth2Credentials",
+        "UserPasswordCredentials",
+        "HostScopedCredentials",
+    }
+    tool = paths["/api/v1/tools/{name}"]["post"]
+    assert tool["requestBody"]["content"]["application/json"]["schema"]["type"] == "object"
+    assert "anyOf" in tool["responses"]["200"]["content"]["application/json"]["schema"]

@@ -1,0 +1,204 @@
+"""The wrapper every tool shares (SPEC §2): sign-in, argument shape, timeout, catch-all."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, ClassVar
+
+import pytest
+from bp_helpers import call, run_block
+from bp_test_blocks import CALLS, EchoTextBlock, SlowBlock
+
+from blockpilot.pilot import Pilot
+from blockpilot.storage.users import User
+from blockpilot.tools.base import DEFAULT_TOOL_TIMEOUT, BaseTool, ToolCall
+from blockpilot.tools.responses import ErrorResponse, ToolResponseBase
+
+
+class CountingTool(BaseTool):
+    name = "counting"
+    description = "Counts its calls."
+    parameters: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {
+            "query": {"type": "string"},
+            "pause": {"type": "number"},
+            "fail": {"type": "string"},
+        },
+        "required": ["query"],
+    }
+
+    def __init__(self, timeout_seconds: float = DEFAULT_TOOL_TIMEOUT) -> None:
+        super().__init__(timeout_seconds)
+        self.calls: list[dict[str, Any]] = []
+
+    async def _execute(self, call: ToolCall, **arguments: Any) -> ToolResponseBase:
+        self.calls.append(arguments)
+        if arguments.get("pause"):
+            await asyncio.sleep(arguments["pause"])
+        if arguments.get("fail"):
+            raise RuntimeError(arguments["fail"])
+        return ErrorResponse(message="body ran", error="ok", code="ok", session_id=call.session_id)
+
+
+class PublicTool(CountingTool):
+    name = "public"
+    requires_auth = False
+
+
+def test_default_timeout_is_120_seconds() -> None:
+    assert DEFAULT_TOOL_TIMEOUT == 120
+    assert CountingTool().timeout_seconds == 120
+
+
+async def test_need_login_without_user_and_the_body_does_not_run() -> None:
+    tool = CountingTool()
+    for user in (None, ""):
+        response = await tool.execute(ToolCall(user_id=user, session_id="s-1"), {"query": "x"})
+        assert response.type == "need_login"
+        assert response.message == "Please sign in to use counting"
+        assert response.session_id == "s-1"
+    assert tool.calls == []
+
+
+async def test_need_login_comes_before_argument_checks() -> None:
+    tool = CountingTool()
+    response = await tool.execute(ToolCall(user_id=None, session_id=None), ["not", "an", "object"])
+    assert response.type == "need_login"
+    assert tool.calls == []
+
+
+async def test_tool_without_requires_auth_runs_without_a_user() -> None:
+    tool = PublicTool()
+    response = await tool.execute(ToolCall(user_id=None, session_id=None), {"query": "x"})
+    assert response.message == "body ran"
+    assert tool.calls == [{"query": "x"}]
+
+
+async def test_signed_in_user_runs_the_body() -> None:
+    tool = CountingTool()
+    response = await tool.execute(ToolCall(user_id="u-1", session_id="s-1"), {"query": "x"})
+    assert response.message == "body ran"
+    assert response.session_id == "s-1"
+    assert tool.calls == [{"query": "x"}]
+
+
+async def test_run_block_without_user_is_need_login_and_the_block_never_runs(pilot: Pilot) -> None:
+    data = await run_block(pilot, None, EchoTextBlock.id, {"text": "hi"})
+    assert data["type"] == "need_login"
+    assert data["message"] == "Please sign in to use run_block"
+    assert CALLS == []
+    data = await call(pilot, "find_block", {"query": "echo"}, user_id=None)
+    assert data["type"] == "need_login"
+    assert data["message"] == "Please sign in to use find_block"
+
+
+async def test_timeout_is_an_error_with_the_tool_name_and_seconds() -> None:
+    tool = CountingTool(timeout_seconds=0.05)
+    response = await tool.execute(ToolCall(user_id="u", session_id="s"), {"query": "x", "pause": 5})
+    assert response.type == "error"
+    assert response.message == "counting timed out after 0.05s"
+    assert response.error == "timeout"  # type: ignore[attr-defined]
+    assert response.session_id == "s"
+
+
+async def test_timeout_error_raised_by_the_body_is_not_reported_as_the_tool_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Regression: a TimeoutError raised inside the body was reported as "timed out after 120s".
+    class OwnTimeoutTool(CountingTool):
+        name = "own_timeout"
+
+        async def _execute(self, call: ToolCall, **arguments: Any) -> ToolResponseBase:
+            raise TimeoutError("upstream took too long")
+
+    with caplog.at_level(logging.ERROR):
+        response = await OwnTimeoutTool().execute(ToolCall(user_id="u", session_id="s"), {"query": "x"})
+    assert response.message == "An error occurred while executing own_timeout"
+    assert "upstream took too long" in caplog.text
+
+
+async def test_configured_tool_timeout_applies_to_run_block(
+    pilot_factory: Any, alice: User
+) -> None:
+    p = await pilot_factory(tool_timeout_seconds=0.1)
+    data = await run_block(p, alice.id, SlowBlock.id, {"seconds": 0.15})
+    # SlowBlock's own timeout (0.2 s) is longer than the tool's (0.1 s): the tool wins.
+    assert data["type"] == "error"
+    assert data["message"] == "run_block timed out after 0.1s"
+    assert data["error"] == "timeout"
+    # The run was cancelled, and its record says so (it is not left "running").
+    records = await p.executions.list(alice.id)
+    assert [r.status for r in records] == ["cancelled"]
+
+
+async def test_unexpected_exception_is_generic_and_logged_with_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tool = CountingTool()
+    with caplog.at_level(logging.ERROR):
+        response = await tool.execute(
+            ToolCall(user_id="u", session_id="s"), {"query": "x", "fail": "internal-detail-4711"}
+        )
+    assert response.type == "error"
+    assert response.message == "An error occurred while executing counting"
+    assert "internal-detail-4711" not in response.to_json()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors, "the failure must be logged"
+    assert "Traceback" in caplog.text and "internal-detail-4711" in caplog.text
+    assert "RuntimeError" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [{"query": "x", "bogus": 1}, {"query": "x", "Query": "y"}, {"bogus": 1}],
+)
+async def test_unknown_arguments_are_rejected_by_name(arguments: dict[str, Any]) -> None:
+    tool = CountingTool()
+    response = await tool.execute(ToolCall(user_id="u", session_id="s"), arguments)
+    assert response.type == "error"
+    assert response.code == "invalid_arguments"  # type: ignore[attr-defined]
+    unknown = sorted(set(arguments) - {"query"})
+    assert f"Unknown argument(s) for counting: {', '.join(unknown)}" in response.message
+    assert tool.calls == []
+
+
+@pytest.mark.parametrize("arguments", [[], ["query"], "query", None, 3, True])
+async def test_non_object_arguments_are_rejected(arguments: Any) -> None:
+    tool = CountingTool()
+    response = await tool.execute(ToolCall(user_id="u", session_id="s"), arguments)
+    assert response.type == "error"
+    assert response.code == "invalid_arguments"  # type: ignore[attr-defined]
+    assert response.message == "Arguments of counting must be a JSON object"
+    assert tool.calls == []
+
+
+async def test_run_block_rejects_unknown_arguments_without_running(
+    pilot: Pilot, alice: User
+) -> None:
+    data = await call(
+        pilot,
+        "run_block",
+        {"block_id": EchoTextBlock.id, "input_data": {"text": "x"}, "block_name": "EchoTextBlock"},
+        user_id=alice.id,
+    )
+    assert data["type"] == "error"
+    assert data["code"] == "invalid_arguments"
+    assert "block_name" in data["message"]
+    assert CALLS == []
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+async def test_run_block_dry_run_must_be_boolean(pilot: Pilot, alice: User, value: Any) -> None:
+    data = await run_block(pilot, alice.id, EchoTextBlock.id, {"text": "x"}, dry_run=value)
+    assert data["type"] == "error"
+    assert data["message"] == "dry_run must be true or false"
+    assert CALLS == []
+
+
+async def test_unknown_tool_name(pilot: Pilot, alice: User) -> None:
+    data = await call(pilot, "delete_everything", {}, user_id=alice.id)
+    assert data["type"] == "error"
+    assert data["code"] == "tool_not_found"
+    assert "find_block" in data["message"] and "run_block" in data["message"]
