@@ -207,7 +207,7 @@ class BlockRunner:
             typed_input = block.validate_input(full_input)
         except BlockInputError as exc:
             return InputValidationErrorResponse(
-                message=f"Invalid input for block '{block.name}': {exc.message}. Block was not executed.",
+                message=f"{exc.message}. Block was not executed.",
                 code="invalid_input",
                 inputs=block.Input.jsonschema(),
                 errors=exc.details.get("errors", {}),
@@ -363,8 +363,9 @@ class BlockRunner:
             return self._crashed(exc, block, record, started, redactor, session_id)
 
         safe = redactor.scrub(to_jsonable_python(outputs, fallback=str))
+        counts = {name: len(values) for name, values in safe.items()}  # before any truncation
         safe, truncated = await self._cap_outputs(safe, context, record.id)
-        summary = {"pins": {name: len(values) for name, values in safe.items()}, "truncated": truncated}
+        summary = {"pins": counts, "truncated": truncated}
         self._finish(record, started, "completed", summary=summary)
         await self.credentials.store.mark_used(user_id, [m.id for m in match.matched.values() if not m.is_system])
         return BlockOutputResponse(

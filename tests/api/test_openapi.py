@@ -53,7 +53,7 @@ async def test_document_lists_every_route(anon: httpx.AsyncClient) -> None:
     assert document["info"]["title"] == "blockpilot"
     assert operations(document) == EXPECTED
     routes = {
-        (method, prefix + route.path.replace("{path:path}", "{path}"))
+        (method, prefix + route.path.replace("{path:workspace_path}", "{path}"))
         for prefix, router in [("", health.router)] + [(API_PREFIX, m.router) for m in API_MODULES]
         for route in router.routes
         if isinstance(route, APIRoute)

@@ -91,6 +91,8 @@ async def test_users_cannot_reach_each_others_files(
         "a%00b",
         "nul%00",
         "%0a",
+        "p%0A%3F",
+        "a%0Db",
         "",
     ],
 )

@@ -352,7 +352,9 @@ def test_a_block_that_cannot_be_instantiated_is_reported_not_fatal() -> None:
     def explode(self: Block) -> None:
         raise RuntimeError("needs an SDK client")
 
-    exploding = make_block("ExplodingBlock", "5d6b1a58-4a0e-4f8e-9a51-6b2b7d2a9b15", __init__=explode)
+    exploding = make_block(
+        "ExplodingBlock", "5d6b1a58-4a0e-4f8e-9a51-6b2b7d2a9b15", __init__=explode
+    )
     reg = registry(GOOD, abstract, exploding, OTHER_GOOD)
     assert {b.name for b in reg.all()} == {"GoodBlock", "OtherGoodBlock"}
     problems = " | ".join(p.problem for p in reg.problems)
@@ -378,7 +380,10 @@ def test_run_returning_an_async_iterator_is_accepted() -> None:
 
         return gen()
 
-    assert check_block_class(make_block("IterBlock", "5d6b1a58-4a0e-4f8e-9a51-6b2b7d2a9b17", run=run)) == []
+    assert (
+        check_block_class(make_block("IterBlock", "5d6b1a58-4a0e-4f8e-9a51-6b2b7d2a9b17", run=run))
+        == []
+    )
 
 
 def test_ids_are_case_insensitive() -> None:

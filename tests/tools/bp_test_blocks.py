@@ -12,7 +12,7 @@ from blockpilot.blocks.base import Block, BlockCategory, BlockOutput, BlockType
 from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, SchemaField
 from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import CredentialsMetaInput
-from blockpilot.errors import BlockExecutionError
+from blockpilot.errors import BlockExecutionError, DestinationBlockedError
 
 #: Every run of a test block appends {"block", "input", "kwargs"} here.
 CALLS: list[dict[str, Any]] = []
@@ -58,9 +58,9 @@ class FailingBlock(Block):
     description = "Fails on purpose in a chosen way."
 
     class Input(BlockSchemaInput):
-        mode: Literal["error_pin", "block_error", "crash", "value_error", "own_timeout"] = SchemaField(
-            description="How to fail"
-        )
+        mode: Literal[
+            "error_pin", "block_error", "crash", "value_error", "own_timeout", "network", "bad_pin"
+        ] = SchemaField(description="How to fail")
         reason: str = SchemaField(default="it broke", description="The failure text")
 
     class Output(BlockSchemaOutput):
@@ -74,6 +74,10 @@ class FailingBlock(Block):
             raise BlockExecutionError(input_data.reason, block_name=self.name, block_id=self.id)
         elif input_data.mode == "value_error":
             raise ValueError(input_data.reason)
+        elif input_data.mode == "network":
+            raise DestinationBlockedError(input_data.reason)
+        elif input_data.mode == "bad_pin":
+            yield "reslut", input_data.reason
         elif input_data.mode == "own_timeout":
             raise TimeoutError(input_data.reason)  # e.g. a socket timeout inside the block
         else:

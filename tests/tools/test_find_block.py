@@ -249,9 +249,18 @@ async def test_include_schemas_adds_schemas_and_required_inputs(pilot: Pilot, al
 
 
 async def test_include_schemas_must_be_boolean(pilot: Pilot, alice: User) -> None:
-    data = await find(pilot, alice, "echo", include_schemas="yes")
+    for value in ("yes", 0, ""):
+        data = await find(pilot, alice, "echo", include_schemas=value)
+        assert data["code"] == "invalid_arguments"
     assert data["type"] == "error"
     assert data["code"] == "invalid_arguments"
+
+
+async def test_include_schemas_null_means_the_default(pilot: Pilot, alice: User) -> None:
+    # Regression: a null optional argument (as strict function calling sends) was an error.
+    data = await find(pilot, alice, EchoTextBlock.id, include_schemas=None)
+    assert data["type"] == "block_list"
+    assert not data["blocks"][0]["input_schema"]
 
 
 async def test_no_results_message_and_suggestions(pilot: Pilot, alice: User) -> None:
@@ -341,3 +350,33 @@ async def test_many_hidden_better_matches_do_not_hide_a_usable_block(
     data = await find(p, alice, "zebra widget gadget")
     assert data["type"] == "block_list"
     assert _ids(data) == [usable.id]
+
+
+async def test_disabled_blocks_setting_applies_to_the_built_in_registry(
+    settings_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from blockpilot.blocks.registry import BlockRegistry
+
+    builtin = {b.name: b for b in BlockRegistry().all()}
+    by_name, by_id = builtin["CalculatorBlock"], builtin["FillTextTemplateBlock"]
+    monkeypatch.setenv("BLOCKPILOT_DISABLED_BLOCKS", f"calculatorblock, {by_id.id}")
+    monkeypatch.setenv("BLOCKPILOT_COPILOT_EXCLUDED_BLOCK_TYPES", "NOTE")
+    p = await Pilot.open(settings_factory())
+    try:
+        user, _ = await p.users.create("carol")
+        for block in (by_name, by_id):
+            data = await call(p, "find_block", {"query": block.id}, user_id=user.id)
+            assert data["type"] == "no_results" and "disabled" in data["message"]
+            run = await call(
+                p, "run_block", {"block_id": block.id, "input_data": {}}, user_id=user.id
+            )
+            assert run["code"] == "block_disabled"
+        # Only NOTE is excluded now: the built-in AgentInputBlock (INPUT) is available.
+        data = await call(
+            p, "find_block", {"query": builtin["AgentInputBlock"].id}, user_id=user.id
+        )
+        assert data["type"] == "block_list"
+        data = await call(p, "find_block", {"query": builtin["NoteBlock"].id}, user_id=user.id)
+        assert data["type"] == "no_results" and "not available" in data["message"]
+    finally:
+        await p.close()

@@ -70,7 +70,9 @@ async def test_step1_block_id_is_stripped(pilot: Pilot, alice: User) -> None:
 
 async def test_block_id_is_case_insensitive(pilot: Pilot, alice: User) -> None:
     # Regression: find_block accepted an upper-case id but run_block said "not found".
-    found = await pilot.call_tool("find_block", {"query": EchoTextBlock.id.upper()}, user_id=alice.id)
+    found = await pilot.call_tool(
+        "find_block", {"query": EchoTextBlock.id.upper()}, user_id=alice.id
+    )
     assert found.type == "block_list"
     data = await run_block(pilot, alice.id, EchoTextBlock.id.upper(), {"text": "hi"})
     assert data["type"] == "block_output"
@@ -87,7 +89,9 @@ async def test_step2_input_data_must_be_an_object(
     await assert_nothing_ran(pilot, alice)
 
 
-async def test_step2_input_data_with_non_string_keys_is_not_an_object(pilot: Pilot, alice: User) -> None:
+async def test_step2_input_data_with_non_string_keys_is_not_an_object(
+    pilot: Pilot, alice: User
+) -> None:
     # Regression (library callers): {1: ...} crashed while sorting the unknown field names.
     data = await run_block(pilot, alice.id, EchoTextBlock.id, {"text": "x", 1: "y"})
     assert_error(data, "input_data must be an object", "invalid_input_data")
@@ -285,6 +289,12 @@ async def test_step9_only_optional_inputs_is_block_details(pilot: Pilot, alice: 
     assert CALLS == []
 
 
+async def test_step9_precedes_value_validation(pilot: Pilot, alice: User) -> None:
+    # The required "text" is missing and "times" is out of range: details first.
+    data = await run_block(pilot, alice.id, EchoTextBlock.id, {"times": 99})
+    assert data["type"] == "block_details"
+
+
 async def test_step9_details_list_matched_credentials(pilot: Pilot, alice: User) -> None:
     cred_id = await add_api_key(pilot, alice.id, title="Work key")
     data = await run_block(pilot, alice.id, ApiKeyEchoBlock.id, {})
@@ -446,6 +456,26 @@ async def test_block_error_is_block_failed_without_traceback(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+async def test_blockpilot_error_from_a_block_is_block_failed_with_its_cause(
+    pilot: Pilot, alice: User
+) -> None:
+    data = await run_block(
+        pilot, alice.id, FailingBlock.id, {"mode": "network", "reason": "10.0.0.1 is private"}
+    )
+    assert_error(data, "Block execution failed: 10.0.0.1 is private", "block_failed")
+    assert data["details"] == {"cause": "destination_blocked"}
+
+
+async def test_unknown_output_pin_is_an_invalid_output_failure(pilot: Pilot, alice: User) -> None:
+    data = await run_block(pilot, alice.id, FailingBlock.id, {"mode": "bad_pin"})
+    assert data["type"] == "error"
+    assert data["code"] == "invalid_output"
+    assert (
+        data["message"]
+        == "Block execution failed: FailingBlock produced an unknown output 'reslut'"
+    )
+
+
 async def test_unexpected_exception_is_internal_error_logged_with_traceback(
     pilot: Pilot, alice: User, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -535,6 +565,9 @@ async def test_many_small_values_still_fit_the_output_limit(
     workspace = await p.workspaces.get_or_create_workspace(alice.id)
     _, content = await p.workspaces.for_workspace(workspace).read_by_id(match.group(1))
     assert json.loads(content) == [calls_expected_text(20, i) for i in range(200)]
+    # The record counts every value produced, not the ones shown.
+    record = await p.executions.get(alice.id, data["execution_id"])
+    assert record is not None and record.output_summary == {"pins": {"data": 200}, "truncated": True}
     # Not one file per small value.
     assert len(await p.workspaces.for_workspace(workspace).list("/.blockpilot/outputs")) == 1
 

@@ -90,7 +90,9 @@ async def test_metadata_given_in_input_data_is_kept(pilot: Pilot, alice: User) -
 async def test_metadata_given_with_a_wrong_provider_is_replaced(pilot: Pilot, alice: User) -> None:
     cred_id = await add_api_key(pilot, alice.id, title="Stored title")
     given = {"id": cred_id, "provider": "anthropic", "type": "api_key", "title": "Lie"}
-    data = await run_block(pilot, alice.id, ApiKeyEchoBlock.id, {"prompt": "hi", "credentials": given})
+    data = await run_block(
+        pilot, alice.id, ApiKeyEchoBlock.id, {"prompt": "hi", "credentials": given}
+    )
     assert used(data) == (cred_id, "requested")
     meta = calls_of("ApiKeyEchoBlock")[-1]["input"].credentials
     assert (meta.provider, meta.title) == ("openai", "Stored title")
@@ -456,9 +458,13 @@ async def test_system_credentials_only_when_the_user_has_none(
 async def test_an_expired_api_key_is_not_used(pilot: Pilot, alice: User) -> None:
     import time
 
-    await add_api_key(pilot, alice.id, key="sk-expired-0123456789", expires_at=int(time.time()) - 10)
+    await add_api_key(
+        pilot, alice.id, key="sk-expired-0123456789", expires_at=int(time.time()) - 10
+    )
     data = await run_block(pilot, alice.id, ApiKeyEchoBlock.id, {"prompt": "x"})
     missing_entry(data)
-    valid = await add_api_key(pilot, alice.id, key="sk-valid-0123456789", expires_at=int(time.time()) + 3600)
+    valid = await add_api_key(
+        pilot, alice.id, key="sk-valid-0123456789", expires_at=int(time.time()) + 3600
+    )
     data = await run_block(pilot, alice.id, ApiKeyEchoBlock.id, {"prompt": "x"})
     assert used(data) == (valid, "only_match")

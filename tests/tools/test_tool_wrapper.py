@@ -114,7 +114,9 @@ async def test_timeout_error_raised_by_the_body_is_not_reported_as_the_tool_time
             raise TimeoutError("upstream took too long")
 
     with caplog.at_level(logging.ERROR):
-        response = await OwnTimeoutTool().execute(ToolCall(user_id="u", session_id="s"), {"query": "x"})
+        response = await OwnTimeoutTool().execute(
+            ToolCall(user_id="u", session_id="s"), {"query": "x"}
+        )
     assert response.message == "An error occurred while executing own_timeout"
     assert "upstream took too long" in caplog.text
 
@@ -189,12 +191,19 @@ async def test_run_block_rejects_unknown_arguments_without_running(
     assert CALLS == []
 
 
-@pytest.mark.parametrize("value", ["yes", 1, None])
+@pytest.mark.parametrize("value", ["yes", 1, "false"])
 async def test_run_block_dry_run_must_be_boolean(pilot: Pilot, alice: User, value: Any) -> None:
     data = await run_block(pilot, alice.id, EchoTextBlock.id, {"text": "x"}, dry_run=value)
     assert data["type"] == "error"
     assert data["message"] == "dry_run must be true or false"
     assert CALLS == []
+
+
+async def test_run_block_dry_run_null_means_the_default(pilot: Pilot, alice: User) -> None:
+    # Regression: a null optional argument (as strict function calling sends) was an error.
+    data = await run_block(pilot, alice.id, EchoTextBlock.id, {"text": "x"}, dry_run=None)
+    assert data["type"] == "block_output" and data["is_dry_run"] is False
+    assert len(CALLS) == 1
 
 
 async def test_unknown_tool_name(pilot: Pilot, alice: User) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 
-import pytest
-
 from blockpilot.blocks.library.workspace_files import (
     ListWorkspaceFilesBlock,
     ReadWorkspaceFileBlock,
@@ -52,12 +50,12 @@ async def test_read_missing_file_is_block_failed(pilot, alice) -> None:
     assert "root:" not in r["message"]
 
 
-@pytest.mark.parametrize("path", ["../x", "a/../../etc/passwd", "a\\b", "a\u0000b", "x" * 300])
-async def test_bad_paths_fail_with_typed_cause(pilot, alice, path) -> None:
-    for block_id, data in ((WRITE, {"path": path, "content": "x"}), (READ, {"path": path})):
-        r = await run(pilot, alice, block_id, data)
-        assert r["type"] == "error" and r["code"] == "block_failed", r
-        assert r["details"] == {"cause": "invalid_path"}
+async def test_bad_paths_fail_with_typed_cause(pilot, alice) -> None:
+    for path in ["../x", "a/../../etc/passwd", "a\\b", "a\u0000b", "x" * 300]:
+        for block_id, data in ((WRITE, {"path": path, "content": "x"}), (READ, {"path": path})):
+            r = await run(pilot, alice, block_id, data)
+            assert r["type"] == "error" and r["code"] == "block_failed", (path, r)
+            assert r["details"] == {"cause": "invalid_path"}
     r = await run(pilot, alice, LIST, {})
     assert r["outputs"]["files"] == [[]]
 

@@ -21,6 +21,7 @@ from blockpilot.api.deps import current_user
 from blockpilot.api.errors import install_error_handlers
 from blockpilot.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from blockpilot.api.routes import (
+    API_PREFIX,
     blocks,
     credentials,
     error_responses,
@@ -32,7 +33,6 @@ from blockpilot.api.routes import (
 )
 from blockpilot.pilot import Pilot
 
-API_PREFIX = "/api/v1"
 JSON_BODY_LIMIT = 2 * 1024 * 1024
 """Largest request body of every route except workspace uploads (which use ``max_file_bytes``)."""
 

@@ -9,6 +9,7 @@ log), never on the console by default.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -111,10 +112,22 @@ class BlockpilotGroup(TyperGroup):
         except _INTERRUPTS:
             print_error("interrupted")
             return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            # The reader went away (`blockpilot ... | head`): nothing left to say to it.
+            _silence_stdout()
+            return EXIT_FAILURE
         except Exception as exc:  # noqa: BLE001 - the edge: anything else is a bug, logged
             return _unexpected(exc)
         # Typer returns the exit code of typer.Exit, else the command's return value (None).
         return result if isinstance(result, int) else EXIT_OK
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (tests) or already closed
+        pass
 
 
 def _usage_error(exc: BaseException) -> int:
@@ -154,6 +167,7 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode="markdown",  # docstring paragraphs reflow; no [markup] surprises
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["--help", "-h"]},
 )

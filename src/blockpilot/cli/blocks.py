@@ -108,7 +108,10 @@ def list_blocks(json_output: JsonFlag = False) -> None:
 @app.command("search")
 def search(
     query: Annotated[
-        list[str], typer.Argument(help="Keywords, a block name or a block id.", show_default=False)
+        list[str],
+        typer.Argument(
+            metavar="QUERY", help="Keywords, a block name or a block id.", show_default=False
+        ),
     ],
     limit: Annotated[
         int, typer.Option("--limit", min=1, max=100, help="At most this many results.")

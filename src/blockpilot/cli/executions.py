@@ -21,6 +21,12 @@ def _duration(ms: float | None) -> str:
     return f"{ms:.0f} ms" if ms < 10_000 else f"{ms / 1000:.1f} s"
 
 
+def _status(record: dict[str, Any]) -> str:
+    if record["is_dry_run"]:
+        return "dry run" if record["status"] == "completed" else f"{record['status']} (dry run)"
+    return str(record["status"])
+
+
 @app.command("list")
 def list_executions(
     user: UserOption,
@@ -46,12 +52,12 @@ def list_executions(
     console.print(
         table(
             "Executions",
-            ["Started", "Block", "Status", "Duration", "Error", "Id"],
+            ["Started (UTC)", "Block", "Status", "Duration", "Error", "Id"],
             (
                 [
-                    r["started_at"][:19].replace("T", " "),
-                    r["block_name"] + (" (dry run)" if r["is_dry_run"] else ""),
-                    r["status"],
+                    r["started_at"][5:19].replace("T", " "),  # MM-DD hh:mm:ss (UTC)
+                    r["block_name"],
+                    _status(r),
                     _duration(r["duration_ms"]),
                     r["error_message"],
                     r["id"],

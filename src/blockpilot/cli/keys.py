@@ -46,7 +46,10 @@ def create(user: UserOption) -> None:
 
 @app.command("revoke")
 def revoke(
-    key: Annotated[str, typer.Argument(help="The API key to revoke (bp_...).", show_default=False)],
+    key: Annotated[
+        str,
+        typer.Argument(metavar="KEY", help="The API key to revoke (bp_...).", show_default=False),
+    ],
 ) -> None:
     """Revoke an API key; requests using it are refused from now on."""
 

@@ -40,7 +40,10 @@ SessionOption = Annotated[
 
 def tool(
     name: Annotated[
-        str, typer.Argument(help="Tool name: find_block or run_block.", show_default=False)
+        str,
+        typer.Argument(
+            metavar="NAME", help="Tool name: find_block or run_block.", show_default=False
+        ),
     ],
     user: UserOption,
     args: Annotated[

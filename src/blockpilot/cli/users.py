@@ -16,7 +16,9 @@ app = typer.Typer(no_args_is_help=True)
 
 @app.command("create")
 def create(
-    name: Annotated[str, typer.Argument(help="Unique user name (letters, digits, _ . @ -).")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="Unique user name (letters, digits, _ . @ -).")
+    ],
 ) -> None:
     """Create a user and its first API key; prints {"id", "name", "api_key"}.
 

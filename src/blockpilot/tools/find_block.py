@@ -72,7 +72,8 @@ class FindBlockTool(BaseTool):
 
     async def _execute(self, call: ToolCall, **arguments: Any) -> ToolResponseBase:
         query = arguments.get("query")
-        include = arguments.get("include_schemas", False)
+        include = arguments.get("include_schemas")
+        include = False if include is None else include  # null means the default
         session_id = call.session_id
         if not isinstance(query, str) or not query.strip():
             return ErrorResponse(

@@ -41,7 +41,8 @@ class RunBlockTool(BaseTool):
         self._runner = runner
 
     async def _execute(self, call: ToolCall, **arguments: Any) -> ToolResponseBase:
-        dry_run = arguments.get("dry_run", False)
+        dry_run = arguments.get("dry_run")
+        dry_run = False if dry_run is None else dry_run  # null means the default
         if not isinstance(dry_run, bool):
             return ErrorResponse(
                 message="dry_run must be true or false",

@@ -17,24 +17,24 @@ STORE = StoreValueBlock.id
 # --------------------------------------------------------------------------- Calculator
 
 
-@pytest.mark.parametrize(
-    ("operation", "a", "b", "expected"),
-    [
-        ("add", 2, 3, 5.0),
-        ("subtract", 2, 3.5, -1.5),
-        ("multiply", -4, 2.5, -10.0),
-        ("divide", 7, 2, 3.5),
-        ("power", 2, 10, 1024.0),
-        ("power", 4, 0.5, 2.0),
-        ("modulus", 7, 3, 1.0),
-        ("modulus", -7, 3, 2.0),
-    ],
-)
-async def test_calculator_each_operation(pilot, alice, run, operation, a, b, expected) -> None:
-    r = await run(pilot, alice, CALC, {"operation": operation, "a": a, "b": b})
-    assert r["type"] == "block_output", r
-    assert r["success"] is True
-    assert r["outputs"] == {"result": [pytest.approx(expected)]}
+OPERATIONS = [
+    ("add", 2, 3, 5.0),
+    ("subtract", 2, 3.5, -1.5),
+    ("multiply", -4, 2.5, -10.0),
+    ("divide", 7, 2, 3.5),
+    ("power", 2, 10, 1024.0),
+    ("power", 4, 0.5, 2.0),
+    ("modulus", 7, 3, 1.0),
+    ("modulus", -7, 3, 2.0),
+]
+
+
+async def test_calculator_each_operation(pilot, alice, run) -> None:
+    for operation, a, b, expected in OPERATIONS:
+        r = await run(pilot, alice, CALC, {"operation": operation, "a": a, "b": b})
+        assert r["type"] == "block_output", (operation, r)
+        assert r["success"] is True
+        assert r["outputs"] == {"result": [pytest.approx(expected)]}, operation
 
 
 async def test_calculator_round_result(pilot, alice, run) -> None:
@@ -52,25 +52,23 @@ async def test_calculator_round_result(pilot, alice, run) -> None:
     assert r["outputs"] == {"result": [2.5]}
 
 
-@pytest.mark.parametrize("operation", ["divide", "modulus"])
-async def test_calculator_by_zero_is_block_error(pilot, alice, run, operation) -> None:
-    r = await run(pilot, alice, CALC, {"operation": operation, "a": 1, "b": 0})
-    assert r["type"] == "error", r
-    assert r["code"] == "block_failed"
-    assert "zero" in r["message"].lower()
-    assert r["message"].startswith("Block execution failed:")
+async def test_calculator_by_zero_is_block_error(pilot, alice, run) -> None:
+    for operation in ("divide", "modulus"):
+        r = await run(pilot, alice, CALC, {"operation": operation, "a": 1, "b": 0})
+        assert r["type"] == "error", r
+        assert r["code"] == "block_failed"
+        assert "zero" in r["message"].lower()
+        assert r["message"].startswith("Block execution failed:")
 
 
-@pytest.mark.parametrize(
-    ("a", "b"),
-    [(10, 1e308), (2, 1e9), (1e300, 1e300), (-3, 1e12), (0.5, -1e9), (10, 1001)],
-)
-async def test_calculator_absurd_power_is_error_not_hang(pilot, alice, run, a, b) -> None:
-    started = time.monotonic()
-    r = await asyncio.wait_for(run(pilot, alice, CALC, {"operation": "power", "a": a, "b": b}), 5)
-    assert time.monotonic() - started < 5
-    assert r["type"] == "error", r
-    assert r["code"] == "block_failed"
+async def test_calculator_absurd_power_is_error_not_hang(pilot, alice, run) -> None:
+    for a, b in [(10, 1e308), (2, 1e9), (1e300, 1e300), (-3, 1e12), (0.5, -1e9), (10, 1001)]:
+        started = time.monotonic()
+        data = {"operation": "power", "a": a, "b": b}
+        r = await asyncio.wait_for(run(pilot, alice, CALC, data), 5)
+        assert time.monotonic() - started < 5
+        assert r["type"] == "error", (a, b, r)
+        assert r["code"] == "block_failed"
 
 
 async def test_calculator_power_that_underflows_or_is_complex(pilot, alice, run) -> None:
@@ -96,37 +94,31 @@ async def test_calculator_overflowing_multiply_is_block_error(pilot, alice, run)
     assert "finite" in r["message"]
 
 
-@pytest.mark.parametrize(
-    ("input_data", "bad_field"),
-    [
+async def test_calculator_wrong_types_are_input_validation_errors(pilot, alice, run) -> None:
+    cases = [
         ({"operation": "add", "a": "two", "b": 3}, "a"),
         ({"operation": "add", "a": 2, "b": [3]}, "b"),
         ({"operation": "root", "a": 2, "b": 3}, "operation"),
         ({"operation": "add", "a": 2, "b": 3, "round_result": "perhaps"}, "round_result"),
         ({"operation": "add", "a": {"x": 1}, "b": 3}, "a"),
-    ],
-)
-async def test_calculator_wrong_types_are_input_validation_errors(
-    pilot, alice, run, input_data, bad_field
-) -> None:
-    r = await run(pilot, alice, CALC, input_data)
-    assert r["type"] == "input_validation_error", r
-    assert r["code"] == "invalid_input"
-    assert bad_field in r["errors"]
-    assert "not executed" in r["message"]
+    ]
+    for input_data, bad_field in cases:
+        r = await run(pilot, alice, CALC, input_data)
+        assert r["type"] == "input_validation_error", r
+        assert r["code"] == "invalid_input"
+        assert bad_field in r["errors"], (input_data, r["errors"])
+        assert "not executed" in r["message"]
     # Nothing was executed, so nothing was recorded.
     assert await pilot.executions.list(alice.id) == []
 
 
-@pytest.mark.parametrize("value", ["NaN", "nan", "Infinity", "-inf", "1e400", 10**400])
-async def test_calculator_non_finite_number_is_input_validation_error(
-    pilot, alice, run, value
-) -> None:
+async def test_calculator_non_finite_number_is_input_validation_error(pilot, alice, run) -> None:
     # Regression: "NaN"/"Infinity" were accepted as numbers and only failed inside the block.
-    r = await run(pilot, alice, CALC, {"operation": "add", "a": 1, "b": value})
-    assert r["type"] == "input_validation_error", r
-    assert "b" in r["errors"]
-    assert r["inputs"]["properties"]["b"]["type"] == "number"
+    for value in ["NaN", "nan", "Infinity", "-inf", "1e400", 10**400]:
+        r = await run(pilot, alice, CALC, {"operation": "add", "a": 1, "b": value})
+        assert r["type"] == "input_validation_error", (value, r)
+        assert "b" in r["errors"]
+        assert r["inputs"]["properties"]["b"]["type"] == "number"
 
 
 async def test_calculator_missing_input_shows_details(pilot, alice, run) -> None:
@@ -167,30 +159,30 @@ async def test_template_missing_value_is_error(pilot, alice, run) -> None:
     assert "name" not in r["message"].split("placeholder(s):")[-1]
 
 
-@pytest.mark.parametrize(
-    "template",
-    [
-        "{{ x.__class__ }}",
-        "{{ x.__class__.__mro__ }}",
-        "{{ x['a'] }}",
-        "{{ x() }}",
-        "{{ 7*7 }}",
-        "{x.__class__}",
-        "{0.__class__}",
-        "{% for i in range(3) %}{{ i }}{% endfor %}",
-    ],
-)
-async def test_template_never_evaluates_code(pilot, alice, run, template) -> None:
-    r = await run(pilot, alice, TEMPLATE, {"format": template, "values": {"x": "text", "i": 1}})
-    assert r["type"] == "block_output", r
-    out = r["outputs"]["output"][0]
-    assert "class" not in out or out == template or "__class__" in out
-    assert "<class" not in out and "49" not in out
-    assert "str" not in out.replace("text", "")  # no type names leaked
-    if "{{ i }}" in template:
-        assert out == "{% for i in range(3) %}1{% endfor %}"
-    else:
-        assert out == template  # not a plain placeholder: left as written
+CODE_TEMPLATES = [
+    "{{ x.__class__ }}",
+    "{{ x.__class__.__mro__ }}",
+    "{{ x['a'] }}",
+    "{{ x() }}",
+    "{{ 7*7 }}",
+    "{x.__class__}",
+    "{0.__class__}",
+    "{% for i in range(3) %}{{ i }}{% endfor %}",
+]
+
+
+async def test_template_never_evaluates_code(pilot, alice, run) -> None:
+    for template in CODE_TEMPLATES:
+        data = {"format": template, "values": {"x": "text", "i": 1}}
+        r = await run(pilot, alice, TEMPLATE, data)
+        assert r["type"] == "block_output", r
+        out = r["outputs"]["output"][0]
+        assert "<class" not in out and "49" not in out, template
+        assert "str" not in out.replace("text", ""), template  # no type names leaked
+        if "{{ i }}" in template:
+            assert out == "{% for i in range(3) %}1{% endfor %}"
+        else:
+            assert out == template  # not a plain placeholder: left as written
 
 
 async def test_template_values_are_not_re_expanded(pilot, alice, run) -> None:

@@ -86,21 +86,22 @@ async def test_wrong_password_is_clear_error_without_password(pilot, alice, run,
     assert record.status == "failed" and wrong not in str(record.error_message)
 
 
-@pytest.mark.parametrize(
-    "subject",
-    ["Hi\r\nBcc: victim@example.com", "Hi\nBcc: victim@example.com", "Hi\rX-Injected: 1"],
-)
-async def test_header_injection_in_subject_is_rejected(pilot, alice, run, smtp, subject) -> None:
+async def test_header_injection_in_subject_is_rejected(pilot, alice, run, smtp) -> None:
     await _creds(pilot, alice)
-    r = await run(pilot, alice, MAIL, _mail(smtp.port, subject=subject))
-    assert r["type"] == "error" and r["code"] == "block_failed", r
-    assert "subject" in r["message"]
+    for subject in [
+        "Hi\r\nBcc: victim@example.com",
+        "Hi\nBcc: victim@example.com",
+        "Hi\rX-Injected: 1",
+    ]:
+        r = await run(pilot, alice, MAIL, _mail(smtp.port, subject=subject))
+        assert r["type"] == "error" and r["code"] == "block_failed", r
+        assert "subject" in r["message"]
     assert smtp.messages == [] and smtp.auth_attempts == []
 
 
-@pytest.mark.parametrize(
-    "to_email",
-    [
+async def test_bad_recipients_are_rejected(pilot, alice, run, smtp) -> None:
+    await _creds(pilot, alice)
+    for to_email in [
         "bob@example.org\r\nBcc: victim@example.com",
         "bob@example.org, victim@example.com",
         "bob@example.org;victim@example.com",
@@ -108,12 +109,9 @@ async def test_header_injection_in_subject_is_rejected(pilot, alice, run, smtp, 
         "no-at-sign",
         "@example.org",
         "bob@",
-    ],
-)
-async def test_bad_recipients_are_rejected(pilot, alice, run, smtp, to_email) -> None:
-    await _creds(pilot, alice)
-    r = await run(pilot, alice, MAIL, _mail(smtp.port, to_email=to_email))
-    assert r["type"] == "error" and r["code"] == "block_failed", r
+    ]:
+        r = await run(pilot, alice, MAIL, _mail(smtp.port, to_email=to_email))
+        assert r["type"] == "error" and r["code"] == "block_failed", (to_email, r)
     assert smtp.messages == [] and smtp.auth_attempts == []
 
 

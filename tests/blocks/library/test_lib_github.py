@@ -143,34 +143,32 @@ async def test_missing_issue_is_block_error(gh_pilot, run, github) -> None:
     assert "404" in r["message"]
 
 
-@pytest.mark.parametrize(
-    "make_url",
-    [
-        lambda other: other.url("/repos/octo/demo/issues/1"),
-        lambda other: "https://evil.com/octo/demo/issues/1",
-        lambda other: "https://evil.com/repos/octo/demo/issues/1",
-        lambda other: "https://github.com.evil.com/octo/demo/issues/1",
-        lambda other: "https://github.com@evil.com/octo/demo/issues/1",
-        lambda other: f"https://github.com:{other.port}/octo/demo/issues/1",
-        lambda other: "http://github.com/octo/demo/issues/1",
-        lambda other: "https://github.com/octo/demo/issues/1/../../../x",
-        lambda other: "https://github.com/../demo/issues/1",
-        lambda other: "https://github.com/octo/demo/wiki/1",
-        lambda other: "javascript:alert(1)",
-        lambda other: "not a url",
-    ],
-)
 async def test_foreign_or_malformed_urls_are_refused_without_requests(
-    gh_pilot, run, github, other, make_url
+    gh_pilot, run, github, other
 ) -> None:
     pilot, alice = gh_pilot
     await _api_key(pilot, alice)
-    r = await run(pilot, alice, GH, {"issue_url": make_url(other)})
-    assert r["type"] == "error" and r["code"] == "block_failed", r
-    assert "issue_url" in r["message"]
+    urls = [
+        other.url("/repos/octo/demo/issues/1"),
+        "https://evil.com/octo/demo/issues/1",
+        "https://evil.com/repos/octo/demo/issues/1",
+        "https://github.com.evil.com/octo/demo/issues/1",
+        "https://github.com@evil.com/octo/demo/issues/1",
+        f"https://github.com:{other.port}/octo/demo/issues/1",
+        "http://github.com/octo/demo/issues/1",
+        "https://github.com/octo/demo/issues/1/../../../x",
+        "https://github.com/../demo/issues/1",
+        "https://github.com/octo/demo/wiki/1",
+        "javascript:alert(1)",
+        "not a url",
+    ]
+    for url in urls:
+        r = await run(pilot, alice, GH, {"issue_url": url})
+        assert r["type"] == "error" and r["code"] == "block_failed", (url, r)
+        assert "issue_url" in r["message"]
+        assert TOKEN not in str(r)
     assert other.hits == 0
     assert github.hits == 0
-    assert TOKEN not in str(r)
 
 
 async def test_api_host_url_with_other_port_is_refused(gh_pilot, run, github, other) -> None:

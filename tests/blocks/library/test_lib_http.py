@@ -100,22 +100,21 @@ async def test_post_text_body_without_json_format(pilot, alice, run, server_a) -
     assert server_a.last_request.body == b"line 1\nline 2"
 
 
-@pytest.mark.parametrize("status", [400, 401, 404, 422, 429])
-async def test_4xx_goes_to_client_error_pin(pilot, alice, run, server_a, status) -> None:
-    server_a.add_route(
-        "GET", "/bad", Response.json({"error": "nope", "status": status}, status=status)
-    )
-    r = await run(pilot, alice, WEB, {"url": server_a.url("/bad"), "method": "GET"})
-    assert r["type"] == "block_output", r
-    assert r["outputs"] == {"client_error": [{"error": "nope", "status": status}]}
+async def test_4xx_goes_to_client_error_pin(pilot, alice, run, server_a) -> None:
+    for status in (400, 401, 404, 422, 429):
+        body = {"error": "nope", "status": status}
+        server_a.add_route("GET", f"/bad{status}", Response.json(body, status=status))
+        r = await run(pilot, alice, WEB, {"url": server_a.url(f"/bad{status}"), "method": "GET"})
+        assert r["type"] == "block_output", r
+        assert r["outputs"] == {"client_error": [body]}
 
 
-@pytest.mark.parametrize("status", [500, 502, 503])
-async def test_5xx_goes_to_server_error_pin(pilot, alice, run, server_a, status) -> None:
-    server_a.add_route("GET", "/boom", Response.text("upstream exploded", status=status))
-    r = await run(pilot, alice, WEB, {"url": server_a.url("/boom"), "method": "GET"})
-    assert r["type"] == "block_output", r
-    assert r["outputs"] == {"server_error": ["upstream exploded"]}
+async def test_5xx_goes_to_server_error_pin(pilot, alice, run, server_a) -> None:
+    for status in (500, 502, 503):
+        server_a.add_route("GET", f"/boom{status}", Response.text("exploded", status=status))
+        r = await run(pilot, alice, WEB, {"url": server_a.url(f"/boom{status}"), "method": "GET"})
+        assert r["type"] == "block_output", r
+        assert r["outputs"] == {"server_error": ["exploded"]}
 
 
 async def test_non_json_response_with_json_format_is_text(pilot, alice, run, server_a) -> None:
@@ -151,16 +150,15 @@ async def test_loopback_not_in_allowed_hosts_is_blocked(
     assert r["outputs"] == {"response": ["ok"]}
 
 
-@pytest.mark.parametrize(
-    "host",
-    ["localhost", "127.1", "2130706433", "0x7f.0.0.1", "[::1]", "[::ffff:127.0.0.1]", "0.0.0.0"],
-)
-async def test_loopback_spellings_are_blocked(make_pilot, run, server_b, host) -> None:
+async def test_loopback_spellings_are_blocked(make_pilot, run, server_b) -> None:
     pilot = await make_pilot()
     alice, _ = await pilot.users.create("alice")
-    r = await run(pilot, alice, WEB, {"url": f"http://{host}:{server_b.port}/", "method": "GET"})
-    assert r["type"] == "error", r
-    assert r["code"] == "block_failed"
+    hosts = ["localhost", "127.1", "2130706433", "0x7f.0.0.1", "[::1]", "[::ffff:127.0.0.1]"]
+    for host in [*hosts, "0.0.0.0"]:
+        url = f"http://{host}:{server_b.port}/"
+        r = await run(pilot, alice, WEB, {"url": url, "method": "GET"})
+        assert r["type"] == "error", (host, r)
+        assert r["code"] == "block_failed"
     assert server_b.hits == 0
 
 
@@ -174,12 +172,10 @@ async def test_redirect_to_blocked_loopback_is_refused(make_pilot, run, server_a
     assert server_a.hits == 1 and server_b.hits == 0
 
 
-@pytest.mark.parametrize(
-    "url", ["file:///etc/passwd", "ftp://example.com/x", "gopher://127.0.0.1:70/"]
-)
-async def test_non_http_schemes_are_refused(pilot, alice, run, url) -> None:
-    r = await run(pilot, alice, WEB, {"url": url, "method": "GET"})
-    assert r["type"] == "error" and r["code"] == "block_failed", r
+async def test_non_http_schemes_are_refused(pilot, alice, run) -> None:
+    for url in ["file:///etc/passwd", "ftp://example.com/x", "gopher://127.0.0.1:70/"]:
+        r = await run(pilot, alice, WEB, {"url": url, "method": "GET"})
+        assert r["type"] == "error" and r["code"] == "block_failed", r
 
 
 # ------------------------------------------------------------- SendAuthenticatedWebRequestBlock
@@ -361,49 +357,41 @@ async def test_same_origin_redirect_keeps_credential(pilot, alice, run, server_a
     assert server_a.requests_to("/new")[0].header("x-api-key") == SECRET
 
 
-@pytest.mark.parametrize("block_id", [WEB, AUTH])
-@pytest.mark.parametrize(
-    "headers",
-    [
+async def test_routing_and_framing_headers_are_refused(pilot, alice, run, server_a) -> None:
+    # Regression: a caller-chosen Host header went to the vetted address, so on a shared
+    # (virtual-hosting) server the stored credential reached whichever site that Host named.
+    server_a.add_route("GET", "/", Response.text("ok"))
+    await _add_host_cred(pilot, alice, f"127.0.0.1:{server_a.port}")
+    refused = [
         {"Host": "evil.example"},
         {"host": "evil.example"},
         {"Content-Length": "0"},
         {"Transfer-Encoding": "chunked"},
         {"Connection": "close, X-Api-Key"},
-    ],
-)
-async def test_routing_and_framing_headers_are_refused(
-    pilot, alice, run, server_a, block_id, headers
-) -> None:
-    # Regression: a caller-chosen Host header went to the vetted address, so on a shared
-    # (virtual-hosting) server the stored credential reached whichever site that Host named.
-    server_a.add_route("GET", "/", Response.text("ok"))
-    await _add_host_cred(pilot, alice, f"127.0.0.1:{server_a.port}")
-    r = await run(
-        pilot, alice, block_id, {"url": server_a.url("/"), "method": "GET", "headers": headers}
-    )
-    assert r["type"] == "error" and r["code"] == "block_failed", r
-    assert "header" in r["message"].lower()
+    ]
+    for block_id in (WEB, AUTH):
+        for headers in refused:
+            data = {"url": server_a.url("/"), "method": "GET", "headers": headers}
+            r = await run(pilot, alice, block_id, data)
+            assert r["type"] == "error" and r["code"] == "block_failed", (headers, r)
+            assert "header" in r["message"].lower()
     assert server_a.hits == 0
 
 
-@pytest.mark.parametrize(
-    "headers",
-    [
+async def test_malformed_headers_are_clear_errors_and_nothing_is_sent(
+    pilot, alice, run, server_a
+) -> None:
+    malformed = [
         {"X-Bad": "a\r\nInjected: 1"},
         {"X-Bad": "a\nb"},
         {"Bad Name": "v"},
         {"": "v"},
         {"X-Bad": "caf\u00e9"},
         {"X:Y": "v"},
-    ],
-)
-async def test_malformed_headers_are_clear_errors_and_nothing_is_sent(
-    pilot, alice, run, server_a, headers
-) -> None:
-    r = await run(
-        pilot, alice, WEB, {"url": server_a.url("/"), "method": "GET", "headers": headers}
-    )
-    assert r["type"] == "error" and r["code"] == "block_failed", r
-    assert "header" in r["message"].lower()
+    ]
+    for headers in malformed:
+        data = {"url": server_a.url("/"), "method": "GET", "headers": headers}
+        r = await run(pilot, alice, WEB, data)
+        assert r["type"] == "error" and r["code"] == "block_failed", (headers, r)
+        assert "header" in r["message"].lower()
     assert server_a.hits == 0

@@ -7,6 +7,8 @@ from typing import Any
 
 from blockpilot.api.schemas import ErrorBody
 
+API_PREFIX = "/api/v1"
+
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for error statuses, all with the :class:`ErrorBody` shape."""

@@ -15,10 +15,19 @@ from blockpilot.errors import CredentialNotFoundError
 
 router = APIRouter(tags=["credentials"])
 
-_SCHEMA = CredentialsAdapter.json_schema(ref_template="#/components/schemas/{model}")
-# The credential models; app.py adds them to the document's components.
-CREDENTIAL_COMPONENTS: dict[str, Any] = _SCHEMA.pop("$defs", {})
-CREDENTIAL_INPUT_SCHEMA: dict[str, Any] = _SCHEMA
+
+def _input_schema() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The request body as the server reads it: ``type`` picks the model, ids are ours."""
+    schema = CredentialsAdapter.json_schema(ref_template="#/components/schemas/{model}")
+    components: dict[str, Any] = schema.pop("$defs", {})
+    for model in components.values():
+        model["properties"].pop("id", None)  # the server assigns ids; a given one is ignored
+        model["required"] = sorted({*model.get("required", ()), "type"})
+    return schema, components
+
+
+# The models are published as components by app.py.
+CREDENTIAL_INPUT_SCHEMA, CREDENTIAL_COMPONENTS = _input_schema()
 
 
 @router.get("/credentials", summary="Your credentials (metadata only)")

@@ -7,9 +7,10 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
+from starlette.convertors import PathConvertor, register_url_convertor
 
 from blockpilot.api.deps import CurrentUser, PilotDep
-from blockpilot.api.routes import error_responses
+from blockpilot.api.routes import API_PREFIX, error_responses
 from blockpilot.api.schemas import WorkspaceFileInfo, WorkspaceFileList
 from blockpilot.errors import WorkspaceFileNotFoundError
 from blockpilot.pilot import Pilot
@@ -17,6 +18,15 @@ from blockpilot.workspaces.manager import WorkspaceFiles
 from blockpilot.workspaces.paths import normalise_path, normalise_prefix
 
 router = APIRouter(tags=["workspace"])
+
+
+class _AnyPathConvertor(PathConvertor):
+    """Like ``path`` but matching newlines too, so such paths reach the handler's 400."""
+
+    regex = "(?s:.*)"
+
+
+register_url_convertor("workspace_path", _AnyPathConvertor())
 
 _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+\-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+\-]{0,126}$")
 _PATH_ERRORS = error_responses(400)
@@ -40,7 +50,7 @@ async def list_files(
     pilot: PilotDep,
     prefix: Annotated[str, Query(max_length=1024, description="Only files under this folder")] = "",
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> WorkspaceFileList:
     folder = normalise_prefix(prefix)  # before touching the workspace: a bad prefix is a 400
     files = await (await _files(pilot, user.id)).list(folder, limit=limit, offset=offset)
@@ -50,7 +60,7 @@ async def list_files(
 
 
 @router.get(
-    "/workspace/files/{path:path}",
+    "/workspace/files/{path:workspace_path}",
     summary="Download a file",
     response_class=Response,
     responses={
@@ -80,7 +90,7 @@ async def get_file(path: str, user: CurrentUser, pilot: PilotDep) -> Response:
 
 
 @router.put(
-    "/workspace/files/{path:path}",
+    "/workspace/files/{path:workspace_path}",
     summary="Create or replace a file (raw body)",
     description="The body is the file's content; its `Content-Type` is kept unless it is generic. "
     "Bodies over the service's max file size get a 413 before they are read.",
@@ -111,12 +121,12 @@ async def put_file(
     )
     if record.created_at == record.updated_at:
         response.status_code = 201
-        response.headers["Location"] = request.url.path
+        response.headers["Location"] = f"{API_PREFIX}/workspace/files{quote(record.path)}"
     return WorkspaceFileInfo.model_validate(record.public())
 
 
 @router.delete(
-    "/workspace/files/{path:path}",
+    "/workspace/files/{path:workspace_path}",
     status_code=204,
     summary="Delete a file",
     responses=error_responses(400, 404),

@@ -1,0 +1,66 @@
+"""The README stays true: its example runs, its tables match the code, its test command is CI's."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from blockpilot.cli.errors import EXIT_CODES
+from blockpilot.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _section(title: str) -> str:
+    start = README.index(title)
+    end = README.find("\n## ", start + len(title))
+    return README[start : end if end != -1 else None]
+
+
+def test_the_library_example_runs(tmp_path: Path) -> None:
+    example = re.findall(r"```python\n(.*?)```", README, re.S)[0]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BLOCKPILOT_")}
+    env["BLOCKPILOT_HOME"] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", example], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["setup_requirements", "block_output {'result': ['HELLO!']}"]
+
+
+def test_the_exit_code_table_lists_every_code_with_its_exit_code() -> None:
+    documented: dict[str, int] = {}
+    for exit_code, codes in re.findall(
+        r"^\| (\d+) \|[^|]*\|([^|]*)\|$", _section("### Exit codes"), re.M
+    ):
+        for code in re.findall(r"`([a-z_]+)`", codes):
+            documented[code] = int(exit_code)
+    cli_only = {"usage", "interrupted"}
+    assert documented == {code: exit for code, exit in EXIT_CODES.items() if code not in cli_only}
+
+
+def test_the_configuration_table_lists_every_setting() -> None:
+    table = _section("## Configuration")
+    for name in Settings.model_fields:
+        assert f"`BLOCKPILOT_{name.upper()}`" in table, name
+    for dynamic in (
+        "_BASE_URL",
+        "_CLIENT_ID",
+        "_CLIENT_SECRET",
+        "_TOKEN_URL",
+        "_AUTHORIZE_URL",
+        "_API_KEY",
+    ):
+        assert dynamic in table
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    command = ".venv/bin/python -m pytest -p no:cacheprovider"
+    assert f"```bash\n{command}\n```" in README
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert ci.rstrip().splitlines()[-1] == command
+    assert os.access(ROOT / ".ci" / "run", os.X_OK)
