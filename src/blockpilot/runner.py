@@ -22,7 +22,7 @@ from blockpilot.credentials.matching import (
     match_credentials_to_requirements,
 )
 from blockpilot.credentials.models import Credentials, CredentialsMetaInput
-from blockpilot.errors import BlockError, BlockInputError, BlockpilotError, CredentialsError
+from blockpilot.errors import BlockError, BlockInputError, BlockpilotError, CredentialsError, WorkspaceError
 from blockpilot.executions.context import ExecutionContext
 from blockpilot.ids import SyntheticIds
 from blockpilot.net.client import GuardedHTTPClient
@@ -435,13 +435,12 @@ class BlockRunner:
             value = outputs[name][i]
             text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=1)
             path = f"{folder}/{name}-{i}.{'txt' if isinstance(value, str) else 'json'}"
-            note = _value_note(len(text), _PLACEHOLDER_URI, path)
+            note = _value_note(len(text), _saved_at(_PLACEHOLDER_URI, path))
             room = limit - (total - size) - _json_len(note)
             preview = _fit_prefix(text, min(_PREVIEW_CHARS, room))
             if _json_len(preview + note) >= size:
                 continue  # a marker would not be smaller than the value itself
-            saved = await context.files.write(path, text)
-            capped[name][i] = preview + _value_note(len(text), saved.uri, saved.path)
+            capped[name][i] = preview + _value_note(len(text), await _save_full(context, path, text))
             total = _json_len(capped)
         for name in sorted(capped, key=lambda n: -_json_len(capped[n])):
             if total <= limit:
@@ -449,14 +448,14 @@ class BlockRunner:
             values = outputs[name]
             path = f"{folder}/{name}-all.json"
             others = total - _json_len(capped[name])
-            note = _list_note(len(values), len(values), _PLACEHOLDER_URI, path)
+            note = _list_note(len(values), len(values), _saved_at(_PLACEHOLDER_URI, path))
             keep: list[Any] = []
             for value in capped[name]:
                 if others + _json_len([*keep, value, note]) > limit:
                     break
                 keep.append(value)
-            saved = await context.files.write(path, json.dumps(values, ensure_ascii=False, indent=1))
-            capped[name] = [*keep, _list_note(len(values), len(keep), saved.uri, saved.path)]
+            where = await _save_full(context, path, json.dumps(values, ensure_ascii=False, indent=1))
+            capped[name] = [*keep, _list_note(len(values), len(keep), where)]
             total = _json_len(capped)
         return capped, True
 
@@ -476,18 +475,25 @@ def _fit_prefix(text: str, budget: int) -> str:
     return prefix
 
 
-def _value_note(length: int, uri: str, path: str) -> str:
-    return (
-        f"… [truncated: {length} characters in total; the full value is saved as {uri} "
-        f"(workspace path {path})]"
-    )
+async def _save_full(context: ExecutionContext, path: str, text: str) -> str:
+    """Save a cut value in the workspace; says where, or why it could not be kept."""
+    try:
+        saved = await context.files.write(path, text)
+    except WorkspaceError:
+        return "it was too large to keep in the workspace"
+    return _saved_at(saved.uri, saved.path)
 
 
-def _list_note(count: int, shown: int, uri: str, path: str) -> str:
-    return (
-        f"[truncated: {count} values in total, {shown} shown; the full list is saved as {uri} "
-        f"(workspace path {path})]"
-    )
+def _saved_at(uri: str, path: str) -> str:
+    return f"saved as {uri} (workspace path {path})"
+
+
+def _value_note(length: int, where: str) -> str:
+    return f"… [truncated: {length} characters in total; the full value is {where}]"
+
+
+def _list_note(count: int, shown: int, where: str) -> str:
+    return f"[truncated: {count} values in total, {shown} shown; the full list is {where}]"
 
 
 def _meta_input(meta: Any) -> CredentialsMetaInput:

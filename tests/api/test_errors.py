@@ -27,13 +27,14 @@ def all_error_classes() -> list[type[errors.BlockpilotError]]:
     return found
 
 
-def test_every_error_class_has_its_own_row() -> None:
-    import blockpilot.api.errors  # noqa: F401 - its own classes are part of the tree too
-
+def test_every_class_of_the_tree_has_its_own_row() -> None:
+    # The tree is errors.py plus this door's own classes; a class defined elsewhere still
+    # gets its nearest ancestor's row (next test), but the tree's must each be decided.
+    tree = {"blockpilot.errors", "blockpilot.api.errors"}
     missing = [
         cls.__name__
         for cls in all_error_classes()
-        if cls not in ERROR_TABLE and cls.__module__.startswith("blockpilot")
+        if cls.__module__ in tree and cls not in ERROR_TABLE
     ]
     assert missing == []
     assert all(400 <= row.status < 600 for row in ERROR_TABLE.values())

@@ -2,12 +2,14 @@
 
 Every operation is called with generated (valid and invalid) input as bob and as alice.
 No response may be a 5xx or break the documented contract, and bob's responses must never
-hold alice's secret or the ids of her credential, file and execution.
+hold alice's secret or the ids of her credential, file, execution and session.
+Set ``FUZZ_EXAMPLES`` (default 10 per operation and mode) for a longer run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -58,7 +60,7 @@ async def _seed(settings: Settings) -> tuple[str, str, tuple[str, ...]]:
         return (
             alice_key,
             bob_key,
-            (ALICE_SECRET, cred.id, file.id, execution_id, ran.session_id or ""),
+            tuple(m for m in (ALICE_SECRET, cred.id, file.id, execution_id, ran.session_id) if m),
         )
 
 
@@ -66,8 +68,6 @@ async def _seed(settings: Settings) -> tuple[str, str, tuple[str, ...]]:
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     home: Path = tmp_path_factory.mktemp("fuzz") / "home"
     with pytest.MonkeyPatch.context() as env:
-        import os
-
         for name in [n for n in os.environ if n.startswith("BLOCKPILOT_")]:
             env.delenv(name)
         settings = Settings.load(home=home, encryption_keys=(KeyRing.generate_key(),))
@@ -124,7 +124,7 @@ def test_no_server_errors_no_leaks_between_users(
 ) -> None:
     @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
     @hypothesis.settings(
-        max_examples=10,
+        max_examples=int(os.environ.get("FUZZ_EXAMPLES", "10")),
         deadline=None,
         database=None,
         suppress_health_check=list(hypothesis.HealthCheck),

@@ -51,6 +51,11 @@ def test_parse(text: str, host: str, port: int | None, scheme: str | None) -> No
         "api.example.com:port",
         "a..example.com",
         "exa$mple.com",
+        # Regression: unbalanced brackets raised a bare ValueError, port 0 was accepted.
+        "[::1",
+        "[",
+        "api.example.com]:80",
+        "api.example.com:0",
     ],
 )
 def test_parse_rejects_bad_patterns(text: str) -> None:

@@ -567,7 +567,10 @@ async def test_many_small_values_still_fit_the_output_limit(
     assert json.loads(content) == [calls_expected_text(20, i) for i in range(200)]
     # The record counts every value produced, not the ones shown.
     record = await p.executions.get(alice.id, data["execution_id"])
-    assert record is not None and record.output_summary == {"pins": {"data": 200}, "truncated": True}
+    assert record is not None and record.output_summary == {
+        "pins": {"data": 200},
+        "truncated": True,
+    }
     # Not one file per small value.
     assert len(await p.workspaces.for_workspace(workspace).list("/.blockpilot/outputs")) == 1
 

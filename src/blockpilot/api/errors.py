@@ -166,6 +166,8 @@ def render_error(exc: bp.BlockpilotError, request_id: str) -> JSONResponse:
         return error_response(
             row.status, exc.code, row.public_message.format(request_id=request_id)
         )
+    if row.status >= 500:  # an upstream's failure: worth a line, not a traceback
+        logger.warning("request failed upstream: %s", exc.code, extra={"request_id": request_id})
     return error_response(row.status, exc.code, exc.message, exc.details)
 
 

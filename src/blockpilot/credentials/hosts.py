@@ -52,11 +52,15 @@ class HostPattern:
             raise InvalidInputError(
                 f"Invalid host pattern {text!r}: use host, host:port or *.domain (no path or user)"
             )
-        parts = urlsplit(f"//{raw}")
         try:
+            parts = urlsplit(f"//{raw}")
             port = parts.port
-        except ValueError:
-            raise InvalidInputError(f"Invalid port in host pattern {text!r}") from None
+        except ValueError:  # a bad port, or unbalanced IPv6 brackets
+            raise InvalidInputError(
+                f"Invalid host pattern {text!r}: use host, host:port, [v6 address]:port or *.domain"
+            ) from None
+        if port == 0:
+            raise InvalidInputError(f"Invalid port in host pattern {text!r}")
         host = _normalise_host(parts.hostname or "")
         if not host or host == "*" or ("*" in host and not host.startswith("*.")) or host.count("*") > 1:
             raise InvalidInputError(

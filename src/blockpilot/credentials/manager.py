@@ -99,6 +99,9 @@ class IntegrationCredentialsManager:
                 fresh = await provider.refresh(current)
             except ReauthorizationRequiredError:
                 await self.store.mark_needs_reauthorization(user_id, current.id)
+                if not current.expires_within(0):
+                    # Refused for the future, but the current token still works: use it this once.
+                    return current
                 raise
             except OAuthRefreshError:
                 if not current.expires_within(0):

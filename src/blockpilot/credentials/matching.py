@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -66,6 +67,8 @@ def credential_fits(meta: CredentialsMeta, info: CredentialsFieldInfo, *, for_ex
     if meta.provider not in info.provider or meta.type not in info.supported_types:
         return False
     if meta.needs_reauthorization:
+        return False
+    if meta.type == "api_key" and meta.expires_at is not None and meta.expires_at <= time.time():
         return False
     if meta.type == "api_key" and meta.expires_at is not None and meta.expires_at <= time.time():
         return False  # an expired key only earns a 401 (OAuth2 tokens are refreshed instead)

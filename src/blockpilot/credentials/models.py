@@ -14,6 +14,8 @@ from blockpilot.errors import InvalidInputError
 from blockpilot.ids import new_id
 
 CredentialsType = Literal["api_key", "oauth2", "user_password", "host_scoped"]
+# Unix seconds up to the year 9999: larger values would overflow the database's integers.
+EpochSeconds = Annotated[int, Field(ge=0, le=253_402_300_799)]
 CREDENTIAL_TYPES: tuple[str, ...] = ("api_key", "host_scoped", "oauth2", "user_password")
 
 
@@ -71,7 +73,7 @@ class _CredentialsBase(BaseModel):
 class APIKeyCredentials(_CredentialsBase):
     type: Literal["api_key"] = "api_key"
     api_key: SecretStr = Field(min_length=1, max_length=8192)
-    expires_at: int | None = None
+    expires_at: EpochSeconds | None = None
 
     def secret_values(self) -> list[str]:
         return [self.api_key.get_secret_value()]
@@ -87,9 +89,9 @@ class OAuth2Credentials(_CredentialsBase):
     type: Literal["oauth2"] = "oauth2"
     username: str | None = None
     access_token: SecretStr = Field(min_length=1, max_length=16384)
-    access_token_expires_at: int | None = None
+    access_token_expires_at: EpochSeconds | None = None
     refresh_token: SecretStr | None = None
-    refresh_token_expires_at: int | None = None
+    refresh_token_expires_at: EpochSeconds | None = None
     scopes: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
 

@@ -72,7 +72,7 @@ async def call_tool(
             details={"available_tools": list(pilot.tools)},
         )
     arguments = await read_json_object(request, allow_empty=True)
-    session = await pilot.session_for(user.id, x_session_id)
+    session = await pilot.session_for(user.id, x_session_id or None)  # empty header: none
     response = await pilot.call_tool(
         name, arguments, user_id=user.id, session_id=session.session_id
     )

@@ -1,0 +1,120 @@
+"""Tool responses as MCP ``CallToolResult`` s: the MCP column of the error table.
+
+Every tool outcome is a *result*, never a protocol error: the model reads it and reacts.
+
+=========================  ==========  ==============================================
+response ``type``          ``isError``  content
+=========================  ==========  ==============================================
+error                      true        the response JSON
+need_login                 true        the response JSON
+setup_requirements         false       a "connect your account" text with the setup
+                                       link(s), then the response JSON
+everything else            false       the response JSON
+=========================  ==========  ==============================================
+
+``structuredContent`` is always the response JSON (the same object the HTTP API returns).
+Protocol errors are reserved for what is not a tool outcome: an unknown tool name
+(``-32602``), malformed requests (the SDK answers those), and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from mcp_types import CallToolResult, TextContent
+
+from blockpilot.tools.responses import ErrorResponse, ResponseType, ToolResponseBase
+
+ERROR_TYPES = frozenset({ResponseType.ERROR.value, ResponseType.NEED_LOGIN.value})
+
+#: ``outputSchema`` of both tools: every response has these; the rest depends on ``type``.
+RESPONSE_OUTPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "type": {"type": "string", "enum": [t.value for t in ResponseType]},
+        "message": {"type": "string"},
+        "session_id": {"type": ["string", "null"]},
+    },
+    "required": ["type", "message"],
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SetupLink:
+    """One credential the user must connect, and where (``url`` is None without a service)."""
+
+    field: str
+    provider: str
+    provider_name: str
+    type: str
+    url: str | None
+
+
+def setup_links(data: dict[str, Any]) -> list[SetupLink]:
+    """The missing credentials of a ``setup_requirements`` response."""
+    setup = data.get("setup_info") or {}
+    missing = (setup.get("requirements") or {}).get("credentials") or []
+    if not missing:
+        missing = list(((setup.get("user_readiness") or {}).get("missing_credentials") or {}).values())
+    links = []
+    for entry in missing:
+        if not isinstance(entry, dict):
+            continue
+        provider = str(entry.get("provider") or "unknown")
+        links.append(
+            SetupLink(
+                field=str(entry.get("id") or entry.get("title") or "credentials"),
+                provider=provider,
+                provider_name=str(entry.get("provider_name") or provider),
+                type=str(entry.get("type") or "api_key"),
+                url=entry.get("setup_url") or None,
+            )
+        )
+    return links
+
+
+def setup_text(data: dict[str, Any], *, user_hint: str = "USER", outcome: str | None = None) -> str:
+    """What to show the user for a ``setup_requirements`` response, links first."""
+    block = (data.get("setup_info") or {}).get("agent_name") or "This block"
+    links = setup_links(data)
+    lines = [f"ACTION REQUIRED: {block} needs an account connected before it can run."]
+    with_url = [link for link in links if link.url]
+    for link in with_url:
+        lines.append(f"Connect {link.provider_name} ({link.field}): {link.url}")
+    without = [link for link in links if not link.url]
+    if without:
+        lines.append("Add the credential on the server running blockpilot:")
+        for link in without:
+            example = {"provider": link.provider, "type": link.type, "title": link.provider_name}
+            lines.append(
+                f"  blockpilot credentials add --user {user_hint} --json '{json.dumps(example)}'"
+                f"  (plus the {link.type} secret fields)"
+            )
+    if outcome:
+        lines.append(outcome)
+    lines.append("Show this to the user, wait until they have connected it, then run the block again.")
+    return "\n".join(lines)
+
+
+def tool_result(response: ToolResponseBase, *, note: str | None = None, user_hint: str = "USER") -> CallToolResult:
+    """*response* as the ``CallToolResult`` the client receives (see the module's table)."""
+    text = response.to_json()
+    data = json.loads(text)
+    content: list[TextContent] = []
+    if data.get("type") == ResponseType.SETUP_REQUIREMENTS.value:
+        content.append(TextContent(type="text", text=setup_text(data, user_hint=user_hint, outcome=note)))
+    content.append(TextContent(type="text", text=text))
+    return CallToolResult(content=list(content), structured_content=data, is_error=data.get("type") in ERROR_TYPES)
+
+
+def internal_error_result(tool: str) -> CallToolResult:
+    """The result for a failure of ours: generic, no details (they are in the server log)."""
+    return tool_result(
+        ErrorResponse(
+            message=f"An error occurred while executing {tool}",
+            error="internal_error",
+            code="internal_error",
+        )
+    )

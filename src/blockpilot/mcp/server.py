@@ -1,0 +1,304 @@
+"""The MCP server: ``find_block`` and ``run_block`` for one signed-in user per request.
+
+Built on the SDK's low-level :class:`mcp.server.Server` rather than ``MCPServer``'s
+decorators: our tools are defined once (``pilot.tools``) with hand-written JSON Schemas,
+and ``MCPServer`` would re-derive the schemas from a Python signature and answer an
+unknown tool with an ``isError`` result instead of the protocol error the spec asks for.
+
+Sessions: each MCP connection gets one blockpilot chat session, created on its first tool
+call. A "connection" is one stdio process or in-process client, or one streamable-HTTP
+session (``Mcp-Session-Id``); a client of the stateless 2026 protocol over HTTP, which has
+no connection, keeps one session per user for the server's lifetime.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from mcp.server import Server, ServerRequestContext
+from mcp.shared.exceptions import MCPError
+from mcp_types import (
+    INVALID_PARAMS,
+    CallToolRequestParams,
+    CallToolResult,
+    ElicitRequest,
+    ElicitRequestURLParams,
+    ElicitResult,
+    InputRequiredResult,
+    ListToolsResult,
+    PaginatedRequestParams,
+    Tool,
+    ToolAnnotations,
+)
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from blockpilot import __version__
+from blockpilot.errors import NotFoundError
+from blockpilot.mcp.results import (
+    RESPONSE_OUTPUT_SCHEMA,
+    SetupLink,
+    internal_error_result,
+    setup_links,
+    tool_result,
+)
+from blockpilot.pilot import Pilot
+from blockpilot.tools.responses import ErrorResponse, ResponseType, ToolResponseBase
+
+logger = logging.getLogger(__name__)
+
+Context = ServerRequestContext[Any, Any]
+UserResolver = Callable[[Context], "str | None | Awaitable[str | None]"]
+"""Who is calling: the user id for this request, or None (the tools then answer need_login)."""
+
+SERVER_NAME = "blockpilot"
+INSTRUCTIONS = (
+    "blockpilot runs integration blocks (e-mail, HTTP, LLM calls, GitHub, workspace files) for the "
+    "signed-in user with their own connected accounts. Use find_block to search, then call "
+    "run_block with the block's id and input_data {} to learn its inputs, then with the inputs. "
+    "When a result says an account must be connected, show the user the setup link and wait."
+)
+ELICITATION_TIMEOUT_SECONDS = 300.0
+_MAX_REMEMBERED_SESSIONS = 10_000
+
+_TITLES = {"find_block": "Find block", "run_block": "Run block"}
+_ANNOTATIONS = {
+    "find_block": ToolAnnotations(title="Find block", read_only_hint=True, open_world_hint=False),
+    "run_block": ToolAnnotations(
+        title="Run block", read_only_hint=False, destructive_hint=True, open_world_hint=True
+    ),
+}
+
+
+def fixed_user(user_id: str) -> UserResolver:
+    """A resolver for a server that serves one user (stdio)."""
+
+    def resolve(ctx: Context) -> str:
+        return user_id
+
+    return resolve
+
+
+@dataclass
+class ConversationState:
+    """Per-connection state (one per ``Server.run``; shared by all sessions over HTTP)."""
+
+    sessions: OrderedDict[tuple[str, ...], str] = field(default_factory=OrderedDict)
+    lock: anyio.Lock = field(default_factory=anyio.Lock)
+
+    async def session_id(self, pilot: Pilot, key: tuple[str, ...], user_id: str) -> str:
+        """The blockpilot session of *key*, created (with the user's ownership) on first use."""
+        async with self.lock:
+            session_id = self.sessions.get(key)
+            if session_id is not None:
+                self.sessions.move_to_end(key)
+                return session_id
+            session_id = (await pilot.session_for(user_id, None)).session_id
+            self.sessions[key] = session_id
+            while len(self.sessions) > _MAX_REMEMBERED_SESSIONS:
+                self.sessions.popitem(last=False)
+            return session_id
+
+
+@asynccontextmanager
+async def _conversations(server: Server[Any]) -> AsyncIterator[ConversationState]:
+    yield ConversationState()
+
+
+def _connection_key(ctx: Context, user_id: str) -> tuple[str, ...]:
+    request = ctx.request
+    headers = getattr(request, "headers", None)
+    mcp_session = headers.get("mcp-session-id") if headers is not None else None
+    if mcp_session:
+        return ("http", user_id, mcp_session)
+    return ("connection", user_id)
+
+
+def _url_elicitation_supported(ctx: Context) -> bool:
+    capabilities = ctx.session.client_capabilities
+    elicitation = capabilities.elicitation if capabilities is not None else None
+    return elicitation is not None and elicitation.url is not None
+
+
+def _elicitation_message(link: SetupLink, block_name: str) -> str:
+    return f"Connect your {link.provider_name} account so that {block_name} can run."
+
+
+class BlockpilotMCP:
+    """The request handlers of the MCP server, bound to one :class:`Pilot`."""
+
+    def __init__(
+        self,
+        pilot: Pilot,
+        user_resolver: UserResolver | str,
+        *,
+        elicitation_timeout: float = ELICITATION_TIMEOUT_SECONDS,
+    ) -> None:
+        self.pilot = pilot
+        self.resolve_user = fixed_user(user_resolver) if isinstance(user_resolver, str) else user_resolver
+        self.elicitation_timeout = elicitation_timeout
+
+    def tools(self) -> list[Tool]:
+        return [
+            Tool(
+                name=tool.name,
+                title=_TITLES.get(tool.name),
+                description=tool.description,
+                input_schema=_copy(tool.parameters),
+                output_schema=_copy(RESPONSE_OUTPUT_SCHEMA),
+                annotations=_ANNOTATIONS.get(tool.name),
+            )
+            for tool in self.pilot.tools.values()
+        ]
+
+    async def list_tools(self, ctx: Context, params: PaginatedRequestParams | None) -> ListToolsResult:
+        return ListToolsResult(tools=self.tools())
+
+    async def call_tool(self, ctx: Context, params: CallToolRequestParams) -> CallToolResult | InputRequiredResult:
+        if params.name not in self.pilot.tools:
+            raise MCPError(
+                code=INVALID_PARAMS,
+                message=f"Unknown tool: {params.name[:100]}",
+                data={"available_tools": list(self.pilot.tools)},
+            )
+        try:
+            return await self._call(ctx, params)
+        except MCPError:
+            raise
+        except Exception:  # the edge: one bad request never takes the server down
+            logger.exception("MCP tool call failed unexpectedly", extra={"tool": params.name})
+            return internal_error_result(params.name)
+
+    async def _call(self, ctx: Context, params: CallToolRequestParams) -> CallToolResult | InputRequiredResult:
+        user_id = await self._user(ctx)
+        session_id = None
+        if user_id:
+            state = ctx.lifespan_context
+            try:
+                session_id = await state.session_id(self.pilot, _connection_key(ctx, user_id), user_id)
+            except NotFoundError as exc:
+                return tool_result(ErrorResponse(message=exc.message, error=exc.code, code=exc.code))
+        arguments = params.arguments if params.arguments is not None else {}
+        response = await self.pilot.call_tool(params.name, arguments, user_id=user_id, session_id=session_id)
+        if response.type == ResponseType.SETUP_REQUIREMENTS.value:
+            return await self._setup_required(ctx, params, response, user_hint=user_id or "USER")
+        return tool_result(response)
+
+    async def _user(self, ctx: Context) -> str | None:
+        user = self.resolve_user(ctx)
+        if inspect.isawaitable(user):
+            user = await user
+        return user or None
+
+    async def _setup_required(
+        self, ctx: Context, params: CallToolRequestParams, response: ToolResponseBase, *, user_hint: str
+    ) -> CallToolResult | InputRequiredResult:
+        """Links in the text; and, where the client can show a URL, an elicitation."""
+        data = response.model_dump(mode="json")
+        block_name = str((data.get("setup_info") or {}).get("agent_name") or "the block")
+        links = [link for link in setup_links(data) if link.url]
+        if not links or not _url_elicitation_supported(ctx):
+            return tool_result(response, user_hint=user_hint)
+        if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            if params.input_responses is None:
+                # 2026 protocol: ask the client to show the links, then retry the call.
+                return InputRequiredResult(
+                    input_requests={
+                        f"connect-{link.field}": ElicitRequest(
+                            params=ElicitRequestURLParams(
+                                message=_elicitation_message(link, block_name), url=str(link.url)
+                            )
+                        )
+                        for link in links
+                    }
+                )
+            answers = [a for a in params.input_responses.values() if isinstance(a, ElicitResult)]
+            return tool_result(response, note=_outcome([a.action for a in answers]), user_hint=user_hint)
+        if not ctx.session.can_send_request:
+            return tool_result(response, user_hint=user_hint)
+        actions = [await self._elicit(ctx, link, block_name) for link in links]
+        return tool_result(response, note=_outcome([a for a in actions if a]), user_hint=user_hint)
+
+    async def _elicit(self, ctx: Context, link: SetupLink, block_name: str) -> str | None:
+        """Send one URL elicitation and wait (bounded) for the user's answer."""
+        with anyio.move_on_after(self.elicitation_timeout):
+            try:
+                result = await ctx.session.elicit_url(
+                    message=_elicitation_message(link, block_name),
+                    url=str(link.url),
+                    elicitation_id=uuid.uuid4().hex,
+                    related_request_id=ctx.request_id,
+                )
+            except Exception as exc:  # the links are in the result anyway
+                logger.info("URL elicitation not delivered: %s", type(exc).__name__)
+                return None
+            return result.action
+        return None
+
+
+def _outcome(actions: list[str]) -> str | None:
+    if not actions:
+        return None
+    if all(a == "accept" for a in actions):
+        return "The user was shown the link and agreed to open it."
+    if any(a == "decline" for a in actions):
+        return "The user declined to open the link."
+    return "The user dismissed the link."
+
+
+def _copy(schema: dict[str, Any]) -> dict[str, Any]:
+    return copy.deepcopy(schema)
+
+
+def build_mcp_server(
+    pilot: Pilot,
+    user_resolver: UserResolver | str,
+    *,
+    elicitation_timeout: float = ELICITATION_TIMEOUT_SECONDS,
+) -> Server[ConversationState]:
+    """The MCP server for *pilot*: tools ``find_block`` and ``run_block``.
+
+    Args:
+        pilot: An open :class:`Pilot`; the caller closes it.
+        user_resolver: The user id to serve, or a callable ``(ctx) -> user_id | None``
+            (sync or async) called per request.
+        elicitation_timeout: How long a tool call waits for the user to answer a URL
+            elicitation (2025 protocol) before returning the setup links anyway.
+
+    Returns:
+        A low-level ``mcp.server.Server``: serve it over stdio with :func:`serve_stdio`, over
+        HTTP with :class:`blockpilot.mcp.http.MCPHttpApp`, or test it with ``mcp.Client(server)``.
+
+    Example::
+
+        server = build_mcp_server(pilot, user.id)
+        async with mcp.Client(server) as client:
+            result = await client.call_tool("find_block", {"query": "email"})
+    """
+    handlers = BlockpilotMCP(pilot, user_resolver, elicitation_timeout=elicitation_timeout)
+    server: Server[ConversationState] = Server(
+        SERVER_NAME,
+        version=__version__,
+        title="blockpilot",
+        instructions=INSTRUCTIONS,
+        lifespan=_conversations,
+        on_list_tools=handlers.list_tools,
+        on_call_tool=handlers.call_tool,
+    )
+    return server
+
+
+__all__ = [
+    "ConversationState",
+    "UserResolver",
+    "build_mcp_server",
+    "fixed_user",
+]

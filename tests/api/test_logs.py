@@ -1,0 +1,52 @@
+"""The JSON log lines of the served API."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from blockpilot.api.logs import JsonFormatter, configure_logging
+from blockpilot.api.server import server_config
+
+
+def test_a_record_is_one_json_line_with_its_extra_fields() -> None:
+    record = logging.LogRecord(
+        "blockpilot.api.access", logging.INFO, __file__, 1, "%s %s", ("GET", "/x"), None
+    )
+    record.request_id = "req-1"
+    record.status = 200
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["message"] == "GET /x" and entry["level"] == "info"
+    assert entry["logger"] == "blockpilot.api.access"
+    assert (entry["request_id"], entry["status"]) == ("req-1", 200)
+
+
+def test_exceptions_are_inside_the_line() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), True)
+        import sys
+
+        record.exc_info = sys.exc_info()
+    entry = json.loads(JsonFormatter().format(record))
+    assert "ValueError: boom" in entry["exception"]
+
+
+def test_configure_logging_replaces_root_handlers(monkeypatch: pytest.MonkeyPatch) -> None:
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
+    configure_logging("warning")
+    assert root.level == logging.WARNING
+    assert [type(h.formatter) for h in root.handlers] == [JsonFormatter]
+
+
+def test_uvicorn_leaves_logging_and_access_lines_to_us() -> None:
+    config = server_config(object(), host="127.0.0.1", port=1)  # type: ignore[arg-type]
+    assert config.log_config is None and config.access_log is False
+    assert config.lifespan == "on" and config.server_header is False

@@ -1,0 +1,40 @@
+"""Regression tests for core bugs, named after what went wrong."""
+
+from __future__ import annotations
+
+import time
+
+from blockpilot.pilot import Pilot
+
+STORE_VALUE = "1ff065e9-88e8-4358-9d82-8dc91f622ba9"
+LLM = "1f292d4a-41a4-4977-9684-7c8d560b9f91"
+
+
+async def test_cut_output_larger_than_the_workspace_limit_still_completes(settings_factory, home) -> None:
+    pilot = await Pilot.open(settings_factory(max_file_bytes=100, max_output_chars=1000))
+    try:
+        user, _ = await pilot.users.create("carol")
+        response = await pilot.call_tool(
+            "run_block", {"block_id": STORE_VALUE, "input_data": {"input": "x" * 5000}}, user_id=user.id
+        )
+        assert response.type == "block_output", response
+        assert response.output_truncated is True
+        value = response.outputs["output"][0]
+        assert "too large to keep in the workspace" in value
+        assert len(value) < 1000
+        [record] = await pilot.executions.list(user.id)
+        assert record.status == "completed"
+    finally:
+        await pilot.close()
+
+
+async def test_expired_api_key_is_not_matched(pilot: Pilot, alice) -> None:
+    await pilot.add_credentials(
+        alice.id,
+        {"provider": "openai", "type": "api_key", "api_key": "sk-expired-0123456789", "expires_at": int(time.time()) - 10},
+    )
+    response = await pilot.call_tool(
+        "run_block", {"block_id": LLM, "input_data": {"prompt": "hi", "model": "gpt-4o-mini"}}, user_id=alice.id
+    )
+    assert response.type == "setup_requirements"
+    assert response.setup_info.user_readiness.missing_credentials["credentials"]["provider"] == "openai"
