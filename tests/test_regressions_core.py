@@ -38,3 +38,14 @@ async def test_expired_api_key_is_not_matched(pilot: Pilot, alice) -> None:
     )
     assert response.type == "setup_requirements"
     assert response.setup_info.user_readiness.missing_credentials["credentials"]["provider"] == "openai"
+
+
+async def test_empty_input_shows_details_even_when_every_input_is_optional(pilot: Pilot, alice) -> None:
+    list_files = "9c7f3e61-1b2d-4f57-8c0e-6a3d5b4e2f90"
+    response = await pilot.call_tool("run_block", {"block_id": list_files, "input_data": {}}, user_id=alice.id)
+    assert response.type == "block_details"
+    assert "prefix" in response.block.inputs["properties"]
+    ran = await pilot.call_tool(
+        "run_block", {"block_id": list_files, "input_data": {"prefix": "/"}}, user_id=alice.id
+    )
+    assert ran.type == "block_output" and ran.outputs == {"files": [[]]}

@@ -171,7 +171,9 @@ class BlockRunner:
         # 8: credentials.
         cred_fields = block.Input.credentials_fields()
         provided = {k for k in input_data if k not in cred_fields}
-        preview = not block.Input.required_input_fields() <= provided
+        # SPEC §2.2 step 9: a call with no inputs at all ({} or only credentials) always shows
+        # the schema, even for a block whose inputs are all optional.
+        preview = not provided or not block.Input.required_input_fields() <= provided
         match = await self._match(block, user_id, input_data, for_execution=not preview)
         if match.missing:
             return self._setup_requirements(block, user_id, match, session_id)

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 from fastapi.routing import APIRoute
 
-from blockpilot.api.app import API_PREFIX
+from blockpilot.api import API_PREFIX
 from blockpilot.api.routes import (
     blocks,
     credentials,

@@ -141,3 +141,11 @@ async def test_tools_default_to_openai_and_reject_unknown_formats(
     assert_error(
         await as_alice.get("/api/v1/tools", params={"format": "xml"}), 422, "invalid_request"
     )
+
+
+async def test_an_empty_session_header_starts_a_new_session(as_alice: httpx.AsyncClient) -> None:
+    response = await as_alice.post(
+        "/api/v1/tools/find_block", json={"query": "x"}, headers={"X-Session-Id": ""}
+    )
+    assert response.status_code == 200
+    assert response.json()["session_id"] == response.headers["x-session-id"]

@@ -50,18 +50,11 @@ def test_default_exclusions_are_the_documented_ones() -> None:
     assert "3b191d9f-356f-482d-8238-ba04b6d18381" in DEFAULT_EXCLUDED_BLOCK_IDS
 
 
-@pytest.mark.parametrize("query", ["", "   ", "\n\t"])
-async def test_empty_query_is_an_error(pilot: Pilot, alice: User, query: str) -> None:
-    data = await find(pilot, alice, query)
-    assert data["type"] == "error"
-    assert data["message"] == "Please provide a search query"
-
-
-@pytest.mark.parametrize("query", [None, 5, ["echo"]])
-async def test_non_string_query_is_an_error(pilot: Pilot, alice: User, query: Any) -> None:
-    data = await find(pilot, alice, query)
-    assert data["type"] == "error"
-    assert data["message"] == "Please provide a search query"
+async def test_empty_or_non_string_query_is_an_error(pilot: Pilot, alice: User) -> None:
+    for query in ("", "   ", "\n\t", None, 5, ["echo"]):
+        data = await find(pilot, alice, query)
+        assert data["type"] == "error", query
+        assert data["message"] == "Please provide a search query"
 
 
 async def test_missing_query_is_an_error(pilot: Pilot, alice: User) -> None:
@@ -70,50 +63,41 @@ async def test_missing_query_is_an_error(pilot: Pilot, alice: User) -> None:
     assert data["message"] == "Please provide a search query"
 
 
-@pytest.mark.parametrize("variant", [str.lower, str.upper, lambda s: f"  {s}  "])
-async def test_uuid_of_an_enabled_block_is_the_single_result(
-    pilot: Pilot, alice: User, variant: Any
-) -> None:
-    data = await find(pilot, alice, variant(EchoTextBlock.id))
-    assert data["type"] == "block_list"
-    assert data["count"] == 1
-    assert _ids(data) == [EchoTextBlock.id]
-    assert data["blocks"][0]["name"] == "EchoTextBlock"
+async def test_uuid_of_an_enabled_block_is_the_single_result(pilot: Pilot, alice: User) -> None:
+    for query in (EchoTextBlock.id, EchoTextBlock.id.upper(), f"  {EchoTextBlock.id}  "):
+        data = await find(pilot, alice, query)
+        assert data["type"] == "block_list", query
+        assert data["count"] == 1
+        assert _ids(data) == [EchoTextBlock.id]
+        assert data["blocks"][0]["name"] == "EchoTextBlock"
 
 
-@pytest.mark.parametrize(
-    "block",
-    [DisabledFlagBlock, ConfigDisabledByIdBlock, ConfigDisabledByNameBlock],
-    ids=lambda b: b.__name__,
-)
 async def test_uuid_of_a_disabled_block_is_no_results_saying_disabled(
-    pilot: Pilot, alice: User, block: type[Block]
+    pilot: Pilot, alice: User
 ) -> None:
-    data = await find(pilot, alice, block.id)
-    assert data["type"] == "no_results"
-    assert "disabled" in data["message"]
-    assert data["suggestions"]
+    for block in (DisabledFlagBlock, ConfigDisabledByIdBlock, ConfigDisabledByNameBlock):
+        data = await find(pilot, alice, block.id)
+        assert data["type"] == "no_results", block
+        assert "disabled" in data["message"]
+        assert data["suggestions"]
 
 
-@pytest.mark.parametrize(
-    "block",
-    [
+async def test_uuid_of_an_excluded_block_is_no_results_not_available(
+    pilot: Pilot, alice: User
+) -> None:
+    excluded: tuple[type[Block], ...] = (
         GraphInputBlock,
         GraphOutputBlock,
         StickyNoteBlock,
         HookTriggerBlock,
         HumanReviewBlock,
         OrchestratorLikeBlock,
-    ],
-    ids=lambda b: b.__name__,
-)
-async def test_uuid_of_an_excluded_block_is_no_results_not_available(
-    pilot: Pilot, alice: User, block: type[Block]
-) -> None:
-    data = await find(pilot, alice, block.id)
-    assert data["type"] == "no_results"
-    assert "not available" in data["message"]
-    assert "blocks" not in data
+    )
+    for block in excluded:
+        data = await find(pilot, alice, block.id)
+        assert data["type"] == "no_results", block
+        assert "not available" in data["message"]
+        assert "blocks" not in data
 
 
 async def test_unknown_uuid_falls_through_to_search(pilot: Pilot, alice: User) -> None:
@@ -123,16 +107,13 @@ async def test_unknown_uuid_falls_through_to_search(pilot: Pilot, alice: User) -
     assert data["suggestions"] == SUGGESTIONS
 
 
-@pytest.mark.parametrize(
-    "query",
-    ["EchoTextBlock", "echotextblock", "echo text block", "Echo-Text", "echo_text", "ECHO TEXT"],
-)
-async def test_exact_name_variants_find_the_block_first(
-    pilot: Pilot, alice: User, query: str
-) -> None:
-    data = await find(pilot, alice, query)
-    assert data["type"] == "block_list"
-    assert _ids(data)[0] == EchoTextBlock.id
+async def test_exact_name_variants_find_the_block_first(pilot: Pilot, alice: User) -> None:
+    for query in (
+        "EchoTextBlock", "echotextblock", "echo text block", "Echo-Text", "echo_text", "ECHO TEXT",
+    ):  # fmt: skip
+        data = await find(pilot, alice, query)
+        assert data["type"] == "block_list", query
+        assert _ids(data)[0] == EchoTextBlock.id, query
 
 
 def _widget_block(

@@ -55,11 +55,11 @@ async def assert_nothing_ran(pilot: Pilot, user: User) -> None:
 # --------------------------------------------------------------------------- steps 1-3
 
 
-@pytest.mark.parametrize("block_id", ["", "   ", None, 42, ["x"]])
-async def test_step1_missing_block_id(pilot: Pilot, alice: User, block_id: Any) -> None:
-    # Even with an invalid input_data: step 1 comes first.
-    data = await run_block(pilot, alice.id, block_id, "not an object")
-    assert_error(data, "Please provide a block_id", "missing_block_id")
+async def test_step1_missing_block_id(pilot: Pilot, alice: User) -> None:
+    for block_id in ("", "   ", None, 42, ["x"]):
+        # Even with an invalid input_data: step 1 comes first.
+        data = await run_block(pilot, alice.id, block_id, "not an object")
+        assert_error(data, "Please provide a block_id", "missing_block_id")
 
 
 async def test_step1_block_id_is_stripped(pilot: Pilot, alice: User) -> None:
@@ -79,13 +79,11 @@ async def test_block_id_is_case_insensitive(pilot: Pilot, alice: User) -> None:
     assert data["block_id"] == EchoTextBlock.id
 
 
-@pytest.mark.parametrize("input_data", [[], [{"text": "x"}], "{}", '{"text": "x"}', None, 1, True])
-async def test_step2_input_data_must_be_an_object(
-    pilot: Pilot, alice: User, input_data: Any
-) -> None:
-    # An unknown block id too: step 2 comes before the lookup.
-    data = await run_block(pilot, alice.id, "no-such-block", input_data)
-    assert_error(data, "input_data must be an object", "invalid_input_data")
+async def test_step2_input_data_must_be_an_object(pilot: Pilot, alice: User) -> None:
+    for input_data in ([], [{"text": "x"}], "{}", '{"text": "x"}', None, 1, True):
+        # An unknown block id too: step 2 comes before the lookup.
+        data = await run_block(pilot, alice.id, "no-such-block", input_data)
+        assert_error(data, "input_data must be an object", "invalid_input_data")
     await assert_nothing_ran(pilot, alice)
 
 
@@ -123,49 +121,42 @@ async def test_step3_comes_after_argument_checks(pilot: Pilot) -> None:
 # --------------------------------------------------------------------------- steps 4-6
 
 
-@pytest.mark.parametrize(
-    "block_id", ["no-such-block", "00000000-0000-4000-8000-000000000000", "EchoTextBlock"]
-)
-async def test_step4_unknown_block(pilot: Pilot, alice: User, block_id: str) -> None:
-    data = await run_block(pilot, alice.id, block_id, {"bogus": 1})
-    assert_error(data, f"Block '{block_id}' not found", "block_not_found")
+async def test_step4_unknown_block(pilot: Pilot, alice: User) -> None:
+    for block_id in ("no-such-block", "00000000-0000-4000-8000-000000000000", "EchoTextBlock"):
+        data = await run_block(pilot, alice.id, block_id, {"bogus": 1})
+        assert_error(data, f"Block '{block_id}' not found", "block_not_found")
     await assert_nothing_ran(pilot, alice)
 
 
-@pytest.mark.parametrize(
-    "block",
-    [DisabledFlagBlock, ConfigDisabledByIdBlock, ConfigDisabledByNameBlock],
-    ids=lambda b: b.__name__,
-)
-async def test_step5_disabled(pilot: Pilot, alice: User, block: type[Block]) -> None:
-    # Unknown fields too: step 5 comes before step 7.
-    data = await run_block(pilot, alice.id, block.id, {"text": "x", "bogus": 1})
-    assert_error(data, f"Block '{block.id}' is disabled", "block_disabled")
+async def test_step5_disabled_by_flag_or_by_configured_id_or_name(
+    pilot: Pilot, alice: User
+) -> None:
+    for block in (DisabledFlagBlock, ConfigDisabledByIdBlock, ConfigDisabledByNameBlock):
+        # Unknown fields too: step 5 comes before step 7.
+        data = await run_block(pilot, alice.id, block.id, {"text": "x", "bogus": 1})
+        assert_error(data, f"Block '{block.id}' is disabled", "block_disabled")
     await assert_nothing_ran(pilot, alice)
 
 
-@pytest.mark.parametrize(
-    "block",
-    [
+async def test_step6_excluded_by_type_or_id(pilot: Pilot, alice: User) -> None:
+    assert OrchestratorLikeBlock.id == ORCHESTRATOR_ID
+    excluded: tuple[type[Block], ...] = (
         GraphInputBlock,
         GraphOutputBlock,
         StickyNoteBlock,
         HookTriggerBlock,
         HumanReviewBlock,
         OrchestratorLikeBlock,
-    ],
-    ids=lambda b: b.__name__,
-)
-async def test_step6_excluded_by_type_or_id(pilot: Pilot, alice: User, block: type[Block]) -> None:
-    data = await run_block(pilot, alice.id, block.id, {"value": "x", "bogus": 1})
-    assert_error(
-        data,
-        f"Block '{block.__name__}' cannot be run directly in CoPilot. "
-        "This block is designed for use within graphs only.",
-        "block_excluded",
     )
+    for block in excluded:
+        data = await run_block(pilot, alice.id, block.id, {"value": "x", "bogus": 1})
+        assert_error(
+            data,
+            f"Block '{block.__name__}' cannot be run directly in CoPilot. "
+            "This block is designed for use within graphs only.",
+            "block_excluded",
+        )
     await assert_nothing_ran(pilot, alice)
-    assert OrchestratorLikeBlock.id == ORCHESTRATOR_ID
 
 
 # --------------------------------------------------------------------------- step 7

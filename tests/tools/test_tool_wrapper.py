@@ -191,11 +191,11 @@ async def test_run_block_rejects_unknown_arguments_without_running(
     assert CALLS == []
 
 
-@pytest.mark.parametrize("value", ["yes", 1, "false"])
-async def test_run_block_dry_run_must_be_boolean(pilot: Pilot, alice: User, value: Any) -> None:
-    data = await run_block(pilot, alice.id, EchoTextBlock.id, {"text": "x"}, dry_run=value)
-    assert data["type"] == "error"
-    assert data["message"] == "dry_run must be true or false"
+async def test_run_block_dry_run_must_be_boolean(pilot: Pilot, alice: User) -> None:
+    for value in ("yes", 1, "false"):
+        data = await run_block(pilot, alice.id, EchoTextBlock.id, {"text": "x"}, dry_run=value)
+        assert data["type"] == "error"
+        assert data["message"] == "dry_run must be true or false"
     assert CALLS == []
 
 

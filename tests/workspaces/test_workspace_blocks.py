@@ -39,7 +39,7 @@ async def test_write_read_list_through_blocks(pilot, alice) -> None:
     assert listed["checksum"] == hashlib.sha256(b"# changed").hexdigest()
     assert listed["size_bytes"] == len("# changed")
 
-    r = await run(pilot, alice, LIST, {})
+    r = await run(pilot, alice, LIST, {"prefix": "/"})
     assert [f["path"] for f in r["outputs"]["files"][0]] == ["/notes/today.md"]
 
 
@@ -56,7 +56,7 @@ async def test_bad_paths_fail_with_typed_cause(pilot, alice) -> None:
             r = await run(pilot, alice, block_id, data)
             assert r["type"] == "error" and r["code"] == "block_failed", (path, r)
             assert r["details"] == {"cause": "invalid_path"}
-    r = await run(pilot, alice, LIST, {})
+    r = await run(pilot, alice, LIST, {"prefix": "/"})
     assert r["outputs"]["files"] == [[]]
 
 
@@ -73,7 +73,7 @@ async def test_size_limit_through_block(make_pilot) -> None:
     assert r["type"] == "error" and r["code"] == "block_failed", r
     assert r["details"] == {"cause": "file_too_large"}
     assert "16" in r["message"]
-    r = await run(pilot, alice, LIST, {})
+    r = await run(pilot, alice, LIST, {"prefix": "/"})
     assert r["outputs"]["files"] == [[]]
 
 
@@ -81,7 +81,7 @@ async def test_users_are_isolated_through_blocks(pilot, alice, bob) -> None:
     await run(pilot, alice, WRITE, {"path": "secret.txt", "content": "alice's secret"})
     r = await run(pilot, bob, READ, {"path": "secret.txt"})
     assert r["type"] == "error" and r["details"] == {"cause": "file_not_found"}, r
-    r = await run(pilot, bob, LIST, {})
+    r = await run(pilot, bob, LIST, {"prefix": "/"})
     assert r["outputs"]["files"] == [[]]
 
 
@@ -98,5 +98,5 @@ async def test_one_workspace_per_user_across_runs(pilot, alice) -> None:
     assert all(r["type"] == "block_output" for r in results), results
     async with pilot.engine.connect() as conn:
         assert await conn.scalar(select(func.count()).select_from(workspaces)) == 1
-    r = await run(pilot, alice, LIST, {})
+    r = await run(pilot, alice, LIST, {"prefix": "/"})
     assert len(r["outputs"]["files"][0]) == 10

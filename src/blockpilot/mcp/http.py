@@ -71,14 +71,17 @@ def api_key_authenticator(pilot: Pilot | Callable[[], Pilot]) -> Authenticate:
 def _bearer(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
+            header = bytes(value).decode("latin-1")
+            scheme, _, token = header.partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 return token.strip()
             return None
     return None
 
 
-async def _json_error(send: Send, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+async def _json_error(
+    send: Send, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> None:
     body = json.dumps({"error": {"code": code, "message": message, "details": {}}}).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
@@ -127,7 +130,9 @@ class MCPHttpApp:
     async def lifespan(self) -> AsyncIterator[None]:
         """Run the MCP session manager; requests are served only inside this context."""
         pilot = self._pilot if isinstance(self._pilot, Pilot) else self._pilot()
-        server = build_mcp_server(pilot, current_http_user, elicitation_timeout=self._elicitation_timeout)
+        server = build_mcp_server(
+            pilot, current_http_user, elicitation_timeout=self._elicitation_timeout
+        )
         manager = StreamableHTTPSessionManager(app=server, **self._options)
         async with manager.run():
             self._manager = manager
@@ -144,14 +149,21 @@ class MCPHttpApp:
             return
         manager = self._manager
         if manager is None:
-            await _json_error(send, 503, "unavailable", "The MCP endpoint is not running (its lifespan was not started)")
+            await _json_error(
+                send,
+                503,
+                "unavailable",
+                "The MCP endpoint is not running (its lifespan was not started)",
+            )
             return
         token = _bearer(scope)
         try:
             user_id = await self._user_for(token) if token else None
         except Exception:
             logger.exception("MCP authentication failed")
-            await _json_error(send, 500, "internal_error", "Authentication failed; see the server log")
+            await _json_error(
+                send, 500, "internal_error", "Authentication failed; see the server log"
+            )
             return
         if not user_id:
             await _json_error(
@@ -164,7 +176,9 @@ class MCPHttpApp:
             return
         assert token is not None
         # The SDK binds each streamable-HTTP session to this principal.
-        principal = AccessToken(token=hashlib.sha256(token.encode()).hexdigest(), client_id=user_id, scopes=[])
+        principal = AccessToken(
+            token=hashlib.sha256(token.encode()).hexdigest(), client_id=user_id, scopes=[]
+        )
         scope = {**scope, "user": AuthenticatedUser(principal)}
         reset = _current_user.set(user_id)
         try:

@@ -57,7 +57,9 @@ def setup_links(data: dict[str, Any]) -> list[SetupLink]:
     setup = data.get("setup_info") or {}
     missing = (setup.get("requirements") or {}).get("credentials") or []
     if not missing:
-        missing = list(((setup.get("user_readiness") or {}).get("missing_credentials") or {}).values())
+        missing = list(
+            ((setup.get("user_readiness") or {}).get("missing_credentials") or {}).values()
+        )
     links = []
     for entry in missing:
         if not isinstance(entry, dict):
@@ -75,6 +77,24 @@ def setup_links(data: dict[str, Any]) -> list[SetupLink]:
     return links
 
 
+_SECRET_PLACEHOLDERS: dict[str, dict[str, Any]] = {
+    "api_key": {"api_key": "..."},
+    "oauth2": {"access_token": "...", "refresh_token": "...", "scopes": []},
+    "user_password": {"username": "...", "password": "..."},
+    "host_scoped": {"host": "api.example.com", "headers": {"Authorization": "..."}},
+}
+
+
+def add_credential_command(link: SetupLink, user_hint: str = "USER") -> str:
+    """The ``blockpilot credentials add`` command for a missing credential, secrets as "..."."""
+    example = {
+        "provider": link.provider,
+        "type": link.type,
+        **_SECRET_PLACEHOLDERS.get(link.type, {}),
+    }
+    return f"blockpilot credentials add --user {user_hint} --json '{json.dumps(example)}'"
+
+
 def setup_text(data: dict[str, Any], *, user_hint: str = "USER", outcome: str | None = None) -> str:
     """What to show the user for a ``setup_requirements`` response, links first."""
     block = (data.get("setup_info") or {}).get("agent_name") or "This block"
@@ -86,27 +106,30 @@ def setup_text(data: dict[str, Any], *, user_hint: str = "USER", outcome: str | 
     without = [link for link in links if not link.url]
     if without:
         lines.append("Add the credential on the server running blockpilot:")
-        for link in without:
-            example = {"provider": link.provider, "type": link.type, "title": link.provider_name}
-            lines.append(
-                f"  blockpilot credentials add --user {user_hint} --json '{json.dumps(example)}'"
-                f"  (plus the {link.type} secret fields)"
-            )
+        lines.extend(f"  {add_credential_command(link, user_hint)}" for link in without)
     if outcome:
         lines.append(outcome)
-    lines.append("Show this to the user, wait until they have connected it, then run the block again.")
+    lines.append(
+        "Show this to the user, wait until they have connected it, then run the block again."
+    )
     return "\n".join(lines)
 
 
-def tool_result(response: ToolResponseBase, *, note: str | None = None, user_hint: str = "USER") -> CallToolResult:
+def tool_result(
+    response: ToolResponseBase, *, note: str | None = None, user_hint: str = "USER"
+) -> CallToolResult:
     """*response* as the ``CallToolResult`` the client receives (see the module's table)."""
     text = response.to_json()
     data = json.loads(text)
     content: list[TextContent] = []
     if data.get("type") == ResponseType.SETUP_REQUIREMENTS.value:
-        content.append(TextContent(type="text", text=setup_text(data, user_hint=user_hint, outcome=note)))
+        content.append(
+            TextContent(type="text", text=setup_text(data, user_hint=user_hint, outcome=note))
+        )
     content.append(TextContent(type="text", text=text))
-    return CallToolResult(content=list(content), structured_content=data, is_error=data.get("type") in ERROR_TYPES)
+    return CallToolResult(
+        content=list(content), structured_content=data, is_error=data.get("type") in ERROR_TYPES
+    )
 
 
 def internal_error_result(tool: str) -> CallToolResult:

@@ -143,7 +143,9 @@ class BlockpilotMCP:
         elicitation_timeout: float = ELICITATION_TIMEOUT_SECONDS,
     ) -> None:
         self.pilot = pilot
-        self.resolve_user = fixed_user(user_resolver) if isinstance(user_resolver, str) else user_resolver
+        self.resolve_user = (
+            fixed_user(user_resolver) if isinstance(user_resolver, str) else user_resolver
+        )
         self.elicitation_timeout = elicitation_timeout
 
     def tools(self) -> list[Tool]:
@@ -159,10 +161,14 @@ class BlockpilotMCP:
             for tool in self.pilot.tools.values()
         ]
 
-    async def list_tools(self, ctx: Context, params: PaginatedRequestParams | None) -> ListToolsResult:
+    async def list_tools(
+        self, ctx: Context, params: PaginatedRequestParams | None
+    ) -> ListToolsResult:
         return ListToolsResult(tools=self.tools())
 
-    async def call_tool(self, ctx: Context, params: CallToolRequestParams) -> CallToolResult | InputRequiredResult:
+    async def call_tool(
+        self, ctx: Context, params: CallToolRequestParams
+    ) -> CallToolResult | InputRequiredResult:
         if params.name not in self.pilot.tools:
             raise MCPError(
                 code=INVALID_PARAMS,
@@ -177,17 +183,25 @@ class BlockpilotMCP:
             logger.exception("MCP tool call failed unexpectedly", extra={"tool": params.name})
             return internal_error_result(params.name)
 
-    async def _call(self, ctx: Context, params: CallToolRequestParams) -> CallToolResult | InputRequiredResult:
+    async def _call(
+        self, ctx: Context, params: CallToolRequestParams
+    ) -> CallToolResult | InputRequiredResult:
         user_id = await self._user(ctx)
         session_id = None
         if user_id:
             state = ctx.lifespan_context
             try:
-                session_id = await state.session_id(self.pilot, _connection_key(ctx, user_id), user_id)
+                session_id = await state.session_id(
+                    self.pilot, _connection_key(ctx, user_id), user_id
+                )
             except NotFoundError as exc:
-                return tool_result(ErrorResponse(message=exc.message, error=exc.code, code=exc.code))
+                return tool_result(
+                    ErrorResponse(message=exc.message, error=exc.code, code=exc.code)
+                )
         arguments = params.arguments if params.arguments is not None else {}
-        response = await self.pilot.call_tool(params.name, arguments, user_id=user_id, session_id=session_id)
+        response = await self.pilot.call_tool(
+            params.name, arguments, user_id=user_id, session_id=session_id
+        )
         if response.type == ResponseType.SETUP_REQUIREMENTS.value:
             return await self._setup_required(ctx, params, response, user_hint=user_id or "USER")
         return tool_result(response)
@@ -199,7 +213,12 @@ class BlockpilotMCP:
         return user or None
 
     async def _setup_required(
-        self, ctx: Context, params: CallToolRequestParams, response: ToolResponseBase, *, user_hint: str
+        self,
+        ctx: Context,
+        params: CallToolRequestParams,
+        response: ToolResponseBase,
+        *,
+        user_hint: str,
     ) -> CallToolResult | InputRequiredResult:
         """Links in the text; and, where the client can show a URL, an elicitation."""
         data = response.model_dump(mode="json")
@@ -221,7 +240,9 @@ class BlockpilotMCP:
                     }
                 )
             answers = [a for a in params.input_responses.values() if isinstance(a, ElicitResult)]
-            return tool_result(response, note=_outcome([a.action for a in answers]), user_hint=user_hint)
+            return tool_result(
+                response, note=_outcome([a.action for a in answers]), user_hint=user_hint
+            )
         if not ctx.session.can_send_request:
             return tool_result(response, user_hint=user_hint)
         actions = [await self._elicit(ctx, link, block_name) for link in links]

@@ -94,7 +94,9 @@ _MAP = ("properties", "patternProperties", "dependentSchemas", "$defs", "definit
 
 _JSON_OBJECT_HINT = 'A JSON object, written as a string, e.g. "{\\"key\\": \\"value\\"}".'
 _JSON_ARRAY_HINT = "A JSON array, written as a string."
-_JSON_VALUE_HINT = "Any JSON value, written as a string of JSON (e.g. '\"text\"', '42', '{\"a\": 1}')."
+_JSON_VALUE_HINT = (
+    "Any JSON value, written as a string of JSON (e.g. '\"text\"', '42', '{\"a\": 1}')."
+)
 
 
 class SchemaConversionError(InvalidInputError):
@@ -104,9 +106,14 @@ class SchemaConversionError(InvalidInputError):
 class ExportableTool(Protocol):
     """What :func:`export_tool` needs of a tool (``BaseTool`` has it)."""
 
-    name: str
-    description: str
-    parameters: dict[str, Any]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def parameters(self) -> dict[str, Any]: ...
 
 
 # -- preparation: one self-contained schema ------------------------------------------------
@@ -156,7 +163,7 @@ def inline_refs(schema: Mapping[str, Any]) -> dict[str, Any]:
             node = {**walk(members[0], stack), **node}
         return _map_subschemas(node, lambda child: walk(child, stack))
 
-    result = walk(root, ())
+    result: dict[str, Any] = walk(root, ())
     result.pop("$defs", None)
     result.pop("definitions", None)
     return result
@@ -229,8 +236,7 @@ def _is_any(node: Any) -> bool:
     if not isinstance(node, dict):
         return False
     return not (
-        _types(node)
-        or any(k in node for k in ("anyOf", "oneOf", "allOf", "enum", "const", "not"))
+        _types(node) or any(k in node for k in ("anyOf", "oneOf", "allOf", "enum", "const", "not"))
     )
 
 
@@ -248,7 +254,9 @@ def _allows_null(node: Any) -> bool:
 
 def _non_null_branches(node: Mapping[str, Any]) -> list[Any]:
     branches = node.get("anyOf", node.get("oneOf", []))
-    return [b for b in branches if not (isinstance(b, dict) and _types(b) == ["null"] and len(b) <= 2)]
+    return [
+        b for b in branches if not (isinstance(b, dict) and _types(b) == ["null"] and len(b) <= 2)
+    ]
 
 
 def _with_description(node: dict[str, Any], *notes: str) -> dict[str, Any]:
@@ -292,7 +300,7 @@ def to_json_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
         node = {k: v for k, v in node.items() if k in JSON_SCHEMA_KEYWORDS}
         return _map_subschemas(node, clean)
 
-    result = clean(prepared)
+    result: dict[str, Any] = clean(prepared)
     if "object" not in _types(result):
         raise SchemaConversionError("A tool's input schema must be a JSON object schema")
     result["type"] = "object"
@@ -328,7 +336,7 @@ def to_openai_strict(schema: Mapping[str, Any]) -> dict[str, Any]:
         raise SchemaConversionError("A tool's input schema must be a JSON object schema")
     if "properties" not in prepared and prepared.get("additionalProperties", True) is not False:
         raise SchemaConversionError(
-            "Strict mode needs the root object's properties declared; this schema accepts any object"
+            "Strict mode needs the root object's properties declared; this one accepts any object"
         )
     return _strict_object(prepared)
 
@@ -356,7 +364,9 @@ def _strict(node: Any, *, optional: bool = False) -> dict[str, Any]:
 def _strict_value(node: Any) -> dict[str, Any]:
     if not isinstance(node, dict) or _is_any(node):
         base = node if isinstance(node, dict) else {}
-        return _with_description({**_annotations(base, keep_default=False), "type": "string"}, _JSON_VALUE_HINT)
+        return _with_description(
+            {**_annotations(base, keep_default=False), "type": "string"}, _JSON_VALUE_HINT
+        )
     node = _merge_all_of(node)
     if "const" in node:
         node = {**{k: v for k, v in node.items() if k != "const"}, "enum": [node["const"]]}
@@ -421,8 +431,22 @@ def _type_keywords(node: Mapping[str, Any], kind: str) -> dict[str, Any]:
     """The keywords of a multi-type node that apply to one of its types."""
     keep = {
         "string": ("pattern", "format", "minLength", "maxLength", "enum"),
-        "number": ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "enum"),
-        "integer": ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "enum"),
+        "number": (
+            "minimum",
+            "maximum",
+            "exclusiveMinimum",
+            "exclusiveMaximum",
+            "multipleOf",
+            "enum",
+        ),
+        "integer": (
+            "minimum",
+            "maximum",
+            "exclusiveMinimum",
+            "exclusiveMaximum",
+            "multipleOf",
+            "enum",
+        ),
         "array": ("items", "prefixItems", "minItems", "maxItems", "uniqueItems"),
         "object": ("properties", "required", "additionalProperties"),
     }.get(kind, ())
@@ -514,14 +538,14 @@ def _gemini(node: Any) -> dict[str, Any]:
     branches = node.get("anyOf", node.get("oneOf"))
     if isinstance(branches, list):
         nullable = _allows_null({"anyOf": branches})
-        rest = [_gemini(b) for b in _non_null_branches(node)]
+        members = [_gemini(b) for b in _non_null_branches(node)]
         annotations = _annotations(node, keep_default=False)
-        if len(rest) == 1:
-            out = {**rest[0], **annotations}
-        elif not rest:
+        if len(members) == 1:
+            out = {**members[0], **annotations}
+        elif not members:
             out = {**annotations, "type": "STRING"}
         else:
-            out = {**annotations, "anyOf": rest}
+            out = {**annotations, "anyOf": members}
         if nullable:
             out["nullable"] = True
         return out
@@ -534,7 +558,9 @@ def _gemini(node: Any) -> dict[str, Any]:
         out = _annotations(node, keep_default=False)
         out["anyOf"] = [_gemini({**_type_keywords(node, t), "type": t}) for t in rest]
     elif not rest:
-        out = _with_description({**_annotations(node, keep_default=False), "type": "STRING"}, "Always null.")
+        out = _with_description(
+            {**_annotations(node, keep_default=False), "type": "STRING"}, "Always null."
+        )
         nullable = True
     else:
         out = _gemini_typed(node, rest[0])
@@ -732,7 +758,9 @@ _SCHEMA_CONVERTERS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
 
 def _check_format(fmt: str) -> None:
     if fmt not in TOOL_FORMATS:
-        raise InvalidInputError(f"Unknown tool format {fmt!r}; use one of: {', '.join(TOOL_FORMATS)}")
+        raise InvalidInputError(
+            f"Unknown tool format {fmt!r}; use one of: {', '.join(TOOL_FORMATS)}"
+        )
 
 
 def convert_schema(schema: Mapping[str, Any], fmt: str) -> dict[str, Any]:
