@@ -42,8 +42,10 @@ MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": 
 
 
 @asynccontextmanager
-async def serve(pilot: Pilot, authenticate: Authenticate) -> AsyncIterator[str]:
-    """The MCP app at /mcp of a Starlette app, on a real socket; yields the endpoint URL."""
+async def serve(
+    pilot: Pilot, authenticate: Authenticate, *, standalone: bool = False
+) -> AsyncIterator[str]:
+    """The MCP app at /mcp of a Starlette app (or alone), on a real socket; yields its URL."""
     mcp_http = MCPHttpApp(pilot, authenticate)
 
     @asynccontextmanager
@@ -51,10 +53,12 @@ async def serve(pilot: Pilot, authenticate: Authenticate) -> AsyncIterator[str]:
         async with mcp_http.lifespan():
             yield
 
-    app = Starlette(
-        routes=[Route("/mcp", endpoint=mcp_http, methods=["GET", "POST", "DELETE"])],
-        lifespan=lifespan,
-    )
+    app: Any = mcp_http
+    if not standalone:
+        app = Starlette(
+            routes=[Route("/mcp", endpoint=mcp_http, methods=["GET", "POST", "DELETE"])],
+            lifespan=lifespan,
+        )
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -245,3 +249,11 @@ async def test_the_app_refuses_requests_until_its_lifespan_runs(
             "/mcp", json=INIT, headers={**MCP_HEADERS, "Authorization": "Bearer key-alice"}
         )
     assert response.status_code == 503
+
+
+async def test_the_app_also_runs_on_its_own(pilot: Pilot, keys: dict[str, str]) -> None:
+    async with serve(pilot, keys.get, standalone=True) as endpoint:
+        with anyio.fail_after(TIMEOUT):
+            async with connect(endpoint, "key-alice") as client:
+                found = await client.call_tool("find_block", {"query": "email"})
+    assert found.structured_content["type"] == "block_list"

@@ -96,10 +96,13 @@ class ConversationState:
 
     async def session_id(self, pilot: Pilot, key: tuple[str, ...], user_id: str) -> str:
         """The blockpilot session of *key*, created (with the user's ownership) on first use."""
-        async with self.lock:
+        session_id = self.sessions.get(key)
+        if session_id is not None:
+            self.sessions.move_to_end(key)
+            return session_id
+        async with self.lock:  # two first calls at once still make one session
             session_id = self.sessions.get(key)
             if session_id is not None:
-                self.sessions.move_to_end(key)
                 return session_id
             session_id = (await pilot.session_for(user_id, None)).session_id
             self.sessions[key] = session_id
