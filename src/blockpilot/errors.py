@@ -20,6 +20,7 @@ Messages never contain secret values.
     │   ├── ExecutionNotFoundError          execution_not_found
     │   └── WorkspaceFileNotFoundError      file_not_found
     ├── ConflictError                       conflict
+    ├── RateLimitedError                    rate_limited
     ├── BlockLoadError                      block_load_failed
     ├── BlockError                          block_failed
     │   ├── BlockInputError                 invalid_input
@@ -42,6 +43,7 @@ Messages never contain secret values.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 
@@ -126,6 +128,22 @@ class ConflictError(BlockpilotError):
     """The entity already exists (for example a user name that is taken)."""
 
     code = "conflict"
+
+
+class RateLimitedError(BlockpilotError):
+    """The user is over a rate limit or concurrency cap; try again later.
+
+    Attributes:
+        retry_after: Whole seconds (at least 1) after which a retry may succeed.
+    """
+
+    code = "rate_limited"
+
+    def __init__(
+        self, message: str, *, retry_after: float = 1, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = max(1, math.ceil(retry_after))
 
 
 class BlockLoadError(BlockpilotError):

@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -34,6 +35,7 @@ DEFAULT_EXCLUDED_BLOCK_TYPES: tuple[str, ...] = (
 DEFAULT_EXCLUDED_BLOCK_IDS: tuple[str, ...] = ("3b191d9f-356f-482d-8238-ba04b6d18381",)
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
 
 def _split_commas(value: Any) -> Any:
@@ -69,6 +71,14 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
     max_input_bytes: int = Field(default=1024 * 1024, ge=1_024)
     log_level: str = "INFO"
+    public_url: str | None = Field(
+        default=None,
+        description="Where browsers reach this service (setup links, OAuth redirect URIs); "
+        f"default {DEFAULT_PUBLIC_URL}.",
+    )
+    setup_link_ttl_seconds: int = Field(
+        default=1800, ge=60, le=7 * 86_400, description="How long a setup link stays valid."
+    )
 
     @field_validator(
         "disabled_blocks",
@@ -86,6 +96,17 @@ class Settings(BaseSettings):
     def _key_list(cls, value: Any) -> Any:
         return _split_commas(value)
 
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("must be an http(s) URL such as https://blockpilot.example.com")
+        return value
+
     @field_validator("copilot_excluded_block_types")
     @classmethod
     def _upper_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -102,6 +123,11 @@ class Settings(BaseSettings):
                 for err in exc.errors()
             )
             raise ConfigurationError(f"Invalid configuration: {problems}") from None
+
+    @property
+    def effective_public_url(self) -> str:
+        """``public_url`` if set, else :data:`DEFAULT_PUBLIC_URL` (no trailing slash)."""
+        return self.public_url or DEFAULT_PUBLIC_URL
 
     @property
     def effective_database_url(self) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 from starlette.middleware import Middleware
+from starlette.routing import Route
 from starlette.types import Scope
 
 from blockpilot import __version__
@@ -31,6 +32,7 @@ from blockpilot.api.routes import (
     tools,
     workspace,
 )
+from blockpilot.mcp import MCPHttpApp, api_key_authenticator
 from blockpilot.pilot import Pilot
 
 JSON_BODY_LIMIT = 2 * 1024 * 1024
@@ -59,16 +61,21 @@ def create_app(pilot: Pilot | None = None, *, pilot_factory: PilotFactory | None
         raise ValueError("give either pilot or pilot_factory, not both")
     factory = pilot_factory or Pilot.open
 
+    # MCP over streamable HTTP at /mcp, as the user of the request's bearer API key.
+    mcp_http = MCPHttpApp(lambda: app.state.pilot, api_key_authenticator(lambda: app.state.pilot))
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if pilot is not None:
             app.state.pilot = pilot
-            yield
+            async with mcp_http.lifespan():
+                yield
             return
         opened = await factory()
         app.state.pilot = opened
         try:
-            yield
+            async with mcp_http.lifespan():
+                yield
         finally:
             await opened.close()
 
@@ -98,6 +105,8 @@ def create_app(pilot: Pilot | None = None, *, pilot_factory: PilotFactory | None
     for module in (tools, blocks, sessions, credentials, workspace, executions):
         api.include_router(module.router)
     app.include_router(api)
+    # A Route, not a Mount: POST /mcp must not be redirected to /mcp/.
+    app.router.routes.append(Route("/mcp", endpoint=mcp_http, methods=["GET", "POST", "DELETE"]))
     _add_components(app, credentials.CREDENTIAL_COMPONENTS)
     return app
 

@@ -60,6 +60,7 @@ EXIT_CODES: dict[str, int] = {
     "execution_not_found": EXIT_NOT_FOUND,
     "file_not_found": EXIT_NOT_FOUND,
     "conflict": EXIT_CONFLICT,
+    "rate_limited": EXIT_FAILURE,
     "block_load_failed": EXIT_FAILURE,
     "block_failed": EXIT_BLOCK_FAILED,
     "invalid_output": EXIT_BLOCK_FAILED,

@@ -201,6 +201,22 @@ class KeyRing:
     def __repr__(self) -> str:
         return f"KeyRing(key_ids={list(self.key_ids)!r})"
 
+    def derived_keys(self, purpose: str) -> tuple[bytes, ...]:
+        """32-byte subkeys for *purpose* (e.g. signing setup links), one per key, active first.
+
+        HKDF-SHA256 of each key with *purpose* as the info: the encryption keys themselves
+        never sign anything, every node sharing the keys derives the same subkeys, and data
+        signed before a key rotation still verifies while the old key stays in the ring.
+        """
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+        info = b"blockpilot:derived:v1\0" + purpose.encode("utf-8")
+        return tuple(
+            HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=info).derive(key)
+            for _, key in self._keys
+        )
+
     # Internal accessors used by CredentialCipher.
     def _active(self) -> tuple[bytes, bytes]:
         return self._keys[0]
