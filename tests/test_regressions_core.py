@@ -49,3 +49,10 @@ async def test_empty_input_shows_details_even_when_every_input_is_optional(pilot
         "run_block", {"block_id": list_files, "input_data": {"prefix": "/"}}, user_id=alice.id
     )
     assert ran.type == "block_output" and ran.outputs == {"files": [[]]}
+
+
+def test_passwords_inside_urls_are_scrubbed_from_logs_and_messages() -> None:
+    from blockpilot.redaction import Redactor
+
+    text = Redactor().scrub_text("cannot connect to postgresql://admin:hunter2@db.internal/prod")
+    assert "hunter2" not in text and "db.internal/prod" in text

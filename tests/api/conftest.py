@@ -20,9 +20,9 @@ from blockpilot.storage.users import User
 
 @pytest.fixture
 async def app(pilot: Pilot) -> AsyncIterator[FastAPI]:
-    application = create_app(pilot)
-    async with application.router.lifespan_context(application):
-        yield application
+    # Not entered through its lifespan: with a given Pilot the app is ready at once, and the
+    # lifespan's MCP task group cannot span a fixture's setup and teardown tasks.
+    yield create_app(pilot)
 
 
 @pytest.fixture

@@ -7,28 +7,13 @@ body in OpenAPI with :func:`json_body`.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import Request
 
 from blockpilot.api.errors import MalformedBodyError, UnsupportedMediaTypeError
 from blockpilot.errors import InvalidInputError
-
-
-class _NotFinite(ValueError):
-    pass
-
-
-def _reject_constant(name: str) -> Any:
-    raise _NotFinite(f"{name} is not valid JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise _NotFinite(f"the number {text[:40]} is too large")
-    return value
+from blockpilot.strict_json import StrictJSONError, json_type_name, loads_strict
 
 
 def is_json_media_type(content_type: str | None) -> bool:
@@ -59,24 +44,11 @@ def parse_json_object(
             "Send the body as JSON with the header 'Content-Type: application/json'"
         )
     try:
-        value = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
-    except _NotFinite as exc:
+        value = loads_strict(body)
+    except StrictJSONError as exc:
         raise MalformedBodyError(f"Request body is not valid JSON: {exc}") from None
-    except json.JSONDecodeError as exc:
-        # The position, never the text: the body may hold secrets.
-        raise MalformedBodyError(
-            f"Request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    except UnicodeDecodeError:
-        raise MalformedBodyError("Request body is not valid UTF-8 JSON") from None
-    except RecursionError:
-        raise MalformedBodyError("Request body is nested too deeply") from None
-    except ValueError:
-        raise MalformedBodyError(
-            "Request body is not valid JSON (a number is out of range)"
-        ) from None
     if not isinstance(value, dict):
-        raise InvalidInputError(f"Request body must be a JSON object, not {_json_type(value)}")
+        raise InvalidInputError(f"Request body must be a JSON object, not {json_type_name(value)}")
     return value
 
 
@@ -85,18 +57,6 @@ async def read_json_object(request: Request, *, allow_empty: bool = False) -> di
     return parse_json_object(
         await request.body(), request.headers.get("content-type"), allow_empty=allow_empty
     )
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if value is None:
-        return "null"
-    return "a number"
 
 
 def json_body(

@@ -1,0 +1,103 @@
+"""Strict JSON for every text input path (HTTP bodies, CLI options).
+
+Stricter than :func:`json.loads`: ``NaN``/``Infinity``, numbers that overflow a float,
+duplicate keys (one value would silently win) and nesting deeper than :data:`MAX_DEPTH`
+are refused. Error messages give the position, never the text: it may hold secrets.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+MAX_DEPTH = 64
+
+
+class StrictJSONError(ValueError):
+    """Why a document was refused, in words safe to show the sender."""
+
+
+class _Rejected(ValueError):
+    pass
+
+
+def _no_constants(name: str) -> Any:
+    raise _Rejected(f"{name} is not valid JSON (use a number or null)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _Rejected(f"the number {text[:40]} is too large")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _Rejected(f"duplicate key {key[:80]!r}")
+        result[key] = value
+    return result
+
+
+def _too_deep(value: Any, max_depth: int) -> bool:
+    # Iterative, so checking cannot itself exhaust the stack.
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > max_depth:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def loads_strict(data: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse *data*, refusing what :mod:`blockpilot.strict_json` refuses.
+
+    Raises:
+        StrictJSONError: what is wrong, and where.
+    """
+    try:
+        value = json.loads(
+            data,
+            object_pairs_hook=_unique_keys,
+            parse_constant=_no_constants,
+            parse_float=_finite_float,
+        )
+    except _Rejected as exc:
+        raise StrictJSONError(str(exc)) from None
+    except json.JSONDecodeError as exc:
+        raise StrictJSONError(
+            f"{exc.msg} at line {exc.lineno} column {exc.colno} (char {exc.pos})"
+        ) from None
+    except UnicodeDecodeError:
+        raise StrictJSONError("it is not valid UTF-8") from None
+    except RecursionError:
+        raise StrictJSONError(f"it is nested deeper than {max_depth} levels") from None
+    except ValueError:
+        raise StrictJSONError("a number is out of range") from None
+    if _too_deep(value, max_depth):
+        raise StrictJSONError(f"it is nested deeper than {max_depth} levels")
+    return value
+
+
+def json_type_name(value: Any) -> str:
+    """``an array``, ``a string``... for messages such as "must be an object, not an array"."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    return "a number"
