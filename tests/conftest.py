@@ -1,10 +1,18 @@
-"""Shared fixtures: a real Pilot on a temporary SQLite database, and two users."""
+"""Shared fixtures: a real Pilot on a temporary database, and two users.
+
+The database is a SQLite file in the test's temporary home unless
+``BLOCKPILOT_TEST_DATABASE=postgresql`` (with ``BLOCKPILOT_TEST_PG_URL``) is set: then each
+test gets a fresh, empty PostgreSQL database (see ``bp_database``). Either way, every Settings a
+test builds with ``settings_factory`` points at the same database, so reopening a Pilot sees
+what the first one stored.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import bp_database
 import pytest
 
 from blockpilot.credentials.crypto import KeyRing
@@ -18,8 +26,29 @@ def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"blockpilot test database: {bp_database.BACKEND}"
+
+
+@pytest.fixture(scope="session")
+def _postgres_databases() -> Iterator[bp_database.PostgresDatabases | None]:
+    if bp_database.BACKEND != "postgresql":
+        yield None
+        return
+    databases = bp_database.PostgresDatabases(bp_database.PG_ADMIN_URL)
+    databases.start()
+    try:
+        yield databases
+    finally:
+        databases.close()
+
+
 @pytest.fixture
-def settings_factory(home: Path, monkeypatch: pytest.MonkeyPatch):
+def settings_factory(
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    _postgres_databases: bp_database.PostgresDatabases | None,
+) -> Iterator[Callable[..., Settings]]:
     """Build Settings for the temp home; tests pass overrides (e.g. http_allowed_hosts)."""
     # Keep the developer's own environment out of the tests.
     import os
@@ -28,13 +57,21 @@ def settings_factory(home: Path, monkeypatch: pytest.MonkeyPatch):
         if name.startswith("BLOCKPILOT_"):
             monkeypatch.delenv(name)
     key = KeyRing.generate_key()
+    databases: list[str] = []  # this test's PostgreSQL database, made on first use
 
     def make(**overrides: object) -> Settings:
         values: dict[str, object] = {"home": home, "encryption_keys": (key,)}
+        if _postgres_databases is not None:
+            if not databases:
+                databases.append(_postgres_databases.acquire())
+            values["database_url"] = bp_database.sqlalchemy_url(_postgres_databases.admin_url, databases[0])
         values.update(overrides)
         return Settings.load(**values)
 
-    return make
+    yield make
+    # Everything that uses this factory is torn down by now (it was set up after it).
+    if _postgres_databases is not None and databases:
+        _postgres_databases.release(databases[0])
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,6 +36,7 @@ from blockpilot.settings import Settings
 from blockpilot.storage.credentials import CredentialStore
 from blockpilot.storage.engine import create_engine, migrate
 from blockpilot.storage.executions import ExecutionStore
+from blockpilot.storage.leases import ProcessIdentity, ProcessLeases
 from blockpilot.storage.sessions import ChatSession, SessionStore
 from blockpilot.storage.users import UserStore
 from blockpilot.storage.workspaces import WorkspaceStore
@@ -89,13 +92,20 @@ class Pilot:
         self.users = UserStore(engine)
         self.sessions = SessionStore(engine)
         self.executions = ExecutionStore(engine)
+        self.cipher = cipher  # also encrypts OAuth state and keys the setup-link signatures
         self.credential_store = CredentialStore(engine, cipher)
         self.credential_store.on_secrets = SECRETS.add
         system = SystemCredentials(settings.system_api_keys())
         SECRETS.add(system.secret_values())
+        # Redis leases when several processes share the database (BLOCKPILOT_REDIS_URL).
+        self.locks: LockManager = locks or _lock_manager(settings)
         self.credentials = IntegrationCredentialsManager(
-            self.credential_store, locks or InProcessLockManager(), self.oauth_provider, system
+            self.credential_store, self.locks, self.oauth_provider, system
         )
+        # This process's lease: only the runs of processes whose lease is gone are interrupted.
+        self.leases = ProcessLeases(engine, ProcessIdentity.current(), settings.process_lease_seconds)
+        self.executions.instance_id = self.leases.instance_id
+        self._heartbeat: asyncio.Task[None] | None = None
         self.workspaces = WorkspaceManager(
             WorkspaceStore(engine), settings.home / "workspaces", max_file_bytes=settings.max_file_bytes
         )
@@ -137,18 +147,52 @@ class Pilot:
                     "The encryption key cannot decrypt the stored credentials. Set BLOCKPILOT_ENCRYPTION_KEYS "
                     "to the key used before (or 'new,old' while rotating); credentials were not touched."
                 ) from None
-            interrupted = await pilot.executions.interrupt_running()
+            await pilot.leases.renew()
+            interrupted = await pilot.leases.interrupt_orphans()
             if interrupted:
                 logger.warning("marked interrupted executions", extra={"count": interrupted})
+            pilot._heartbeat = asyncio.get_running_loop().create_task(pilot._keep_lease())
         except BaseException:
             await engine.dispose()
             raise
         return pilot
 
     async def close(self) -> None:
-        await self.executions.flush()
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
+        await self.executions.close()
+        try:
+            # What is still running now will never finish: say so, and free the lease at once.
+            await self.leases.interrupt_own()
+            await self.leases.release()
+        except Exception as exc:  # noqa: BLE001 - the database may be down; the lease then expires
+            logger.warning("could not release the process lease: %s", type(exc).__name__)
+        await self.locks.aclose()
         await self.http.aclose()
         await self.engine.dispose()
+
+    async def _keep_lease(self) -> None:
+        """Renew this process's lease and interrupt the runs of processes that are gone."""
+        interval = self.settings.process_lease_seconds / 3
+        failing = False
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.leases.renew()
+                interrupted = await self.leases.interrupt_orphans()
+            except Exception as exc:  # noqa: BLE001 - keep beating; the database may come back
+                if not failing:
+                    logger.warning("could not renew the process lease: %s", type(exc).__name__)
+                failing = True
+                continue
+            if failing:
+                logger.info("process lease renewed again")
+                failing = False
+            if interrupted:
+                logger.warning("marked interrupted executions", extra={"count": interrupted})
 
     async def __aenter__(self) -> Pilot:
         return self
@@ -213,6 +257,14 @@ class Pilot:
             raise InvalidInputError('Credential must be a JSON object such as {"provider": "openai", "type": "api_key", "api_key": "..."}')
         creds = parse_credentials(data)
         return await self.credential_store.add(user_id, creds, is_default=is_default)
+
+
+def _lock_manager(settings: Settings) -> LockManager:
+    if not settings.redis_url:
+        return InProcessLockManager()
+    from blockpilot.redis_locks import RedisLockManager
+
+    return RedisLockManager(settings.redis_url, lease_seconds=settings.lock_lease_seconds)
 
 
 def _host_port(url: str) -> str:

@@ -37,6 +37,16 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), REDACTED),
 )
 
+# No pattern above can match fewer characters than this ("a://b:c@"); shorter text is skipped.
+_MIN_PATTERN_MATCH_CHARS = 8
+# One pass that finds whether any pattern matches at all; only then are they applied in turn.
+_ANY_PATTERN = re.compile(
+    "|".join(
+        f"(?i:{p.pattern[4:]})" if p.pattern.startswith("(?i)") else f"(?:{p.pattern})"
+        for p, _ in _PATTERNS
+    )
+)
+
 
 def secret_forms(secret: str) -> set[str]:
     """The value and the encodings it commonly leaks in."""
@@ -63,6 +73,8 @@ class Redactor:
         for form in self._forms:
             if form in text:
                 text = text.replace(form, REDACTED)
+        if len(text) < _MIN_PATTERN_MATCH_CHARS or _ANY_PATTERN.search(text) is None:
+            return text  # no pattern can change it
         for pattern, replacement in _PATTERNS:
             text = pattern.sub(replacement, text)
         return text

@@ -59,7 +59,20 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy async URL; default is a SQLite file in HOME."
     )
-    redis_url: str | None = None
+    redis_url: str | None = Field(
+        default=None,
+        description="redis://… shared by every server process: locks (OAuth refresh) and rate limits.",
+    )
+    lock_lease_seconds: float = Field(
+        default=30.0, ge=0.5, le=3_600, description="Lease of a Redis lock; renewed every third of it while held."
+    )
+    process_lease_seconds: float = Field(
+        default=30.0,
+        ge=0.5,
+        le=3_600,
+        description="A process that has not renewed its lease for this long is dead: its running "
+        "executions become interrupted.",
+    )
     encryption_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
     disabled_blocks: CommaList = ()
     copilot_excluded_block_ids: CommaList = DEFAULT_EXCLUDED_BLOCK_IDS
@@ -70,6 +83,18 @@ class Settings(BaseSettings):
     max_output_chars: int = Field(default=80_000, ge=1_000)
     max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
     max_input_bytes: int = Field(default=1024 * 1024, ge=1_024)
+    rate_limit_per_minute: int = Field(
+        default=600,
+        ge=0,
+        le=1_000_000,
+        description="Authenticated API requests per user per minute (token bucket); 0 = no limit.",
+    )
+    max_concurrent_runs_per_user: int = Field(
+        default=8,
+        ge=0,
+        le=10_000,
+        description="Tool calls (POST /api/v1/tools/*) one user may have in flight; 0 = no cap.",
+    )
     log_level: str = "INFO"
     public_url: str | None = Field(
         default=None,
@@ -103,7 +128,8 @@ class Settings(BaseSettings):
             return None
         value = value.strip().rstrip("/")
         parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        plain = parts.scheme in ("http", "https") and parts.hostname
+        if not plain or parts.query or parts.fragment:
             raise ValueError("must be an http(s) URL such as https://blockpilot.example.com")
         return value
 

@@ -50,3 +50,24 @@ def test_uvicorn_leaves_logging_and_access_lines_to_us() -> None:
     config = server_config(object(), host="127.0.0.1", port=1)  # type: ignore[arg-type]
     assert config.log_config is None and config.access_log is False
     assert config.lifespan == "on" and config.server_header is False
+
+
+def test_uvicorns_color_message_stays_out_of_the_json_line() -> None:
+    # Regression: uvicorn's `color_message` extra put ANSI escape codes into every line.
+    record = logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1, "Started", (), None)
+    record.color_message = "Started \x1b[36m1\x1b[0m"
+    assert "color_message" not in json.loads(JsonFormatter().format(record))
+
+
+def test_alembic_start_up_chatter_is_hidden_at_info(monkeypatch: pytest.MonkeyPatch) -> None:
+    root, alembic = logging.getLogger(), logging.getLogger("alembic")
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    levels = root.level, alembic.level
+    try:
+        configure_logging("info")
+        assert alembic.getEffectiveLevel() == logging.WARNING
+        configure_logging("error")
+        assert alembic.getEffectiveLevel() == logging.ERROR
+    finally:
+        root.setLevel(levels[0])
+        alembic.setLevel(levels[1])

@@ -64,3 +64,25 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert ci.rstrip().splitlines()[-1] == command
     assert os.access(ROOT / ".ci" / "run", os.X_OK)
+
+
+def test_the_http_error_table_lists_every_code_with_its_status() -> None:
+    import blockpilot.api.app  # noqa: F401 - loads every error class the service can raise
+    from blockpilot.api.errors import _HTTP_CODES, http_error_for
+    from blockpilot.errors import BlockpilotError
+
+    documented: dict[str, int] = {}
+    rows = re.findall(r"^\| (\d{3}) \|[^|]*\|([^|]*)\|$", _section("### HTTP errors"), re.M)
+    for status, codes in rows:
+        for code in re.findall(r"`([a-z_]+)`", codes):
+            documented[code] = int(status)
+    classes, pending = [], [BlockpilotError]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls.__module__.startswith("blockpilot."):  # not the tests' own subclasses
+            classes.append(cls)
+    expected = {cls.code: http_error_for(cls).status for cls in classes}
+    expected |= {code: status for status, code in _HTTP_CODES.items()}
+    expected |= {"invalid_request": 422, "internal_error": 500}  # validation errors, last resort
+    assert documented == expected

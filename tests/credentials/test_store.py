@@ -1,4 +1,4 @@
-"""Encryption at rest of the credential store, on the real SQLite database."""
+"""Encryption at rest of the credential store, on the real database (SQLite or PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bp_database import is_postgresql, stored_bytes
 from sqlalchemy import select, text, update
 
 from blockpilot.blocks.library.llm import AITextGeneratorBlock
@@ -43,7 +44,8 @@ async def test_secret_is_not_stored_in_plaintext(pilot, alice) -> None:
     creds = await pilot.credential_store.get(alice.id, meta.id)
     assert creds.api_key.get_secret_value() == SECRET
     await pilot.close()  # flush everything to the database file
-    raw = b"".join(p.read_bytes() for p in Path(pilot.settings.home).glob("blockpilot.db*"))
+    raw = await stored_bytes(pilot)  # the SQLite file, or every PostgreSQL column
+    assert meta.id.encode() in raw  # the sweep does see the row
     assert SECRET.encode() not in raw
     assert b"sk-test-store" not in raw
 
@@ -223,9 +225,16 @@ async def test_sqlite_file_is_private(pilot, alice) -> None:
     home = Path(pilot.settings.home)
     if os.name == "posix":
         assert home.stat().st_mode & 0o077 == 0
-    with sqlite3.connect(home / "blockpilot.db") as conn:
-        [(provider, type_, secret)] = conn.execute(
-            "SELECT provider, type, secret FROM credentials"
-        ).fetchall()
+    if is_postgresql(pilot):  # no file here: PostgreSQL's files belong to its server
+        async with pilot.engine.connect() as conn:
+            [(provider, type_, secret)] = (
+                await conn.execute(text("SELECT provider, type, secret FROM credentials"))
+            ).all()
+        secret = bytes(secret)
+    else:
+        with sqlite3.connect(home / "blockpilot.db") as conn:
+            [(provider, type_, secret)] = conn.execute(
+                "SELECT provider, type, secret FROM credentials"
+            ).fetchall()
     assert (provider, type_) == ("openai", "api_key")
     assert SECRET.encode() not in secret

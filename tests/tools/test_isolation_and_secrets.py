@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
+from bp_database import is_postgresql, stored_bytes
 from bp_helpers import add_api_key, add_host_scoped, call, run_block
 from bp_test_blocks import (
     ApiKeyEchoBlock,
@@ -224,10 +225,12 @@ async def test_canary_secrets_never_leave(
 
     await pilot.close()  # flush everything to disk
     files = [p for p in Path(settings.home).rglob("*") if p.is_file()]
-    assert any(p.name == "blockpilot.db" for p in files)
+    assert is_postgresql(pilot) or any(p.name == "blockpilot.db" for p in files)
     assert any("workspaces" in p.parts for p in files)
     for path in files:
         assert_absent_bytes(path.read_bytes(), canaries, str(path))
+    # Every column of every table (on SQLite: the database file again).
+    assert_absent_bytes(await stored_bytes(pilot), canaries, "the database")
 
 
 async def test_secret_in_an_exception_is_scrubbed_from_the_logged_traceback(

@@ -18,8 +18,10 @@ from starlette.routing import Route
 from starlette.types import Scope
 
 from blockpilot import __version__
+from blockpilot.api import integrations
 from blockpilot.api.deps import current_user
 from blockpilot.api.errors import install_error_handlers
+from blockpilot.api.limits import RateLimiter, rate_limit
 from blockpilot.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from blockpilot.api.routes import (
     API_PREFIX,
@@ -34,6 +36,7 @@ from blockpilot.api.routes import (
 )
 from blockpilot.mcp import MCPHttpApp, api_key_authenticator
 from blockpilot.pilot import Pilot
+from blockpilot.web import setup as setup_page
 
 JSON_BODY_LIMIT = 2 * 1024 * 1024
 """Largest request body of every route except workspace uploads (which use ``max_file_bytes``)."""
@@ -41,7 +44,12 @@ JSON_BODY_LIMIT = 2 * 1024 * 1024
 PilotFactory = Callable[[], Awaitable[Pilot]]
 
 
-def create_app(pilot: Pilot | None = None, *, pilot_factory: PilotFactory | None = None) -> FastAPI:
+def create_app(
+    pilot: Pilot | None = None,
+    *,
+    pilot_factory: PilotFactory | None = None,
+    limiter: RateLimiter | None = None,
+) -> FastAPI:
     """Build the HTTP API.
 
     Args:
@@ -49,6 +57,8 @@ def create_app(pilot: Pilot | None = None, *, pilot_factory: PilotFactory | None
             uses it as is.
         pilot_factory: Opens the Pilot when the app starts; the app closes it when it
             stops. Defaults to :meth:`Pilot.open` (settings from the environment).
+        limiter: Per-user rate limit and tool-call concurrency cap. Defaults to an
+            :class:`~blockpilot.api.limits.InProcessRateLimiter` with the Pilot's settings.
 
     Returns:
         The application, ready for any ASGI server.
@@ -68,12 +78,14 @@ def create_app(pilot: Pilot | None = None, *, pilot_factory: PilotFactory | None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if pilot is not None:
             app.state.pilot = pilot
+            integrations.attach(app, pilot)
             async with mcp_http.lifespan():
                 yield
             return
         opened = await factory()
         app.state.pilot = opened
         try:
+            integrations.attach(app, opened)
             async with mcp_http.lifespan():
                 yield
         finally:
@@ -95,16 +107,21 @@ def create_app(pilot: Pilot | None = None, *, pilot_factory: PilotFactory | None
     )
     if pilot is not None:
         app.state.pilot = pilot  # usable without running the lifespan (in-process test clients)
+        integrations.attach(app, pilot)
+    app.state.limiter = limiter  # None: built from the Pilot's settings on first use
     install_error_handlers(app)
     app.include_router(health.router)
     api = APIRouter(
         prefix=API_PREFIX,
-        dependencies=[Depends(current_user)],
-        responses=error_responses(401, 422, 500),
+        dependencies=[Depends(current_user), Depends(rate_limit)],
+        responses=error_responses(401, 422, 429, 500),
     )
     for module in (tools, blocks, sessions, credentials, workspace, executions):
         api.include_router(module.router)
     app.include_router(api)
+    # OAuth connect (its callback has no API key) and the setup page (HTML, not in OpenAPI).
+    app.include_router(integrations.router, prefix=API_PREFIX)
+    app.include_router(setup_page.router)
     # A Route, not a Mount: POST /mcp must not be redirected to /mcp/.
     app.router.routes.append(Route("/mcp", endpoint=mcp_http, methods=["GET", "POST", "DELETE"]))
     _add_components(app, credentials.CREDENTIAL_COMPONENTS)

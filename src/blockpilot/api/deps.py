@@ -26,7 +26,13 @@ def get_pilot(request: Request) -> Pilot:
     return pilot
 
 
-PilotDep = Annotated[Pilot, Depends(get_pilot)]
+async def _pilot_dependency(request: Request) -> Pilot:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in its thread pool, a thread
+    # hand-off (and GIL wait) on every request.
+    return get_pilot(request)
+
+
+PilotDep = Annotated[Pilot, Depends(_pilot_dependency)]
 
 
 def _api_key(header: str | None) -> str:

@@ -35,6 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 from blockpilot import errors as bp
+from blockpilot.oauth.flow import OAuthCallbackError
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,9 @@ ERROR_TABLE: dict[type[bp.BlockpilotError], HttpError] = {
     bp.WorkspaceFileNotFoundError: HttpError(404),
     ToolNotFoundError: HttpError(404),
     bp.ConflictError: HttpError(409),
+    bp.RateLimitedError: HttpError(429),
+    # The OAuth callback answers the person's browser with an HTML page, at this status.
+    OAuthCallbackError: HttpError(400),
     bp.BlockLoadError: HttpError(500, _INTERNAL),
     # Block errors normally travel inside a 200 tool response; should one reach this door,
     # it is the block's (upstream's) failure, not the caller's, except for bad input.
@@ -122,6 +126,7 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     413: "request_too_large",
     415: "unsupported_media_type",
+    429: "rate_limited",
 }
 
 
@@ -168,7 +173,10 @@ def render_error(exc: bp.BlockpilotError, request_id: str) -> JSONResponse:
         )
     if row.status >= 500:  # an upstream's failure: worth a line, not a traceback
         logger.warning("request failed upstream: %s", exc.code, extra={"request_id": request_id})
-    return error_response(row.status, exc.code, exc.message, exc.details)
+    headers = None
+    if isinstance(exc, bp.RateLimitedError):
+        headers = {"Retry-After": str(exc.retry_after)}
+    return error_response(row.status, exc.code, exc.message, exc.details, headers)
 
 
 def internal_error_response(request_id: str) -> JSONResponse:

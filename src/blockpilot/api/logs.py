@@ -12,6 +12,7 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) 
     "message",
     "asctime",
     "taskName",
+    "color_message",  # uvicorn's terminal variant of the message, with ANSI escapes
 }
 
 
@@ -42,3 +43,5 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Alembic narrates every start-up migration check at INFO; its warnings still show.
+    logging.getLogger("alembic").setLevel(max(root.level, logging.WARNING))

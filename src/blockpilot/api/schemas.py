@@ -93,6 +93,18 @@ class CredentialList(BaseModel):
     )
 
 
+class CredentialCheckResult(BaseModel):
+    id: str = Field(description="The credential's id.")
+    ok: bool | None = Field(
+        description="Whether the provider accepted the credential; null when the provider "
+        "has no live check."
+    )
+    status: int | None = Field(
+        description="The provider's HTTP status, or null when no response came back."
+    )
+    message: str = Field(description="What happened; never holds a secret.")
+
+
 class WorkspaceFileInfo(BaseModel):
     id: str
     path: str = Field(description="Virtual path in the workspace, e.g. `/notes/today.txt`.")

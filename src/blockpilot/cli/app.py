@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from blockpilot.cli import blocks, copilot, credentials, executions, keys, tools, users
+from blockpilot.cli import blocks, copilot, credentials, executions, keys, serve, tools, users
 from blockpilot.cli.errors import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -210,6 +210,7 @@ app.add_typer(blocks.app, name="blocks", help="The block catalogue.")
 app.add_typer(executions.app, name="executions", help="The audit trail of block runs.")
 tools.register(app)
 copilot.register(app)
+serve.register(app)
 
 
 def main() -> None:

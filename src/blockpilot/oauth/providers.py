@@ -21,6 +21,13 @@ KNOWN_ENDPOINTS: dict[str, tuple[str, str]] = {
 }
 
 
+# Providers known to keep a refresh token valid after use. Any other provider is assumed to
+# rotate refresh tokens (spent on first use, reuse may revoke the grant), so it is never
+# refreshed without the shared lock; BLOCKPILOT_PROVIDER_<NAME>_ROTATES_REFRESH_TOKENS=false
+# says otherwise for one provider.
+STATIC_REFRESH_TOKEN_PROVIDERS = frozenset({"google"})
+
+
 @dataclass(frozen=True)
 class OAuthProvider:
     """One configured OAuth2 app. Its endpoints are operator-set, hence trusted."""
@@ -30,6 +37,7 @@ class OAuthProvider:
     client_secret: SecretStr
     authorize_url: str
     token_url: str
+    rotates_refresh_tokens: bool = True
 
     @classmethod
     def from_settings(cls, name: str, settings: Settings) -> OAuthProvider | None:
@@ -43,7 +51,12 @@ class OAuthProvider:
         token_url = settings.provider_value(name, "TOKEN_URL") or default_token
         if not token_url:
             return None
-        return cls(name, client_id, SecretStr(client_secret), authorize_url, token_url)
+        rotates = settings.provider_value(name, "ROTATES_REFRESH_TOKENS")
+        if rotates is None:
+            rotating = name not in STATIC_REFRESH_TOKEN_PROVIDERS
+        else:
+            rotating = rotates.strip().lower() not in ("0", "false", "no", "off")
+        return cls(name, client_id, SecretStr(client_secret), authorize_url, token_url, rotating)
 
     async def refresh(self, creds: OAuth2Credentials, *, timeout: float = 20.0) -> OAuth2Credentials:
         """Exchange the refresh token; returns updated credentials (same id).

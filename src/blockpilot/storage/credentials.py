@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import SecretStr, ValidationError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -142,16 +142,31 @@ class CredentialStore:
             ).first()
         return None if row is None else self._decrypt(user_id, cred_id, row.secret)
 
-    async def update(self, user_id: str, creds: Credentials) -> None:
-        """Replace the stored secret (e.g. after an OAuth refresh); clears needs-reauth."""
+    async def update(self, user_id: str, creds: Credentials, *, fence: int | None = None) -> None:
+        """Replace the stored secret (e.g. after an OAuth refresh); clears needs-reauth.
+
+        Args:
+            fence: The fencing token of the lock lease under which *creds* were refreshed. The
+                write happens only if no refresh under a newer lease was stored before it;
+                otherwise :class:`~blockpilot.errors.ConflictError` (nothing changes).
+        """
         token, key_id = self._encrypt(user_id, creds)
+        statement = (
+            update(table)
+            .where(table.c.user_id == user_id, table.c.id == creds.id)
+            .values(secret=token, key_id=key_id, needs_reauth=False, updated_at=utcnow(), **_columns(creds))
+        )
+        if fence is not None:
+            statement = statement.where(
+                or_(table.c.refresh_fence.is_(None), table.c.refresh_fence < fence)
+            ).values(refresh_fence=fence)
         async with self._engine.begin() as conn:
-            result = await conn.execute(
-                update(table)
-                .where(table.c.user_id == user_id, table.c.id == creds.id)
-                .values(secret=token, key_id=key_id, needs_reauth=False, updated_at=utcnow(), **_columns(creds))
-            )
+            result = await conn.execute(statement)
         if not result.rowcount:
+            if fence is not None and await self.get_meta(user_id, creds.id) is not None:
+                raise ConflictError(
+                    f"Credential {creds.id} was refreshed under a newer lock lease; this refresh was not stored"
+                )
             raise CredentialNotFoundError(f"Credential {creds.id} not found")
 
     async def delete(self, user_id: str, cred_id: str) -> bool:

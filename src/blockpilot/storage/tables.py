@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -50,7 +51,7 @@ credentials = Table(
     Column("title", String(200)),
     Column("host", String(300)),
     Column("scopes", JSON, nullable=False),
-    Column("expires_at", Integer),
+    Column("expires_at", BigInteger),  # epoch seconds; BigInteger since migration 0003
     Column("is_default", Boolean, nullable=False, default=False),
     Column("needs_reauth", Boolean, nullable=False, default=False),
     # AES-256-GCM token; associated data binds user id + credential id.
@@ -59,6 +60,9 @@ credentials = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("last_used_at", DateTime(timezone=True)),
+    # Fencing token of the last OAuth refresh stored (migration 0003): a refresh holding an
+    # older lease than the last writer's is refused, see credentials.manager.
+    Column("refresh_fence", BigInteger),
     Index("ix_credentials_user_provider", "user_id", "provider"),
 )
 
@@ -88,7 +92,7 @@ workspace_files = Table(
     Column("workspace_id", String(36), ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
     Column("path", String(1024), nullable=False),
     Column("blob", String(64), nullable=False),
-    Column("size_bytes", Integer, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),  # BigInteger since migration 0003
     Column("checksum", String(64), nullable=False),
     Column("mime_type", String(100), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
@@ -114,6 +118,44 @@ executions = Table(
     Column("error_code", String(64)),
     Column("error_message", Text),
     Column("credential_ids", JSON, nullable=False),
+    # The process_leases row of the process running it (migration 0003); NULL for rows
+    # written before that.
+    Column("instance_id", String(64)),
     Index("ix_executions_user_started", "user_id", "started_at"),
     Index("ix_executions_status", "status"),
+)
+
+# One row per running blockpilot process (migration 0003), renewed by a heartbeat. A
+# ``running`` execution whose process has no live lease here is ``interrupted``.
+process_leases = Table(
+    "process_leases",
+    metadata,
+    Column("instance_id", String(64), primary_key=True),
+    Column("hostname", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    # boot id, pid namespace, pid and start time: lets a process on the same machine tell
+    # at once that this one is gone (see storage.leases).
+    Column("process_key", String(255)),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("renewed_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_process_leases_expires", "expires_at"),
+)
+
+# Pending OAuth2 connects (migration 0002): a row per login, deleted when its callback comes.
+oauth_states = Table(
+    "oauth_states",
+    metadata,
+    # sha256 (hex) of the random state sent to the provider; the state itself is never stored.
+    Column("state_hash", String(64), primary_key=True),
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("provider", String(64), nullable=False),
+    Column("scopes", JSON, nullable=False),
+    Column("redirect_uri", String(2048), nullable=False),
+    # AES-256-GCM token of the PKCE verifier; associated data binds the state hash and user.
+    Column("verifier", LargeBinary, nullable=False),
+    Column("context", JSON),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_oauth_states_expires", "expires_at"),
 )

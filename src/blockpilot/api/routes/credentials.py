@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query, Request, Response
 from blockpilot.api.body import json_body, read_json_object
 from blockpilot.api.deps import CurrentUser, PilotDep
 from blockpilot.api.routes import error_responses
-from blockpilot.api.schemas import CredentialList
+from blockpilot.api.schemas import CredentialCheckResult, CredentialList
+from blockpilot.credentials.checks import CredentialChecker
 from blockpilot.credentials.models import CredentialsAdapter, CredentialsMeta
 from blockpilot.errors import CredentialNotFoundError
 
@@ -69,3 +70,22 @@ async def delete_credentials(credential_id: str, user: CurrentUser, pilot: Pilot
     if not await pilot.credential_store.delete(user.id, credential_id):
         raise CredentialNotFoundError(f"Credential {credential_id[:80]!r} not found")
     return Response(status_code=204)
+
+
+@router.post(
+    "/credentials/{credential_id}/test",
+    summary="Check one of your credentials with the provider",
+    description="One cheap read-only request to the provider where it has one: GitHub "
+    "(`GET /user`), OpenAI-compatible APIs (`GET /models`), Anthropic (`GET /v1/models`). "
+    "`ok` is null for providers without a check. A refused credential is a 200 with "
+    "`ok: false`; the provider's status is in `status`.",
+    responses=error_responses(404),
+)
+async def check_credential(
+    credential_id: str, user: CurrentUser, pilot: PilotDep
+) -> CredentialCheckResult:
+    checker = CredentialChecker(pilot.credentials, pilot.http, pilot.provider_urls)
+    result = await checker.check(user.id, credential_id)
+    return CredentialCheckResult(
+        id=credential_id, ok=result.ok, status=result.status, message=result.message
+    )

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from blockpilot.api.body import json_body, read_json_object
 from blockpilot.api.deps import CurrentUser, PilotDep
 from blockpilot.api.errors import ToolNotFoundError
+from blockpilot.api.limits import LimiterDep
 from blockpilot.api.routes import error_responses
 from blockpilot.api.schemas import ToolList
 from blockpilot.tools.export import ToolFormat
@@ -43,12 +44,13 @@ async def list_tools(
     description=(
         "Every tool outcome is a 200 with the tool's JSON response, `type: error` included; "
         "the response carries `session_id`, also sent as the `X-Session-Id` header. Without "
-        "an `X-Session-Id` request header a new chat session is created."
+        "an `X-Session-Id` request header a new chat session is created. Each user may have "
+        "a limited number of tool calls in flight (429 with `Retry-After` beyond it)."
     ),
     response_model=None,
     responses={
         200: {"model": AnyToolResponse, "description": "The tool's response (any outcome)"},
-        **error_responses(400, 404, 413, 415, 422),
+        **error_responses(400, 404, 413, 415, 422, 429),
     },
     openapi_extra=json_body(_TOOL_ARGUMENTS, required=False),
 )
@@ -57,6 +59,7 @@ async def call_tool(
     request: Request,
     user: CurrentUser,
     pilot: PilotDep,
+    limiter: LimiterDep,
     x_session_id: Annotated[
         str | None,
         Header(
@@ -72,10 +75,11 @@ async def call_tool(
             details={"available_tools": list(pilot.tools)},
         )
     arguments = await read_json_object(request, allow_empty=True)
-    session = await pilot.session_for(user.id, x_session_id or None)  # empty header: none
-    response = await pilot.call_tool(
-        name, arguments, user_id=user.id, session_id=session.session_id
-    )
+    async with limiter.concurrency(user.id):
+        session = await pilot.session_for(user.id, x_session_id or None)  # empty header: none
+        response = await pilot.call_tool(
+            name, arguments, user_id=user.id, session_id=session.session_id
+        )
     return Response(
         response.to_json(),
         media_type="application/json",

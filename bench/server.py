@@ -1,0 +1,139 @@
+"""The bench's server process: blockpilot's service and its baselines in ONE process.
+
+``python -m bench.server --home DIR --ports API,BARE,MCP`` opens a Pilot on a fresh SQLite
+file (bench blocks only, rate limits off), creates a user, an API key and a chat session,
+and serves, on one event loop:
+
+* ``API``: the blockpilot service, ``create_app(pilot)`` exactly as ``blockpilot serve``
+  builds it (middleware, JSON access log lines at INFO to stderr, auth per request, MCP at
+  ``/mcp``);
+* ``BARE``: a bare FastAPI app whose ``POST /run`` validates ``{"text": ...}`` and runs the
+  *same block object* (``block.run_collect``): the floor for an HTTP endpoint;
+* ``MCP``: a plain MCP SDK ``MCPServer`` with one ``echo`` tool over streamable HTTP at
+  ``/mcp`` (no auth, no persistence).
+
+When all three listen it prints one JSON line (ports, API key, session id, pid) to stdout.
+SIGTERM or SIGINT stop it (the Pilot is closed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from bench.blocks import BenchEchoBlock, EchoArgs, bench_registry, echo
+from bench.common import bench_settings
+from blockpilot.api.app import create_app
+from blockpilot.api.logs import configure_logging
+from blockpilot.api.server import server_config
+from blockpilot.pilot import Pilot
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling (three servers share one process)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bare_app(block: Any) -> FastAPI:
+    app = FastAPI(title="bare", openapi_url=None, docs_url=None, redoc_url=None)
+
+    @app.post("/run")
+    async def run(body: EchoArgs) -> dict[str, Any]:
+        return {"outputs": await block.run_collect(body.model_dump())}
+
+    return app
+
+
+def plain_mcp_app() -> Any:
+    from mcp.server.mcpserver import MCPServer
+
+    server = MCPServer("plain", warn_on_duplicate_tools=False)
+    server.tool(name="echo", description="Echo a text back")(echo)
+    return server.streamable_http_app(host="127.0.0.1")
+
+
+async def serve(home: Path, ports: list[int], log_file: Path | None) -> None:
+    settings = bench_settings(home, log_level="INFO")
+    if log_file is not None:  # the service's own JSON log lines, as in production, to a file
+        sys.stderr = open(log_file, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
+    configure_logging(settings.log_level)
+    registry = bench_registry()
+    pilot = await Pilot.open(settings, registry=registry)
+    try:
+        user, api_key = await pilot.users.create("bench")
+        session = (await pilot.session_for(user.id, None)).session_id
+        block = registry.get(BenchEchoBlock.id)
+        assert block is not None
+        api = _Server(server_config(create_app(pilot), host="127.0.0.1", port=ports[0]))
+        quiet = {"log_config": None, "access_log": False, "lifespan": "on", "server_header": False}
+        bare = _Server(uvicorn.Config(bare_app(block), host="127.0.0.1", port=ports[1], **quiet))
+        mcp = _Server(uvicorn.Config(plain_mcp_app(), host="127.0.0.1", port=ports[2], **quiet))
+        servers = [api, bare, mcp]
+
+        def stop() -> None:
+            for server in servers:
+                server.should_exit = True
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop)
+        tasks = [asyncio.create_task(server.serve()) for server in servers]
+        while not all(server.started for server in servers):
+            if any(task.done() for task in tasks):
+                stop()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise SystemExit("a bench server could not start")
+            await asyncio.sleep(0.02)
+        ready = {
+            "ready": True,
+            "api_port": ports[0],
+            "bare_port": ports[1],
+            "mcp_port": ports[2],
+            "api_key": api_key,
+            "session_id": session,
+            "user_id": user.id,
+            "block_id": BenchEchoBlock.id,
+        }
+        print(json.dumps(ready), flush=True)
+        await asyncio.gather(*tasks)
+    finally:
+        await pilot.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--ports", required=True, help="API,BARE,MCP")
+    parser.add_argument("--log-file", type=Path)
+    parser.add_argument("--profile", type=Path, help="write a pyinstrument report here at exit")
+    args = parser.parse_args()
+    ports = [int(p) for p in args.ports.split(",")]
+    if args.profile is None:
+        asyncio.run(serve(args.home, ports, args.log_file))
+        return
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.0002, async_mode="disabled")
+    profiler.start()
+    try:
+        asyncio.run(serve(args.home, ports, args.log_file))
+    finally:
+        profiler.stop()
+        args.profile.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,444 @@
+"""The OAuth2 connect flow: authorization code with PKCE (S256), ending in stored tokens.
+
+1. :meth:`OAuthFlow.start` issues a single-use state (:mod:`blockpilot.oauth.state`) bound to
+   the user, the provider and a PKCE verifier, and builds the provider's authorization URL.
+2. The browser comes back to the callback; :meth:`OAuthFlow.finish` consumes the state,
+   exchanges the code at the provider's token URL (operator-set, hence trusted: plain httpx,
+   no SSRF guard) with the verifier, and stores the tokens as an encrypted ``oauth2``
+   credential of the state's user.
+
+Refreshing the stored tokens later is the job of
+:class:`~blockpilot.credentials.manager.IntegrationCredentialsManager` (SPEC §3 step 5); this
+module only connects accounts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
+
+import httpx
+from pydantic import SecretStr, ValidationError
+
+from blockpilot.credentials.matching import provider_display_name
+from blockpilot.credentials.models import CredentialsMeta, OAuth2Credentials
+from blockpilot.errors import InvalidInputError, NotFoundError
+from blockpilot.oauth.providers import OAuthProvider
+from blockpilot.oauth.state import OAuthStateError, OAuthStateStore, PendingLogin, pkce_s256
+from blockpilot.settings import Settings
+from blockpilot.storage.credentials import CredentialStore
+
+logger = logging.getLogger(__name__)
+
+PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]{1,200}$")
+MAX_SCOPES = 30
+
+# Scopes every login of a provider asks for, beside those a block needs: enough to learn
+# the account's name for the credential's title.
+DEFAULT_SCOPES: dict[str, tuple[str, ...]] = {
+    "github": ("read:user",),
+    "google": ("openid", "email"),
+}
+# Provider-specific authorization parameters: Google only returns a refresh token for
+# offline access, and only on consent.
+EXTRA_AUTHORIZE_PARAMS: dict[str, dict[str, str]] = {
+    "google": {"access_type": "offline", "prompt": "consent", "include_granted_scopes": "true"},
+}
+# Where the account's name is cheap to learn; BLOCKPILOT_PROVIDER_<NAME>_USERINFO_URL overrides.
+DEFAULT_USERINFO_URLS: dict[str, str] = {
+    "github": "https://api.github.com/user",
+    "google": "https://openidconnect.googleapis.com/v1/userinfo",
+}
+_USERNAME_FIELDS = ("login", "preferred_username", "email", "username", "name")
+
+# Error codes a provider may send back to the callback (RFC 6749 §4.1.2.1), in words.
+_PROVIDER_ERRORS = {
+    "access_denied": "access was declined on the provider's page",
+    "invalid_scope": "the provider does not allow the requested permissions",
+    "unauthorized_client": "the provider does not allow this service's app to connect accounts",
+    "invalid_request": "the provider rejected the request",
+    "unsupported_response_type": "the provider rejected the request",
+    "server_error": "the provider had an internal error",
+    "temporarily_unavailable": "the provider is temporarily unavailable",
+}
+_STATE_PROBLEMS = {
+    "unknown": "This sign-in link is not valid or was already used.",
+    "expired": "This sign-in link has expired (they last 10 minutes).",
+    "wrong_provider": "This sign-in link was issued for another provider.",
+}
+
+
+class ProviderNotConfiguredError(NotFoundError):
+    """No OAuth app (client id and secret) is configured for the provider."""
+
+    code = "provider_not_configured"
+
+
+class OAuthCallbackError(InvalidInputError):
+    """The callback cannot connect the account; the message tells the person what to do."""
+
+    code = "oauth_callback_failed"
+
+
+@dataclass(frozen=True, slots=True)
+class LoginStart:
+    """Where to send the browser, and until when the state is valid."""
+
+    login_url: str
+    state_expires_at: datetime
+    provider: str
+    scopes: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectedAccount:
+    """The outcome of a successful callback (no secrets)."""
+
+    user_id: str
+    provider: str
+    provider_name: str
+    credential: CredentialsMeta
+    username: str | None
+    reconnected: bool
+    context: dict[str, Any] | None
+
+
+def parse_scopes(value: str | Iterable[str] | None) -> list[str]:
+    """Scopes from a comma- or space-separated string (or a list), validated, order kept."""
+    if value is None:
+        return []
+    raw = value.replace(",", " ").split() if isinstance(value, str) else [str(v) for v in value]
+    scopes: list[str] = []
+    for scope in raw:
+        if not _SCOPE_TOKEN.match(scope):
+            raise InvalidInputError(
+                "Invalid scope: scopes are printable ASCII without spaces, quotes or backslashes, "
+                "separated by commas (e.g. scopes=repo,read:user)"
+            )
+        if scope not in scopes:
+            scopes.append(scope)
+    if len(scopes) > MAX_SCOPES:
+        raise InvalidInputError(f"Too many scopes: at most {MAX_SCOPES}")
+    return scopes
+
+
+def _expires_in(value: Any) -> int | None:
+    """``expires_in``-like seconds, or None when absent; ValueError when malformed."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 10**9:
+        raise ValueError("bad lifetime")
+    return value
+
+
+class OAuthFlow:
+    """Connects users' accounts at OAuth2 providers.
+
+    Args:
+        providers: The configured OAuth app of a provider, or None (``Pilot.oauth_provider``).
+        states: Where pending logins wait for their callback.
+        credentials: Where the tokens are stored (encrypted).
+        settings: For provider overrides (``BLOCKPILOT_PROVIDER_<NAME>_USERINFO_URL``).
+        redirect_uri_for: The callback URL of a provider, as the browser reaches it.
+        timeout: Seconds for each call to the provider.
+    """
+
+    def __init__(
+        self,
+        *,
+        providers: Callable[[str], OAuthProvider | None],
+        states: OAuthStateStore,
+        credentials: CredentialStore,
+        settings: Settings,
+        redirect_uri_for: Callable[[str], str],
+        timeout: float = 20.0,
+    ) -> None:
+        self._providers = providers
+        self.states = states
+        self._credentials = credentials
+        self._settings = settings
+        self._redirect_uri_for = redirect_uri_for
+        self.timeout = timeout
+
+    def provider(self, name: str) -> OAuthProvider:
+        """The configured app of *name*.
+
+        Raises:
+            ProviderNotConfiguredError: unknown name, or no client id/secret/endpoints set.
+        """
+        provider = self._providers(name) if PROVIDER_NAME.match(name) else None
+        if provider is None or not provider.authorize_url:
+            shown = name[:64] if PROVIDER_NAME.match(name) else "this provider"
+            raise ProviderNotConfiguredError(
+                f"No OAuth app is configured for {shown!r}; the operator sets "
+                "BLOCKPILOT_PROVIDER_<NAME>_CLIENT_ID and _CLIENT_SECRET (and, for providers "
+                "other than github and google, _AUTHORIZE_URL and _TOKEN_URL)",
+                details={"provider": shown},
+            )
+        return provider
+
+    def is_configured(self, name: str) -> bool:
+        try:
+            self.provider(name)
+        except ProviderNotConfiguredError:
+            return False
+        return True
+
+    async def start(
+        self,
+        user_id: str,
+        provider_name: str,
+        scopes: Iterable[str] = (),
+        *,
+        context: dict[str, Any] | None = None,
+    ) -> LoginStart:
+        """Issue a state and build the authorization URL for *user_id*."""
+        provider = self.provider(provider_name)
+        wanted = parse_scopes([*DEFAULT_SCOPES.get(provider.name, ()), *scopes])
+        redirect_uri = self._redirect_uri_for(provider.name)
+        state, pending = await self.states.issue(
+            user_id, provider.name, wanted, redirect_uri, context=context
+        )
+        params = {
+            "client_id": provider.client_id,
+            "redirect_uri": redirect_uri,
+            "response_type": "code",
+            "scope": " ".join(wanted),
+            "state": state,
+            "code_challenge": pkce_s256(pending.code_verifier),
+            "code_challenge_method": "S256",
+            **EXTRA_AUTHORIZE_PARAMS.get(provider.name, {}),
+        }
+        if not wanted:
+            del params["scope"]
+        separator = "&" if "?" in provider.authorize_url else "?"
+        return LoginStart(
+            login_url=provider.authorize_url + separator + urlencode(params, quote_via=quote),
+            state_expires_at=datetime.fromtimestamp(pending.expires_at, UTC),
+            provider=provider.name,
+            scopes=wanted,
+        )
+
+    async def finish(
+        self,
+        provider_name: str,
+        *,
+        code: str | None,
+        state: str | None,
+        error: str | None = None,
+    ) -> ConnectedAccount:
+        """Handle the provider's redirect back: validate, exchange, store.
+
+        Raises:
+            ProviderNotConfiguredError: no app for *provider_name*.
+            OAuthCallbackError: anything else that stops the connect; nothing was stored.
+        """
+        provider = self.provider(provider_name)
+        display = provider_display_name(provider.name)
+        if error is not None:
+            if state:
+                # The state is spent either way, so a declined login cannot be replayed.
+                with contextlib.suppress(OAuthStateError):
+                    await self.states.consume(state, provider.name)
+            code_name = error if re.fullmatch(r"[a-z_]{1,40}", error) else "error"
+            why = _PROVIDER_ERRORS.get(code_name, "the provider reported an error")
+            raise OAuthCallbackError(
+                f"{display} did not connect the account: {why} ({code_name}). "
+                "Nothing was saved; go back to the chat to try again.",
+                details={"reason": "provider_error", "provider_error": code_name},
+            )
+        if not state or not code:
+            raise OAuthCallbackError(
+                "The sign-in response is missing its code or state. Nothing was saved; go back "
+                "to the chat to start again.",
+                details={"reason": "missing_parameters"},
+            )
+        try:
+            pending = await self.states.consume(state, provider.name)
+        except OAuthStateError as exc:
+            raise OAuthCallbackError(
+                f"{_STATE_PROBLEMS[exc.reason]} Nothing was saved; go back to the chat and ask "
+                "the copilot for a new link.",
+                details={"reason": f"state_{exc.reason}"},
+            ) from None
+        tokens = await self._exchange(provider, code, pending)
+        creds = await self._credentials_from(provider, tokens, pending)
+        meta, reconnected = await self._store(pending.user_id, creds)
+        logger.info(
+            "oauth account connected",
+            extra={"provider": provider.name, "credential_id": meta.id, "user_id": pending.user_id},
+        )
+        return ConnectedAccount(
+            user_id=pending.user_id,
+            provider=provider.name,
+            provider_name=display,
+            credential=meta,
+            username=creds.username,
+            reconnected=reconnected,
+            context=pending.context,
+        )
+
+    # -- internals ----------------------------------------------------------------------------
+
+    async def _exchange(
+        self, provider: OAuthProvider, code: str, pending: PendingLogin
+    ) -> dict[str, Any]:
+        display = provider_display_name(provider.name)
+        form = {
+            "grant_type": "authorization_code",
+            "code": code[:4096],
+            "redirect_uri": pending.redirect_uri,
+            "code_verifier": pending.code_verifier,
+            "client_id": provider.client_id,
+            "client_secret": provider.client_secret.get_secret_value(),
+        }
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
+                response = await client.post(
+                    provider.token_url, data=form, headers={"Accept": "application/json"}
+                )
+        except httpx.HTTPError as exc:
+            logger.warning(
+                "oauth code exchange failed",
+                extra={"provider": provider.name, "error": type(exc).__name__},
+            )
+            raise OAuthCallbackError(
+                f"Could not reach {display} to finish connecting the account. Nothing was saved; "
+                "try again from the chat in a moment.",
+                details={"reason": "token_unreachable"},
+            ) from None
+        payload = _token_payload(response)
+        error = payload.get("error")
+        if error is not None or response.status_code >= 400 or "access_token" not in payload:
+            code_name = (
+                str(error)
+                if isinstance(error, str) and re.fullmatch(r"[a-z_]{1,40}", error)
+                else None
+            )
+            logger.warning(
+                "oauth code exchange refused",
+                extra={
+                    "provider": provider.name,
+                    "status": response.status_code,
+                    "error": code_name,
+                },
+            )
+            why = f" ({code_name})" if code_name else f" (HTTP {response.status_code})"
+            raise OAuthCallbackError(
+                f"{display} refused to finish connecting the account{why}. Nothing was saved; go "
+                "back to the chat and ask the copilot for a new link.",
+                details={"reason": "token_refused", "provider_error": code_name},
+            )
+        return payload
+
+    async def _credentials_from(
+        self, provider: OAuthProvider, tokens: dict[str, Any], pending: PendingLogin
+    ) -> OAuth2Credentials:
+        display = provider_display_name(provider.name)
+        invalid = OAuthCallbackError(
+            f"{display} sent an invalid token response. Nothing was saved; try again from the "
+            "chat.",
+            details={"reason": "token_invalid"},
+        )
+        access_token = tokens.get("access_token")
+        token_type = tokens.get("token_type")
+        if not isinstance(access_token, str) or not access_token.strip():
+            raise invalid
+        if token_type is not None and str(token_type).lower() != "bearer":
+            raise invalid
+        try:
+            expires_in = _expires_in(tokens.get("expires_in"))
+            refresh_expires_in = _expires_in(tokens.get("refresh_token_expires_in"))
+            granted = tokens.get("scope")
+            scopes = parse_scopes(granted) if granted not in (None, "") else list(pending.scopes)
+        except (ValueError, InvalidInputError):
+            raise invalid from None
+        refresh_token = tokens.get("refresh_token")
+        if refresh_token is not None and (
+            not isinstance(refresh_token, str) or not refresh_token.strip()
+        ):
+            raise invalid
+        now = int(time.time())
+        username = await self._username(provider, access_token)
+        try:
+            return OAuth2Credentials(
+                provider=provider.name,
+                title=f"{display} ({username})" if username else f"{display} account",
+                username=username,
+                access_token=SecretStr(access_token),
+                access_token_expires_at=now + expires_in if expires_in is not None else None,
+                refresh_token=SecretStr(refresh_token) if refresh_token else None,
+                refresh_token_expires_at=now + refresh_expires_in if refresh_expires_in else None,
+                scopes=sorted(scopes),
+            )
+        except ValidationError:
+            raise invalid from None
+
+    async def _username(self, provider: OAuthProvider, access_token: str) -> str | None:
+        """The account's name when the provider tells it cheaply; None on any failure."""
+        url = self._settings.provider_value(provider.name, "USERINFO_URL")
+        if url is None and provider.name == "github":
+            base = self._settings.provider_value("github", "BASE_URL")
+            url = f"{base.rstrip('/')}/user" if base else DEFAULT_USERINFO_URLS["github"]
+        url = url or DEFAULT_USERINFO_URLS.get(provider.name)
+        if not url:
+            return None
+        try:
+            async with httpx.AsyncClient(
+                timeout=min(self.timeout, 5.0), follow_redirects=False
+            ) as client:
+                response = await client.get(
+                    url,
+                    headers={
+                        "Authorization": f"Bearer {access_token}",
+                        "Accept": "application/json",
+                    },
+                )
+            payload = response.json() if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return None
+        if not isinstance(payload, dict):
+            return None
+        for key in _USERNAME_FIELDS:
+            value = payload.get(key)
+            if isinstance(value, str) and 0 < len(value.strip()) <= 100 and value.isprintable():
+                return value.strip()
+        return None
+
+    async def _store(self, user_id: str, creds: OAuth2Credentials) -> tuple[CredentialsMeta, bool]:
+        """Add the credential, or renew the same account's earlier one (keeping its id)."""
+        if creds.username:
+            for meta in await self._credentials.list_meta(user_id):
+                if (
+                    meta.provider == creds.provider
+                    and meta.type == "oauth2"
+                    and meta.title == creds.title
+                ):
+                    renewed = creds.model_copy(update={"id": meta.id})
+                    await self._credentials.update(user_id, renewed)
+                    stored = await self._credentials.get_meta(user_id, meta.id)
+                    return (stored or renewed.meta()), True
+        return await self._credentials.add(user_id, creds), False
+
+
+def _token_payload(response: httpx.Response) -> dict[str, Any]:
+    """The token endpoint's answer: JSON, or form-encoded (GitHub without ``Accept``)."""
+    try:
+        value = response.json()
+    except ValueError:
+        try:
+            return dict(parse_qsl(response.text, keep_blank_values=True))
+        except ValueError:
+            return {}
+    return value if isinstance(value, dict) else {}

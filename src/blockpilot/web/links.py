@@ -1,0 +1,225 @@
+"""Signed setup links: ``<public_url>/setup/<token>`` for one user's one missing credential.
+
+Token format (ASCII, URL-safe, about 300-400 characters)::
+
+    <payload>.<signature>
+    payload   = base64url(JSON), no padding; JSON keys (sorted, compact):
+                v    format version (1)
+                u    user id
+                b    block id
+                f    credentials field id (the missing entry's "id")
+                p    provider
+                t    supported credential types (sorted)
+                s    required OAuth scopes (sorted)
+                h    host the run's URL names (host-scoped credentials), or null
+                iat  issued at (Unix seconds)
+                exp  expires at (Unix seconds)
+    signature = base64url(HMAC-SHA256(key, "blockpilot-setup-link.v1." + payload)), no padding
+
+The key is derived from the encryption key ring (HKDF, purpose ``setup-links``; see
+:meth:`~blockpilot.credentials.crypto.KeyRing.derived_keys`): every node that can decrypt the
+credentials can verify the links, a link signed before a key rotation verifies while the old
+key stays in the ring, and nothing else needs configuring. The token carries no API key and
+no secret: it authorises only *adding* a credential (or connecting an account) for that user,
+for that requirement, until it expires.
+
+The setup form carries an anti-CSRF field: ``base64url(HMAC-SHA256(key, "blockpilot-setup-csrf.v1."
++ token))``, checked in constant time with the token on every POST.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from blockpilot.credentials.models import CREDENTIAL_TYPES
+
+TOKEN_VERSION = 1
+MAX_TOKEN_CHARS = 4096
+_LINK_LABEL = b"blockpilot-setup-link.v1."
+_CSRF_LABEL = b"blockpilot-setup-csrf.v1."
+KEY_PURPOSE = "setup-links"
+
+
+class SetupLinkError(Exception):
+    """A setup token that cannot be used: ``invalid`` (malformed or tampered) or ``expired``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class SetupGrant:
+    """What a verified setup token allows: adding one credential for one user."""
+
+    user_id: str
+    block_id: str
+    field_id: str
+    provider: str
+    types: tuple[str, ...]
+    scopes: tuple[str, ...]
+    host: str | None
+    issued_at: int
+    expires_at: int
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class SetupLinks:
+    """Signs and verifies setup tokens.
+
+    Args:
+        keys: Signing keys, the first signs; all verify (key rotation).
+        public_url: Where browsers reach the service (no trailing slash).
+        ttl_seconds: Lifetime of a link.
+        clock: Seconds since the epoch (tests move it forward).
+    """
+
+    def __init__(
+        self,
+        keys: Sequence[bytes],
+        public_url: str,
+        *,
+        ttl_seconds: int = 1800,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not keys:
+            raise ValueError("at least one signing key is needed")
+        self._keys = tuple(keys)
+        self.public_url = public_url.rstrip("/")
+        self.ttl_seconds = ttl_seconds
+        self.clock = clock
+
+    # -- signing --------------------------------------------------------------------------
+
+    def token(self, user_id: str, block_id: str, entry: dict[str, Any]) -> str:
+        """A token for the missing credential *entry* (SPEC §3 step 4) of *user_id*."""
+        now = int(self.clock())
+        types = entry.get("types") or [entry.get("type") or "api_key"]
+        payload = {
+            "v": TOKEN_VERSION,
+            "u": user_id,
+            "b": block_id,
+            "f": str(entry.get("id", "credentials")),
+            "p": str(entry.get("provider", "unknown")),
+            "t": sorted({str(t) for t in types}),
+            "s": sorted({str(s) for s in entry.get("scopes") or ()}),
+            "h": entry.get("host") if isinstance(entry.get("host"), str) else None,
+            "iat": now,
+            "exp": now + self.ttl_seconds,
+        }
+        body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
+        return f"{body}.{_b64(self._sign(self._keys[0], _LINK_LABEL, body))}"
+
+    def url(self, user_id: str, block_id: str, entry: dict[str, Any]) -> str:
+        return f"{self.public_url}/setup/{self.token(user_id, block_id, entry)}"
+
+    def setup_url_builder(self, user_id: str, block_id: str, entry: dict[str, Any]) -> str | None:
+        """A :data:`~blockpilot.runner.SetupUrlBuilder` for ``Pilot.set_setup_url_builder``."""
+        return self.url(user_id, block_id, entry)
+
+    def csrf_token(self, token: str) -> str:
+        return _b64(self._sign(self._keys[0], _CSRF_LABEL, token))
+
+    # -- verifying ------------------------------------------------------------------------
+
+    def verify(self, token: str) -> SetupGrant:
+        """The grant of a genuine, unexpired *token*.
+
+        Raises:
+            SetupLinkError: ``invalid`` (malformed, tampered, foreign) or ``expired``.
+        """
+        if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_CHARS:
+            raise SetupLinkError("invalid")
+        body, dot, signature = token.partition(".")
+        if not dot or not body or not signature:
+            raise SetupLinkError("invalid")
+        try:
+            given = _unb64(signature)
+        except (binascii.Error, ValueError):
+            raise SetupLinkError("invalid") from None
+        # The signature is checked before anything in the payload is trusted or even parsed.
+        if not self._matches(_LINK_LABEL, body, given):
+            raise SetupLinkError("invalid")
+        try:
+            payload = json.loads(_unb64(body))
+            grant = _grant(payload)
+        except (binascii.Error, ValueError, TypeError, KeyError):
+            raise SetupLinkError("invalid") from None
+        if grant.expires_at <= self.clock():
+            raise SetupLinkError("expired")
+        return grant
+
+    def csrf_ok(self, token: str, value: str | None) -> bool:
+        if not value or len(value) > 128:
+            return False
+        try:
+            given = _unb64(value)
+        except (binascii.Error, ValueError):
+            return False
+        return self._matches(_CSRF_LABEL, token, given)
+
+    def _matches(self, label: bytes, message: str, given: bytes) -> bool:
+        ok = False
+        for key in self._keys:  # every key is tried: timing does not tell which one matched
+            ok |= hmac.compare_digest(self._sign(key, label, message), given)
+        return ok
+
+    @staticmethod
+    def _sign(key: bytes, label: bytes, message: str) -> bytes:
+        return hmac.new(key, label + message.encode("ascii", "replace"), hashlib.sha256).digest()
+
+
+def _grant(payload: Any) -> SetupGrant:
+    if not isinstance(payload, dict) or payload.get("v") != TOKEN_VERSION:
+        raise ValueError("unknown token version")
+
+    def text(key: str) -> str:
+        value = payload[key]
+        if not isinstance(value, str) or not value or len(value) > 200:
+            raise ValueError(key)
+        return value
+
+    def texts(key: str) -> tuple[str, ...]:
+        value = payload[key]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(key)
+        return tuple(value)
+
+    def seconds(key: str) -> int:
+        value = payload[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(key)
+        return value
+
+    types = texts("t")
+    if not types or not set(types) <= set(CREDENTIAL_TYPES):
+        raise ValueError("t")
+    host = payload.get("h")
+    if host is not None and (not isinstance(host, str) or len(host) > 300):
+        raise ValueError("h")
+    return SetupGrant(
+        user_id=text("u"),
+        block_id=text("b"),
+        field_id=text("f"),
+        provider=text("p"),
+        types=types,
+        scopes=texts("s"),
+        host=host,
+        issued_at=seconds("iat"),
+        expires_at=seconds("exp"),
+    )

@@ -1,0 +1,334 @@
+"""Server-rendered HTML for the setup page and the OAuth pages: no template engine, no script.
+
+Every value that reaches a page goes through :func:`e` (``html.escape``); the page builders
+take plain data and return strings, so they are easy to test. The pages are plain forms
+that work without JavaScript, with a ``lang``, landmarks (banner, main, contentinfo), one
+``h1``, labels tied to every input, visible focus, and messages that say "Error:" or
+"Connected" in words rather than by colour alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from starlette.responses import HTMLResponse
+
+CSS = """
+:root { color-scheme: light; --ink: #1b1f24; --muted: #4a5360; --line: #c9d1db;
+  --accent: #0b57d0; --accent-ink: #ffffff; --bad: #a4161a; --good: #0f6b35; --bg: #f6f8fa; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 17px/1.55 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
+  color: var(--ink); background: var(--bg); }
+.skip { position: absolute; left: -9999px; top: 0; }
+.skip:focus { left: 1rem; top: 1rem; background: #fff; padding: .5rem 1rem; z-index: 1; }
+header, footer { max-width: 44rem; margin: 0 auto; padding: 1rem 1.25rem; }
+header .brand { margin: 0; font-weight: 700; letter-spacing: .02em; }
+footer { color: var(--muted); font-size: .9rem; }
+main { max-width: 44rem; margin: 0 auto; padding: 0 1.25rem 1rem; }
+main:focus { outline: none; }
+h1 { font-size: 1.75rem; line-height: 1.25; margin: .5rem 0 1rem; }
+h2 { font-size: 1.2rem; margin: 0 0 .75rem; }
+section, .panel { background: #fff; border: 1px solid var(--line); border-radius: 10px;
+  padding: 1.25rem; margin: 0 0 1.25rem; }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: .35rem 1rem; margin: 0; }
+dt { font-weight: 600; color: var(--muted); }
+dd { margin: 0; overflow-wrap: anywhere; }
+code { font: .95em ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
+  background: #eef1f4; padding: .05em .3em; border-radius: 4px; }
+label { display: block; font-weight: 600; margin: .9rem 0 .25rem; }
+.hint { color: var(--muted); font-size: .92rem; margin: .25rem 0 0; }
+input[type=text], input[type=password] { width: 100%; font: inherit; padding: .55rem .7rem;
+  border: 2px solid #8c959f; border-radius: 6px; background: #fff; color: var(--ink); }
+fieldset { border: 1px solid var(--line); border-radius: 8px; margin: 1rem 0 0;
+  padding: .25rem 1rem 1rem; }
+legend { font-weight: 600; padding: 0 .35rem; }
+.row { display: grid; grid-template-columns: 1fr 1fr; gap: 0 1rem; }
+button { margin-top: 1.1rem; font: inherit; font-weight: 600; padding: .65rem 1.3rem;
+  border-radius: 6px; border: 2px solid var(--accent); background: var(--accent);
+  color: var(--accent-ink); cursor: pointer; }
+button:hover { filter: brightness(1.1); }
+a:focus-visible, input:focus-visible, button:focus-visible, main:focus-visible {
+  outline: 3px solid #f2a900; outline-offset: 2px; }
+section > :first-child, .panel > :first-child { margin-top: 0; }
+section > :last-child, .panel > :last-child { margin-bottom: 0; }
+.alert { border: 2px solid var(--bad); border-left-width: 8px; background: #fff; }
+.alert strong { color: var(--bad); }
+.success { border: 2px solid var(--good); border-left-width: 8px; }
+.success strong { color: var(--good); }
+.lead { font-size: 1.05rem; }
+.or { text-align: center; color: var(--muted); margin: -.5rem 0 .75rem; }
+"""
+CSS_HASH = base64.b64encode(hashlib.sha256(CSS.encode()).digest()).decode()
+SECURITY_HEADERS = {
+    # No script at all; the one inline style block is allowed by its hash.
+    "Content-Security-Policy": (
+        f"default-src 'none'; style-src 'sha256-{CSS_HASH}'; base-uri 'none'; "
+        "frame-ancestors 'none'"
+    ),
+    # The token in the URL must not leak to the provider's page through Referer.
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+}
+
+TYPE_NAMES = {
+    "api_key": "API key",
+    "oauth2": "Connected account (OAuth)",
+    "user_password": "Username and password",
+    "host_scoped": "Headers for one host",
+}
+
+
+def e(value: object) -> str:
+    """Escape for HTML text and double-quoted attributes."""
+    return html.escape(str(value), quote=True)
+
+
+def readable_block_name(name: str) -> str:
+    """``AITextGeneratorBlock`` -> ``AI Text Generator``."""
+    base = name[: -len("Block")] if name.endswith("Block") and len(name) > 5 else name
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", base)
+
+
+def layout(title: str, body: str) -> str:
+    return (
+        "<!doctype html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        '<meta name="referrer" content="no-referrer">\n'
+        '<meta name="robots" content="noindex">\n'
+        f"<title>{e(title)} · blockpilot</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+        '<a class="skip" href="#main">Skip to main content</a>\n'
+        '<header role="banner"><p class="brand">blockpilot</p></header>\n'
+        f'<main id="main" tabindex="-1">\n{body}\n</main>\n'
+        '<footer role="contentinfo"><p>Credentials you enter here are stored encrypted and '
+        "used only for your own runs. They are never shown again, not even to the copilot."
+        "</p></footer>\n</body>\n</html>\n"
+    )
+
+
+def html_page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(layout(title, body), status_code=status, headers=SECURITY_HEADERS)
+
+
+def message_page(
+    title: str, message: str, *, status: int, hint: str | None = None, success: bool = False
+) -> HTMLResponse:
+    """A page that only tells something: an error (with what to do) or a success."""
+    label = "Connected." if success else "Error:"
+    role = "status" if success else "alert"
+    css = "panel success" if success else "panel alert"
+    body = (
+        f"<h1>{e(title)}</h1>\n"
+        f'<div class="{css}" role="{role}"><p><strong>{e(label)}</strong> {e(message)}</p></div>'
+    )
+    if hint:
+        body += f"\n<p>{e(hint)}</p>"
+    return html_page(title, body, status)
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """What the setup page shows about the missing credential."""
+
+    block_name: str
+    block_description: str
+    user_name: str
+    field_title: str
+    field_description: str
+    provider: str
+    provider_name: str
+    types: Sequence[str]
+    scopes: Sequence[str]
+    host: str | None
+
+
+@dataclass(slots=True)
+class FormState:
+    """Values to show again after an error: never a secret."""
+
+    kind: str | None = None
+    error: str | None = None
+    title: str = ""
+    username_given: bool = False
+    host: str | None = None
+    header_names: list[str] = field(default_factory=list)
+
+
+HEADER_ROWS = 3
+
+
+def setup_page(
+    req: Requirement,
+    *,
+    form_action: str,
+    connect_action: str | None,
+    csrf: str,
+    state: FormState | None = None,
+) -> str:
+    """The body of ``GET /setup/<token>``: what is missing and a form per supported type."""
+    state = state or FormState()
+    forms: list[str] = []
+    if "oauth2" in req.types and connect_action is not None:
+        forms.append(_oauth_form(req, connect_action, csrf))
+    if "api_key" in req.types:
+        forms.append(_api_key_form(req, form_action, csrf, state))
+    if "user_password" in req.types:
+        forms.append(_user_password_form(req, form_action, csrf, state))
+    if "host_scoped" in req.types:
+        forms.append(_headers_form(req, form_action, csrf, state))
+    if not forms:
+        forms.append(
+            '<section aria-labelledby="none-h"><h2 id="none-h">No way to connect here yet</h2>'
+            f"<p>{e(req.provider_name)} accounts are connected through the provider's sign-in, "
+            "which the operator of this service has not configured. Ask them to set up "
+            f"{e(req.provider_name)} sign-in, then open this link again.</p></section>"
+        )
+    if len(forms) > 1:
+        forms = [forms[0], *('<p class="or">or</p>\n' + f for f in forms[1:])]
+
+    rows = [
+        ("Block", f"{e(readable_block_name(req.block_name))} (<code>{e(req.block_name)}</code>)"),
+    ]
+    if req.block_description:
+        rows.append(("What it does", e(req.block_description)))
+    rows += [
+        ("Needs", e(req.field_description or req.field_title)),
+        ("Provider", e(req.provider_name)),
+        ("Accepted", e(", ".join(TYPE_NAMES.get(t, t) for t in req.types))),
+    ]
+    if req.scopes:
+        rows.append(("Permissions", ", ".join(f"<code>{e(s)}</code>" for s in req.scopes)))
+    if req.host:
+        rows.append(("Host", f"<code>{e(req.host)}</code>"))
+    rows.append(("For user", e(req.user_name)))
+    facts = "\n".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
+    error = ""
+    if state.error:
+        error = (
+            '<div class="panel alert" role="alert" id="form-error">'
+            f"<p><strong>Error:</strong> {e(state.error)}</p></div>\n"
+        )
+    block, provider = e(readable_block_name(req.block_name)), e(req.provider_name)
+    return (
+        f"<h1>Connect {provider} to continue</h1>\n"
+        f'<p class="lead">Your copilot wants to run <strong>{block}</strong> for you. '
+        f"It needs {provider} credentials that are not set up yet.</p>\n"
+        f"{error}"
+        '<section aria-labelledby="need-h">\n<h2 id="need-h">What is missing, and why</h2>\n'
+        f"<dl>\n{facts}\n</dl>\n</section>\n" + "\n".join(forms)
+    )
+
+
+def _hidden(csrf: str, kind: str | None = None) -> str:
+    out = f'<input type="hidden" name="csrf" value="{e(csrf)}">'
+    if kind:
+        out += f'<input type="hidden" name="kind" value="{e(kind)}">'
+    return out
+
+
+def _title_field(prefix: str, state: FormState, kind: str) -> str:
+    value = state.title if state.kind == kind else ""
+    return (
+        f'<label for="{prefix}-title">Name for this credential (optional)</label>'
+        f'<input type="text" id="{prefix}-title" name="title" maxlength="200" value="{e(value)}" '
+        f'aria-describedby="{prefix}-title-hint">'
+        f'<p class="hint" id="{prefix}-title-hint">Helps you tell several credentials apart.</p>'
+    )
+
+
+def _oauth_form(req: Requirement, action: str, csrf: str) -> str:
+    scopes = f" It asks for: {', '.join(e(s) for s in req.scopes)}." if req.scopes else ""
+    return (
+        '<section aria-labelledby="oauth-h">\n'
+        f'<h2 id="oauth-h">Sign in with {e(req.provider_name)}</h2>\n'
+        f"<p>You will be sent to {e(req.provider_name)} to approve access, then come back here."
+        f"{scopes}</p>\n"
+        f'<form method="post" action="{e(action)}">{_hidden(csrf)}'
+        f'<button type="submit">Connect {e(req.provider_name)}</button></form>\n</section>'
+    )
+
+
+def _api_key_form(req: Requirement, action: str, csrf: str, state: FormState) -> str:
+    return (
+        '<section aria-labelledby="key-h">\n'
+        f'<h2 id="key-h">Add an API key</h2>\n'
+        f'<form method="post" action="{e(action)}">{_hidden(csrf, "api_key")}'
+        f'<label for="key-secret">{e(req.provider_name)} API key</label>'
+        '<input type="password" id="key-secret" name="api_key" required maxlength="8192" '
+        'autocomplete="off" spellcheck="false" aria-describedby="key-secret-hint">'
+        f'<p class="hint" id="key-secret-hint">Paste the key from your {e(req.provider_name)} '
+        "account settings.</p>"
+        f"{_title_field('key', state, 'api_key')}"
+        '<button type="submit">Save API key</button></form>\n</section>'
+    )
+
+
+def _user_password_form(req: Requirement, action: str, csrf: str, state: FormState) -> str:
+    return (
+        '<section aria-labelledby="login-h">\n'
+        f'<h2 id="login-h">Add a username and password</h2>\n'
+        f'<form method="post" action="{e(action)}">{_hidden(csrf, "user_password")}'
+        '<label for="login-user">Username</label>'
+        '<input type="text" id="login-user" name="username" required maxlength="1024" '
+        'autocomplete="off" spellcheck="false">'
+        '<label for="login-password">Password</label>'
+        '<input type="password" id="login-password" name="password" required maxlength="8192" '
+        'autocomplete="off">'
+        f"{_title_field('login', state, 'user_password')}"
+        '<button type="submit">Save username and password</button></form>\n</section>'
+    )
+
+
+def _headers_form(req: Requirement, action: str, csrf: str, state: FormState) -> str:
+    host = (
+        state.host if state.kind == "host_scoped" and state.host is not None else (req.host or "")
+    )
+    names = state.header_names if state.kind == "host_scoped" else []
+    rows: list[str] = []
+    for i in range(HEADER_ROWS):
+        name = names[i] if i < len(names) else ("Authorization" if i == 0 else "")
+        required = " required" if i == 0 else ""
+        rows.append(
+            f"<fieldset><legend>Header {i + 1}{' (optional)' if i else ''}</legend>"
+            '<div class="row"><div>'
+            f'<label for="hdr-name-{i}">Header name</label>'
+            f'<input type="text" id="hdr-name-{i}" name="header_name" maxlength="100" '
+            f'value="{e(name)}" autocomplete="off" spellcheck="false"{required}>'
+            "</div><div>"
+            f'<label for="hdr-value-{i}">Header value</label>'
+            f'<input type="password" id="hdr-value-{i}" name="header_value" maxlength="8192" '
+            f'autocomplete="off"{required}>'
+            "</div></div></fieldset>"
+        )
+    return (
+        '<section aria-labelledby="hdr-h">\n'
+        '<h2 id="hdr-h">Add headers for one host</h2>\n'
+        f'<form method="post" action="{e(action)}">{_hidden(csrf, "host_scoped")}'
+        '<label for="hdr-host">Host</label>'
+        f'<input type="text" id="hdr-host" name="host" required maxlength="300" value="{e(host)}" '
+        'autocomplete="off" spellcheck="false" aria-describedby="hdr-host-hint">'
+        '<p class="hint" id="hdr-host-hint">The headers are sent to this host only, e.g. '
+        "<code>api.example.com</code> or <code>*.example.com</code>; filled in from the address "
+        "the copilot is calling.</p>"
+        + "".join(rows)
+        + f"{_title_field('hdr', state, 'host_scoped')}"
+        '<button type="submit">Save headers</button></form>\n</section>'
+    )
+
+
+def connected_body(title: str, lines: Iterable[str]) -> str:
+    """A success page: what was saved, and where to go next."""
+    details = "".join(f"<p>{e(line)}</p>" for line in lines)
+    return (
+        f"<h1>{e(title)}</h1>\n"
+        '<div class="panel success" role="status"><p><strong>Connected.</strong> '
+        "Go back to the chat and ask the copilot to continue.</p></div>\n"
+        f'<section aria-label="Details">{details}<p>You can close this page.</p></section>'
+    )
