@@ -83,9 +83,13 @@ class BenchSleepBlock(Block):
 BENCH_BLOCKS: tuple[type[Block], ...] = (BenchEchoBlock, BenchApiKeyBlock, BenchSleepBlock)
 
 
-def bench_registry(*, builtins: bool = False, extra: list[type[Block]] | None = None) -> BlockRegistry:
-    """A registry with the bench blocks (plus the built-in ones and *extra*, if asked)."""
-    sources: list[tuple[str, BlockSource]] = [("bench", lambda: list(BENCH_BLOCKS))]
+def bench_registry(
+    *, bench_blocks: bool = True, builtins: bool = False, extra: list[type[Block]] | None = None
+) -> BlockRegistry:
+    """A registry with the bench blocks, the built-in ones and *extra*, as asked."""
+    sources: list[tuple[str, BlockSource]] = []
+    if bench_blocks:
+        sources.append(("bench", lambda: list(BENCH_BLOCKS)))
     if builtins:
         sources += [(name, load) for name, load in BlockRegistry.default_sources() if name.startswith("blockpilot.")]
     if extra:

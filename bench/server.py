@@ -133,6 +133,9 @@ def main() -> None:
     finally:
         profiler.stop()
         args.profile.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+        session = profiler.last_session
+        if session is not None:
+            session.save(str(args.profile.with_suffix(".pyisession")))
 
 
 if __name__ == "__main__":

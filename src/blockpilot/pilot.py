@@ -164,6 +164,7 @@ class Pilot:
                 await self._heartbeat
             self._heartbeat = None
         await self.executions.close()
+        self.users.close()
         try:
             # What is still running now will never finish: say so, and free the lease at once.
             await self.leases.interrupt_own()

@@ -32,13 +32,14 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from blockpilot.locks import InProcessLockManager, LeaseLostError, LockUnavailableError
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_LEASE_SECONDS = 30.0
 KEY_PREFIX = "blockpilot:lock:"
@@ -89,21 +90,17 @@ def redis_client(url: str) -> Any:
     """A ``redis.asyncio`` client with short timeouts: a Redis that is down fails fast."""
     try:
         import redis.asyncio as redis_asyncio
-        from redis.backoff import ExponentialBackoff
+        from redis.backoff import NoBackoff
         from redis.retry import Retry
     except ImportError as exc:  # pragma: no cover - redis is a dependency
         from blockpilot.errors import ConfigurationError
 
         raise ConfigurationError("BLOCKPILOT_REDIS_URL is set but the redis package is not installed") from exc
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-
     return redis_asyncio.from_url(
         url,
         socket_connect_timeout=1.0,
         socket_timeout=2.0,
-        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        retry=Retry(NoBackoff(), retries=0),  # call_redis retries once, at once
         health_check_interval=10,
         decode_responses=False,
     )
@@ -115,6 +112,19 @@ def redis_errors() -> tuple[type[BaseException], ...]:
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
     return (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+async def call_redis(operation: Callable[[], Awaitable[T]]) -> T:
+    """Run *operation*, once more if the first attempt meets a dead connection.
+
+    After Redis restarts, each pooled connection fails once ("connection closed by server")
+    before the pool reconnects; one immediate retry hides that, while a Redis that is really
+    down still fails fast (a refused connect takes no time).
+    """
+    try:
+        return await operation()
+    except redis_errors():
+        return await operation()
 
 
 class RedisLease:
@@ -182,7 +192,7 @@ class RedisLockManager:
     async def ping(self) -> bool:
         """Whether Redis answers now."""
         try:
-            return bool(await self._client.ping())
+            return bool(await call_redis(self._client.ping))
         except redis_errors():
             return False
 
@@ -218,7 +228,9 @@ class RedisLockManager:
         while True:
             started = time.monotonic()
             try:
-                token = int(await self._acquire(keys=self._keys(key), args=[owner, ttl_ms, FENCE_TTL_MS]))
+                token = int(
+                    await call_redis(lambda: self._acquire(keys=self._keys(key), args=[owner, ttl_ms, FENCE_TTL_MS]))
+                )
             except redis_errors() as exc:
                 raise LockUnavailableError(f"Redis is unreachable ({type(exc).__name__})") from None
             if token:
@@ -238,7 +250,9 @@ class RedisLockManager:
             await asyncio.sleep(interval)
             started = time.monotonic()
             try:
-                renewed = await self._renew(keys=self._keys(lease.key)[:1], args=[lease.owner, ttl_ms])
+                renewed = await call_redis(
+                    lambda: self._renew(keys=self._keys(lease.key)[:1], args=[lease.owner, ttl_ms])
+                )
             except redis_errors():
                 if time.monotonic() > lease.valid_until:
                     lease.lost = True
@@ -252,9 +266,9 @@ class RedisLockManager:
 
     async def _give_back(self, lease: RedisLease) -> None:
         try:
-            await self._release(keys=self._keys(lease.key)[:1], args=[lease.owner])
+            await call_redis(lambda: self._release(keys=self._keys(lease.key)[:1], args=[lease.owner]))
         except redis_errors():
             pass  # it expires by itself within the lease time
 
     async def _check(self, key: str, owner: str, token: int) -> bool:
-        return bool(await self._check_script(keys=self._keys(key), args=[owner, token]))
+        return bool(await call_redis(lambda: self._check_script(keys=self._keys(key), args=[owner, token])))

@@ -154,7 +154,11 @@ class InProcessRateLimiter:
 
 
 def limiter_for(settings: Settings) -> RateLimiter:
-    """The limiter *settings* call for (in-process; a Redis one once ``REDIS_URL`` is used)."""
+    """The limiter *settings* call for: shared through Redis when ``REDIS_URL`` is set, else in-process."""
+    if settings.redis_url:
+        from blockpilot.api.redis_limits import RedisRateLimiter
+
+        return RedisRateLimiter.from_settings(settings)
     return InProcessRateLimiter.from_settings(settings)
 
 

@@ -14,7 +14,10 @@ makes requests fail fast (503, see :func:`is_database_unavailable`) instead of p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -188,9 +191,30 @@ def _upgrade(sync_connection: Any) -> None:
 
 async def migrate(engine: AsyncEngine) -> None:
     """Apply pending Alembic migrations (idempotent; safe when several processes start at once)."""
-    async with engine.begin() as conn:
+    async with _sqlite_migration_lock(engine), engine.begin() as conn:
         if is_postgresql(engine):
             # Held until this transaction ends; PostgreSQL's DDL is transactional, so a second
             # process waits here and then finds the schema at head.
             await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_ID})
         await conn.run_sync(_upgrade)
+
+
+@contextlib.asynccontextmanager
+async def _sqlite_migration_lock(engine: AsyncEngine) -> AsyncIterator[None]:
+    """On a SQLite file, one process migrates at a time (a CLI command started beside the server
+    on a new home would otherwise race it to create the tables)."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    fd = os.open(f"{database}.migrate-lock", os.O_CREAT | os.O_RDWR | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

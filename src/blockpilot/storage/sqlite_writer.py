@@ -326,6 +326,48 @@ class SQLiteWriter:
             future.get_loop().call_soon_threadsafe(_settle, future, error)
 
 
+class SQLiteReader:
+    """Point reads of a SQLite file on the caller's thread, without ever waiting for a lock.
+
+    For a hot lookup (the API key of every request) SQLAlchemy + aiosqlite costs ~0.7 ms of
+    CPU in thread hand-offs; a read of one indexed row is ~10 µs. WAL readers do not wait for
+    writers; in the rare cases where a read would wait (``busy_timeout`` is 0 here) or fail,
+    :meth:`fetch_one` returns :data:`UNAVAILABLE` and the caller uses the engine instead.
+    Every read sees every commit made before it (each is its own read transaction).
+    """
+
+    UNAVAILABLE: Any = object()
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def fetch_one(self, sql: str, params: Params) -> Any:
+        """The first row (a tuple) or None; :data:`UNAVAILABLE` if the engine must answer."""
+        if not self._lock.acquire(blocking=False):
+            return self.UNAVAILABLE  # another thread is reading: no waiting here
+        try:
+            if self._conn is None:
+                conn = sqlite3.connect(
+                    self._path, isolation_level=None, check_same_thread=False
+                )
+                conn.execute("PRAGMA busy_timeout=0")
+                conn.execute("PRAGMA query_only=ON")
+                self._conn = conn
+            return self._conn.execute(sql, params).fetchone()
+        except sqlite3.Error:
+            return self.UNAVAILABLE
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
 def bind_processors(
     table: Table, dialect: Dialect, columns: Mapping[str, str]
 ) -> Callable[[Params], Params]:

@@ -16,10 +16,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from blockpilot.errors import ConflictError, InvalidInputError, UserNotFoundError
 from blockpilot.ids import is_uuid, new_id
 from blockpilot.storage.common import aware, utcnow
+from blockpilot.storage.sqlite_writer import SQLiteReader, sqlite_file
 from blockpilot.storage.tables import api_keys, users
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{0,99}$")
 API_KEY_PREFIX = "bp_"
+
+
+# The query below, for the direct SQLite reader (same columns, same conditions).
+_USER_FOR_KEY_SQL = (
+    f"SELECT {users.name}.id, {users.name}.name, {users.name}.created_at, {api_keys.name}.key_hash "
+    f"FROM {users.name} JOIN {api_keys.name} ON {api_keys.name}.user_id = {users.name}.id "
+    f"WHERE {api_keys.name}.key_hash = ? AND {api_keys.name}.revoked_at IS NULL"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +47,18 @@ class UserStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        # On a SQLite file the API-key lookup of every request reads directly (see
+        # SQLiteReader); it is still a database read per request, never a cache.
+        path = sqlite_file(engine)
+        self._reader = None if path is None else SQLiteReader(path)
+        self._created_at = users.c.created_at.type.dialect_impl(engine.dialect).result_processor(
+            engine.dialect, None
+        )
+
+    def close(self) -> None:
+        """Release the direct reader's connection (the store stays usable)."""
+        if self._reader is not None:
+            self._reader.close()
 
     async def create(self, name: str) -> tuple[User, str]:
         """Create a user and a first API key; the key is returned once and stored hashed."""
@@ -72,6 +93,13 @@ class UserStore:
     async def user_for_api_key(self, key: str) -> User | None:
         """The user owning an active API key, or None (unknown or revoked)."""
         digest = hash_api_key(key)
+        if self._reader is not None:
+            row = self._reader.fetch_one(_USER_FOR_KEY_SQL, (digest,))
+            if row is not SQLiteReader.UNAVAILABLE:
+                if row is None or not hmac.compare_digest(row[3], digest):
+                    return None
+                created = self._created_at(row[2]) if self._created_at else row[2]
+                return User(id=row[0], name=row[1], created_at=aware(created) or utcnow())
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(

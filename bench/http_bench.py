@@ -1,0 +1,224 @@
+"""2. HTTP and 3. MCP over streamable HTTP, against baselines in the same server process.
+
+One server process (:mod:`bench.server`) serves the blockpilot service, a bare FastAPI
+endpoint running the same block object, and a plain MCP SDK server. Load comes from another
+process (``wrk`` if installed, else :mod:`bench.load`'s httpx client) over loopback.
+
+* HTTP: ``POST /api/v1/tools/run_block`` (bearer API key checked against the database on
+  every request, ``X-Session-Id`` of one chat session, access log line per request, execution
+  record per run) vs ``POST /run`` on the bare app, at concurrency 1, 16 and 64.
+* MCP: ``tools/call run_block`` on blockpilot's ``/mcp`` vs ``tools/call echo`` on the plain
+  ``MCPServer``, each in one initialised streamable-HTTP session, at concurrency 1 and 16.
+* RSS of the server process: idle (after start-up and one request) and the peak under load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import rss_mib, temporary_home
+from bench.load import run_load, tool_name
+
+PROTOCOL_VERSION = "2025-06-18"
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+class _RSSSampler:
+    """Peak RSS of a process, sampled every 50 ms in a thread."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            value = rss_mib(self.pid)
+            if value is not None:
+                self.peak = max(self.peak, value)
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> _RSSSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class BenchServer:
+    """The server subprocess, started and stopped around the HTTP sections."""
+
+    def __init__(self, home: Path, *, profile: Path | None = None) -> None:
+        self.home = home
+        self.ports = _free_ports(3)
+        command = [
+            sys.executable, "-m", "bench.server", "--home", str(home),
+            "--ports", ",".join(map(str, self.ports)), "--log-file", str(home / "server.log"),
+        ]  # fmt: skip
+        if profile is not None:
+            command += ["--profile", str(profile)]
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=open(home / "server.err", "w"), text=True, env=env
+        )  # noqa: SIM115
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"bench server did not start:\n{(home / 'server.err').read_text()[-3000:]}")
+        self.info: dict[str, Any] = json.loads(line)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def url(self, which: str, path: str) -> str:
+        return f"http://127.0.0.1:{self.info[which + '_port']}{path}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _mcp_session(url: str, headers: dict[str, str]) -> dict[str, str]:
+    """Initialise one streamable-HTTP MCP session; the headers every later request needs."""
+    base = {**headers, "Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    init = {
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": PROTOCOL_VERSION, "capabilities": {},
+                   "clientInfo": {"name": "blockpilot-bench", "version": "1"}},
+    }  # fmt: skip
+    with httpx.Client(timeout=10) as client:
+        response = client.post(url, json=init, headers=base)
+        response.raise_for_status()
+        session = response.headers["mcp-session-id"]
+        session_headers = {**base, "mcp-session-id": session, "mcp-protocol-version": PROTOCOL_VERSION}
+        client.post(
+            url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session_headers
+        ).raise_for_status()
+    return session_headers
+
+
+def _check_mcp(url: str, headers: dict[str, str], body: str) -> None:
+    with httpx.Client(timeout=10) as client:
+        response = client.post(url, content=body.replace("{id}", "1"), headers=headers)
+    text = response.text
+    if response.status_code != 200 or '"isError":false' not in text.replace(" ", ""):
+        raise RuntimeError(f"MCP tools/call failed ({response.status_code}): {text[:500]}")
+
+
+def run(*, quick: bool, profile_to: Path | None = None) -> dict[str, Any]:
+    duration = 3.0 if quick else 10.0
+    warmup = 1.0 if quick else 2.0
+    levels = (1, 16, 64)
+    results: dict[str, Any] = {"load_tool": tool_name(), "duration_s": duration, "http": {}, "mcp": {}}
+    with temporary_home() as home:
+        server = BenchServer(home, profile=profile_to)
+        try:
+            info = server.info
+            api_headers = {
+                "Authorization": f"Bearer {info['api_key']}",
+                "X-Session-Id": info["session_id"],
+                "Content-Type": "application/json",
+            }
+            api_body = json.dumps({"block_id": info["block_id"], "input_data": {"text": "hi"}})
+            bare_body = json.dumps({"text": "hi"})
+            bare_headers = {"Content-Type": "application/json"}
+            api_url = server.url("api", "/api/v1/tools/run_block")
+            bare_url = server.url("bare", "/run")
+            with httpx.Client(timeout=10) as client:  # both answer as expected before any load
+                answer = client.post(api_url, content=api_body, headers=api_headers).json()
+                if answer.get("type") != "block_output":
+                    raise RuntimeError(f"run_block over HTTP did not run: {answer}")
+                if client.post(bare_url, content=bare_body, headers=bare_headers).json() != {
+                    "outputs": {"text": ["hi"]}
+                }:
+                    raise RuntimeError("the bare endpoint did not answer as expected")
+            time.sleep(0.5)
+            results["rss_idle_mib"] = rss_mib(server.pid)
+
+            peak = 0.0
+            for level in levels:
+                row: dict[str, Any] = {}
+                for name, url, body, headers in (
+                    ("blockpilot", api_url, api_body, api_headers),
+                    ("bare", bare_url, bare_body, bare_headers),
+                ):
+                    run_load(url, body, headers, concurrency=level, duration=warmup)
+                    with _RSSSampler(server.pid) as sampler:
+                        row[name] = run_load(url, body, headers, concurrency=level, duration=duration)
+                    if name == "blockpilot":
+                        peak = max(peak, sampler.peak)
+                row["throughput_ratio"] = (
+                    row["blockpilot"]["requests_per_s"] / row["bare"]["requests_per_s"]
+                    if row["bare"]["requests_per_s"]
+                    else float("nan")
+                )
+                results["http"][str(level)] = row
+
+            # MCP over streamable HTTP: one session each, JSON-RPC ids made unique by {id}.
+            ours_url = server.url("api", "/mcp")
+            plain_url = server.url("mcp", "/mcp")
+            ours_headers = _mcp_session(ours_url, {"Authorization": f"Bearer {info['api_key']}"})
+            plain_headers = _mcp_session(plain_url, {})
+            ours_body = json.dumps({
+                "jsonrpc": "2.0", "id": 999_000_000, "method": "tools/call",
+                "params": {"name": "run_block",
+                           "arguments": {"block_id": info["block_id"], "input_data": {"text": "hi"}}},
+            }).replace("999000000", "{id}")  # fmt: skip
+            plain_body = json.dumps({
+                "jsonrpc": "2.0", "id": 999_000_000, "method": "tools/call",
+                "params": {"name": "echo", "arguments": {"text": "hi"}},
+            }).replace("999000000", "{id}")  # fmt: skip
+            _check_mcp(ours_url, ours_headers, ours_body)
+            _check_mcp(plain_url, plain_headers, plain_body)
+            for level in (1, 16):
+                row = {}
+                for name, url, body, headers in (
+                    ("blockpilot", ours_url, ours_body, ours_headers),
+                    ("plain", plain_url, plain_body, plain_headers),
+                ):
+                    run_load(url, body, headers, concurrency=level, duration=warmup)
+                    with _RSSSampler(server.pid) as sampler:
+                        row[name] = run_load(url, body, headers, concurrency=level, duration=duration)
+                    if name == "blockpilot":
+                        peak = max(peak, sampler.peak)
+                row["p50_ratio"] = row["blockpilot"]["p50_us"] / row["plain"]["p50_us"]
+                row["throughput_ratio"] = (
+                    row["blockpilot"]["requests_per_s"] / row["plain"]["requests_per_s"]
+                )
+                results["mcp"][str(level)] = row
+            results["rss_peak_under_load_mib"] = peak
+        finally:
+            server.stop()
+    return results
