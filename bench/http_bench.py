@@ -83,7 +83,10 @@ class BenchServer:
         ]  # fmt: skip
         if profile is not None:
             command += ["--profile", str(profile)]
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+        root = str(Path(__file__).resolve().parent.parent)
+        # Keep a PYTHONPATH the caller set (e.g. an older src/ to measure "before") in front.
+        path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), root) if p)
+        env = {**os.environ, "PYTHONPATH": path}
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=open(home / "server.err", "w"), text=True, env=env
         )  # noqa: SIM115

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -165,6 +166,7 @@ class Pilot:
             self._heartbeat = None
         await self.executions.close()
         self.users.close()
+        await self.credential_store.close()
         try:
             # What is still running now will never finish: say so, and free the lease at once.
             await self.leases.interrupt_own()
@@ -177,21 +179,26 @@ class Pilot:
 
     async def _keep_lease(self) -> None:
         """Renew this process's lease and interrupt the runs of processes that are gone."""
-        interval = self.settings.process_lease_seconds / 3
+        lease = self.settings.process_lease_seconds
         failing = False
+        sweep_after = 0.0
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(lease / 3)
             try:
                 await self.leases.renew()
-                interrupted = await self.leases.interrupt_orphans()
+                if failing:
+                    logger.info("process lease renewed again")
+                    # Nobody could renew while the database was unreachable, so every lease
+                    # may look expired now: give the other processes one lease time to renew
+                    # before taking their runs for orphans.
+                    sweep_after = time.monotonic() + lease
+                    failing = False
+                interrupted = await self.leases.interrupt_orphans() if time.monotonic() >= sweep_after else 0
             except Exception as exc:  # noqa: BLE001 - keep beating; the database may come back
                 if not failing:
                     logger.warning("could not renew the process lease: %s", type(exc).__name__)
                 failing = True
                 continue
-            if failing:
-                logger.info("process lease renewed again")
-                failing = False
             if interrupted:
                 logger.warning("marked interrupted executions", extra={"count": interrupted})
 

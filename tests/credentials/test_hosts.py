@@ -93,7 +93,7 @@ MATCHES = [
     # exact host, any path/query, case-insensitive, trailing dot
     ("api.example.com", "https://api.example.com"),
     ("api.example.com", "https://api.example.com/v1/items?q=1#frag"),
-    ("api.example.com", "http://API.EXAMPLE.COM/"),
+    ("api.example.com", "https://API.EXAMPLE.COM/"),
     ("api.example.com", "https://api.example.com./"),
     # wildcard: subdomains at any depth and the bare domain
     ("*.example.com", "https://api.example.com/"),
@@ -101,13 +101,12 @@ MATCHES = [
     ("*.example.com", "https://example.com/"),
     # no port in the pattern: default ports or none
     ("api.example.com", "https://api.example.com:443/"),
-    ("api.example.com", "http://api.example.com:80/"),
     # a port in the pattern must equal the URL's (explicit or default) port
     ("api.example.com:8443", "https://api.example.com:8443/"),
     ("api.example.com:443", "https://api.example.com/"),
     ("api.example.com:80", "http://api.example.com/"),
     ("*.example.com:8443", "https://x.example.com:8443/"),
-    # scheme: an https pattern takes https; http pattern and none accept both
+    # scheme: an https pattern (and a bare host) takes https; an http pattern accepts both
     ("https://api.example.com", "https://api.example.com/"),
     ("http://api.example.com", "https://api.example.com/"),
     ("http://api.example.com", "http://api.example.com/"),
@@ -143,8 +142,10 @@ NON_MATCHES = [
     ("api.example.com:8443", "https://api.example.com/"),
     ("api.example.com:8443", "https://api.example.com:9443/"),
     ("api.example.com:443", "http://api.example.com/"),
-    # scheme downgrade
+    # scheme downgrade (a bare host is its https site; see test_sec_credential_scope)
     ("https://api.example.com", "http://api.example.com/"),
+    ("api.example.com", "http://API.EXAMPLE.COM/"),
+    ("api.example.com", "http://api.example.com:80/"),
     ("https://api.example.com", "http://api.example.com:443/"),
     # credentials in the URL, other schemes, garbage
     ("api.example.com", "https://user@api.example.com/"),

@@ -20,6 +20,7 @@ from blockpilot.net.ranges import (
 # Independent of the module: which IPv6 prefixes embed an IPv4 address, and where.
 _EMBEDDINGS = {
     "::ffff:0:0/96": lambda n: n & 0xFFFFFFFF,
+    "::ffff:0:0:0/96": lambda n: n & 0xFFFFFFFF,  # SIIT IPv4-translated
     "64:ff9b::/96": lambda n: n & 0xFFFFFFFF,
     "2002::/16": lambda n: (n >> 80) & 0xFFFFFFFF,
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import bp_database
 import pytest
@@ -24,8 +25,8 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(autouse=True)
-def _postgresql_pass() -> None:
+@pytest.fixture(scope="session")
+def scale_enabled() -> None:
     if bp_database.BACKEND != "postgresql":
         _unavailable(
             "scale tests run in the PostgreSQL pass: set BLOCKPILOT_TEST_DATABASE=postgresql and "
@@ -33,8 +34,13 @@ def _postgresql_pass() -> None:
         )
 
 
+@pytest.fixture(autouse=True)
+def _postgresql_pass(scale_enabled: None) -> None:
+    """Every scale test is gated, whatever fixtures it uses."""
+
+
 @pytest.fixture(scope="session")
-def redis_binary() -> str:
+def redis_binary(scale_enabled: None) -> str:
     binary = redis_server_bin()
     if binary is None:
         _unavailable("redis-server is not installed (apt-get install redis-server)")
@@ -43,10 +49,11 @@ def redis_binary() -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_binaries() -> object:
+def postgres_binaries(scale_enabled: None) -> Path:
     bindir = postgres_bin()
     if bindir is None:
         _unavailable("PostgreSQL server binaries are not installed (apt-get install postgresql)")
+    assert bindir is not None
     return bindir
 
 
@@ -62,7 +69,7 @@ def redis_server(redis_binary: str) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def pg_cluster(postgres_binaries) -> Iterator[PostgresCluster]:  # type: ignore[no-untyped-def]
+def pg_cluster(postgres_binaries: Path) -> Iterator[PostgresCluster]:
     """A PostgreSQL cluster of this test's own, which it may stop and restart."""
     cluster = PostgresCluster(postgres_binaries)
     cluster.init()

@@ -117,8 +117,9 @@ async def test_a_holder_that_lost_its_lease_does_not_store_its_refresh(
     client = redis_asyncio.from_url(redis_server.url)
     try:
         first = asyncio.ensure_future(stalled.get(user.id, cred_id))
-        while not await client.exists(KEY_PREFIX + f"oauth-refresh:{user.id}:{cred_id}"):
+        while provider.refresh_count == 0:  # the stalled holder's refresh is under way
             await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # and sleeping in the provider
         # The stalled holder's lease vanishes (as after a pause longer than the lease) and
         # another process takes over and refreshes too.
         await client.delete(KEY_PREFIX + f"oauth-refresh:{user.id}:{cred_id}")

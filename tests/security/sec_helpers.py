@@ -8,13 +8,14 @@ Importable (conftest is not). The local servers, resolver stub and fake network 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import secrets
 import sqlite3
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,3 +226,35 @@ def blocked_cause(data: dict[str, Any]) -> str | None:
     if data.get("type") != "error":
         return None
     return (data.get("details") or {}).get("cause") or data.get("code")
+
+
+# --------------------------------------------------------------------------- a real socket
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: Any) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn on a free loopback port (lifespan on); yields its URL."""
+    import asyncio
+    import socket
+
+    import uvicorn
+
+    from blockpilot.api.server import server_config
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+        sock.close()

@@ -213,7 +213,8 @@ async def test_mapping_discriminator_picks_the_right_key_among_providers(
 
 FITTING_HOSTS = [
     ("api.example.com", "https://api.example.com/v1/items?x=1"),
-    ("API.Example.COM", "http://api.example.com"),
+    ("API.Example.COM", "https://api.example.com"),
+    ("http://API.Example.COM", "http://api.example.com"),
     ("*.example.com", "https://deep.api.example.com/"),
     ("*.example.com", "https://example.com/"),
     ("api.example.com:8443", "https://api.example.com:8443/x"),
@@ -232,6 +233,7 @@ NOT_FITTING_HOSTS = [
     ("api.example.com:8443", "https://api.example.com:9443/"),
     ("api.example.com", "https://api.example.com:8443/"),
     ("https://api.example.com", "http://api.example.com/"),
+    ("api.example.com", "http://api.example.com/"),  # a bare host is its https site
     ("api.example.com", "https://user@api.example.com/"),
     ("api.example.com", "ftp://api.example.com/"),
     ("api.example.com", "not a url"),

@@ -13,9 +13,11 @@ import uuid
 from collections.abc import Callable
 
 from starlette.datastructures import MutableHeaders
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from blockpilot.api.errors import RequestTooLargeError, internal_error_response, render_error
+from blockpilot.api.errors import RequestTooLargeError, error_response, internal_error_response, render_error
+from blockpilot.storage.engine import is_database_unavailable
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("blockpilot.api.access")
@@ -78,7 +80,16 @@ class RequestContextMiddleware:
         began = time.perf_counter()
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
+        except Exception as exc:
+            if is_database_unavailable(exc):
+                # Not a bug: the database is restarting or unreachable. 503, retry shortly.
+                logger.warning(
+                    "database unavailable: %s", type(exc).__name__, extra={"request_id": request_id}
+                )
+                if started:
+                    raise
+                await database_unavailable_response(request_id)(scope, receive, send_with_id)
+                return
             logger.exception("unhandled error", extra={"request_id": request_id})
             if started:
                 raise  # too late for an error response; the server closes the connection
@@ -105,6 +116,19 @@ class RequestContextMiddleware:
                     "user_id": user_id,
                 },
             )
+
+
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+def database_unavailable_response(request_id: str) -> Response:
+    """503 while the database cannot be reached (the service recovers by itself)."""
+    return error_response(
+        503,
+        "database_unavailable",
+        f"The database is unavailable; try again shortly (request id {request_id})",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
 
 
 class _BodyTooLarge(Exception):

@@ -28,7 +28,9 @@ class HostPattern:
 
     ``host`` is exact or ``*.example.com`` (subdomains and the bare domain). ``port`` of
     ``None`` means the default ports 80/443 (or none given). ``scheme`` of ``https``
-    forbids plain http (a downgrade); ``None`` accepts both.
+    forbids plain http (a downgrade); so does a bare host (no scheme, no port), which names
+    the host's HTTPS site: its headers never cross the network in clear text unless the
+    pattern says so (``http://host``, or ``host:port`` for a service on its own port).
     """
 
     host: str
@@ -93,6 +95,8 @@ class HostPattern:
             return False
         if self.scheme == "https" and scheme != "https":
             return False
+        if self.scheme is None and self.port is None and scheme != "https":
+            return False  # a bare host is its https site: plain http would be a downgrade
         host = _normalise_host(parts.hostname or "")
         if not host or not is_valid_host(host):
             return False  # "evil.com\\.api.example.com" and the like are no host of ours

@@ -168,7 +168,10 @@ def _first_host(urls: frozenset[str]) -> str | None:
         try:
             parts = urlsplit(url)
             if parts.hostname:
-                return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
+                if parts.port:
+                    return f"{parts.hostname}:{parts.port}"
+                # A bare host pattern means https only; say "http://" where the run uses it.
+                return f"http://{parts.hostname}" if parts.scheme.lower() == "http" else parts.hostname
         except ValueError:
             continue
     return None

@@ -255,7 +255,7 @@ class GuardedHTTPClient:
             content=content,
             json=json,
             sensitive=httpx.Headers(sensitive_headers or {}),
-            host=target.host,
+            host=target.raw_host.decode("ascii", "replace"),
         )
         try:
             async with asyncio.timeout(seconds):
@@ -312,7 +312,16 @@ class GuardedHTTPClient:
                 timeout=seconds,
             )
             with pinned(Pin(dest.wire_host, dest.port, addresses)):
-                return await self._client.send(request, stream=True)
+                try:
+                    return await self._client.send(request, stream=True)
+                except UnicodeError:
+                    # httpx reads a redirect's Location (for ``next_request``) even when not
+                    # following it; a host it cannot IDNA-decode raises a bare idna error.
+                    raise blocked(
+                        dest.host,
+                        "invalid_url",
+                        f"Destination blocked: {dest.host} redirected to an invalid URL.",
+                    ) from None
 
     async def checked_address(self, host: str, port: int) -> str:
         """Vet a non-HTTP destination (SMTP, ...) and return the address to connect to.

@@ -72,6 +72,9 @@ IPV6_RANGES: tuple[BlockedRange, ...] = (
     # Deprecated IPv4-compatible addresses (::a.b.c.d); nothing legitimate uses them.
     _row("::/96", "IPv4-compatible (deprecated)"),
     _row("::ffff:0:0/96", "IPv4-mapped", _low32),
+    # SIIT "IPv4-translated" addresses (RFC 2765, ::ffff:0:a.b.c.d): a stateless translator
+    # turns them into the IPv4 address they carry.
+    _row("::ffff:0:0:0/96", "IPv4-translated", _low32),
     _row("64:ff9b::/96", "NAT64", _low32),
     _row("64:ff9b:1::/48", "local-use NAT64"),
     _row("100::/64", "discard-only"),

@@ -133,9 +133,12 @@ def parse_url(url: str) -> httpx.URL:
         DestinationBlockedError: The URL is malformed.
     """
     try:
-        return httpx.URL(url)
+        parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError) as exc:
         error = exc
+    else:
+        _check_idna(parsed)
+        return parsed
     # httpx refuses some numeric hosts (``0177.0.0.1``); name the address they mean.
     try:
         host = urlsplit(url).hostname or ""
@@ -149,6 +152,22 @@ def parse_url(url: str) -> httpx.URL:
     raise blocked("", "invalid_url", f"Destination blocked: the URL is not valid ({error}).")
 
 
+def _check_idna(parsed: httpx.URL) -> None:
+    """Refuse a host httpx accepts but cannot decode (``xn--localhost-``, ``xn--``).
+
+    httpx decodes punycode labels lazily, while sending; a malformed label would then escape
+    as a bare ``idna`` error instead of this module's typed refusal.
+    """
+    try:
+        parsed.host  # noqa: B018 - decoding is the check
+    except ValueError:  # idna.IDNAError and friends are UnicodeError, a ValueError
+        raise blocked(
+            parsed.raw_host.decode("ascii", "replace"),
+            "invalid_url",
+            "Destination blocked: the URL's host is not a valid international domain name.",
+        ) from None
+
+
 def parse_destination(url: httpx.URL | str, allowed_schemes: frozenset[str]) -> Destination:
     """Check the static parts of *url*: scheme, userinfo and host.
 
@@ -156,6 +175,7 @@ def parse_destination(url: httpx.URL | str, allowed_schemes: frozenset[str]) -> 
         DestinationBlockedError: The URL is malformed or not an allowed kind of URL.
     """
     parsed = url if isinstance(url, httpx.URL) else parse_url(url)
+    _check_idna(parsed)
     host = parsed.raw_host.decode("ascii")
     schemes = allowed_schemes & DEFAULT_PORTS.keys()
     if parsed.scheme not in schemes:

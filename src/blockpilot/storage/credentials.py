@@ -25,6 +25,7 @@ from blockpilot.errors import (
     EncryptionKeyError,
 )
 from blockpilot.storage.common import aware, utcnow
+from blockpilot.storage.sqlite_writer import SQLiteReader, SQLiteWriter, row_converter, sqlite_file
 from blockpilot.storage.tables import credentials as table
 
 
@@ -71,6 +72,13 @@ def _meta(row: Any) -> CredentialsMeta:
 
 
 _META_COLUMNS = [c for c in table.c if c.name not in ("secret", "key_id")]
+_META_NAMES = [c.name for c in _META_COLUMNS]
+# The hot queries of a run (list_meta, get, mark_used), for the direct SQLite paths.
+_LIST_META_SQL = (
+    f"SELECT {', '.join(_META_NAMES)} FROM {table.name} WHERE user_id = ? ORDER BY created_at DESC"
+)
+_GET_SQL = f"SELECT secret FROM {table.name} WHERE user_id = ? AND id = ?"
+_MARK_USED_SQL = f"UPDATE {table.name} SET last_used_at = :now WHERE user_id = :user_id AND id = :id"
 
 
 class CredentialStore:
@@ -80,6 +88,28 @@ class CredentialStore:
         self._engine = engine
         self._cipher = cipher
         self.on_secrets: Callable[[list[str]], None] | None = None
+        # On a SQLite file the queries every credentialed run makes (list_meta, get,
+        # mark_used) go through direct connections (see storage.sqlite_writer): the same
+        # reads and the same committed write, without SQLAlchemy + aiosqlite's thread hops.
+        path = sqlite_file(engine)
+        self._reader = None if path is None else SQLiteReader(path)
+        self._writer = None
+        if path is not None:
+            last_used = table.c.last_used_at.type.dialect_impl(engine.dialect)
+            process = last_used.bind_processor(engine.dialect)
+            self._writer = SQLiteWriter(
+                path,
+                {"mark_used": _MARK_USED_SQL},
+                {"mark_used": lambda p: {**p, "now": process(p["now"]) if process else p["now"]}},
+            )
+        self._meta_row = row_converter(table, engine.dialect, _META_NAMES)
+
+    async def close(self) -> None:
+        """Release the direct connections (the store stays usable)."""
+        if self._reader is not None:
+            self._reader.close()
+        if self._writer is not None:
+            await self._writer.close()
 
     def _encrypt(self, user_id: str, creds: Credentials) -> tuple[bytes, str]:
         token = self._cipher.encrypt(_plaintext(creds), associated_data=credential_aad(user_id, creds.id))
@@ -119,6 +149,10 @@ class CredentialStore:
 
     async def list_meta(self, user_id: str) -> list[CredentialsMeta]:
         """Metadata of the user's credentials, newest first (nothing is decrypted)."""
+        if self._reader is not None:
+            raw = self._reader.fetch_all(_LIST_META_SQL, (user_id,))
+            if raw is not SQLiteReader.UNAVAILABLE:
+                return [_meta(self._meta_row(r)) for r in raw]
         async with self._engine.connect() as conn:
             rows = (
                 await conn.execute(
@@ -136,6 +170,10 @@ class CredentialStore:
 
     async def get(self, user_id: str, cred_id: str) -> Credentials | None:
         """The decrypted credential if it belongs to *user_id*, else None."""
+        if self._reader is not None:
+            found = self._reader.fetch_one(_GET_SQL, (user_id, cred_id))
+            if found is not SQLiteReader.UNAVAILABLE:
+                return None if found is None else self._decrypt(user_id, cred_id, found[0])
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(select(table.c.secret).where(table.c.user_id == user_id, table.c.id == cred_id))
@@ -176,6 +214,11 @@ class CredentialStore:
 
     async def mark_used(self, user_id: str, cred_ids: list[str]) -> None:
         if not cred_ids:
+            return
+        if self._writer is not None:
+            now = utcnow()
+            for cred_id in dict.fromkeys(cred_ids):
+                await self._writer.write("mark_used", {"now": now, "user_id": user_id, "id": cred_id})
             return
         async with self._engine.begin() as conn:
             await conn.execute(

@@ -144,7 +144,8 @@ def is_database_unavailable(exc: BaseException) -> bool:
 
     Covers refused or dropped connections, a server shutting down or starting up, pool and
     connect timeouts, and SQLite's "database is locked" after its busy timeout; not SQL or
-    constraint errors, which are bugs or conflicts.
+    constraint errors, which are bugs or conflicts. Plain network errors and timeouts count
+    only when raised through the database driver (not, say, a block's own HTTP call).
     """
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -154,13 +155,24 @@ def is_database_unavailable(exc: BaseException) -> bool:
             return True
         if isinstance(current, OperationalError | InterfaceError | PoolTimeoutError):
             return True
-        if isinstance(current, ConnectionError | TimeoutError | asyncio.TimeoutError):
-            return True
-        if isinstance(current, OSError) and current.errno is not None:
-            return True  # e.g. connect() to a host that is down
         if type(current).__module__.startswith("asyncpg") and type(current).__name__ in _ASYNCPG_UNAVAILABLE:
             return True
+        if isinstance(current, OSError | asyncio.TimeoutError) and _raised_by_database_driver(current):
+            return True  # refused, reset, unreachable, timed out while connecting or querying
         current = current.__cause__ or current.__context__
+    return False
+
+
+_DRIVER_MODULES = ("sqlalchemy.", "asyncpg.", "aiosqlite.", "blockpilot.storage.")
+
+
+def _raised_by_database_driver(exc: BaseException) -> bool:
+    traceback = exc.__traceback__
+    while traceback is not None:
+        module = str(traceback.tb_frame.f_globals.get("__name__", ""))
+        if module.startswith(_DRIVER_MODULES):
+            return True
+        traceback = traceback.tb_next
     return False
 
 

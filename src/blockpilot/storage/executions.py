@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blockpilot.storage.common import aware, utcnow
+from blockpilot.storage.engine import is_database_unavailable
 from blockpilot.storage.sqlite_writer import SQLiteWriter, bind_processors, sqlite_file
 from blockpilot.storage.tables import executions as table
 
@@ -175,10 +176,20 @@ class ExecutionStore:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
 
     async def _flush_soon(self) -> None:
-        try:
-            await self.flush()
-        except Exception:
-            logger.exception("could not write execution results; they will read as interrupted")
+        delay = 0.2
+        while True:
+            try:
+                await self.flush()
+                return
+            except Exception as exc:
+                if not is_database_unavailable(exc):
+                    logger.exception("could not write execution results; they will read as interrupted")
+                    return
+                # The database is restarting or unreachable: the results are kept and written
+                # when it is back, so no run a client was told about is lost.
+                logger.warning("database unavailable; execution results will be written when it is back")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def flush(self) -> None:
         """Commit every queued final state now."""
@@ -189,8 +200,13 @@ class ExecutionStore:
             while self._pending:
                 batch = list(self._pending.values())
                 self._pending.clear()
-                async with self._engine.begin() as conn:
-                    await conn.execute(_FINISH, batch)
+                try:
+                    async with self._engine.begin() as conn:
+                        await conn.execute(_FINISH, batch)
+                except BaseException:
+                    for params in batch:  # keep them for the next attempt (newer ones win)
+                        self._pending.setdefault(params["record_id"], params)
+                    raise
 
     async def close(self) -> None:
         """Commit what is queued and release the writer (the store stays usable)."""

@@ -26,6 +26,7 @@ The thread starts on first use and ends after a few idle seconds (or at :meth:`c
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import queue
@@ -343,8 +344,15 @@ class SQLiteReader:
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
-    def fetch_one(self, sql: str, params: Params) -> Any:
+    def fetch_one(self, sql: str, params: Params | tuple[Any, ...]) -> Any:
         """The first row (a tuple) or None; :data:`UNAVAILABLE` if the engine must answer."""
+        return self._fetch(sql, params, all_rows=False)
+
+    def fetch_all(self, sql: str, params: Params | tuple[Any, ...]) -> Any:
+        """Every row (tuples); :data:`UNAVAILABLE` if the engine must answer."""
+        return self._fetch(sql, params, all_rows=True)
+
+    def _fetch(self, sql: str, params: Params | tuple[Any, ...], *, all_rows: bool) -> Any:
         if not self._lock.acquire(blocking=False):
             return self.UNAVAILABLE  # another thread is reading: no waiting here
         try:
@@ -355,7 +363,8 @@ class SQLiteReader:
                 conn.execute("PRAGMA busy_timeout=0")
                 conn.execute("PRAGMA query_only=ON")
                 self._conn = conn
-            return self._conn.execute(sql, params).fetchone()
+            cursor = self._conn.execute(sql, params)
+            return cursor.fetchall() if all_rows else cursor.fetchone()
         except sqlite3.Error:
             return self.UNAVAILABLE
         finally:
@@ -389,5 +398,19 @@ def bind_processors(
             if param in out:
                 out[param] = process(out[param])
         return out
+
+    return convert
+
+
+def row_converter(table: Table, dialect: Dialect, columns: list[str]) -> Callable[[Any], Any]:
+    """Raw driver rows (tuples of *columns*) to named rows with SQLAlchemy's result types
+    (datetimes, JSON, booleans), as the engine would return them."""
+    processors = [
+        table.c[name].type.dialect_impl(dialect).result_processor(dialect, None) for name in columns
+    ]
+    row_type = collections.namedtuple("_Row", columns)  # type: ignore[misc]
+
+    def convert(raw: Any) -> Any:
+        return row_type(*(p(v) if p is not None else v for p, v in zip(processors, raw, strict=True)))
 
     return convert

@@ -1,0 +1,226 @@
+"""The direct SQLite paths: the execution-record writer and the API-key reader.
+
+They exist for speed (see ``blockpilot.storage.sqlite_writer``); these tests pin what must not
+change with them: a ``running`` row is committed before ``start`` returns, the loop never
+waits for the write lock, errors reach their own caller, deferred final states are written,
+and a revoked key stops working at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from blockpilot.redaction import REDACTED, Redactor, SecretRegistry, secret_forms
+from blockpilot.storage.sqlite_writer import SQLiteReader, SQLiteWriter
+
+STATEMENTS = {
+    "start": "INSERT INTO runs (id, status) VALUES (:id, 'running')",
+    "finish": "UPDATE runs SET status = :status WHERE id = :id AND status = 'running'",
+}
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "runs.db"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE runs (id TEXT PRIMARY KEY, status TEXT NOT NULL)")
+    conn.commit()
+    conn.close()
+    return path
+
+
+def _rows(path: Path) -> dict[str, str]:
+    conn = sqlite3.connect(path)
+    try:
+        return dict(conn.execute("SELECT id, status FROM runs").fetchall())
+    finally:
+        conn.close()
+
+
+async def test_write_is_committed_before_it_returns(db: Path) -> None:
+    writer = SQLiteWriter(str(db), STATEMENTS)
+    try:
+        await writer.write("start", {"id": "a"})
+        assert _rows(db) == {"a": "running"}  # another connection sees it at once
+    finally:
+        await writer.close()
+
+
+async def test_deferred_writes_ride_along_and_are_flushed(db: Path) -> None:
+    writer = SQLiteWriter(str(db), STATEMENTS, defer_seconds=30)
+    try:
+        await writer.write("start", {"id": "a"})
+        writer.defer("finish", {"id": "a", "status": "completed"})
+        assert _rows(db) == {"a": "running"}  # not yet: nobody waits for it
+        await writer.write("start", {"id": "b"})  # committed in the same transaction
+        assert _rows(db) == {"a": "completed", "b": "running"}
+        writer.defer("finish", {"id": "b", "status": "failed"})
+        await writer.barrier()
+        assert _rows(db) == {"a": "completed", "b": "failed"}
+    finally:
+        await writer.close()
+
+
+async def test_deferred_writes_are_written_after_the_delay(db: Path) -> None:
+    writer = SQLiteWriter(str(db), STATEMENTS, defer_seconds=0.01)
+    try:
+        await writer.write("start", {"id": "a"})
+        writer.defer("finish", {"id": "a", "status": "completed"})
+        for _ in range(200):
+            if _rows(db)["a"] == "completed":
+                break
+            await asyncio.sleep(0.01)
+        assert _rows(db) == {"a": "completed"}
+    finally:
+        await writer.close()
+
+
+async def test_a_failing_write_fails_alone(db: Path) -> None:
+    writer = SQLiteWriter(str(db), STATEMENTS)
+    try:
+        await writer.write("start", {"id": "a"})
+        writer.defer("finish", {"id": "a", "status": "completed"})
+        with pytest.raises(sqlite3.IntegrityError):
+            await writer.write("start", {"id": "a"})  # duplicate primary key
+        await writer.barrier()
+        assert _rows(db) == {"a": "completed"}  # the deferred write in its batch still landed
+    finally:
+        await writer.close()
+
+
+async def test_when_another_writer_holds_the_lock_the_loop_does_not_wait(db: Path) -> None:
+    writer = SQLiteWriter(str(db), STATEMENTS)
+    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # the write lock, held by "another process"
+    released = threading.Event()
+
+    def release_later() -> None:
+        time.sleep(0.3)
+        holder.execute("COMMIT")
+        released.set()
+
+    threading.Thread(target=release_later, daemon=True).start()
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not released.is_set():
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    try:
+        tick_task = asyncio.create_task(ticker())
+        started = time.perf_counter()
+        await writer.write("start", {"id": "a"})  # waits on the writer thread, not the loop
+        waited = time.perf_counter() - started
+        await tick_task
+        assert waited >= 0.25
+        assert ticks >= 10  # the event loop kept running meanwhile
+        assert _rows(db) == {"a": "running"}
+    finally:
+        await writer.close()
+        holder.close()
+
+
+async def test_many_concurrent_writes_all_commit(db: Path) -> None:
+    writer = SQLiteWriter(str(db), STATEMENTS)
+    try:
+        await asyncio.gather(*(writer.write("start", {"id": str(i)}) for i in range(300)))
+        for i in range(300):
+            writer.defer("finish", {"id": str(i), "status": "completed"})
+        await writer.barrier()
+        assert _rows(db) == {str(i): "completed" for i in range(300)}
+    finally:
+        await writer.close()
+
+
+async def test_close_flushes_and_the_writer_is_usable_again(db: Path) -> None:
+    writer = SQLiteWriter(str(db), STATEMENTS, defer_seconds=30)
+    await writer.write("start", {"id": "a"})
+    writer.defer("finish", {"id": "a", "status": "completed"})
+    await writer.close()
+    assert _rows(db) == {"a": "completed"}
+    await writer.write("start", {"id": "b"})
+    await writer.close()
+    assert _rows(db) == {"a": "completed", "b": "running"}
+
+
+def test_reader_sees_every_commit_and_never_waits(db: Path) -> None:
+    reader = SQLiteReader(str(db))
+    other = sqlite3.connect(db, isolation_level=None)
+    try:
+        sql = "SELECT status FROM runs WHERE id = ?"
+        assert reader.fetch_one(sql, ("a",)) is None
+        other.execute("INSERT INTO runs VALUES ('a', 'running')")
+        assert reader.fetch_one(sql, ("a",)) == ("running",)
+        other.execute("BEGIN IMMEDIATE")  # a writer in progress does not block a WAL reader
+        other.execute("UPDATE runs SET status = 'done' WHERE id = 'a'")
+        assert reader.fetch_one(sql, ("a",)) == ("running",)
+        other.execute("COMMIT")
+        assert reader.fetch_one(sql, ("a",)) == ("done",)
+        assert reader.fetch_one("SELECT nope FROM nowhere", ()) is SQLiteReader.UNAVAILABLE
+    finally:
+        reader.close()
+        other.close()
+
+
+async def test_a_revoked_api_key_stops_working_at_once(pilot, alice) -> None:  # type: ignore[no-untyped-def]
+    key = await pilot.users.create_api_key(alice.id)
+    assert (await pilot.users.user_for_api_key(key)) == alice
+    assert await pilot.users.revoke_api_key(key)
+    assert await pilot.users.user_for_api_key(key) is None
+    assert await pilot.users.user_for_api_key("bp_unknown") is None
+
+
+# -- the redactor's index (many secrets) gives what the plain loop gives ------------------
+
+
+def _plain(secrets: list[str], text: str) -> str:
+    forms = sorted({f for s in secrets if len(s) >= 6 for f in secret_forms(s)}, key=lambda f: (-len(f), f))
+    for form in forms:
+        if form in text:
+            text = text.replace(form, REDACTED)
+    return Redactor().scrub_text(text)  # then the secret shapes, as scrub_text does
+
+
+def test_indexed_redaction_matches_the_plain_loop() -> None:
+    import random
+
+    rng = random.Random(42)
+    alphabet = "abcAB01=+/_-[]REDACT"
+    for _ in range(300):
+        secrets = ["".join(rng.choice(alphabet) for _ in range(rng.randint(6, 12))) for _ in range(80)]
+        secrets.append(secrets[0][:7] + "tail!")  # one secret overlapping another
+        redactor = Redactor(secrets)
+        assert redactor._index is not None  # many forms: the indexed path
+        for _ in range(5):
+            pieces = [
+                rng.choice(secrets) if rng.random() < 0.4 else "".join(rng.choice(alphabet + " ") for _ in range(9))
+                for _ in range(rng.randint(0, 6))
+            ]
+            text = "".join(pieces)
+            assert redactor.scrub_text(text) == _plain(secrets, text)
+
+
+def test_secret_registry_keeps_the_newest_and_adds_cheaply() -> None:
+    registry = SecretRegistry(capacity=100)
+    secrets = [f"secret-{i:05d}-value" for i in range(300)]
+    for secret in secrets:
+        registry.add([secret])
+    line = f"a {secrets[0]} b {secrets[-1]} c"
+    assert registry.redactor.scrub_text(line) == f"a {secrets[0]} b {REDACTED} c"  # oldest evicted
+    big = SecretRegistry()
+    big.add([f"sk-{i:08d}-0123456789abcdef" for i in range(10_000)])
+    started = time.perf_counter()
+    for i in range(50):
+        big.add([f"new-{i:08d}-0123456789abcdef"])
+    per_add = (time.perf_counter() - started) / 50
+    assert per_add < 0.002  # no rebuild of 10,000 secrets' forms per new secret
+    assert big.redactor.scrub_text("x new-00000049-0123456789abcdef y") == f"x {REDACTED} y"
