@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import blockpilot
 from bench import report
 from bench.common import machine
 
@@ -102,6 +103,7 @@ def main() -> None:
         "mode": "quick" if args.quick else "full",
         "machine": info,
         "git": _git(),
+        "blockpilot": {"version": blockpilot.__version__, "imported_from": str(Path(blockpilot.__file__).parent)},
         "seconds": {**timings, "total": round(time.perf_counter() - started, 1)},
         "summary": rows,
         "results": results,

@@ -155,7 +155,7 @@ def print_table(rows: list[Row], machine: dict[str, Any]) -> None:
             row["target"],
             met,
         )
-    console = Console()
+    console = Console(width=None if Console().is_terminal else 150)
     console.print(table)
     console.print(
         f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
@@ -265,10 +265,6 @@ def write_chart(path: Path, results: dict[str, Any], machine: dict[str, Any]) ->
 
     ax = axes[1][2]
     if scale:
-        for n, cost in scale.get("secret_registry", {}).items():
-            rows.append(_row("5 scale", f"log-line scrub with {int(n):,} users' secrets known",
-                             cost["scrub_log_line_us"], unit="µs",
-                             baseline_name=f"adding one new secret {cost['add_one_secret_us']:,.0f} µs"))  # fmt: skip
         sleep = scale["concurrent_sleep"]
         bars = {"one sleep": sleep["sleep_s"], f"{sleep['calls']:,} concurrent runs": sleep["wall_s"]}
         ax.bar(list(bars), list(bars.values()), color=[base_color, ours_color])

@@ -1,13 +1,16 @@
 """Strict JSON for every text input path (HTTP bodies, CLI options).
 
 Stricter than :func:`json.loads`: ``NaN``/``Infinity``, numbers that overflow a float,
-duplicate keys (one value would silently win) and nesting deeper than :data:`MAX_DEPTH`
-are refused. Error messages give the position, never the text: it may hold secrets.
+duplicate keys (one value would silently win), nesting deeper than :data:`MAX_DEPTH` and
+strings with lone surrogates (``"\\ud800"``: no Unicode text, so nothing can encode them as
+UTF-8 later, in a response, a log line or the database) are refused. Error messages give the
+position, never the text: it may hold secrets.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 MAX_DEPTH = 64
@@ -41,21 +44,29 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _too_deep(value: Any, max_depth: int) -> bool:
-    # Iterative, so checking cannot itself exhaust the stack.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _problem(value: Any, max_depth: int) -> str | None:
+    """Too deep, or a string that is not Unicode text. Iterative, so checking cannot itself
+    exhaust the stack."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()
+        if isinstance(node, str):
+            if _SURROGATE.search(node):
+                return "a string holds a lone surrogate (\\ud800-\\udfff), which is not Unicode text"
+            continue
         if isinstance(node, dict):
-            children: Any = node.values()
+            children: Any = [*node.keys(), *node.values()]
         elif isinstance(node, list):
             children = node
         else:
             continue
         if depth > max_depth:
-            return True
+            return f"it is nested deeper than {max_depth} levels"
         stack.extend((child, depth + 1) for child in children)
-    return False
+    return None
 
 
 def loads_strict(data: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
@@ -83,8 +94,9 @@ def loads_strict(data: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
         raise StrictJSONError(f"it is nested deeper than {max_depth} levels") from None
     except ValueError:
         raise StrictJSONError("a number is out of range") from None
-    if _too_deep(value, max_depth):
-        raise StrictJSONError(f"it is nested deeper than {max_depth} levels")
+    problem = _problem(value, max_depth)
+    if problem is not None:
+        raise StrictJSONError(problem)
     return value
 
 

