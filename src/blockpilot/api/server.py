@@ -60,6 +60,11 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, settings: Settings | Non
         EncryptionKeyError: The key cannot decrypt the stored credentials.
     """
     settings = settings or Settings.load()
+    if settings.public_url is None and port:
+        # Setup links must point at this server, not at the default port.
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        shown = f"[{shown}]" if ":" in shown else shown
+        settings = settings.model_copy(update={"public_url": f"http://{shown}:{port}"})
     configure_logging(settings.log_level)
     with _stop_signals() as stop:
         asyncio.run(_serve(settings, host, port, stop))
