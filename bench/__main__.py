@@ -60,7 +60,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where to write the JSON and PNG")
     parser.add_argument("--name", default=None, help="file name stem (default: latest, or quick for --quick)")
     parser.add_argument("--profile", action="store_true",
-                        help="also write pyinstrument profiles of in-process run_block and of the server")  # fmt: skip
+                        help="also write pyinstrument profiles of in-process run_block and of the server "
+                        "(the profiler slows the server and grows its memory: not for the headline numbers)")  # fmt: skip
     args = parser.parse_args()
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(sections) - set(SECTIONS)

@@ -81,8 +81,10 @@ class BenchServer:
             sys.executable, "-m", "bench.server", "--home", str(home),
             "--ports", ",".join(map(str, self.ports)), "--log-file", str(home / "server.log"),
         ]  # fmt: skip
+        self.stop_timeout = 30.0
         if profile is not None:
             command += ["--profile", str(profile)]
+            self.stop_timeout = 300.0  # rendering a long profile takes a while
         root = str(Path(__file__).resolve().parent.parent)
         # Keep a PYTHONPATH the caller set (e.g. an older src/ to measure "before") in front.
         path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), root) if p)
@@ -107,7 +109,7 @@ class BenchServer:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:
-                self.process.wait(timeout=30)
+                self.process.wait(timeout=self.stop_timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()

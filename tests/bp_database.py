@@ -45,8 +45,10 @@ def _plain_url(url: str) -> str:
 
 def sqlalchemy_url(url: str, database: str) -> str:
     """The blockpilot database URL (``postgresql+asyncpg://``) for *database* on *url*'s server."""
-    return make_url(url).set(drivername="postgresql+asyncpg", database=database).render_as_string(
-        hide_password=False
+    return (
+        make_url(url)
+        .set(drivername="postgresql+asyncpg", database=database)
+        .render_as_string(hide_password=False)
     )
 
 
@@ -119,11 +121,13 @@ class PostgresDatabases:
         try:
             while not self._stopping.is_set():
                 while not self._to_drop.empty():
-                    await conn.execute(f'DROP DATABASE IF EXISTS "{self._to_drop.get()}" WITH (FORCE)')
+                    await conn.execute(
+                        f'DROP DATABASE IF EXISTS "{self._to_drop.get()}" WITH (FORCE)'
+                    )
                 if self._ready.qsize() < _READY_AHEAD:
                     self._counter += 1
                     name = f"{_PREFIX}_{os.getpid()}_{self._counter}"
-                    # FILE_COPY: a tiny template is copied fastest as files (WAL_LOG logs every page).
+                    # FILE_COPY: a tiny template is fastest copied as files (WAL_LOG logs pages).
                     await conn.execute(
                         f'CREATE DATABASE "{name}" TEMPLATE "{self.template}" STRATEGY FILE_COPY'
                     )
@@ -154,7 +158,9 @@ class PostgresDatabases:
 
     async def _drop_stale(self, conn: Any) -> None:
         """Databases left by test runs that were killed (their pid is gone)."""
-        names = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1", f"{_PREFIX}\\_%")
+        names = await conn.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE $1", f"{_PREFIX}\\_%"
+        )
         for (name,) in names:
             parts = name.split("_")
             if len(parts) >= 3 and parts[1].isdigit() and not _pid_alive(int(parts[1])):
@@ -166,7 +172,8 @@ class PostgresDatabases:
         conn = await asyncpg.connect(self.admin_url)
         try:
             names = await conn.fetch(
-                "SELECT datname FROM pg_database WHERE datname LIKE $1", f"{_PREFIX}\\_{os.getpid()}\\_%"
+                "SELECT datname FROM pg_database WHERE datname LIKE $1",
+                f"{_PREFIX}\\_{os.getpid()}\\_%",
             )
             for (name,) in names:
                 await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -195,7 +202,9 @@ async def stored_bytes(pilot: Any) -> bytes:
         return b"".join(p.read_bytes() for p in sorted(home.glob("blockpilot.db*")))
     import asyncpg
 
-    url = make_url(pilot.engine.url.render_as_string(hide_password=False)).set(drivername="postgresql")
+    url = make_url(pilot.engine.url.render_as_string(hide_password=False)).set(
+        drivername="postgresql"
+    )
     conn = await asyncpg.connect(url.render_as_string(hide_password=False))
     try:
         columns = await conn.fetch(
@@ -207,7 +216,9 @@ async def stored_bytes(pilot: Any) -> bytes:
             expression = f'"{column}"' if data_type == "bytea" else f'"{column}"::text'
             for (value,) in await conn.fetch(f'SELECT {expression} FROM "{table}"'):
                 if value is not None:
-                    chunks.append(bytes(value) if isinstance(value, bytes | bytearray) else value.encode())
+                    chunks.append(
+                        bytes(value) if isinstance(value, bytes | bytearray) else value.encode()
+                    )
         return b"\n".join(chunks)
     finally:
         await conn.close()

@@ -64,7 +64,8 @@ def settings_factory(
         if _postgres_databases is not None:
             if not databases:
                 databases.append(_postgres_databases.acquire())
-            values["database_url"] = bp_database.sqlalchemy_url(_postgres_databases.admin_url, databases[0])
+            admin_url = _postgres_databases.admin_url
+            values["database_url"] = bp_database.sqlalchemy_url(admin_url, databases[0])
         values.update(overrides)
         return Settings.load(**values)
 

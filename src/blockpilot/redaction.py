@@ -9,6 +9,7 @@ echoing a key back in an error body.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import re
 import threading
@@ -49,8 +50,17 @@ _ANY_PATTERN = re.compile(
 
 
 def secret_forms(secret: str) -> set[str]:
-    """The value and the encodings it commonly leaks in."""
+    """The value and the encodings it commonly leaks in.
+
+    Besides base64 and URL encoding, the escaped forms a string takes inside JSON text (a
+    body echoed back as text) and inside a Python ``repr`` (an exception message): a
+    password with a quote, a backslash or a non-ASCII letter is spelled differently there.
+    """
     forms = {secret, quote(secret, safe=""), quote_plus(secret)}
+    forms.add(json.dumps(secret)[1:-1])
+    forms.add(json.dumps(secret, ensure_ascii=False)[1:-1])
+    forms.add(repr(secret)[1:-1])
+    forms.add(secret.replace("/", "\\/"))  # JSON encoders that escape '/' (PHP's, for one)
     raw = secret.encode()
     forms.add(base64.b64encode(raw).decode())
     forms.add(base64.urlsafe_b64encode(raw).decode().rstrip("="))

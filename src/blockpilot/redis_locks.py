@@ -95,7 +95,9 @@ def redis_client(url: str) -> Any:
     except ImportError as exc:  # pragma: no cover - redis is a dependency
         from blockpilot.errors import ConfigurationError
 
-        raise ConfigurationError("BLOCKPILOT_REDIS_URL is set but the redis package is not installed") from exc
+        raise ConfigurationError(
+            "BLOCKPILOT_REDIS_URL is set but the redis package is not installed"
+        ) from exc
     return redis_asyncio.from_url(
         url,
         socket_connect_timeout=1.0,
@@ -130,7 +132,9 @@ async def call_redis(operation: Callable[[], Awaitable[T]]) -> T:
 class RedisLease:
     """One held Redis lease; see the module docstring."""
 
-    def __init__(self, manager: RedisLockManager, key: str, owner: str, token: int, acquired_at: float) -> None:
+    def __init__(
+        self, manager: RedisLockManager, key: str, owner: str, token: int, acquired_at: float
+    ) -> None:
         self._manager = manager
         self.key = key
         self.owner = owner
@@ -229,7 +233,11 @@ class RedisLockManager:
             started = time.monotonic()
             try:
                 token = int(
-                    await call_redis(lambda: self._acquire(keys=self._keys(key), args=[owner, ttl_ms, FENCE_TTL_MS]))
+                    await call_redis(
+                        lambda: self._acquire(
+                            keys=self._keys(key), args=[owner, ttl_ms, FENCE_TTL_MS]
+                        )
+                    )
                 )
             except redis_errors() as exc:
                 raise LockUnavailableError(f"Redis is unreachable ({type(exc).__name__})") from None
@@ -240,7 +248,9 @@ class RedisLockManager:
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"waited more than {timeout:g}s for the lock {key!r}")
             pause = min(self.poll_seconds, pause * 2)
-            await asyncio.sleep(min(pause * random.uniform(0.5, 1.0), max(0.0, deadline - time.monotonic())))
+            await asyncio.sleep(
+                min(pause * random.uniform(0.5, 1.0), max(0.0, deadline - time.monotonic()))
+            )
 
     async def _keep(self, lease: RedisLease) -> None:
         """Renew *lease* every third of its time until cancelled or lost."""
@@ -256,19 +266,27 @@ class RedisLockManager:
             except redis_errors():
                 if time.monotonic() > lease.valid_until:
                     lease.lost = True
-                    logger.warning("lock lease expired while Redis was unreachable", extra={"lock": lease.key})
+                    logger.warning(
+                        "lock lease expired while Redis was unreachable", extra={"lock": lease.key}
+                    )
                 continue
             if renewed:
                 lease.valid_until = started + self.lease_seconds
             else:
                 lease.lost = True
-                logger.warning("lock lease was lost before it was released", extra={"lock": lease.key})
+                logger.warning(
+                    "lock lease was lost before it was released", extra={"lock": lease.key}
+                )
 
     async def _give_back(self, lease: RedisLease) -> None:
         try:
-            await call_redis(lambda: self._release(keys=self._keys(lease.key)[:1], args=[lease.owner]))
+            await call_redis(
+                lambda: self._release(keys=self._keys(lease.key)[:1], args=[lease.owner])
+            )
         except redis_errors():
             pass  # it expires by itself within the lease time
 
     async def _check(self, key: str, owner: str, token: int) -> bool:
-        return bool(await call_redis(lambda: self._check_script(keys=self._keys(key), args=[owner, token])))
+        return bool(
+            await call_redis(lambda: self._check_script(keys=self._keys(key), args=[owner, token]))
+        )

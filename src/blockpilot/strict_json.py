@@ -113,3 +113,30 @@ def json_type_name(value: Any) -> str:
     if value is None:
         return "null"
     return "a number"
+
+
+def replace_lone_surrogates(value: Any) -> Any:
+    """*value* with every lone surrogate in its strings (keys too) replaced by U+FFFD.
+
+    For JSON that came from elsewhere (an upstream response, a block's output): such text
+    cannot be encoded as UTF-8, so it would break every response, log line or file it
+    reached. Only what needs changing is copied.
+
+    Raises:
+        ValueError: *value* is nested too deeply to walk.
+    """
+    try:
+        return _replace(value)
+    except RecursionError:
+        raise ValueError("the value is nested too deeply") from None
+
+
+def _replace(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value) if _SURROGATE.search(value) else value
+    if isinstance(value, dict):
+        return {_replace(k): _replace(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_replace(v) for v in value]
+    return value
+

@@ -85,4 +85,5 @@ def test_the_http_error_table_lists_every_code_with_its_status() -> None:
     expected = {cls.code: http_error_for(cls).status for cls in classes}
     expected |= {code: status for status, code in _HTTP_CODES.items()}
     expected |= {"invalid_request": 422, "internal_error": 500}  # validation errors, last resort
+    expected |= {"database_unavailable": 503}  # api.middleware: the database cannot be reached
     assert documented == expected

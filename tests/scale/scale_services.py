@@ -29,7 +29,9 @@ def postgres_bin() -> Path | None:
     """The newest installed ``/usr/lib/postgresql/<version>/bin`` (or ``$PG_BIN``) with initdb."""
     candidates = [os.environ["PG_BIN"]] if os.environ.get("PG_BIN") else []
     candidates += sorted(
-        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name or 0), reverse=True
+        glob.glob("/usr/lib/postgresql/*/bin"),
+        key=lambda p: int(Path(p).parent.name or 0),
+        reverse=True,
     )
     for candidate in candidates:
         if (Path(candidate) / "initdb").exists() and (Path(candidate) / "pg_ctl").exists():
@@ -54,7 +56,10 @@ def _as_postgres(argv: list[str]) -> list[str]:
 def _wait_for_port(port: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=0.2),
+        ):
             return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
@@ -73,7 +78,9 @@ class PostgresCluster:
             shutil.chown(self.root, "postgres", "postgres")
 
     def _run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(_as_postgres(list(argv)), capture_output=True, text=True, check=check, timeout=120)
+        return subprocess.run(
+            _as_postgres(list(argv)), capture_output=True, text=True, check=check, timeout=120
+        )
 
     def init(self) -> None:
         self._run(
@@ -88,11 +95,23 @@ class PostgresCluster:
             f"-h 127.0.0.1 -p {self.port} -c unix_socket_directories='' -c fsync=off "
             "-c full_page_writes=off -c max_connections=300"
         )
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-o", options, "start")
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-w",
+            "-o",
+            options,
+            "start",
+        )
         _wait_for_port(self.port, 30)
 
     def stop(self, mode: str = "fast") -> None:
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
+        self._run(
+            str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop", check=False
+        )
 
     def restart(self, mode: str = "fast") -> None:
         self.stop(mode)
@@ -106,8 +125,21 @@ class PostgresCluster:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
 
     def create_database(self, name: str) -> str:
-        self._run(str(self.bindir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                  "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", f'CREATE DATABASE "{name}"')  # fmt: skip
+        psql = str(self.bindir / "psql")
+        sql = f'CREATE DATABASE "{name}"'
+        self._run(
+            psql,
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-c",
+            sql,
+        )
         return self.url(name)
 
     def destroy(self) -> None:
@@ -131,8 +163,19 @@ class RedisServer:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [
-                self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(self.dir), "--protected-mode", "no",
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+                "--protected-mode",
+                "no",
             ],  # fmt: skip
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -118,7 +118,9 @@ async def test_a_holder_that_dies_frees_the_lock_after_its_lease(managers: Manag
     assert 0.2 < time.monotonic() - started < 5.0
 
 
-async def test_redis_down_raises_lock_unavailable_at_once(managers: Managers, redis_server: RedisServer) -> None:
+async def test_redis_down_raises_lock_unavailable_at_once(
+    managers: Managers, redis_server: RedisServer
+) -> None:
     manager = managers()
     async with manager.hold("k"):
         pass

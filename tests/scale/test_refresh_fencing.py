@@ -30,7 +30,9 @@ def provider() -> Iterator[FakeOAuthProvider]:
 
 
 @pytest.fixture
-async def pilot(settings_factory, monkeypatch, provider, redis_server: RedisServer) -> AsyncIterator[Pilot]:
+async def pilot(
+    settings_factory, monkeypatch, provider, redis_server: RedisServer
+) -> AsyncIterator[Pilot]:
     monkeypatch.setenv("BLOCKPILOT_PROVIDER_GITHUB_CLIENT_ID", provider.client_id)
     monkeypatch.setenv("BLOCKPILOT_PROVIDER_GITHUB_CLIENT_SECRET", provider.client_secret or "")
     monkeypatch.setenv("BLOCKPILOT_PROVIDER_GITHUB_TOKEN_URL", provider.token_url)
@@ -58,14 +60,18 @@ async def process(pilot: Pilot, redis_server: RedisServer) -> AsyncIterator[Mana
     def make(lease_seconds: float = 1.0) -> IntegrationCredentialsManager:
         manager = RedisLockManager(redis_server.url, lease_seconds=lease_seconds)
         locks.append(manager)
-        return IntegrationCredentialsManager(pilot.credential_store, manager, pilot.oauth_provider, pilot.credentials.system)
+        return IntegrationCredentialsManager(
+            pilot.credential_store, manager, pilot.oauth_provider, pilot.credentials.system
+        )
 
     yield make
     for manager in locks:
         await manager.aclose()
 
 
-async def _seed(pilot: Pilot, user: User, provider: FakeOAuthProvider, *, expires_in: int) -> tuple[str, dict]:
+async def _seed(
+    pilot: Pilot, user: User, provider: FakeOAuthProvider, *, expires_in: int
+) -> tuple[str, dict]:
     tokens = provider.issue_tokens(scopes=["repo"], expires_in=max(expires_in, 1))
     meta = await pilot.add_credentials(
         user.id,
@@ -104,7 +110,11 @@ async def test_a_refresh_slower_than_its_lease_happens_once_across_processes(
 
 
 async def test_a_holder_that_lost_its_lease_does_not_store_its_refresh(
-    pilot: Pilot, user: User, provider: FakeOAuthProvider, process: ManagerFactory, redis_server: RedisServer,
+    pilot: Pilot,
+    user: User,
+    provider: FakeOAuthProvider,
+    process: ManagerFactory,
+    redis_server: RedisServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A provider with static refresh tokens, so the second refresh is legitimate and the
@@ -134,7 +144,9 @@ async def test_a_holder_that_lost_its_lease_does_not_store_its_refresh(
     assert _access(late) == _access(second)  # the stalled one hands out the stored token
 
 
-async def test_the_database_refuses_a_write_from_an_older_lease(pilot: Pilot, user: User, provider) -> None:
+async def test_the_database_refuses_a_write_from_an_older_lease(
+    pilot: Pilot, user: User, provider
+) -> None:
     cred_id, _ = await _seed(pilot, user, provider, expires_in=3600)
     creds = await pilot.credential_store.get(user.id, cred_id)
     assert isinstance(creds, OAuth2Credentials)
@@ -165,7 +177,11 @@ async def test_redis_down_a_rotating_token_is_not_refreshed_and_the_error_says_w
 
 
 async def test_redis_down_a_static_refresh_token_is_refreshed_under_the_local_lock(
-    pilot: Pilot, user: User, provider: FakeOAuthProvider, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    pilot: Pilot,
+    user: User,
+    provider: FakeOAuthProvider,
+    redis_server: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("BLOCKPILOT_PROVIDER_GITHUB_ROTATES_REFRESH_TOKENS", "false")
     provider.rotate_refresh_tokens = False

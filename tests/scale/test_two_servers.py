@@ -146,7 +146,11 @@ class Deployment:
         port = free_port()
         log = self.root / f"{name}.log"
         script = Path(sys.executable).with_name("blockpilot")
-        command = [str(script)] if script.exists() else [sys.executable, "-c", "from blockpilot.cli.app import main; main()"]
+        command = (
+            [str(script)]
+            if script.exists()
+            else [sys.executable, "-c", "from blockpilot.cli.app import main; main()"]
+        )
         with log.open("wb") as out:
             process = subprocess.Popen(
                 [*command, "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -182,7 +186,11 @@ class Deployment:
     # -- data, through a Pilot of the test's own on the same database ----------------------
 
     def pilot_settings(self) -> Settings:
-        return Settings.load(home=self.root / "home-test", database_url=self.database_url, encryption_keys=(self.key,))
+        return Settings.load(
+            home=self.root / "home-test",
+            database_url=self.database_url,
+            encryption_keys=(self.key,),
+        )
 
     async def new_account(self, name: str, *, expires_in: int) -> Account:
         """A user with an API key and a GitHub OAuth credential expiring in *expires_in* s."""
@@ -235,7 +243,9 @@ def deployment(postgres_binaries: Path, redis_binary: str) -> Iterator[Deploymen
 # -- helpers ---------------------------------------------------------------------------------
 
 
-async def run_block(client: httpx.AsyncClient, server: Server, account: Account, issue: str) -> httpx.Response:
+async def run_block(
+    client: httpx.AsyncClient, server: Server, account: Account, issue: str
+) -> httpx.Response:
     return await client.post(
         f"{server.url}/api/v1/tools/run_block",
         json={"block_id": GH, "input_data": {"issue_url": issue}},
@@ -244,7 +254,9 @@ async def run_block(client: httpx.AsyncClient, server: Server, account: Account,
 
 
 async def query(deployment: Deployment, sql: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{deployment.cluster.port}/blockpilot")
+    conn = await asyncpg.connect(
+        f"postgresql://postgres@127.0.0.1:{deployment.cluster.port}/blockpilot"
+    )
     try:
         return list(await conn.fetch(sql, *args))
     finally:
@@ -252,7 +264,9 @@ async def query(deployment: Deployment, sql: str, *args: Any) -> list[asyncpg.Re
 
 
 async def statuses(deployment: Deployment, account: Account) -> dict[str, str]:
-    rows = await query(deployment, "SELECT id, status FROM executions WHERE user_id = $1", account.user_id)
+    rows = await query(
+        deployment, "SELECT id, status FROM executions WHERE user_id = $1", account.user_id
+    )
     return {row["id"]: row["status"] for row in rows}
 
 
@@ -273,7 +287,9 @@ async def eventually(check: Any, timeout: float, what: str) -> Any:
 async def test_fifty_concurrent_runs_over_two_processes_refresh_once_and_respect_the_cap(
     deployment: Deployment,
 ) -> None:
-    account = await deployment.new_account("fifty", expires_in=-60)  # expired: every run needs a refresh
+    account = await deployment.new_account(
+        "fifty", expires_in=-60
+    )  # expired: every run needs a refresh
     deployment.provider.reset()
     deployment.github.reset()
     a, b = deployment.servers[:2]
@@ -293,19 +309,27 @@ async def test_fifty_concurrent_runs_over_two_processes_refresh_once_and_respect
     async with httpx.AsyncClient(timeout=60) as client:
         results = await asyncio.gather(*(call(i, client) for i in range(50)))
 
-    assert [r["type"] for r in results] == ["block_output"] * 50, [r for r in results if r["type"] != "block_output"]
+    assert [r["type"] for r in results] == ["block_output"] * 50, [
+        r for r in results if r["type"] != "block_output"
+    ]
     assert all(r["outputs"]["title"] == ["Scale me"] for r in results)
     assert deployment.provider.refresh_count == 1
-    assert not deployment.provider.refresh_token_valid(account.refresh_token)  # spent once, never reused
+    assert not deployment.provider.refresh_token_valid(
+        account.refresh_token
+    )  # spent once, never reused
     # The cap is per user across both processes: never more than MAX_CONCURRENT at GitHub.
     assert refused > 0
     assert 1 < deployment.github.max_in_flight <= MAX_CONCURRENT
     ids = {r["execution_id"] for r in results}
     await eventually(
-        lambda: _all_completed(deployment, account, ids), 10, "the 50 execution records to be completed"
+        lambda: _all_completed(deployment, account, ids),
+        10,
+        "the 50 execution records to be completed",
     )
     owners = await query(
-        deployment, "SELECT DISTINCT instance_id FROM executions WHERE user_id = $1", account.user_id
+        deployment,
+        "SELECT DISTINCT instance_id FROM executions WHERE user_id = $1",
+        account.user_id,
     )
     assert len(owners) == 2  # both processes ran some
 
@@ -315,7 +339,9 @@ async def _all_completed(deployment: Deployment, account: Account, ids: set[str]
     return all(found.get(i) == "completed" for i in ids)
 
 
-async def test_a_killed_process_s_run_ends_interrupted_and_nothing_else_is_lost(deployment: Deployment) -> None:
+async def test_a_killed_process_s_run_ends_interrupted_and_nothing_else_is_lost(
+    deployment: Deployment,
+) -> None:
     account = await deployment.new_account("killed", expires_in=3600)
     a, b = deployment.servers[:2]
     doomed = deployment.start_server("c")
@@ -330,7 +356,10 @@ async def test_a_killed_process_s_run_ends_interrupted_and_nothing_else_is_lost(
             )
 
         [victim] = await eventually(running_on_c, 20, "the slow run to start on server c")
-        fast = [asyncio.ensure_future(run_block(client, (a, b)[i % 2], account, FAST_ISSUE)) for i in range(6)]
+        fast = [
+            asyncio.ensure_future(run_block(client, (a, b)[i % 2], account, FAST_ISSUE))
+            for i in range(6)
+        ]
         doomed.process.send_signal(signal.SIGKILL)
         doomed.process.wait(timeout=10)
         killed_at = time.monotonic()
@@ -346,7 +375,9 @@ async def test_a_killed_process_s_run_ends_interrupted_and_nothing_else_is_lost(
     # Not before its lease could have run out, yet soon after (heartbeats every lease / 3).
     assert time.monotonic() - killed_at < PROCESS_LEASE_SECONDS * 4 + 5
     done = {r["execution_id"] for r in fast_results}
-    await eventually(lambda: _all_completed(deployment, account, done), 10, "the other runs to be completed")
+    await eventually(
+        lambda: _all_completed(deployment, account, done), 10, "the other runs to be completed"
+    )
     final = await statuses(deployment, account)
     assert sorted(final.values()) == ["completed"] * 6 + ["interrupted"]
     for server in (a, b):
@@ -414,20 +445,31 @@ async def test_postgres_restart_under_load_is_503_then_recovers_without_restarti
     # Every run a client was told had completed is in the database as completed.
     try:
         await eventually(
-            lambda: _all_completed(deployment, account, acknowledged), 30, "acknowledged runs to be completed"
+            lambda: _all_completed(deployment, account, acknowledged),
+            30,
+            "acknowledged runs to be completed",
         )
     except AssertionError:
         found = await statuses(deployment, account)
         wrong = {i: found.get(i) for i in acknowledged if found.get(i) != "completed"}
-        errors = [line for s in (a, b) for line in s.log_tail(100000).splitlines() if 'could not write' in line or 'executions' in line]
-        raise AssertionError(f"acknowledged but not completed: {wrong}\n" + "\n".join(errors[-10:])) from None
+        errors = [
+            line
+            for s in (a, b)
+            for line in s.log_tail(100000).splitlines()
+            if "could not write" in line or "executions" in line
+        ]
+        raise AssertionError(
+            f"acknowledged but not completed: {wrong}\n" + "\n".join(errors[-10:])
+        ) from None
 
 
 async def _more_than(values: set[str], count: int) -> bool:
     return len(values) > count
 
 
-async def test_redis_down_fails_rotating_refresh_closed_and_recovers(deployment: Deployment) -> None:
+async def test_redis_down_fails_rotating_refresh_closed_and_recovers(
+    deployment: Deployment,
+) -> None:
     expired = await deployment.new_account("redis-expired", expires_in=-60)
     valid = await deployment.new_account("redis-valid", expires_in=3600)
     a, b = deployment.servers[:2]
@@ -450,6 +492,8 @@ async def test_redis_down_fails_rotating_refresh_closed_and_recovers(deployment:
     finally:
         deployment.redis.start()  # same port; nobody restarts blockpilot
     async with httpx.AsyncClient(timeout=30) as client:
-        results = await asyncio.gather(*(run_block(client, (a, b)[i % 2], expired, FAST_ISSUE) for i in range(6)))
+        results = await asyncio.gather(
+            *(run_block(client, (a, b)[i % 2], expired, FAST_ISSUE) for i in range(6))
+        )
     assert [r.json()["type"] for r in results] == ["block_output"] * 6
     assert deployment.provider.refresh_count == 1

@@ -52,7 +52,9 @@ async def test_migrating_again_changes_nothing(pilot: Pilot) -> None:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     head = ScriptDirectory.from_config(config).get_current_head()
     async with pilot.engine.connect() as conn:
-        assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all() == [head]
+        assert (
+            await conn.execute(text("SELECT version_num FROM alembic_version"))
+        ).scalars().all() == [head]
 
 
 async def test_json_round_trips_unchanged(pilot: Pilot, alice: User) -> None:
@@ -62,7 +64,7 @@ async def test_json_round_trips_unchanged(pilot: Pilot, alice: User) -> None:
         "nul": "before\x00after",
         "nested": [{"a": [1, 2.5, None, True]}, []],
         "big": 2**62,
-        "quote": "it's \"quoted\" \\ backslash",
+        "quote": 'it\'s "quoted" \\ backslash',
     }
     record = ExecutionRecord(
         id=f"copilot-{session.session_id}-json",
@@ -108,7 +110,9 @@ async def test_timestamps_come_back_aware_and_equal(pilot: Pilot, alice: User) -
     assert found == record.id
 
 
-async def test_list_prefix_matches_literally_and_case_sensitively(pilot: Pilot, alice: User) -> None:
+async def test_list_prefix_matches_literally_and_case_sensitively(
+    pilot: Pilot, alice: User
+) -> None:
     workspace = await pilot.workspaces.get_or_create_workspace(alice.id)
     files = pilot.workspaces.for_workspace(workspace)
     for path in ("/a_b/1.txt", "/aXb/2.txt", "/a%b/3.txt", "/A_B/4.txt", "/a_b.txt"):
@@ -134,7 +138,12 @@ async def test_64_bit_integers(pilot: Pilot, alice: User) -> None:
     store = WorkspaceStore(pilot.engine)
     workspace = await store.get_or_create(alice.id)
     row, _ = await store.upsert_file(
-        workspace.id, "/huge.bin", blob="0" * 32, size_bytes=5 * 2**30, checksum="0" * 64, mime_type="x/y"
+        workspace.id,
+        "/huge.bin",
+        blob="0" * 32,
+        size_bytes=5 * 2**30,
+        checksum="0" * 64,
+        mime_type="x/y",
     )
     assert row.size_bytes == 5 * 2**30
     assert await store.total_bytes(workspace.id) == 5 * 2**30
@@ -158,7 +167,11 @@ async def test_nul_characters_never_break_a_statement(pilot: Pilot, alice: User)
         input_redacted={},
     )
     await pilot.executions.start(record)
-    record.status, record.error_message, record.finished_at = "failed", "upstream said a\x00b", datetime.now(UTC)
+    record.status, record.error_message, record.finished_at = (
+        "failed",
+        "upstream said a\x00b",
+        datetime.now(UTC),
+    )
     pilot.executions.finish(record)
     stored = await pilot.executions.get(alice.id, record.id)
     assert stored is not None and stored.status == "failed"
@@ -172,7 +185,9 @@ async def test_concurrent_get_or_create_gives_one_workspace(pilot: Pilot, alice:
 
 
 async def test_concurrent_user_creation_has_one_winner(pilot: Pilot) -> None:
-    results = await asyncio.gather(*(pilot.users.create("carol") for _ in range(6)), return_exceptions=True)
+    results = await asyncio.gather(
+        *(pilot.users.create("carol") for _ in range(6)), return_exceptions=True
+    )
     winners = [r for r in results if not isinstance(r, BaseException)]
     assert len(winners) == 1
     assert all(isinstance(r, ConflictError) for r in results if isinstance(r, BaseException))
@@ -227,7 +242,9 @@ async def _empty_postgres_database(url: str) -> str:
 
     parsed = database_url(url)
     name = f"{parsed.database}_empty"
-    admin = parsed.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    admin = parsed.set(drivername="postgresql", database="postgres").render_as_string(
+        hide_password=False
+    )
     conn = await asyncpg.connect(admin)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -241,7 +258,9 @@ async def _drop_postgres_database(url: str) -> None:
     import asyncpg
 
     parsed = database_url(url)
-    admin = parsed.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    admin = parsed.set(drivername="postgresql", database="postgres").render_as_string(
+        hide_password=False
+    )
     conn = await asyncpg.connect(admin)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')

@@ -68,19 +68,25 @@ async def _status(pilot: Pilot, user: User, record_id: str) -> str:
     return record.status
 
 
-async def test_a_second_process_leaves_the_first_ones_runs_alone(pilot: Pilot, alice: User, open_pilot) -> None:
+async def test_a_second_process_leaves_the_first_ones_runs_alone(
+    pilot: Pilot, alice: User, open_pilot
+) -> None:
     running = await _start_run(pilot, alice, "live")
     second = await open_pilot()
     assert await second.leases.interrupt_orphans() == 0
     assert await _status(second, alice, running) == "running"
     async with pilot.engine.connect() as conn:
-        owner = await conn.scalar(select(executions.c.instance_id).where(executions.c.id == running))
+        owner = await conn.scalar(
+            select(executions.c.instance_id).where(executions.c.id == running)
+        )
         leases = await conn.scalar(select(func.count()).select_from(process_leases))
     assert owner == pilot.leases.instance_id != second.leases.instance_id
     assert leases == 2
 
 
-async def test_a_hung_process_loses_its_runs_when_its_lease_runs_out(open_pilot, settings_factory) -> None:
+async def test_a_hung_process_loses_its_runs_when_its_lease_runs_out(
+    open_pilot, settings_factory
+) -> None:
     hung = await open_pilot(process_lease_seconds=1.5)
     user, _ = await hung.users.create("alice")
     stuck = await _start_run(hung, user, "stuck")
@@ -93,7 +99,9 @@ async def test_a_hung_process_loses_its_runs_when_its_lease_runs_out(open_pilot,
         assert time.monotonic() < deadline, "the watcher's heartbeat never interrupted the run"
         await asyncio.sleep(0.05)
     record = await watcher.executions.get(user.id, stuck)
-    assert record is not None and record.status == "interrupted" and record.error_code == "interrupted"
+    assert (
+        record is not None and record.status == "interrupted" and record.error_code == "interrupted"
+    )
     assert await _status(watcher, user, own) == "running"
     # The hung process finishing later does not overwrite what everyone was told.
     record.status, record.finished_at = "completed", utcnow()
@@ -115,7 +123,10 @@ async def test_a_killed_process_s_runs_are_interrupted_at_the_next_start(
     )
     record_id = "copilot-killed-run"
     child = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, alice.id, record_id], env=env, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _CHILD, alice.id, record_id],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "ready"
@@ -145,7 +156,9 @@ async def test_closing_interrupts_its_own_unfinished_runs_and_frees_the_lease(
     assert ids == [second.leases.instance_id]
 
 
-async def test_runs_from_before_leases_are_interrupted_at_start(pilot: Pilot, alice: User, open_pilot) -> None:
+async def test_runs_from_before_leases_are_interrupted_at_start(
+    pilot: Pilot, alice: User, open_pilot
+) -> None:
     session = await pilot.sessions.create(alice.id)
     async with pilot.engine.begin() as conn:
         await conn.execute(

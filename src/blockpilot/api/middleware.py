@@ -16,7 +16,12 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from blockpilot.api.errors import RequestTooLargeError, error_response, internal_error_response, render_error
+from blockpilot.api.errors import (
+    RequestTooLargeError,
+    error_response,
+    internal_error_response,
+    render_error,
+)
 from blockpilot.storage.engine import is_database_unavailable
 
 logger = logging.getLogger(__name__)

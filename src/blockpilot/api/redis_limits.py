@@ -132,7 +132,11 @@ class RedisRateLimiter:
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisRateLimiter:
         assert settings.redis_url, "RedisRateLimiter needs BLOCKPILOT_REDIS_URL"
-        return cls(settings.rate_limit_per_minute, settings.max_concurrent_runs_per_user, url=settings.redis_url)
+        return cls(
+            settings.rate_limit_per_minute,
+            settings.max_concurrent_runs_per_user,
+            url=settings.redis_url,
+        )
 
     async def aclose(self) -> None:
         if self._owns_client:
@@ -142,7 +146,8 @@ class RedisRateLimiter:
     def _redis_failed(self, exc: BaseException) -> None:
         if not self.degraded:
             logger.warning(
-                "Redis unreachable (%s): rate limits and tool-call caps are enforced per process until it is back",
+                "Redis unreachable (%s): rate limits and tool-call caps are enforced per process "
+                "until it is back",
                 type(exc).__name__,
             )
         self.degraded = True
@@ -159,7 +164,11 @@ class RedisRateLimiter:
             allowed, wait_ms = await call_redis(
                 lambda: self._take_token(
                     keys=[f"{_PREFIX}rate:{user_id}"],
-                    args=[self.per_minute, self.per_minute / (WINDOW_SECONDS * 1000), int(WINDOW_SECONDS * 2000)],
+                    args=[
+                        self.per_minute,
+                        self.per_minute / (WINDOW_SECONDS * 1000),
+                        int(WINDOW_SECONDS * 2000),
+                    ],
                 )
             )
         except redis_errors() as exc:
@@ -178,7 +187,9 @@ class RedisRateLimiter:
         lease_ms = int(self.slot_lease_seconds * 1000)
         try:
             taken = int(
-                await call_redis(lambda: self._take_slot(keys=[key], args=[slot, self.max_concurrent, lease_ms]))
+                await call_redis(
+                    lambda: self._take_slot(keys=[key], args=[slot, self.max_concurrent, lease_ms])
+                )
             )
         except redis_errors() as exc:
             self._redis_failed(exc)

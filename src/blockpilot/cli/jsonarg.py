@@ -22,10 +22,16 @@ def read_json_option(text: str, option: str, *, max_depth: int = MAX_DEPTH) -> A
     Raises:
         InvalidInputError: naming the option and what is wrong (exit code 2).
     """
+    document: str | bytes = text
     if text == STDIN:
-        text = sys.stdin.read()
+        # Bytes, so that text that is not UTF-8 is the parser's clear error, not a crash.
+        buffer = getattr(sys.stdin, "buffer", None)
+        try:
+            document = buffer.read() if buffer is not None else sys.stdin.read()
+        except UnicodeDecodeError:
+            raise InvalidInputError(f"{option} is not valid JSON: it is not valid UTF-8") from None
     try:
-        return loads_strict(text, max_depth=max_depth)
+        return loads_strict(document, max_depth=max_depth)
     except StrictJSONError as exc:
         raise InvalidInputError(f"{option} is not valid JSON: {exc}") from None
 

@@ -8,9 +8,20 @@ from collections.abc import Callable
 
 from pydantic import SecretStr
 
-from blockpilot.credentials.models import APIKeyCredentials, Credentials, CredentialsMeta, OAuth2Credentials
+from blockpilot.credentials.models import (
+    APIKeyCredentials,
+    Credentials,
+    CredentialsMeta,
+    OAuth2Credentials,
+)
 from blockpilot.errors import ConflictError, OAuthRefreshError, ReauthorizationRequiredError
-from blockpilot.locks import InProcessLockManager, Lease, LeaseLostError, LockManager, LockUnavailableError
+from blockpilot.locks import (
+    InProcessLockManager,
+    Lease,
+    LeaseLostError,
+    LockManager,
+    LockUnavailableError,
+)
 from blockpilot.oauth.providers import OAuthProvider
 from blockpilot.storage.credentials import CredentialStore
 

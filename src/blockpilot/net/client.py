@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json as jsonlib
+import re
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -32,10 +33,12 @@ from blockpilot.net.urls import (
     parse_ip_literal,
     parse_url,
 )
+from blockpilot.strict_json import replace_lone_surrogates
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
 # Caller headers that carry credentials of their own and must not follow a redirect
 # to another origin.
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
@@ -82,8 +85,15 @@ class GuardedResponse:
             return self.content.decode("utf-8", errors="replace")
 
     def json(self) -> Any:
-        """Parse the body as JSON (raises ``ValueError`` if it is not JSON)."""
-        return jsonlib.loads(self.content)
+        """Parse the body as JSON (raises ``ValueError`` if it is not JSON).
+
+        Lone surrogate escapes (``"\\ud800"``) become U+FFFD, as invalid bytes do in
+        :attr:`text`: text that is not Unicode would break whatever it reached later.
+        """
+        value = jsonlib.loads(self.content)
+        if _SURROGATE_ESCAPE.search(self.content):
+            value = replace_lone_surrogates(value)
+        return value
 
 
 @dataclass(slots=True)

@@ -254,11 +254,17 @@ class CredentialStore:
         return int(value or 0)
 
     async def rotate_keys(self, batch_size: int = 200) -> int:
-        """Re-encrypt every token not under the active key; safe to interrupt and resume."""
+        """Re-encrypt every token not under the active key; safe to interrupt and resume.
+
+        Safe beside a running service too: each row is replaced only if it still holds the
+        token that was re-encrypted (compare-and-swap), so a credential updated meanwhile
+        (an OAuth refresh) is never overwritten with its older secret; it is picked up again
+        on the next round if it still needs the active key.
+        """
         active = self._cipher.key_ring.active_key_id
         rotated = 0
         while True:
-            async with self._engine.begin() as conn:
+            async with self._engine.connect() as conn:
                 rows = (
                     await conn.execute(
                         select(table.c.id, table.c.user_id, table.c.secret)
@@ -266,14 +272,20 @@ class CredentialStore:
                         .limit(batch_size)
                     )
                 ).all()
-                if not rows:
-                    return rotated
-                for row in rows:
-                    token = self._cipher.rotate(row.secret, associated_data=credential_aad(row.user_id, row.id))
-                    await conn.execute(
-                        update(table).where(table.c.id == row.id).values(secret=token, key_id=active)
+            if not rows:
+                return rotated
+            tokens = [
+                self._cipher.rotate(row.secret, associated_data=credential_aad(row.user_id, row.id))
+                for row in rows
+            ]
+            async with self._engine.begin() as conn:
+                for row, token in zip(rows, tokens, strict=True):
+                    result = await conn.execute(
+                        update(table)
+                        .where(table.c.id == row.id, table.c.secret == row.secret)
+                        .values(secret=token, key_id=active)
                     )
-                rotated += len(rows)
+                    rotated += result.rowcount
 
     async def verify_readable(self) -> None:
         """Check every key the stored tokens need is configured and decrypts one of them.

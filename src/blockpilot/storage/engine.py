@@ -48,7 +48,11 @@ PG_POOL_RECYCLE_SECONDS = 1800
 # so two processes starting together do not both create the tables.
 MIGRATION_LOCK_ID = 0x626C6F636B70696C  # "blockpil"
 
-_ASYNC_DRIVERS = {"postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
+_ASYNC_DRIVERS = {
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+}
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -123,7 +127,9 @@ def create_engine(url: str) -> AsyncEngine:
                     "server_settings": {"application_name": "blockpilot"},
                 },
             )
-            event.listen(engine.sync_engine, "before_cursor_execute", _pg_no_nul_characters, retval=True)
+            event.listen(
+                engine.sync_engine, "before_cursor_execute", _pg_no_nul_characters, retval=True
+            )
             return engine
         return create_async_engine(parsed, pool_pre_ping=True)
     except (ImportError, NoSuchModuleError, InvalidRequestError) as exc:
@@ -153,16 +159,28 @@ def is_database_unavailable(exc: BaseException) -> bool:
         seen.add(id(current))
         if isinstance(current, DBAPIError) and current.connection_invalidated:
             return True
-        if isinstance(current, OperationalError | InterfaceError | PoolTimeoutError):
+        if isinstance(current, PoolTimeoutError):
             return True
-        if type(current).__module__.startswith("asyncpg") and type(current).__name__ in _ASYNCPG_UNAVAILABLE:
+        if isinstance(current, OperationalError | InterfaceError):
+            original = getattr(current, "orig", None)
+            if type(original).__module__ != "sqlite3":
+                return True
+            # SQLite: busy or unreachable file, yes; "no such table" and the like are bugs.
+            return any(word in str(original).lower() for word in _SQLITE_UNAVAILABLE)
+        if (
+            type(current).__module__.startswith("asyncpg")
+            and type(current).__name__ in _ASYNCPG_UNAVAILABLE
+        ):
             return True
-        if isinstance(current, OSError | asyncio.TimeoutError) and _raised_by_database_driver(current):
+        if isinstance(current, OSError | asyncio.TimeoutError) and _raised_by_database_driver(
+            current
+        ):
             return True  # refused, reset, unreachable, timed out while connecting or querying
         current = current.__cause__ or current.__context__
     return False
 
 
+_SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o")
 _DRIVER_MODULES = ("sqlalchemy.", "asyncpg.", "aiosqlite.", "blockpilot.storage.")
 
 
@@ -207,7 +225,9 @@ async def migrate(engine: AsyncEngine) -> None:
         if is_postgresql(engine):
             # Held until this transaction ends; PostgreSQL's DDL is transactional, so a second
             # process waits here and then finds the schema at head.
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_ID})
+            await conn.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_ID}
+            )
         await conn.run_sync(_upgrade)
 
 
@@ -224,7 +244,9 @@ async def _sqlite_migration_lock(engine: AsyncEngine) -> AsyncIterator[None]:
     except ImportError:  # pragma: no cover - not POSIX
         yield
         return
-    fd = os.open(f"{database}.migrate-lock", os.O_CREAT | os.O_RDWR | getattr(os, "O_CLOEXEC", 0), 0o600)
+    fd = os.open(
+        f"{database}.migrate-lock", os.O_CREAT | os.O_RDWR | getattr(os, "O_CLOEXEC", 0), 0o600
+    )
     try:
         await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
         yield

@@ -90,7 +90,12 @@ def is_local_process_gone(key: str | None) -> bool:
     """
     parts = (key or "").split("/")
     machine = _machine()
-    if len(parts) != 4 or machine is None or f"{parts[0]}/{parts[1]}" != machine or not parts[2].isdigit():
+    if (
+        len(parts) != 4
+        or machine is None
+        or f"{parts[0]}/{parts[1]}" != machine
+        or not parts[2].isdigit()
+    ):
         return False
     state = _process_state(int(parts[2]))
     # A zombie has exited; only its parent has not collected it yet.
@@ -130,7 +135,9 @@ class ProcessLeases:
         lease_seconds: How long a lease lasts without renewal; renew well within it.
     """
 
-    def __init__(self, engine: AsyncEngine, identity: ProcessIdentity, lease_seconds: float) -> None:
+    def __init__(
+        self, engine: AsyncEngine, identity: ProcessIdentity, lease_seconds: float
+    ) -> None:
         self._engine = engine
         self.identity = identity
         self.lease_seconds = lease_seconds
@@ -176,16 +183,20 @@ class ProcessLeases:
     async def release(self) -> None:
         """Give the lease up (clean shutdown), after :meth:`interrupt_own`."""
         async with self._engine.begin() as conn:
-            await conn.execute(delete(process_leases).where(process_leases.c.instance_id == self.instance_id))
+            await conn.execute(
+                delete(process_leases).where(process_leases.c.instance_id == self.instance_id)
+            )
 
     async def expires_at(self) -> datetime | None:
         async with self._engine.connect() as conn:
             return await conn.scalar(
-                select(process_leases.c.expires_at).where(process_leases.c.instance_id == self.instance_id)
+                select(process_leases.c.expires_at).where(
+                    process_leases.c.instance_id == self.instance_id
+                )
             )
 
     async def interrupt_orphans(self) -> int:
-        """Mark ``interrupted`` every ``running`` execution whose process is gone; returns how many."""
+        """Mark ``interrupted`` the ``running`` executions of processes that are gone; how many."""
         async with self._engine.begin() as conn:
             local = (
                 await conn.execute(
@@ -232,11 +243,13 @@ class ProcessLeases:
         return int(result.rowcount or 0)
 
     async def interrupt_own(self) -> int:
-        """At shutdown: this process's runs still ``running`` (after the final flush) are ``interrupted``."""
+        """At shutdown: interrupt this process's runs still ``running`` after the last flush."""
         async with self._engine.begin() as conn:
             result = await conn.execute(
                 update(executions)
-                .where(executions.c.status == "running", executions.c.instance_id == self.instance_id)
+                .where(
+                    executions.c.status == "running", executions.c.instance_id == self.instance_id
+                )
                 .values(
                     status="interrupted",
                     finished_at=utcnow(),

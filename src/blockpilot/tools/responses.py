@@ -6,8 +6,10 @@ from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import PydanticSerializationError
 
 from blockpilot.credentials.models import CredentialsMetaInput
+from blockpilot.strict_json import replace_lone_surrogates
 
 
 class ResponseType(str, Enum):
@@ -29,7 +31,13 @@ class ToolResponseBase(BaseModel):
     session_id: str | None = None
 
     def to_json(self) -> str:
-        return self.model_dump_json(exclude_none=False)
+        try:
+            return self.model_dump_json(exclude_none=False)
+        except PydanticSerializationError:
+            # Text that is not Unicode (a lone surrogate, e.g. from a block's output) cannot
+            # be UTF-8: show U+FFFD in its place rather than fail the whole response.
+            clean = replace_lone_surrogates(self.model_dump(exclude_none=False))
+            return type(self).model_validate(clean).model_dump_json(exclude_none=False)
 
 
 class ErrorResponse(ToolResponseBase):

@@ -9,7 +9,7 @@ import hashlib
 import mimetypes
 import os
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from blockpilot.errors import WorkspaceError, WorkspaceFileNotFoundError, WorkspaceQuotaError
@@ -61,6 +61,44 @@ def _write_blob(directory: Path, name: str, data: bytes) -> None:
             raise
     finally:
         os.close(dir_fd)
+
+
+class _BlobSink:
+    """A blob written piece by piece: temp file, then fsync and rename (see ``_write_blob``)."""
+
+    def __init__(self, directory: Path, name: str) -> None:
+        self._name = name
+        self._tmp = f".{name}.tmp"
+        self._dir_fd = _open_dir(directory, create=True)
+        try:
+            fd = os.open(
+                self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS, 0o600, dir_fd=self._dir_fd
+            )
+        except BaseException:
+            os.close(self._dir_fd)
+            raise
+        self._file = os.fdopen(fd, "wb")
+        self.size = 0
+        self.digest = hashlib.sha256()
+
+    def write(self, chunk: bytes) -> None:
+        self._file.write(chunk)
+        self.size += len(chunk)
+        self.digest.update(chunk)
+
+    def commit(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self._tmp, self._name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
+        os.close(self._dir_fd)
+
+    def abort(self) -> None:
+        self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._tmp, dir_fd=self._dir_fd)
+        with contextlib.suppress(OSError):
+            os.close(self._dir_fd)
 
 
 def _read_blob(directory: Path, name: str) -> bytes:
@@ -126,7 +164,10 @@ class WorkspaceFiles:
     async def write(self, path: str, content: bytes | str, *, mime_type: str | None = None) -> WorkspaceFile:
         """Create or replace the file at *path* atomically."""
         virtual = normalise_path(path)
-        data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+        try:
+            data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+        except UnicodeEncodeError:
+            raise WorkspaceError("The text is not valid Unicode (it holds a lone surrogate); nothing was written") from None
         limit = self._manager.max_file_bytes
         if len(data) > limit:
             raise WorkspaceQuotaError(
@@ -139,14 +180,45 @@ class WorkspaceFiles:
         blob = secrets.token_hex(16)
         directory = self._manager._blob_dir(self.workspace.id)
         await asyncio.to_thread(_write_blob, directory, blob, data)
+        return await self._point_at(virtual, blob, len(data), hashlib.sha256(data).hexdigest(), mime)
+
+    async def write_stream(
+        self, path: str, chunks: AsyncIterator[bytes], *, mime_type: str | None = None
+    ) -> WorkspaceFile:
+        """Like :meth:`write` for content that arrives in pieces (an upload): it goes to
+        disk as it comes, so memory stays one chunk whatever the file's size."""
+        virtual = normalise_path(path)
+        limit = self._manager.max_file_bytes
+        mime = mime_type or mimetypes.guess_type(virtual)[0] or "application/octet-stream"
+        blob = secrets.token_hex(16)
+        directory = self._manager._blob_dir(self.workspace.id)
+        sink = await asyncio.to_thread(_BlobSink, directory, blob)
+        try:
+            async for chunk in chunks:
+                if sink.size + len(chunk) > limit:
+                    raise WorkspaceQuotaError(
+                        f"File is larger than the limit of {limit} bytes. Write a smaller file.",
+                        details={"limit_bytes": limit},
+                    )
+                if chunk:
+                    await asyncio.to_thread(sink.write, chunk)
+            await asyncio.to_thread(sink.commit)
+        except BaseException:
+            await asyncio.to_thread(sink.abort)
+            raise
+        return await self._point_at(virtual, blob, sink.size, sink.digest.hexdigest(), mime)
+
+    async def _point_at(self, virtual: str, blob: str, size: int, checksum: str, mime: str) -> WorkspaceFile:
+        """Switch the row of *virtual* to the written *blob* (and drop the blob it replaced)."""
+        directory = self._manager._blob_dir(self.workspace.id)
         try:
             async with self._manager._path_locks.hold(f"{self.workspace.id}:{virtual}"):
                 record, old_blob = await self._store.upsert_file(
                     self.workspace.id,
                     virtual,
                     blob=blob,
-                    size_bytes=len(data),
-                    checksum=hashlib.sha256(data).hexdigest(),
+                    size_bytes=size,
+                    checksum=checksum,
                     mime_type=mime,
                 )
         except BaseException:

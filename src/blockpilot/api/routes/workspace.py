@@ -111,13 +111,11 @@ async def put_file(
     path: str, request: Request, response: Response, user: CurrentUser, pilot: PilotDep
 ) -> WorkspaceFileInfo:
     virtual = normalise_path(path)  # a bad path is refused before a byte of the body is read
-    # The size limit is enforced while streaming by BodySizeLimitMiddleware (and by write()).
-    content = bytearray()
-    async for chunk in request.stream():
-        content += chunk
+    # Streamed to disk as it arrives (memory stays one chunk); the size limit is enforced
+    # while streaming by BodySizeLimitMiddleware (and by write_stream()).
     files = await _files(pilot, user.id)
-    record = await files.write(
-        virtual, bytes(content), mime_type=_client_media_type(request.headers.get("content-type"))
+    record = await files.write_stream(
+        virtual, request.stream(), mime_type=_client_media_type(request.headers.get("content-type"))
     )
     if record.created_at == record.updated_at:
         response.status_code = 201

@@ -37,12 +37,16 @@ def upgrade() -> None:
     op.add_column("credentials", sa.Column("refresh_fence", sa.BigInteger(), nullable=True))
     if op.get_bind().dialect.name != "sqlite":
         op.alter_column("credentials", "expires_at", type_=sa.BigInteger(), existing_nullable=True)
-        op.alter_column("workspace_files", "size_bytes", type_=sa.BigInteger(), existing_nullable=False)
+        op.alter_column(
+            "workspace_files", "size_bytes", type_=sa.BigInteger(), existing_nullable=False
+        )
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "sqlite":
-        op.alter_column("workspace_files", "size_bytes", type_=sa.Integer(), existing_nullable=False)
+        op.alter_column(
+            "workspace_files", "size_bytes", type_=sa.Integer(), existing_nullable=False
+        )
         op.alter_column("credentials", "expires_at", type_=sa.Integer(), existing_nullable=True)
     with op.batch_alter_table("credentials") as batch_op:
         batch_op.drop_column("refresh_fence")
