@@ -40,11 +40,18 @@ def _git() -> dict[str, Any]:
     root = Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         dirty = bool(
             subprocess.run(
-                ["git", "status", "--porcelain", "--", "src"], cwd=root, capture_output=True, text=True
+                ["git", "status", "--porcelain", "--", "src"],
+                cwd=root,
+                capture_output=True,
+                text=True,
             ).stdout.strip()
         )
     except (OSError, subprocess.CalledProcessError):
@@ -53,15 +60,31 @@ def _git() -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--quick", action="store_true", help="fewer samples and shorter loads (< 2 minutes)")
-    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {', '.join(SECTIONS)}")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where to write the JSON and PNG")
-    parser.add_argument("--name", default=None, help="file name stem (default: latest, or quick for --quick)")
-    parser.add_argument("--profile", action="store_true",
-                        help="also write pyinstrument profiles of in-process run_block and of the server "
-                        "(the profiler slows the server and grows its memory: not for the headline numbers)")  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer samples and shorter loads (< 2 minutes)"
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated subset of {', '.join(SECTIONS)}",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS_DIR, help="where to write the JSON and PNG"
+    )
+    parser.add_argument(
+        "--name", default=None, help="file name stem (default: latest, or quick for --quick)"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also write pyinstrument profiles of in-process run_block and of the server "
+        "(the profiler slows the server and grows its memory: not for the headline numbers)",
+    )
     args = parser.parse_args()
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(sections) - set(SECTIONS)
@@ -104,7 +127,10 @@ def main() -> None:
         "mode": "quick" if args.quick else "full",
         "machine": info,
         "git": _git(),
-        "blockpilot": {"version": blockpilot.__version__, "imported_from": str(Path(blockpilot.__file__).parent)},
+        "blockpilot": {
+            "version": blockpilot.__version__,
+            "imported_from": str(Path(blockpilot.__file__).parent),
+        },
         "seconds": {**timings, "total": round(time.perf_counter() - started, 1)},
         "summary": rows,
         "results": results,
@@ -114,7 +140,10 @@ def main() -> None:
     report.write_json(json_path, payload)
     png_path = args.out / f"{name}.png"
     chart = report.write_chart(png_path, results, info)
-    print(f"wrote {json_path}" + (f" and {png_path}" if chart else " (matplotlib not installed: no chart)"))
+    print(
+        f"wrote {json_path}"
+        + (f" and {png_path}" if chart else " (matplotlib not installed: no chart)")
+    )
     print(f"total {payload['seconds']['total']} s")
 
 

@@ -45,7 +45,9 @@ class BenchEchoBlock(Block):
 
 class BenchApiKeyBlock(Block):
     id = "b3e0c7a2-0000-4b1e-8c00-00000000e002"
-    description = "Bench only: echoes a text back; needs the user's OpenAI API key (decrypted per run)."
+    description = (
+        "Bench only: echoes a text back; needs the user's OpenAI API key (decrypted per run)."
+    )
     categories = frozenset({BlockCategory.AI})
 
     class Input(BlockSchemaInput):
@@ -91,7 +93,11 @@ def bench_registry(
     if bench_blocks:
         sources.append(("bench", lambda: list(BENCH_BLOCKS)))
     if builtins:
-        sources += [(name, load) for name, load in BlockRegistry.default_sources() if name.startswith("blockpilot.")]
+        sources += [
+            (name, load)
+            for name, load in BlockRegistry.default_sources()
+            if name.startswith("blockpilot.")
+        ]
     if extra:
         sources.append(("synthetic", lambda: list(extra)))
     return BlockRegistry(sources)

@@ -113,7 +113,9 @@ async def run(*, quick: bool) -> dict[str, Any]:
             hits1 += top1
             hits5 += top5
             if not top1:
-                misses.append({"query": entry["query"], "relevant": entry["relevant"], "got": names[:5]})
+                misses.append(
+                    {"query": entry["query"], "relevant": entry["relevant"], "got": names[:5]}
+                )
         results["recall_at_1"] = hits1 / len(labelled)
         results["recall_at_5"] = hits5 / len(labelled)
         results["not_first"] = misses

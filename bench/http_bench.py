@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -78,9 +79,16 @@ class BenchServer:
         self.home = home
         self.ports = _free_ports(3)
         command = [
-            sys.executable, "-m", "bench.server", "--home", str(home),
-            "--ports", ",".join(map(str, self.ports)), "--log-file", str(home / "server.log"),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "bench.server",
+            "--home",
+            str(home),
+            "--ports",
+            ",".join(map(str, self.ports)),
+            "--log-file",
+            str(home / "server.log"),
+        ]
         self.stop_timeout = 30.0
         if profile is not None:
             command += ["--profile", str(profile)]
@@ -89,13 +97,16 @@ class BenchServer:
         # Keep a PYTHONPATH the caller set (e.g. an older src/ to measure "before") in front.
         path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), root) if p)
         env = {**os.environ, "PYTHONPATH": path}
+        self._stderr = open(home / "server.err", "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=open(home / "server.err", "w"), text=True, env=env
-        )  # noqa: SIM115
+            command, stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=env
+        )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line:
-            raise RuntimeError(f"bench server did not start:\n{(home / 'server.err').read_text()[-3000:]}")
+            raise RuntimeError(
+                f"bench server did not start:\n{(home / 'server.err').read_text()[-3000:]}"
+            )
         self.info: dict[str, Any] = json.loads(line)
 
     @property
@@ -106,6 +117,10 @@ class BenchServer:
         return f"http://127.0.0.1:{self.info[which + '_port']}{path}"
 
     def stop(self) -> None:
+        self._stop_process()
+        self._stderr.close()
+
+    def _stop_process(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:
@@ -117,19 +132,34 @@ class BenchServer:
 
 def _mcp_session(url: str, headers: dict[str, str]) -> dict[str, str]:
     """Initialise one streamable-HTTP MCP session; the headers every later request needs."""
-    base = {**headers, "Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    base = {
+        **headers,
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+    }
     init = {
-        "jsonrpc": "2.0", "id": 0, "method": "initialize",
-        "params": {"protocolVersion": PROTOCOL_VERSION, "capabilities": {},
-                   "clientInfo": {"name": "blockpilot-bench", "version": "1"}},
-    }  # fmt: skip
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": PROTOCOL_VERSION,
+            "capabilities": {},
+            "clientInfo": {"name": "blockpilot-bench", "version": "1"},
+        },
+    }
     with httpx.Client(timeout=10) as client:
         response = client.post(url, json=init, headers=base)
         response.raise_for_status()
         session = response.headers["mcp-session-id"]
-        session_headers = {**base, "mcp-session-id": session, "mcp-protocol-version": PROTOCOL_VERSION}
+        session_headers = {
+            **base,
+            "mcp-session-id": session,
+            "mcp-protocol-version": PROTOCOL_VERSION,
+        }
         client.post(
-            url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session_headers
+            url,
+            json={"jsonrpc": "2.0", "method": "notifications/initialized"},
+            headers=session_headers,
         ).raise_for_status()
     return session_headers
 
@@ -142,11 +172,63 @@ def _check_mcp(url: str, headers: dict[str, str], body: str) -> None:
         raise RuntimeError(f"MCP tools/call failed ({response.status_code}): {text[:500]}")
 
 
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def _compare(
+    targets: list[tuple[str, str, str, dict[str, str]]],
+    *,
+    concurrency: int,
+    duration: float,
+    warmup: float,
+    repeats: int,
+    pid: int,
+) -> tuple[dict[str, Any], list[float], float]:
+    """Load each target *repeats* times, alternating (a, b, b, a, ...), so a noisy neighbour
+    hits both alike; per target the median run, and the per-repeat throughput ratios."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in targets}
+    peak = 0.0
+    for _, url, body, headers in targets:
+        run_load(url, body, headers, concurrency=concurrency, duration=warmup)
+    for i in range(repeats):
+        for name, url, body, headers in targets if i % 2 == 0 else list(reversed(targets)):
+            with _RSSSampler(pid) as sampler:
+                runs[name].append(
+                    run_load(url, body, headers, concurrency=concurrency, duration=duration)
+                )
+            if name == "blockpilot":
+                peak = max(peak, sampler.peak)
+    row: dict[str, Any] = {}
+    for name, results in runs.items():
+        row[name] = {
+            "requests_per_s": _median([r["requests_per_s"] for r in results]),
+            "p50_us": _median([r["p50_us"] for r in results]),
+            "p99_us": _median([r["p99_us"] for r in results]),
+            "requests": sum(r["requests"] for r in results),
+            "errors": sum(r["errors"] for r in results),
+            "non_2xx": sum(r["non_2xx"] for r in results),
+            "runs": results,
+        }
+    ours, other = targets[0][0], targets[1][0]
+    ratios = [
+        a["requests_per_s"] / b["requests_per_s"]
+        for a, b in zip(runs[ours], runs[other], strict=True)
+    ]
+    return row, ratios, peak
+
+
 def run(*, quick: bool, profile_to: Path | None = None) -> dict[str, Any]:
-    duration = 3.0 if quick else 10.0
-    warmup = 1.0 if quick else 2.0
+    duration = 3.0 if quick else 4.0
+    warmup = 1.0
+    repeats = 1 if quick else 3
     levels = (1, 16, 64)
-    results: dict[str, Any] = {"load_tool": tool_name(), "duration_s": duration, "http": {}, "mcp": {}}
+    results: dict[str, Any] = {
+        "load_tool": tool_name(),
+        "duration_s": duration,
+        "http": {},
+        "mcp": {},
+    }
     with temporary_home() as home:
         server = BenchServer(home, profile=profile_to)
         try:
@@ -173,22 +255,22 @@ def run(*, quick: bool, profile_to: Path | None = None) -> dict[str, Any]:
             results["rss_idle_mib"] = rss_mib(server.pid)
 
             peak = 0.0
+            results["repeats"] = repeats
             for level in levels:
-                row: dict[str, Any] = {}
-                for name, url, body, headers in (
-                    ("blockpilot", api_url, api_body, api_headers),
-                    ("bare", bare_url, bare_body, bare_headers),
-                ):
-                    run_load(url, body, headers, concurrency=level, duration=warmup)
-                    with _RSSSampler(server.pid) as sampler:
-                        row[name] = run_load(url, body, headers, concurrency=level, duration=duration)
-                    if name == "blockpilot":
-                        peak = max(peak, sampler.peak)
-                row["throughput_ratio"] = (
-                    row["blockpilot"]["requests_per_s"] / row["bare"]["requests_per_s"]
-                    if row["bare"]["requests_per_s"]
-                    else float("nan")
+                row, ratios, seen = _compare(
+                    [
+                        ("blockpilot", api_url, api_body, api_headers),
+                        ("bare", bare_url, bare_body, bare_headers),
+                    ],
+                    concurrency=level,
+                    duration=duration,
+                    warmup=warmup,
+                    repeats=repeats,
+                    pid=server.pid,
                 )
+                peak = max(peak, seen)
+                row["throughput_ratio"] = _median(ratios)
+                row["throughput_ratios"] = ratios
                 results["http"][str(level)] = row
 
             # MCP over streamable HTTP: one session each, JSON-RPC ids made unique by {id}.
@@ -196,32 +278,48 @@ def run(*, quick: bool, profile_to: Path | None = None) -> dict[str, Any]:
             plain_url = server.url("mcp", "/mcp")
             ours_headers = _mcp_session(ours_url, {"Authorization": f"Bearer {info['api_key']}"})
             plain_headers = _mcp_session(plain_url, {})
-            ours_body = json.dumps({
-                "jsonrpc": "2.0", "id": 999_000_000, "method": "tools/call",
-                "params": {"name": "run_block",
-                           "arguments": {"block_id": info["block_id"], "input_data": {"text": "hi"}}},
-            }).replace("999000000", "{id}")  # fmt: skip
-            plain_body = json.dumps({
-                "jsonrpc": "2.0", "id": 999_000_000, "method": "tools/call",
-                "params": {"name": "echo", "arguments": {"text": "hi"}},
-            }).replace("999000000", "{id}")  # fmt: skip
+            ours_body = json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 999_000_000,
+                    "method": "tools/call",
+                    "params": {
+                        "name": "run_block",
+                        "arguments": {"block_id": info["block_id"], "input_data": {"text": "hi"}},
+                    },
+                }
+            ).replace("999000000", "{id}")
+            plain_body = json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 999_000_000,
+                    "method": "tools/call",
+                    "params": {"name": "echo", "arguments": {"text": "hi"}},
+                }
+            ).replace("999000000", "{id}")
             _check_mcp(ours_url, ours_headers, ours_body)
             _check_mcp(plain_url, plain_headers, plain_body)
             for level in (1, 16):
-                row = {}
-                for name, url, body, headers in (
-                    ("blockpilot", ours_url, ours_body, ours_headers),
-                    ("plain", plain_url, plain_body, plain_headers),
-                ):
-                    run_load(url, body, headers, concurrency=level, duration=warmup)
-                    with _RSSSampler(server.pid) as sampler:
-                        row[name] = run_load(url, body, headers, concurrency=level, duration=duration)
-                    if name == "blockpilot":
-                        peak = max(peak, sampler.peak)
-                row["p50_ratio"] = row["blockpilot"]["p50_us"] / row["plain"]["p50_us"]
-                row["throughput_ratio"] = (
-                    row["blockpilot"]["requests_per_s"] / row["plain"]["requests_per_s"]
+                row, ratios, seen = _compare(
+                    [
+                        ("blockpilot", ours_url, ours_body, ours_headers),
+                        ("plain", plain_url, plain_body, plain_headers),
+                    ],
+                    concurrency=level,
+                    duration=duration,
+                    warmup=warmup,
+                    repeats=repeats,
+                    pid=server.pid,
                 )
+                peak = max(peak, seen)
+                p50_ratios = [
+                    a["p50_us"] / b["p50_us"]
+                    for a, b in zip(row["blockpilot"]["runs"], row["plain"]["runs"], strict=True)
+                ]
+                row["p50_ratio"] = _median(p50_ratios)
+                row["p50_ratios"] = p50_ratios
+                row["throughput_ratio"] = _median(ratios)
+                row["throughput_ratios"] = ratios
                 results["mcp"][str(level)] = row
             results["rss_peak_under_load_mib"] = peak
         finally:

@@ -58,7 +58,8 @@ async def run(*, quick: bool, profile_to: Path | None = None) -> dict[str, Any]:
         user, _ = await pilot.users.create("bench")
         session = (await pilot.session_for(user.id, None)).session_id
         await pilot.add_credentials(
-            user.id, {"provider": "openai", "type": "api_key", "api_key": "sk-bench-0123456789abcdef"}
+            user.id,
+            {"provider": "openai", "type": "api_key", "api_key": "sk-bench-0123456789abcdef"},
         )
         engine_user, _ = await engine_pilot.users.create("bench")
         engine_session = (await engine_pilot.session_for(engine_user.id, None)).session_id
@@ -113,7 +114,9 @@ async def run(*, quick: bool, profile_to: Path | None = None) -> dict[str, Any]:
     results = {name: s.summary() for name, s in samples.items()}
     ours = results[RUN_BLOCK]["p50_us"]
     ratios = {
-        name: ours / r["p50_us"] for name, r in results.items() if name != RUN_BLOCK and r["p50_us"] > 0
+        name: ours / r["p50_us"]
+        for name, r in results.items()
+        if name != RUN_BLOCK and r["p50_us"] > 0
     }
     return {
         "variants": results,

@@ -62,19 +62,32 @@ def run_load(
     if shutil.which("wrk"):
         return _run_wrk(url, body, headers, concurrency=concurrency, duration=duration)
     command = [
-        sys.executable, "-m", "bench.load", "--url", url, "--concurrency", str(concurrency),
-        "--duration", str(duration), "--body", body,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "bench.load",
+        "--url",
+        url,
+        "--concurrency",
+        str(concurrency),
+        "--duration",
+        str(duration),
+        "--body",
+        body,
+    ]
     for key, value in headers.items():
         command += ["--header", f"{key}:{value}"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=duration + 120, check=True)
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=duration + 120, check=True
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _run_wrk(
     url: str, body: str, headers: dict[str, str], *, concurrency: int, duration: float
 ) -> dict[str, Any]:
-    lines = "\n".join(f"wrk.headers[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in headers.items())
+    lines = "\n".join(
+        f"wrk.headers[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in headers.items()
+    )
     script = _LUA % {"body": _lua_string(body), "headers": lines}
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
@@ -82,9 +95,22 @@ def _run_wrk(
     try:
         seconds = max(1, round(duration))
         done = subprocess.run(
-            ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "10s", "-s", path, url],
-            capture_output=True, text=True, timeout=seconds + 60, check=True,
-        )  # fmt: skip
+            [
+                "wrk",
+                "-t1",
+                f"-c{concurrency}",
+                f"-d{seconds}s",
+                "--timeout",
+                "10s",
+                "-s",
+                path,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=True,
+        )
     finally:
         os.unlink(path)
     for line in done.stdout.splitlines():

@@ -45,76 +45,203 @@ def summary_rows(results: dict[str, Any]) -> list[Row]:
     if inproc:
         v = inproc["variants"]
         ours = v[RUN_BLOCK]["p50_us"]
-        rows.append(_row("1 in-process", "run_block p50 (trivial block)", ours, v[RAW]["p50_us"],
-                         unit="µs", baseline_name="raw block run", target="≤ 150 µs", met=ours <= 150))  # fmt: skip
+        rows.append(
+            _row(
+                "1 in-process",
+                "run_block p50 (trivial block)",
+                ours,
+                v[RAW]["p50_us"],
+                unit="µs",
+                baseline_name="raw block run",
+                target="≤ 150 µs",
+                met=ours <= 150,
+            )
+        )
         for name, label in ((LANGCHAIN, "LangChain ainvoke"), (MCP, "MCP SDK call_tool")):
             if name in v:
                 peer = v[name]["p50_us"]
-                rows.append(_row("1 in-process", f"run_block vs {label} (p50)", ours, peer, unit="µs",
-                                 baseline_name=label, target="ratio < 1", met=ours < peer))  # fmt: skip
-        rows.append(_row("1 in-process", "run_block p50, api_key block (decrypts)", v[RUN_BLOCK_KEY]["p50_us"],
-                         ours, unit="µs", baseline_name="run_block trivial"))  # fmt: skip
+                rows.append(
+                    _row(
+                        "1 in-process",
+                        f"run_block vs {label} (p50)",
+                        ours,
+                        peer,
+                        unit="µs",
+                        baseline_name=label,
+                        target="ratio < 1",
+                        met=ours < peer,
+                    )
+                )
+        rows.append(
+            _row(
+                "1 in-process",
+                "run_block p50, api_key block (decrypts)",
+                v[RUN_BLOCK_KEY]["p50_us"],
+                ours,
+                unit="µs",
+                baseline_name="run_block trivial",
+            )
+        )
         if RUN_BLOCK_ENGINE in v:
-            rows.append(_row("1 in-process", "run_block p50 with engine writes (before)",
-                             v[RUN_BLOCK_ENGINE]["p50_us"], ours, unit="µs",
-                             baseline_name="run_block now"))  # fmt: skip
+            rows.append(
+                _row(
+                    "1 in-process",
+                    "run_block p50 with engine writes (before)",
+                    v[RUN_BLOCK_ENGINE]["p50_us"],
+                    ours,
+                    unit="µs",
+                    baseline_name="run_block now",
+                )
+            )
     http = results.get("http")
     if http:
         for level, row in http["http"].items():
             ratio = row["throughput_ratio"]
-            rows.append(_row("2 HTTP", f"run_block req/s, concurrency {level}", row["blockpilot"]["requests_per_s"],
-                             row["bare"]["requests_per_s"], unit="req/s", ratio=ratio, baseline_name="bare FastAPI",
-                             target="≥ 0.60× bare", met=ratio >= 0.6))  # fmt: skip
-            rows.append(_row("2 HTTP", f"p50 / p99 latency, concurrency {level}",
-                             row["blockpilot"]["p50_us"], row["bare"]["p50_us"], unit="µs",
-                             baseline_name=f"p99 {row['blockpilot']['p99_us'] / 1000:.1f} ms vs "
-                             f"{row['bare']['p99_us'] / 1000:.1f} ms"))  # fmt: skip
+            rows.append(
+                _row(
+                    "2 HTTP",
+                    f"run_block req/s, concurrency {level}",
+                    row["blockpilot"]["requests_per_s"],
+                    row["bare"]["requests_per_s"],
+                    unit="req/s",
+                    ratio=ratio,
+                    baseline_name="bare FastAPI",
+                    target="≥ 0.60× bare",
+                    met=ratio >= 0.6,
+                )
+            )
+            rows.append(
+                _row(
+                    "2 HTTP",
+                    f"p50 / p99 latency, concurrency {level}",
+                    row["blockpilot"]["p50_us"],
+                    row["bare"]["p50_us"],
+                    unit="µs",
+                    baseline_name=f"p99 {row['blockpilot']['p99_us'] / 1000:.1f} ms vs "
+                    f"{row['bare']['p99_us'] / 1000:.1f} ms",
+                )
+            )
         for level, row in http["mcp"].items():
             ratio = row["p50_ratio"]
-            rows.append(_row("3 MCP HTTP", f"tools/call p50, concurrency {level}", row["blockpilot"]["p50_us"],
-                             row["plain"]["p50_us"], unit="µs", ratio=ratio, baseline_name="plain MCPServer",
-                             target="≤ 1.2×", met=ratio <= 1.2))  # fmt: skip
-            rows.append(_row("3 MCP HTTP", f"tools/call req/s, concurrency {level}",
-                             row["blockpilot"]["requests_per_s"], row["plain"]["requests_per_s"], unit="req/s",
-                             ratio=row["throughput_ratio"], baseline_name="plain MCPServer",
-                             target="≥ 0.83× (1/1.2)", met=row["throughput_ratio"] >= 1 / 1.2))  # fmt: skip
+            rows.append(
+                _row(
+                    "3 MCP HTTP",
+                    f"tools/call p50, concurrency {level}",
+                    row["blockpilot"]["p50_us"],
+                    row["plain"]["p50_us"],
+                    unit="µs",
+                    ratio=ratio,
+                    baseline_name="plain MCPServer",
+                    target="≤ 1.2×",
+                    met=ratio <= 1.2,
+                )
+            )
+            rows.append(
+                _row(
+                    "3 MCP HTTP",
+                    f"tools/call req/s, concurrency {level}",
+                    row["blockpilot"]["requests_per_s"],
+                    row["plain"]["requests_per_s"],
+                    unit="req/s",
+                    ratio=row["throughput_ratio"],
+                    baseline_name="plain MCPServer",
+                    target="≥ 0.83× (1/1.2)",
+                    met=row["throughput_ratio"] >= 1 / 1.2,
+                )
+            )
     find = results.get("find")
     if find:
         for name, cat in find["catalogues"].items():
             at_1k = name.startswith("+1,000")
-            rows.append(_row("4 find_block", f"p50 ({cat['blocks']:,} blocks)", cat["p50_us"], unit="µs",
-                             baseline_name=f"p99 {cat['p99_us'] / 1000:.2f} ms",
-                             target="≤ 2 ms" if at_1k else "",
-                             met=(cat["p50_us"] <= 2000) if at_1k else None))  # fmt: skip
-        rows.append(_row("4 find_block", f"recall@5 ({find['queries']} labelled queries)", find["recall_at_5"],
-                         target="≥ 0.90", met=find["recall_at_5"] >= 0.9))  # fmt: skip
+            rows.append(
+                _row(
+                    "4 find_block",
+                    f"p50 ({cat['blocks']:,} blocks)",
+                    cat["p50_us"],
+                    unit="µs",
+                    baseline_name=f"p99 {cat['p99_us'] / 1000:.2f} ms",
+                    target="≤ 2 ms" if at_1k else "",
+                    met=(cat["p50_us"] <= 2000) if at_1k else None,
+                )
+            )
+        rows.append(
+            _row(
+                "4 find_block",
+                f"recall@5 ({find['queries']} labelled queries)",
+                find["recall_at_5"],
+                target="≥ 0.90",
+                met=find["recall_at_5"] >= 0.9,
+            )
+        )
         rows.append(_row("4 find_block", "recall@1", find["recall_at_1"]))
     scale = results.get("scale")
     if scale:
         by = scale["by_users"]
         first, last = by[min(by, key=int)], by[max(by, key=int)]
         for users, row in by.items():
-            rows.append(_row("5 scale", f"credential resolve p50, {int(users):,} users × 20",
-                             row["resolve_repeat"]["p50_us"], unit="µs",
-                             baseline_name=f"first sight {row['resolve_first']['p50_us']:.0f} µs"))  # fmt: skip
+            rows.append(
+                _row(
+                    "5 scale",
+                    f"credential resolve p50, {int(users):,} users × 20",
+                    row["resolve_repeat"]["p50_us"],
+                    unit="µs",
+                    baseline_name=f"first sight {row['resolve_first']['p50_us']:.0f} µs",
+                )
+            )
         flat = last["resolve_repeat"]["p50_us"] / first["resolve_repeat"]["p50_us"]
-        rows.append(_row("5 scale", f"resolve p50 {int(max(by, key=int)):,} vs {int(min(by, key=int)):,} users",
-                         last["resolve_repeat"]["p50_us"], first["resolve_repeat"]["p50_us"], unit="µs",
-                         ratio=flat, target="flat (≤ 1.5×)", met=flat <= 1.5))  # fmt: skip
-        rows.append(_row("5 scale", "run_block p50, api_key block, 10,000 users",
-                         last["run_block_api_key_repeat"]["p50_us"], unit="µs"))  # fmt: skip
+        rows.append(
+            _row(
+                "5 scale",
+                f"resolve p50 {int(max(by, key=int)):,} vs {int(min(by, key=int)):,} users",
+                last["resolve_repeat"]["p50_us"],
+                first["resolve_repeat"]["p50_us"],
+                unit="µs",
+                ratio=flat,
+                target="flat (≤ 1.5×)",
+                met=flat <= 1.5,
+            )
+        )
+        rows.append(
+            _row(
+                "5 scale",
+                "run_block p50, api_key block, 10,000 users",
+                last["run_block_api_key_repeat"]["p50_us"],
+                unit="µs",
+            )
+        )
         for n, cost in scale.get("secret_registry", {}).items():
-            rows.append(_row("5 scale", f"log-line scrub with {int(n):,} users' secrets known",
-                             cost["scrub_log_line_us"], unit="µs",
-                             baseline_name=f"adding one new secret {cost['add_one_secret_us']:,.0f} µs"))  # fmt: skip
+            rows.append(
+                _row(
+                    "5 scale",
+                    f"log-line scrub with {int(n):,} users' secrets known",
+                    cost["scrub_log_line_us"],
+                    unit="µs",
+                    baseline_name=f"adding one new secret {cost['add_one_secret_us']:,.0f} µs",
+                )
+            )
         sleep = scale["concurrent_sleep"]
-        rows.append(_row("5 scale", f"{sleep['calls']:,} concurrent 100 ms runs: wall / sleep", sleep["wall_s"],
-                         sleep["sleep_s"], unit="s", ratio=sleep["wall_over_sleep"],
-                         target="about one sleep (≤ 1.5×)",
-                         met=sleep["wall_over_sleep"] <= 1.5 and sleep["completed"] == sleep["calls"]))  # fmt: skip
+        rows.append(
+            _row(
+                "5 scale",
+                f"{sleep['calls']:,} concurrent 100 ms runs: wall / sleep",
+                sleep["wall_s"],
+                sleep["sleep_s"],
+                unit="s",
+                ratio=sleep["wall_over_sleep"],
+                target="about one sleep (≤ 1.5×)",
+                met=sleep["wall_over_sleep"] <= 1.5 and sleep["completed"] == sleep["calls"],
+            )
+        )
     if http:
-        rows.append(_row("5 scale", "server RSS idle / peak under load", http.get("rss_idle_mib"),
-                         unit="MiB", baseline_name=f"peak {http.get('rss_peak_under_load_mib', 0):.0f} MiB"))  # fmt: skip
+        rows.append(
+            _row(
+                "5 scale",
+                "server RSS idle / peak under load",
+                http.get("rss_idle_mib"),
+                unit="MiB",
+                baseline_name=f"peak {http.get('rss_peak_under_load_mib', 0):.0f} MiB",
+            )
+        )
     return rows
 
 
@@ -179,7 +306,8 @@ def write_chart(path: Path, results: dict[str, Any], machine: dict[str, Any]) ->
         return False
     fig, axes = plt.subplots(2, 3, figsize=(17, 9.5))
     fig.suptitle(
-        f"blockpilot benchmarks — {machine['cpu']}, {machine['cores']} cores, Python {machine['python']}",
+        f"blockpilot benchmarks — {machine['cpu']}, {machine['cores']} cores, "
+        f"Python {machine['python']}",
         fontsize=12,
     )
     ours_color, base_color = "#1f6feb", "#9aa4b2"
@@ -209,7 +337,14 @@ def write_chart(path: Path, results: dict[str, Any], machine: dict[str, Any]) ->
         ax.bar([i - 0.2 for i in x], ours, 0.4, label="blockpilot run_block", color=ours_color)
         ax.bar([i + 0.2 for i in x], bare, 0.4, label="bare FastAPI endpoint", color=base_color)
         for i, lv in enumerate(levels):
-            ax.text(i - 0.2, ours[i], f"{http['http'][lv]['throughput_ratio']:.2f}×", ha="center", va="bottom", fontsize=8)
+            ax.text(
+                i - 0.2,
+                ours[i],
+                f"{http['http'][lv]['throughput_ratio']:.2f}×",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
         ax.set_xticks(list(x), [f"c={lv}" for lv in levels])
         ax.set_ylabel("requests / s")
         ax.set_title(f"2. HTTP POST /api/v1/tools/run_block ({http['load_tool']})")
@@ -224,7 +359,14 @@ def write_chart(path: Path, results: dict[str, Any], machine: dict[str, Any]) ->
         ax.bar([i - 0.2 for i in x], ours, 0.4, label="blockpilot /mcp run_block", color=ours_color)
         ax.bar([i + 0.2 for i in x], plain, 0.4, label="plain MCPServer tool", color=base_color)
         for i, lv in enumerate(levels):
-            ax.text(i - 0.2, ours[i], f"{http['mcp'][lv]['p50_ratio']:.2f}×", ha="center", va="bottom", fontsize=8)
+            ax.text(
+                i - 0.2,
+                ours[i],
+                f"{http['mcp'][lv]['p50_ratio']:.2f}×",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
         ax.set_xticks(list(x), [f"c={lv}" for lv in levels])
         ax.set_ylabel("p50 latency, ms")
         ax.set_title("3. MCP tools/call over streamable HTTP")
@@ -239,10 +381,15 @@ def write_chart(path: Path, results: dict[str, Any], machine: dict[str, Any]) ->
         x = range(len(cats))
         ax.bar([i - 0.2 for i in x], p50, 0.4, label="p50", color=ours_color)
         ax.bar([i + 0.2 for i in x], p99, 0.4, label="p99", color="#6e40c9")
-        ax.axhline(2.0, color="#d1242f", linestyle="--", linewidth=1, label="target p50 2 ms at 1,000")
+        ax.axhline(
+            2.0, color="#d1242f", linestyle="--", linewidth=1, label="target p50 2 ms at 1,000"
+        )
         ax.set_xticks(list(x), [f"{find['catalogues'][c]['blocks']:,} blocks" for c in cats])
         ax.set_ylabel("ms per find_block call")
-        ax.set_title(f"4. find_block (recall@1 {find['recall_at_1']:.2f}, recall@5 {find['recall_at_5']:.2f})")
+        ax.set_title(
+            f"4. find_block (recall@1 {find['recall_at_1']:.2f}, "
+            f"recall@5 {find['recall_at_5']:.2f})"
+        )
         ax.legend(fontsize=8)
 
     ax = axes[1][1]
@@ -255,7 +402,13 @@ def write_chart(path: Path, results: dict[str, Any], machine: dict[str, Any]) ->
             ("resolve_first", "resolve (first sight of the user's secrets)", "#bf8700"),
             ("run_block_api_key_repeat", "run_block, api_key block", "#1a7f37"),
         ):
-            ax.plot(x, [scale["by_users"][u][key]["p50_us"] / 1000 for u in users], marker="o", label=label, color=color)
+            ax.plot(
+                x,
+                [scale["by_users"][u][key]["p50_us"] / 1000 for u in users],
+                marker="o",
+                label=label,
+                color=color,
+            )
         ax.set_xscale("log")
         ax.set_xlabel("users (20 credentials each)")
         ax.set_ylabel("p50 ms")
@@ -266,16 +419,24 @@ def write_chart(path: Path, results: dict[str, Any], machine: dict[str, Any]) ->
     ax = axes[1][2]
     if scale:
         sleep = scale["concurrent_sleep"]
-        bars = {"one sleep": sleep["sleep_s"], f"{sleep['calls']:,} concurrent runs": sleep["wall_s"]}
+        bars = {
+            "one sleep": sleep["sleep_s"],
+            f"{sleep['calls']:,} concurrent runs": sleep["wall_s"],
+        }
         ax.bar(list(bars), list(bars.values()), color=[base_color, ours_color])
         ax.set_ylabel("seconds")
         ax.set_title(f"5. 1,000 × 100 ms blocks at once: {sleep['wall_over_sleep']:.2f}× one sleep")
         if http:
             ax.text(
-                0.98, 0.95,
-                f"server RSS idle {http.get('rss_idle_mib', 0):.0f} MiB\npeak under load {http.get('rss_peak_under_load_mib', 0):.0f} MiB",
-                transform=ax.transAxes, ha="right", va="top", fontsize=9,
-            )  # fmt: skip
+                0.98,
+                0.95,
+                f"server RSS idle {http.get('rss_idle_mib', 0):.0f} MiB\n"
+                f"peak under load {http.get('rss_peak_under_load_mib', 0):.0f} MiB",
+                transform=ax.transAxes,
+                ha="right",
+                va="top",
+                fontsize=9,
+            )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -47,34 +47,50 @@ SCALES = (100, 1_000, 10_000)
 
 def _user_credentials(rng: random.Random) -> list[Credentials]:
     def token(prefix: str = "") -> str:
-        return prefix + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(32))
+        return prefix + "".join(
+            rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(32)
+        )
 
     creds: list[Credentials] = []
     for i in range(3):
-        creds.append(APIKeyCredentials(provider="openai", api_key=token("sk-"), title=f"OpenAI {i}"))
-    for i in range(2):
-        creds.append(APIKeyCredentials(provider="anthropic", api_key=token("sk-ant-"), title=f"Claude {i}"))
-    for i in range(3):
         creds.append(
-            OAuth2Credentials(
-                provider="github", access_token=token("gho_"), refresh_token=token(),
-                scopes=["repo"], title=f"GitHub {i}",
-            )  # fmt: skip
+            APIKeyCredentials(provider="openai", api_key=token("sk-"), title=f"OpenAI {i}")
+        )
+    for i in range(2):
+        creds.append(
+            APIKeyCredentials(provider="anthropic", api_key=token("sk-ant-"), title=f"Claude {i}")
         )
     for i in range(3):
         creds.append(
             OAuth2Credentials(
-                provider="google", access_token=token("ya29."), scopes=["gmail.send"], title=f"Google {i}"
+                provider="github",
+                access_token=token("gho_"),
+                refresh_token=token(),
+                scopes=["repo"],
+                title=f"GitHub {i}",
             )
         )
     for i in range(3):
         creds.append(
-            UserPasswordCredentials(provider="smtp", username=f"user{i}@example.com", password=token())
+            OAuth2Credentials(
+                provider="google",
+                access_token=token("ya29."),
+                scopes=["gmail.send"],
+                title=f"Google {i}",
+            )
+        )
+    for i in range(3):
+        creds.append(
+            UserPasswordCredentials(
+                provider="smtp", username=f"user{i}@example.com", password=token()
+            )
         )
     for i in range(CREDENTIALS_PER_USER - len(creds)):
         creds.append(
             HostScopedCredentials(
-                provider="http", host=f"api{i}.example.com", headers={"Authorization": f"Bearer {token()}"}
+                provider="http",
+                host=f"api{i}.example.com",
+                headers={"Authorization": f"Bearer {token()}"},
             )
         )
     return creds
@@ -94,10 +110,17 @@ async def _seed(pilot: Any, start: int, stop: int, rng: random.Random) -> list[s
             token, key_id = store._encrypt(row["id"], creds)
             cred_rows.append(
                 {
-                    "id": creds.id, "user_id": row["id"], "secret": token, "key_id": key_id,
-                    "is_default": False, "needs_reauth": False, "created_at": now,
-                    "updated_at": now, "last_used_at": None, **_columns(creds),
-                }  # fmt: skip
+                    "id": creds.id,
+                    "user_id": row["id"],
+                    "secret": token,
+                    "key_id": key_id,
+                    "is_default": False,
+                    "needs_reauth": False,
+                    "created_at": now,
+                    "updated_at": now,
+                    "last_used_at": None,
+                    **_columns(creds),
+                }
             )
     async with pilot.engine.begin() as conn:
         await conn.execute(users_table.insert(), user_rows)
@@ -114,7 +137,9 @@ def _log_record_us(repeats: int = 200) -> float:
     logger.setLevel(logging.INFO)
     started = time.perf_counter()
     for _ in range(repeats):
-        logger.info("POST /api/v1/tools/run_block 200 1.2ms", extra={"path": "/api/v1/tools/run_block"})
+        logger.info(
+            "POST /api/v1/tools/run_block 200 1.2ms", extra={"path": "/api/v1/tools/run_block"}
+        )
     return (time.perf_counter() - started) / repeats * 1e6
 
 
@@ -139,10 +164,13 @@ def _secret_registry_costs() -> dict[str, Any]:
             registry.add([secret])
         add_us = (time.perf_counter() - t0) / len(new) * 1e6
         redactor = registry.redactor
-        t0 = time.perf_counter()
-        for _ in range(50):
-            redactor.scrub_text(line)
-        scrub_us = (time.perf_counter() - t0) / 50 * 1e6
+        batches = []
+        for _ in range(5):  # the median of 5 batches: one noisy batch does not decide
+            t0 = time.perf_counter()
+            for _ in range(40):
+                redactor.scrub_text(line)
+            batches.append((time.perf_counter() - t0) / 40 * 1e6)
+        scrub_us = sorted(batches)[2]
         costs[str(n)] = {"add_one_secret_us": add_us, "scrub_log_line_us": scrub_us}
     return costs
 
@@ -161,13 +189,18 @@ async def run(*, quick: bool) -> dict[str, Any]:
             seed_s = time.perf_counter() - started
             sample = rng.sample(seeded, min(sample_size, len(seeded)))
             sessions = {uid: (await pilot.session_for(uid, None)).session_id for uid in sample}
-            row: dict[str, Any] = {"seed_s": seed_s, "credential_rows": len(seeded) * CREDENTIALS_PER_USER}
+            row: dict[str, Any] = {
+                "seed_s": seed_s,
+                "credential_rows": len(seeded) * CREDENTIALS_PER_USER,
+            }
             for label in ("first", "repeat"):
                 resolve, run_block = Samples(), Samples()
                 for uid in sample:
                     t0 = time.perf_counter()
                     candidates = await pilot.credentials.candidates(uid)
-                    match = match_credentials_to_requirements(candidates, requirements, {}, for_execution=True)
+                    match = match_credentials_to_requirements(
+                        candidates, requirements, {}, for_execution=True
+                    )
                     creds = await pilot.credentials.get(uid, match.matched["credentials"].id)
                     resolve.values.append(time.perf_counter() - t0)
                     assert creds is not None
@@ -196,17 +229,25 @@ async def run(*, quick: bool) -> dict[str, Any]:
         args = {"block_id": BenchSleepBlock.id, "input_data": {"seconds": 0.1}}
         await pilot.call_tool("run_block", args, user_id=user.id, session_id=session)
         count = 1000
-        started = time.perf_counter()
-        responses = await asyncio.gather(
-            *(pilot.call_tool("run_block", args, user_id=user.id, session_id=session) for _ in range(count))
-        )
-        wall = time.perf_counter() - started
-        ok = sum(1 for r in responses if r.type == "block_output")
+        walls: list[float] = []
+        ok = count
+        for _ in range(3):  # three bursts; the median is reported
+            started = time.perf_counter()
+            responses = await asyncio.gather(
+                *(
+                    pilot.call_tool("run_block", args, user_id=user.id, session_id=session)
+                    for _ in range(count)
+                )
+            )
+            walls.append(time.perf_counter() - started)
+            ok = min(ok, sum(1 for r in responses if r.type == "block_output"))
+        wall = sorted(walls)[1]
         results["concurrent_sleep"] = {
             "calls": count,
             "completed": ok,
             "sleep_s": 0.1,
             "wall_s": wall,
+            "wall_s_each": walls,
             "wall_over_sleep": wall / 0.1,
         }
     return results

@@ -37,6 +37,18 @@ if BACKEND == "postgresql" and not PG_ADMIN_URL:
 _PREFIX = "bpt"
 _READY_AHEAD = 3
 
+CURRENT_URL: str | None = None
+"""The running test's PostgreSQL database URL (set by ``settings_factory``); None on SQLite."""
+
+
+def database_env() -> dict[str, str]:
+    """What a child process needs to use the running test's database, if not the default.
+
+    For tests that build a child's environment from scratch (``BLOCKPILOT_HOME`` and keys):
+    ``env.update(database_env())``.
+    """
+    return {"BLOCKPILOT_DATABASE_URL": CURRENT_URL} if CURRENT_URL else {}
+
 
 def _plain_url(url: str) -> str:
     """``postgresql://…`` for asyncpg itself (it does not take SQLAlchemy's ``+driver``)."""
@@ -222,3 +234,82 @@ async def stored_bytes(pilot: Any) -> bytes:
         return b"\n".join(chunks)
     finally:
         await conn.close()
+
+
+class SyncDatabase:
+    """Plain synchronous SQL on the test's database, for tests that poke at it from the side
+    (as another process would): sqlite3 on SQLite, asyncpg in a thread of its own on PostgreSQL.
+
+    Statements use ``?`` placeholders (turned into ``$1``… for PostgreSQL); write booleans as
+    ``false``/``true`` and timestamps as aware ``datetime`` values, which both accept.
+
+    Args:
+        settings: The test's Settings (its ``effective_database_url`` says where).
+    """
+
+    def __init__(self, settings: Any) -> None:
+        url = make_url(settings.effective_database_url)
+        self.postgresql = url.get_backend_name() == "postgresql"
+        self._url = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._path = url.database
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement (committed) and return its rows."""
+        return self.executemany(sql, [params])[0]
+
+    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
+        """Run *sql* once per parameter tuple, in one transaction; the rows of each run."""
+        if not self.postgresql:
+            import sqlite3
+
+            with sqlite3.connect(str(self._path), timeout=5) as db:
+                return [
+                    [tuple(r) for r in db.execute(sql, tuple(map(_sqlite_value, p)))] for p in rows
+                ]
+        return _in_thread(self._pg(_numbered(sql), rows))
+
+    async def _pg(self, sql: str, rows: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
+        import asyncpg
+
+        conn = await asyncpg.connect(self._url)
+        try:
+            async with conn.transaction():
+                return [[tuple(r) for r in await conn.fetch(sql, *params)] for params in rows]
+        finally:
+            await conn.close()
+
+
+def _numbered(sql: str) -> str:
+    parts = sql.split("?")
+    return "".join(
+        part + (f"${i + 1}" if i < len(parts) - 1 else "") for i, part in enumerate(parts)
+    )
+
+
+def _sqlite_value(value: Any) -> Any:
+    from datetime import UTC, datetime
+
+    if isinstance(value, datetime):  # as SQLAlchemy stores it on SQLite: UTC, no offset
+        value = value.astimezone(UTC) if value.tzinfo else value
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
+
+
+def _in_thread(coroutine: Any) -> Any:
+    """Run *coroutine* to completion on a new event loop in another thread (callable from
+    synchronous code, even inside a running loop)."""
+    result: list[Any] = []
+    error: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(asyncio.run(coroutine))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            error.append(exc)
+
+    thread = threading.Thread(target=run, name="sync-database")
+    thread.start()
+    thread.join()
+    if error:
+        raise error[0]
+    return result[0]

@@ -64,14 +64,21 @@ def settings_factory(
         if _postgres_databases is not None:
             if not databases:
                 databases.append(_postgres_databases.acquire())
-            admin_url = _postgres_databases.admin_url
-            values["database_url"] = bp_database.sqlalchemy_url(admin_url, databases[0])
+                url = bp_database.sqlalchemy_url(_postgres_databases.admin_url, databases[0])
+                # What a CLI run in-process (CliRunner) or a child process reads; children
+                # built from a filtered environment add bp_database.database_env().
+                monkeypatch.setenv("BLOCKPILOT_DATABASE_URL", url)
+                bp_database.CURRENT_URL = url
+            values["database_url"] = bp_database.sqlalchemy_url(
+                _postgres_databases.admin_url, databases[0]
+            )
         values.update(overrides)
         return Settings.load(**values)
 
     yield make
     # Everything that uses this factory is torn down by now (it was set up after it).
     if _postgres_databases is not None and databases:
+        bp_database.CURRENT_URL = None
         _postgres_databases.release(databases[0])
 
 

@@ -103,7 +103,9 @@ def _present(text: str, index: _FormIndex) -> set[str]:
         bucket = get(text[end - _MIN_SECRET_CHARS : end])
         if bucket:
             found.update(
-                form for form in bucket if len(form) <= end and text.startswith(form, end - len(form))
+                form
+                for form in bucket
+                if len(form) <= end and text.startswith(form, end - len(form))
             )
     return found
 

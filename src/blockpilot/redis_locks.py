@@ -51,6 +51,10 @@ FENCE_TTL_MS = 7 * 24 * 3600 * 1000
 _VERIFY_MARGIN = 0.2
 
 _ACQUIRE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  -- ours already: an earlier attempt succeeded but its answer was lost (retried after a timeout)
+  return tonumber(redis.call('GET', KEYS[2]))
+end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local now = redis.call('TIME')
   local floor = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)

@@ -55,7 +55,9 @@ def _problem(value: Any, max_depth: int) -> str | None:
         node, depth = stack.pop()
         if isinstance(node, str):
             if _SURROGATE.search(node):
-                return "a string holds a lone surrogate (\\ud800-\\udfff), which is not Unicode text"
+                return (
+                    "a string holds a lone surrogate (\\ud800-\\udfff), which is not Unicode text"
+                )
             continue
         if isinstance(node, dict):
             children: Any = [*node.keys(), *node.values()]

@@ -147,3 +147,16 @@ async def test_redis_down_while_holding_keeps_the_lease_until_it_runs_out(
         await asyncio.sleep(1.2)
         with pytest.raises(LeaseLostError):
             await lease.verify()
+
+
+async def test_an_acquire_retried_after_its_answer_was_lost_is_still_ours(
+    managers: Managers,
+) -> None:
+    manager = managers()
+    keys, owner = manager._keys("k"), "owner-1"
+    first = await manager._acquire(keys=keys, args=[owner, 2000, 60_000])
+    again = await manager._acquire(
+        keys=keys, args=[owner, 2000, 60_000]
+    )  # the same request, retried
+    assert first and again == first
+    assert await manager._acquire(keys=keys, args=["owner-2", 2000, 60_000]) == 0

@@ -7,14 +7,15 @@ import asyncio
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bp_database import SyncDatabase, database_env
 from sec_helpers import CANARIES, GITHUB_ISSUE_ID, LLM_ID, tool_json
 from sqlalchemy import select, update
 from typer.testing import CliRunner
@@ -132,13 +133,13 @@ async def test_a_wrong_key_at_start_up_refuses_to_start(settings_factory: Any, h
 # --------------------------------------------------------------------------- key rotation
 
 
-def _bulk_credentials(database: Path, user_id: str, keys: list[str], count: int) -> dict[str, str]:
+def _bulk_credentials(database: SyncDatabase, user_id: str, keys: list[str], count: int) -> dict[str, str]:
     """*count* api-key credentials for *user_id*, encrypted under ``keys`` (first active),
     inserted in one transaction straight into the table."""
     cipher = CredentialCipher(KeyRing.from_strings(keys))
     secrets: dict[str, str] = {}
     rows = []
-    now = time.strftime("%Y-%m-%d %H:%M:%S.000000")
+    now = datetime.now(UTC)
     for index in range(count):
         creds = APIKeyCredentials(provider="openai", api_key=f"sk-bulk-{index:06d}-{os.urandom(6).hex()}")
         secrets[creds.id] = creds.api_key.get_secret_value()
@@ -146,18 +147,16 @@ def _bulk_credentials(database: Path, user_id: str, keys: list[str], count: int)
         cols = _columns(creds)
         rows.append((creds.id, user_id, cols["provider"], cols["type"], cols["title"], token,
                      cipher.key_ring.active_key_id, now, now))
-    with sqlite3.connect(database) as db:
-        db.executemany(
-            "INSERT INTO credentials (id, user_id, provider, type, title, secret, key_id, scopes, "
-            "is_default, needs_reauth, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, '[]', 0, 0, ?, ?)",
-            rows,
-        )
+    database.executemany(
+        "INSERT INTO credentials (id, user_id, provider, type, title, secret, key_id, scopes, "
+        "is_default, needs_reauth, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, '[]', false, false, ?, ?)",
+        rows,
+    )
     return secrets
 
 
-def _count_under(database: Path, key_id: str) -> int:
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as db:
-        return int(db.execute("SELECT count(*) FROM credentials WHERE key_id = ?", (key_id,)).fetchone()[0])
+def _count_under(database: SyncDatabase, key_id: str) -> int:
+    return int(database.execute("SELECT count(*) FROM credentials WHERE key_id = ?", (key_id,))[0][0])
 
 
 @pytest.mark.slow
@@ -171,13 +170,13 @@ async def test_key_rotation_killed_with_sigkill_resumes_and_ends_under_the_new_k
         user, _ = await pilot.users.create("alice")
         canary = CANARIES.new("sk-")
         kept = await pilot.add_credentials(user.id, {"provider": "openai", "type": "api_key", "api_key": canary})
-    database = home / "blockpilot.db"
+    database = SyncDatabase(settings)  # the SQLite file or the PostgreSQL database, from the side
     total = 8000
     secrets = _bulk_credentials(database, user.id, [old], total)
     secrets[kept.id] = canary
     total += 1
     env = {k: v for k, v in os.environ.items() if not k.startswith("BLOCKPILOT_")}
-    env.update({"BLOCKPILOT_HOME": str(home), "BLOCKPILOT_ENCRYPTION_KEYS": f"{new},{old}"})
+    env.update({"BLOCKPILOT_HOME": str(home), "BLOCKPILOT_ENCRYPTION_KEYS": f"{new},{old}", **database_env()})
 
     killed_at: list[int] = []
     for _attempt in range(3):  # kill it mid-way (a few times, if it is quick)
@@ -221,10 +220,9 @@ async def test_key_rotation_killed_with_sigkill_resumes_and_ends_under_the_new_k
     with pytest.raises(EncryptionKeyError):
         await Pilot.open(settings_factory(encryption_keys=(old,)))
     old_only = CredentialCipher(KeyRing.from_strings([old]))
-    with sqlite3.connect(database) as db:
-        for cred_id, owner, token in db.execute("SELECT id, user_id, secret FROM credentials LIMIT 50"):
-            with pytest.raises(DecryptionError):
-                old_only.decrypt(token, associated_data=credential_aad(owner, cred_id))
+    for cred_id, owner, token in database.execute("SELECT id, user_id, secret FROM credentials LIMIT 50"):
+        with pytest.raises(DecryptionError):
+            old_only.decrypt(bytes(token), associated_data=credential_aad(owner, cred_id))
 
 
 class _HookedCipher:
@@ -250,7 +248,7 @@ async def test_rotation_never_overwrites_a_credential_refreshed_meanwhile(settin
         user, _ = await pilot.users.create("alice")
         stale, fresh = CANARIES.new("stale-"), CANARIES.new("fresh-")
         meta = await pilot.add_credentials(user.id, {"provider": "openai", "type": "api_key", "api_key": stale})
-    database = home / "blockpilot.db"
+    database = SyncDatabase(settings_factory())  # as another process would see it
     async with await Pilot.open(settings_factory(encryption_keys=(new, old))) as pilot:
         store = pilot.credential_store
         refreshed = APIKeyCredentials(id=meta.id, provider="openai", api_key=fresh)
@@ -262,8 +260,9 @@ async def test_rotation_never_overwrites_a_credential_refreshed_meanwhile(settin
                 return
             cipher = CredentialCipher(KeyRing.from_strings([new]))
             token = cipher.encrypt(_plaintext(refreshed), associated_data=credential_aad(user.id, meta.id))
-            with sqlite3.connect(database, timeout=5) as db:
-                db.execute("UPDATE credentials SET secret = ?, key_id = ? WHERE id = ?", (token, KeyRing.key_id_of(new), meta.id))
+            database.execute(
+                "UPDATE credentials SET secret = ?, key_id = ? WHERE id = ?", (token, KeyRing.key_id_of(new), meta.id)
+            )
             done.append(True)
 
         store._cipher = _HookedCipher(store._cipher, refresh_elsewhere)  # type: ignore[assignment]

@@ -23,14 +23,19 @@ from typing import Any
 from urllib.parse import quote, quote_plus, urlsplit
 
 import httpcore
-import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from sec_helpers import StubResolver
 
 from blockpilot.blocks.registry import BlockRegistry
 from blockpilot.credentials.hosts import HostPattern
-from blockpilot.errors import BlockInputError, BlockpilotError, DestinationBlockedError, InvalidInputError
+from blockpilot.errors import (
+    BlockInputError,
+    BlockpilotError,
+    DestinationBlockedError,
+    InvalidInputError,
+    WorkspacePathError,
+)
 from blockpilot.net import DestinationPolicy, GuardedHTTPClient
 from blockpilot.net.ranges import is_blocked_address
 from blockpilot.net.transport import PinnedTransport
@@ -40,7 +45,6 @@ from blockpilot.redaction import REDACTED, Redactor
 from blockpilot.runner import MAX_INPUT_DEPTH, input_shape_problem
 from blockpilot.strict_json import MAX_DEPTH, StrictJSONError, loads_strict
 from blockpilot.workspaces.paths import normalise_path
-from blockpilot.errors import WorkspacePathError
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -359,7 +359,7 @@ async def test_smtp_server_payloads_are_blocked_before_connecting(
         )
         cause = blocked_cause(outcome)
         # A name nobody resolves is a network error; everything else is the typed refusal.
-        if cause != "destination_blocked" and not (outcome["type"] == "input_validation_error"):
+        if cause != "destination_blocked" and outcome["type"] != "input_validation_error":
             wrong.append(f"{host!r}: {outcome['type']} {cause} {outcome['message'][:100]}")
     assert not wrong, "\n".join(wrong)
     assert smtp_canary.connections == 0

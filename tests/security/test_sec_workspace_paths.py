@@ -304,21 +304,27 @@ async def test_a_racing_symlink_flipper_never_gets_a_write_outside(setup: Any, t
     stop = threading.Event()
     flips = 0
 
+    started = threading.Event()
+
     def flipper() -> None:
         nonlocal flips
         while not stop.is_set():
             try:
                 if blob_dir.is_symlink():
                     blob_dir.unlink()
-                else:
+                elif blob_dir.exists():
                     blob_dir.rename(blob_dir.with_name(f"{blob_dir.name}.parked{flips}"))
                     blob_dir.symlink_to(outside, target_is_directory=True)
+                else:
+                    blob_dir.symlink_to(outside, target_is_directory=True)
                 flips += 1
+                started.set()
             except OSError:
                 pass
 
     thread = threading.Thread(target=flipper, daemon=True)
     thread.start()
+    assert started.wait(5)
     try:
         for index in range(150):
             try:

@@ -183,7 +183,9 @@ async def test_a_revoked_api_key_stops_working_at_once(pilot, alice) -> None:  #
 
 
 def _plain(secrets: list[str], text: str) -> str:
-    forms = sorted({f for s in secrets if len(s) >= 6 for f in secret_forms(s)}, key=lambda f: (-len(f), f))
+    forms = sorted(
+        {f for s in secrets if len(s) >= 6 for f in secret_forms(s)}, key=lambda f: (-len(f), f)
+    )
     for form in forms:
         if form in text:
             text = text.replace(form, REDACTED)
@@ -196,13 +198,17 @@ def test_indexed_redaction_matches_the_plain_loop() -> None:
     rng = random.Random(42)
     alphabet = "abcAB01=+/_-[]REDACT"
     for _ in range(300):
-        secrets = ["".join(rng.choice(alphabet) for _ in range(rng.randint(6, 12))) for _ in range(80)]
+        secrets = [
+            "".join(rng.choice(alphabet) for _ in range(rng.randint(6, 12))) for _ in range(80)
+        ]
         secrets.append(secrets[0][:7] + "tail!")  # one secret overlapping another
         redactor = Redactor(secrets)
         assert redactor._index is not None  # many forms: the indexed path
         for _ in range(5):
             pieces = [
-                rng.choice(secrets) if rng.random() < 0.4 else "".join(rng.choice(alphabet + " ") for _ in range(9))
+                rng.choice(secrets)
+                if rng.random() < 0.4
+                else "".join(rng.choice(alphabet + " ") for _ in range(9))
                 for _ in range(rng.randint(0, 6))
             ]
             text = "".join(pieces)

@@ -29,7 +29,9 @@ def read_json_option(text: str, option: str, *, max_depth: int = MAX_DEPTH) -> A
         try:
             document = buffer.read() if buffer is not None else sys.stdin.read()
         except UnicodeDecodeError:
-            raise InvalidInputError(f"{option} is not valid JSON: it is not valid UTF-8") from None
+            raise InvalidInputError(
+                f"{option} is not valid JSON: it is not valid UTF-8"
+            ) from None
     try:
         return loads_strict(document, max_depth=max_depth)
     except StrictJSONError as exc:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any

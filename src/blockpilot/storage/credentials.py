@@ -78,7 +78,9 @@ _LIST_META_SQL = (
     f"SELECT {', '.join(_META_NAMES)} FROM {table.name} WHERE user_id = ? ORDER BY created_at DESC"
 )
 _GET_SQL = f"SELECT secret FROM {table.name} WHERE user_id = ? AND id = ?"
-_MARK_USED_SQL = f"UPDATE {table.name} SET last_used_at = :now WHERE user_id = :user_id AND id = :id"
+_MARK_USED_SQL = (
+    f"UPDATE {table.name} SET last_used_at = :now WHERE user_id = :user_id AND id = :id"
+)
 
 
 class CredentialStore:

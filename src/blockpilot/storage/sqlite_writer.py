@@ -357,9 +357,7 @@ class SQLiteReader:
             return self.UNAVAILABLE  # another thread is reading: no waiting here
         try:
             if self._conn is None:
-                conn = sqlite3.connect(
-                    self._path, isolation_level=None, check_same_thread=False
-                )
+                conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
                 conn.execute("PRAGMA busy_timeout=0")
                 conn.execute("PRAGMA query_only=ON")
                 self._conn = conn
@@ -411,6 +409,8 @@ def row_converter(table: Table, dialect: Dialect, columns: list[str]) -> Callabl
     row_type = collections.namedtuple("_Row", columns)  # type: ignore[misc]
 
     def convert(raw: Any) -> Any:
-        return row_type(*(p(v) if p is not None else v for p, v in zip(processors, raw, strict=True)))
+        return row_type(
+            *(p(v) if p is not None else v for p, v in zip(processors, raw, strict=True))
+        )
 
     return convert

@@ -11,6 +11,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from blockpilot.errors import WorkspaceError, WorkspaceFileNotFoundError, WorkspaceQuotaError
 from blockpilot.locks import InProcessLockManager
@@ -21,6 +22,8 @@ from blockpilot.workspaces.paths import normalise_path, normalise_prefix
 _OPEN_FLAGS = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _OPEN_FLAGS
 _READ_ATTEMPTS = 5
+CHUNK_BYTES = 1024 * 1024
+"""Pieces in which streamed reads hand out a file."""
 
 
 def _open_dir(directory: Path, *, create: bool) -> int:
@@ -63,6 +66,11 @@ def _write_blob(directory: Path, name: str, data: bytes) -> None:
         os.close(dir_fd)
 
 
+def _storage_error(exc: OSError) -> WorkspaceError:
+    reason = exc.strerror or type(exc).__name__
+    return WorkspaceError(f"The file could not be stored ({reason}); nothing was written")
+
+
 class _BlobSink:
     """A blob written piece by piece: temp file, then fsync and rename (see ``_write_blob``)."""
 
@@ -71,9 +79,8 @@ class _BlobSink:
         self._tmp = f".{name}.tmp"
         self._dir_fd = _open_dir(directory, create=True)
         try:
-            fd = os.open(
-                self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS, 0o600, dir_fd=self._dir_fd
-            )
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS
+            fd = os.open(self._tmp, flags, 0o600, dir_fd=self._dir_fd)
         except BaseException:
             os.close(self._dir_fd)
             raise
@@ -109,6 +116,23 @@ def _read_blob(directory: Path, name: str) -> bytes:
         os.close(dir_fd)
     with os.fdopen(fd, "rb") as handle:
         return handle.read()
+
+
+def _open_blob(directory: Path, name: str) -> BinaryIO:
+    dir_fd = _open_dir(directory, create=False)
+    try:
+        fd = os.open(name, os.O_RDONLY | _OPEN_FLAGS, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+    return os.fdopen(fd, "rb")
+
+
+def _checksum_and_rewind(handle: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    while chunk := handle.read(CHUNK_BYTES):
+        digest.update(chunk)
+    handle.seek(0)
+    return digest.hexdigest()
 
 
 def _remove_blob(directory: Path, name: str) -> None:
@@ -167,7 +191,9 @@ class WorkspaceFiles:
         try:
             data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
         except UnicodeEncodeError:
-            raise WorkspaceError("The text is not valid Unicode (it holds a lone surrogate); nothing was written") from None
+            raise WorkspaceError(
+                "The text is not valid Unicode (it holds a lone surrogate); nothing was written"
+            ) from None
         limit = self._manager.max_file_bytes
         if len(data) > limit:
             raise WorkspaceQuotaError(
@@ -179,8 +205,12 @@ class WorkspaceFiles:
         )
         blob = secrets.token_hex(16)
         directory = self._manager._blob_dir(self.workspace.id)
-        await asyncio.to_thread(_write_blob, directory, blob, data)
-        return await self._point_at(virtual, blob, len(data), hashlib.sha256(data).hexdigest(), mime)
+        try:
+            await asyncio.to_thread(_write_blob, directory, blob, data)
+        except OSError as exc:  # disk full, read-only, quota: a typed error, no partial file
+            raise _storage_error(exc) from None
+        checksum = hashlib.sha256(data).hexdigest()
+        return await self._point_at(virtual, blob, len(data), checksum, mime)
 
     async def write_stream(
         self, path: str, chunks: AsyncIterator[bytes], *, mime_type: str | None = None
@@ -192,7 +222,10 @@ class WorkspaceFiles:
         mime = mime_type or mimetypes.guess_type(virtual)[0] or "application/octet-stream"
         blob = secrets.token_hex(16)
         directory = self._manager._blob_dir(self.workspace.id)
-        sink = await asyncio.to_thread(_BlobSink, directory, blob)
+        try:
+            sink = await asyncio.to_thread(_BlobSink, directory, blob)
+        except OSError as exc:
+            raise _storage_error(exc) from None
         try:
             async for chunk in chunks:
                 if sink.size + len(chunk) > limit:
@@ -203,12 +236,17 @@ class WorkspaceFiles:
                 if chunk:
                     await asyncio.to_thread(sink.write, chunk)
             await asyncio.to_thread(sink.commit)
+        except OSError as exc:
+            await asyncio.to_thread(sink.abort)
+            raise _storage_error(exc) from None
         except BaseException:
             await asyncio.to_thread(sink.abort)
             raise
         return await self._point_at(virtual, blob, sink.size, sink.digest.hexdigest(), mime)
 
-    async def _point_at(self, virtual: str, blob: str, size: int, checksum: str, mime: str) -> WorkspaceFile:
+    async def _point_at(
+        self, virtual: str, blob: str, size: int, checksum: str, mime: str
+    ) -> WorkspaceFile:
         """Switch the row of *virtual* to the written *blob* (and drop the blob it replaced)."""
         directory = self._manager._blob_dir(self.workspace.id)
         try:
@@ -250,6 +288,40 @@ class WorkspaceFiles:
 
         return await self._read_current(lookup)
 
+    async def open_verified(self, path: str) -> tuple[WorkspaceFile, BinaryIO]:
+        """The file at *path* and an open handle on its data, checksum-verified before it is
+        returned, to stream (read :data:`CHUNK_BYTES` at a time) in bounded memory. Blobs are
+        never changed in place, so what the handle reads is what was verified. The caller
+        closes the handle."""
+        normalise_path(path)
+        directory = self._manager._blob_dir(self.workspace.id)
+        for _ in range(_READ_ATTEMPTS):
+            record, blob = await self._located(path)
+            try:
+                handle = await asyncio.to_thread(_open_blob, directory, blob)
+            except FileNotFoundError:
+                continue  # replaced meanwhile: look again
+            except OSError as exc:
+                if exc.errno != errno.ELOOP:
+                    raise
+                raise WorkspaceFileNotFoundError(
+                    f"File {record.path!r} is damaged (its data is not a regular file)"
+                ) from None
+            try:
+                checksum = await asyncio.to_thread(_checksum_and_rewind, handle)
+            except BaseException:
+                handle.close()
+                raise
+            if checksum != record.checksum:
+                handle.close()
+                raise WorkspaceFileNotFoundError(
+                    f"File {record.path!r} is damaged (checksum mismatch)"
+                )
+            return record, handle
+        raise WorkspaceFileNotFoundError(
+            f"File {normalise_path(path)!r} is damaged (its data is missing)"
+        )
+
     async def _read_current(
         self, lookup: Callable[[], Awaitable[tuple[WorkspaceFile, str]]]
     ) -> tuple[WorkspaceFile, bytes]:
@@ -265,12 +337,15 @@ class WorkspaceFiles:
 
     async def _read_checked(self, record: WorkspaceFile, blob: str) -> bytes:
         try:
-            data = await asyncio.to_thread(_read_blob, self._manager._blob_dir(self.workspace.id), blob)
+            directory = self._manager._blob_dir(self.workspace.id)
+            data = await asyncio.to_thread(_read_blob, directory, blob)
         except OSError as exc:
             if exc.errno != errno.ELOOP:
                 raise
             # The blob was replaced by a symlink: never followed, and the file is unusable.
-            raise WorkspaceFileNotFoundError(f"File {record.path!r} is damaged (its data is not a regular file)") from None
+            raise WorkspaceFileNotFoundError(
+                f"File {record.path!r} is damaged (its data is not a regular file)"
+            ) from None
         if hashlib.sha256(data).hexdigest() != record.checksum:
             raise WorkspaceFileNotFoundError(f"File {record.path!r} is damaged (checksum mismatch)")
         return data
