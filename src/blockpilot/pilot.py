@@ -35,7 +35,7 @@ from blockpilot.redaction import SECRETS, install_log_redaction
 from blockpilot.runner import BlockRunner, RunLimits, SetupUrlBuilder
 from blockpilot.settings import Settings
 from blockpilot.storage.credentials import CredentialStore
-from blockpilot.storage.engine import create_engine, migrate
+from blockpilot.storage.engine import create_engine, is_database_unavailable, migrate
 from blockpilot.storage.executions import ExecutionStore
 from blockpilot.storage.leases import ProcessIdentity, ProcessLeases
 from blockpilot.storage.sessions import ChatSession, SessionStore
@@ -104,7 +104,8 @@ class Pilot:
             self.credential_store, self.locks, self.oauth_provider, system
         )
         # This process's lease: only the runs of processes whose lease is gone are interrupted.
-        self.leases = ProcessLeases(engine, ProcessIdentity.current(), settings.process_lease_seconds)
+        identity = ProcessIdentity.current()
+        self.leases = ProcessLeases(engine, identity, settings.process_lease_seconds)
         self.executions.instance_id = self.leases.instance_id
         self._heartbeat: asyncio.Task[None] | None = None
         self.workspaces = WorkspaceManager(
@@ -164,7 +165,13 @@ class Pilot:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
             self._heartbeat = None
-        await self.executions.close()
+        try:
+            await self.executions.close()
+        except Exception as exc:
+            if not is_database_unavailable(exc):
+                raise
+            # Shutting down while the database is unreachable: nothing to wait for.
+            logger.error("database unavailable at shutdown: unwritten run results read as interrupted")
         self.users.close()
         await self.credential_store.close()
         try:
@@ -193,7 +200,9 @@ class Pilot:
                     # before taking their runs for orphans.
                     sweep_after = time.monotonic() + lease
                     failing = False
-                interrupted = await self.leases.interrupt_orphans() if time.monotonic() >= sweep_after else 0
+                interrupted = 0
+                if time.monotonic() >= sweep_after:
+                    interrupted = await self.leases.interrupt_orphans()
             except Exception as exc:  # noqa: BLE001 - keep beating; the database may come back
                 if not failing:
                     logger.warning("could not renew the process lease: %s", type(exc).__name__)

@@ -4,7 +4,6 @@ machine allows one), and Pilots whose HTTP client has a scripted resolver."""
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import subprocess
@@ -28,16 +27,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _capture_every_log_record() -> Iterator[None]:
-    """Every log record of the security suite is kept for the final canary sweep."""
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(CANARIES.logs)
-    root.setLevel(logging.DEBUG)
+    """Every log record of the security suite is kept for the final canary sweep (which
+    stops the capture, so the rest of a session runs with the usual logging)."""
+    CANARIES.start_capture()
     try:
         yield
     finally:
-        root.removeHandler(CANARIES.logs)
-        root.setLevel(previous)
+        CANARIES.stop_capture()
 
 
 @pytest.fixture(autouse=True)

@@ -120,6 +120,22 @@ class CanaryRegistry:
         self.texts.append((where, text))
         return value
 
+    def start_capture(self) -> None:
+        root = logging.getLogger()
+        if self.logs not in root.handlers:
+            self._root_level = root.level
+            root.addHandler(self.logs)
+            root.setLevel(logging.DEBUG)
+            # aiosqlite's DEBUG lines repeat every statement; the database itself is swept.
+            logging.getLogger("aiosqlite").setLevel(logging.INFO)
+
+    def stop_capture(self) -> None:
+        root = logging.getLogger()
+        if self.logs in root.handlers:
+            root.removeHandler(self.logs)
+            root.setLevel(getattr(self, "_root_level", logging.WARNING))
+            logging.getLogger("aiosqlite").setLevel(logging.NOTSET)
+
     def watch_home(self, home: Path) -> None:
         if home not in self.homes:
             self.homes.append(home)

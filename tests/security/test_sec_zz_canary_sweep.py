@@ -14,6 +14,7 @@ from sec_helpers import CANARIES
 
 
 def test_no_canary_anywhere_after_the_security_suite() -> None:
+    CANARIES.stop_capture()  # the suite is over; the rest of the session logs as usual
     assert CANARIES.canaries, "no canary was planted: run the whole of tests/security"
     assert CANARIES.logs.texts, "no log record was captured"
     found = CANARIES.sweep()

@@ -8,11 +8,11 @@ from typing import Any
 import httpx
 
 from blockpilot.chat.config import ChatConfig
-from blockpilot.errors import BlockpilotError
+from blockpilot.errors import NetworkError
 from blockpilot.redaction import SECRETS, Redactor
 
 
-class ChatProviderError(BlockpilotError):
+class ChatProviderError(NetworkError):
     """The chat model endpoint failed or answered something that is not a chat completion."""
 
     code = "chat_provider_error"
