@@ -137,7 +137,13 @@ def netns_canary(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Namespace
         pytest.skip("iproute2 (ip) is not installed")
     tag = f"bp{os.getpid() % 100000}"
     ns, outer, inner = f"{tag}ns", f"{tag}a", f"{tag}b"
-    octet = os.getpid() % 200 + 20
+    in_use = _run("ip", "-o", "addr", "show").stdout
+    octet = next(
+        (n for n in [(os.getpid() + i) % 200 + 20 for i in range(200)] if f"10.213.{n}." not in in_use),
+        None,
+    )
+    if octet is None:
+        pytest.skip("no free 10.213.x.0/24 subnet for the namespace canary")
     host_ip, ns_ip = f"10.213.{octet}.1", f"10.213.{octet}.2"
     if _run("ip", "netns", "add", ns).returncode != 0:
         pytest.skip("cannot create a network namespace here (ip netns add failed)")

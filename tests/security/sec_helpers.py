@@ -125,16 +125,13 @@ class CanaryRegistry:
         if self.logs not in root.handlers:
             self._root_level = root.level
             root.addHandler(self.logs)
-            root.setLevel(logging.DEBUG)
-            # aiosqlite's DEBUG lines repeat every statement; the database itself is swept.
-            logging.getLogger("aiosqlite").setLevel(logging.INFO)
+            root.setLevel(logging.DEBUG)  # third-party DEBUG lines too (SQL parameters, ...)
 
     def stop_capture(self) -> None:
         root = logging.getLogger()
         if self.logs in root.handlers:
             root.removeHandler(self.logs)
             root.setLevel(getattr(self, "_root_level", logging.WARNING))
-            logging.getLogger("aiosqlite").setLevel(logging.NOTSET)
 
     def watch_home(self, home: Path) -> None:
         if home not in self.homes:
