@@ -261,7 +261,11 @@ class Pilot:
                 session_id = (await self.session_for(user_id, session_id)).session_id
             except NotFoundError as exc:
                 return ErrorResponse(message=exc.message, error=exc.code, code=exc.code, session_id=None)
-        return await tool.execute(ToolCall(user_id=user_id, session_id=session_id), arguments)
+        response = await tool.execute(ToolCall(user_id=user_id, session_id=session_id), arguments)
+        # Final states are written behind in batches; commit them before anyone is told the
+        # outcome, so a run reported as completed is never found 'interrupted' after a crash.
+        await self.executions.flush()
+        return response
 
     def export_tools(self, fmt: str) -> list[dict[str, Any]]:
         return export_tools(self.tools.values(), fmt)
