@@ -56,3 +56,14 @@ def test_passwords_inside_urls_are_scrubbed_from_logs_and_messages() -> None:
 
     text = Redactor().scrub_text("cannot connect to postgresql://admin:hunter2@db.internal/prod")
     assert "hunter2" not in text and "db.internal/prod" in text
+
+
+async def test_lone_surrogates_in_input_do_not_break_the_execution_record(pilot: Pilot, alice) -> None:
+    # PostgreSQL refuses lone surrogates in JSON; the audit copy stores U+FFFD instead.
+    response = await pilot.call_tool(
+        "run_block", {"block_id": STORE_VALUE, "input_data": {"input": "a\ud800b"}}, user_id=alice.id
+    )
+    assert response.type == "block_output"
+    [record] = await pilot.executions.list(alice.id)
+    assert record.status == "completed"
+    assert record.input_redacted == {"input": "a\ufffdb"}

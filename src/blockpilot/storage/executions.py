@@ -12,7 +12,7 @@ import logging
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from blockpilot.storage.common import aware, utcnow
+from blockpilot.storage.common import aware, storable, utcnow
 from blockpilot.storage.engine import is_database_unavailable
 from blockpilot.storage.sqlite_writer import SQLiteWriter, bind_processors, sqlite_file
 from blockpilot.storage.tables import executions as table
@@ -116,10 +116,11 @@ class ExecutionStore:
     round trip off every run. Reads flush the buffer first, so this process always reads
     its own writes; a crash before a flush leaves the honest ``interrupted``.
 
-    On a SQLite file both go through one dedicated writer connection
-    (:class:`~blockpilot.storage.sqlite_writer.SQLiteWriter`): ``start`` still waits for the
-    commit of its ``running`` row, but that costs one thread hand-off instead of SQLAlchemy +
-    aiosqlite's several, and concurrent starts share one commit.
+    On a SQLite file both go through :class:`~blockpilot.storage.sqlite_writer.SQLiteWriter`:
+    ``start`` still returns only after the COMMIT of its ``running`` row, but that commit is
+    made directly (~20 µs, never waiting for a lock on the event loop; a writer thread takes
+    over when the lock is busy) instead of through SQLAlchemy + aiosqlite (~0.7 ms), and the
+    queued final states ride along in the same transaction.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -130,9 +131,9 @@ class ExecutionStore:
         self._pending: dict[str, dict[str, Any]] = {}
         self._flusher: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
-        # A file-backed SQLite database gets a dedicated writer connection (one thread hop and
-        # group commit instead of SQLAlchemy + aiosqlite's ~0.7 ms); other databases use the
-        # engine. Either way the running row is committed before start() returns.
+        # A file-backed SQLite database gets direct writer connections (see SQLiteWriter);
+        # other databases use the engine. Either way the running row is committed before
+        # start() returns.
         path = sqlite_file(engine)
         self._writer = None if path is None else _sqlite_writer(path, engine)
 
@@ -147,7 +148,7 @@ class ExecutionStore:
             "status": record.status,
             "is_dry_run": record.is_dry_run,
             "started_at": record.started_at,
-            "input_redacted": record.input_redacted,
+            "input_redacted": storable(record.input_redacted),
             "credential_ids": record.credential_ids,
             "instance_id": self.instance_id,
         }
@@ -166,7 +167,7 @@ class ExecutionStore:
             "duration_ms": record.duration_ms,
             "output_summary": record.output_summary,
             "error_code": record.error_code,
-            "error_message": record.error_message,
+            "error_message": storable(record.error_message),
         }
         if self._writer is not None:
             self._writer.defer("finish", params)
