@@ -14,8 +14,9 @@ Sections (all by default, or pick with ``--only``):
 
 Prints a table of results and ratios against the baselines, and writes
 ``bench/results/<name>.json`` and ``<name>.png``. ``--quick`` takes under two minutes.
-Needs the ``bench`` extra: ``pip install -e '.[bench]'`` (and ``wrk`` for HTTP load if
-installed; otherwise an httpx client process generates it).
+Run it from the repository root. Needs the ``bench`` extra: ``pip install -e '.[bench]'``,
+and ``wrk`` (``apt-get install wrk``) for the HTTP load; without it an httpx client process
+generates the load, saturates before the servers do, and the HTTP targets are not judged.
 """
 
 from __future__ import annotations

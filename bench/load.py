@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 _LUA = r"""
@@ -76,8 +77,15 @@ def run_load(
     ]
     for key, value in headers.items():
         command += ["--header", f"{key}:{value}"]
+    root = str(Path(__file__).resolve().parent.parent)
+    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), root) if p)
     done = subprocess.run(
-        command, capture_output=True, text=True, timeout=duration + 120, check=True
+        command,
+        capture_output=True,
+        text=True,
+        timeout=duration + 120,
+        check=True,
+        env={**os.environ, "PYTHONPATH": path},
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 

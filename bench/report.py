@@ -95,6 +95,14 @@ def summary_rows(results: dict[str, Any]) -> list[Row]:
             )
     http = results.get("http")
     if http:
+        # The httpx fallback client saturates one core before the servers do (bare FastAPI
+        # then reads ~900 req/s instead of ~4,000): its ratios say little, so no verdicts.
+        judged = http.get("load_tool") == "wrk"
+        unjudged = "not judged: httpx client-bound, install wrk"
+
+        def verdict(ok: bool) -> bool | None:
+            return ok if judged else None
+
         for level, row in http["http"].items():
             ratio = row["throughput_ratio"]
             rows.append(
@@ -106,8 +114,8 @@ def summary_rows(results: dict[str, Any]) -> list[Row]:
                     unit="req/s",
                     ratio=ratio,
                     baseline_name="bare FastAPI",
-                    target="≥ 0.60× bare",
-                    met=ratio >= 0.6,
+                    target="≥ 0.60× bare" if judged else unjudged,
+                    met=verdict(ratio >= 0.6),
                 )
             )
             rows.append(
@@ -132,8 +140,8 @@ def summary_rows(results: dict[str, Any]) -> list[Row]:
                     unit="µs",
                     ratio=ratio,
                     baseline_name="plain MCPServer",
-                    target="≤ 1.2×",
-                    met=ratio <= 1.2,
+                    target="≤ 1.2×" if judged else unjudged,
+                    met=verdict(ratio <= 1.2),
                 )
             )
             rows.append(
@@ -145,8 +153,8 @@ def summary_rows(results: dict[str, Any]) -> list[Row]:
                     unit="req/s",
                     ratio=row["throughput_ratio"],
                     baseline_name="plain MCPServer",
-                    target="≥ 0.83× (1/1.2)",
-                    met=row["throughput_ratio"] >= 1 / 1.2,
+                    target="≥ 0.83× (1/1.2)" if judged else unjudged,
+                    met=verdict(row["throughput_ratio"] >= 1 / 1.2),
                 )
             )
     find = results.get("find")

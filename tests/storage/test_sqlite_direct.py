@@ -228,3 +228,19 @@ def test_secret_registry_keeps_the_newest() -> None:
         big.add([f"new-{i:08d}-0123456789abcdef"])
     assert big.redactor.scrub_text("x new-00000049-0123456789abcdef y") == f"x {REDACTED} y"
     assert big.redactor.scrub_text("x sk-00000007-0123456789abcdef y") == f"x {REDACTED} y"
+
+
+async def test_a_value_that_cannot_be_stored_fails_its_caller_and_nothing_else(db: Path) -> None:
+    def strict(params: object) -> object:
+        if params["id"] == "bad":  # type: ignore[index]
+            raise TypeError("not serialisable")
+        return params
+
+    writer = SQLiteWriter(str(db), STATEMENTS, {"start": strict})
+    try:
+        with pytest.raises(TypeError):
+            await writer.write("start", {"id": "bad"})
+        await writer.write("start", {"id": "good"})  # the inline connection is not stuck
+        assert _rows(db) == {"good": "running"}
+    finally:
+        await writer.close()

@@ -116,6 +116,7 @@ class SQLiteWriter:
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._thread_writes = 0  # writes handed to the thread and not yet done (under _lock)
 
     # -- callers (event loop) --------------------------------------------------------------
 
@@ -141,10 +142,8 @@ class SQLiteWriter:
         """Wait until every write queued before this call is committed (or has failed)."""
         self._flush_deferred()
         with self._lock:
-            thread = self._thread
-            busy = thread is not None and thread.is_alive()
-        if not busy:
-            return  # nothing was handed to the thread, or it has finished and ended
+            if not self._thread_writes:
+                return  # nothing is waiting on the thread: no hand-off needed
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._put((_BARRIER, None, future))
         await future
@@ -196,7 +195,7 @@ class SQLiteWriter:
                 for name, params, _ in batch:
                     conn.execute(self._statements[name], self._bind(name, params))
                 conn.execute("COMMIT")
-            except sqlite3.Error:
+            except Exception:  # noqa: BLE001 - never leave the transaction (and lock) open
                 # Busy, or one write fails: the thread redoes the batch with waiting and
                 # each write alone, so every error reaches its own caller.
                 _rollback(conn)
@@ -210,6 +209,8 @@ class SQLiteWriter:
 
     def _put(self, item: _Item) -> None:
         with self._lock:
+            if item[0] not in _MARKERS:
+                self._thread_writes += 1
             self._queue.put(item)
             thread = self._thread
             if thread is None or not thread.is_alive():  # not started, idle-ended, or forked
@@ -263,6 +264,8 @@ class SQLiteWriter:
                         errors = [exc] * len(writes)
                 if conn is not None and writes:
                     errors = self._commit(conn, writes)
+                with self._lock:
+                    self._thread_writes -= len(writes)
                 for (name, _, future), error in zip(writes, errors, strict=True):
                     if future is not None:
                         self._notify(future, error)
