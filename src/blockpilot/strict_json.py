@@ -5,6 +5,12 @@ duplicate keys (one value would silently win), nesting deeper than :data:`MAX_DE
 strings with lone surrogates (``"\\ud800"``: no Unicode text, so nothing can encode them as
 UTF-8 later, in a response, a log line or the database) are refused. Error messages give the
 position, never the text: it may hold secrets.
+
+Bytes must be UTF-8 (RFC 8259 §8.1). :func:`json.loads` would guess UTF-16 or UTF-32 from
+the first bytes and read them too; here they are refused with a message telling the sender
+to use UTF-8 (a JSON text never holds a raw NUL byte, so NULs mark UTF-16/32 even when the
+bytes happen to be valid UTF-8). A leading UTF-8 byte order mark is stripped, as RFC 8259
+allows a parser to: it says nothing but "this is UTF-8", and some Windows tools add it.
 """
 
 from __future__ import annotations
@@ -71,12 +77,41 @@ def _problem(value: Any, max_depth: int) -> str | None:
     return None
 
 
+_UTF8_BOM = b"\xef\xbb\xbf"
+_NOT_UTF8 = "send JSON encoded as UTF-8 (RFC 8259)"
+
+
+def decode_utf8(data: bytes) -> str:
+    """*data* as UTF-8 text, without a leading byte order mark.
+
+    Raises:
+        StrictJSONError: *data* is not UTF-8 (UTF-16 and UTF-32 are named as such).
+    """
+    if data.startswith(_UTF8_BOM):
+        data = data[len(_UTF8_BOM) :]
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise StrictJSONError(f"it starts with a UTF-16 byte order mark; {_NOT_UTF8}")
+    if b"\x00" in data:
+        # A JSON text holds no raw NUL byte (inside strings it must be escaped): NULs are
+        # how UTF-16 and UTF-32 encode ASCII, and would otherwise pass as valid UTF-8.
+        raise StrictJSONError(f"it holds NUL bytes, as UTF-16 and UTF-32 do; {_NOT_UTF8}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StrictJSONError(f"it is not valid UTF-8 (byte {exc.start}); {_NOT_UTF8}") from None
+
+
 def loads_strict(data: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
     """Parse *data*, refusing what :mod:`blockpilot.strict_json` refuses.
+
+    Bytes are read as UTF-8 only (see :func:`decode_utf8`: a UTF-8 byte order mark is
+    stripped, UTF-16 and UTF-32 are refused).
 
     Raises:
         StrictJSONError: what is wrong, and where.
     """
+    if isinstance(data, bytes | bytearray):
+        data = decode_utf8(bytes(data))
     try:
         value = json.loads(
             data,
@@ -90,8 +125,6 @@ def loads_strict(data: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
         raise StrictJSONError(
             f"{exc.msg} at line {exc.lineno} column {exc.colno} (char {exc.pos})"
         ) from None
-    except UnicodeDecodeError:
-        raise StrictJSONError("it is not valid UTF-8") from None
     except RecursionError:
         raise StrictJSONError(f"it is nested deeper than {max_depth} levels") from None
     except ValueError:
@@ -141,4 +174,3 @@ def _replace(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_replace(v) for v in value]
     return value
-

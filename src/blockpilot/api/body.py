@@ -3,6 +3,11 @@
 FastAPI's own body parsing accepts ``NaN``/``Infinity`` and turns some failures into a bare
 400; routes here read their bodies with :func:`read_json_object` instead and declare the
 body in OpenAPI with :func:`json_body`.
+
+Bodies are UTF-8 (RFC 8259 §8.1; a ``charset`` parameter is not read, as that RFC defines
+none). UTF-16, UTF-32 or any other bytes that are not UTF-8 are ``malformed_body`` (400)
+with a message telling the client to send UTF-8 JSON; a leading UTF-8 byte order mark is
+stripped (see :func:`blockpilot.strict_json.decode_utf8`).
 """
 
 from __future__ import annotations
@@ -34,6 +39,11 @@ def parse_json_object(
         body: The raw request body.
         content_type: The request's ``Content-Type`` header.
         allow_empty: Read an empty body as ``{}`` (whatever its content type).
+
+    Raises:
+        MalformedBodyError: not JSON, or not UTF-8 (a UTF-8 byte order mark is stripped).
+        UnsupportedMediaTypeError: not declared as JSON.
+        InvalidInputError: JSON, but not an object.
     """
     if not body.strip():
         if allow_empty:
