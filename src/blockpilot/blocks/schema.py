@@ -4,12 +4,30 @@ from __future__ import annotations
 
 import copy
 from functools import cache
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, FiniteFloat, TypeAdapter
+from pydantic_core import PydanticCustomError
 
 from blockpilot.credentials.fields import CredentialsFieldInfo, field_info_from_schema_extra
 from blockpilot.credentials.models import CredentialsMetaInput
+
+
+def _not_a_boolean(value: Any) -> Any:
+    # Pydantic's lax mode reads true/false as 1/0 for int and float fields; for a block's
+    # input that is a mistake the model should hear about, not a number it meant.
+    if isinstance(value, bool):
+        raise PydanticCustomError(
+            "number_type", "Input should be a number, not a boolean (true/false)"
+        )
+    return value
+
+
+Number = Annotated[FiniteFloat, BeforeValidator(_not_a_boolean)]
+"""A finite number input (ints and floats; ``true``/``false``, ``NaN`` and infinities refused)."""
+
+Integer = Annotated[int, BeforeValidator(_not_a_boolean)]
+"""A whole-number input (``true``/``false`` refused, where plain ``int`` reads them as 1/0)."""
 
 
 def SchemaField(  # noqa: N802 - reads like a type, as pydantic's Field does

@@ -121,6 +121,22 @@ async def test_calculator_non_finite_number_is_input_validation_error(pilot, ali
         assert r["inputs"]["properties"]["b"]["type"] == "number"
 
 
+async def test_calculator_booleans_are_not_numbers(pilot, alice, run) -> None:
+    # Regression: pydantic's lax mode read true/false as 1/0, so "true + 2" answered 3.
+    for a, b in [(True, 2), (2, False), (True, True)]:
+        r = await run(pilot, alice, CALC, {"operation": "add", "a": a, "b": b})
+        assert r["type"] == "input_validation_error", (a, b, r)
+        assert r["code"] == "invalid_input"
+        bad = {name for name, value in (("a", a), ("b", b)) if isinstance(value, bool)}
+        assert set(r["errors"]) == bad, r["errors"]
+        for name in bad:
+            assert any("not a boolean" in m for m in r["errors"][name]), r["errors"]
+    assert await pilot.executions.list(alice.id) == []
+    # Whole numbers and floats are still numbers.
+    r = await run(pilot, alice, CALC, {"operation": "add", "a": 1, "b": 0.5})
+    assert r["outputs"] == {"result": [1.5]}
+
+
 async def test_calculator_missing_input_shows_details(pilot, alice, run) -> None:
     r = await run(pilot, alice, CALC, {"operation": "add", "a": 1})
     assert r["type"] == "block_details", r

@@ -6,10 +6,8 @@ import math
 import re
 from typing import Any, Literal
 
-from pydantic import FiniteFloat
-
 from blockpilot.blocks.base import Block, BlockCategory, BlockOutput
-from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, SchemaField
+from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, Number, SchemaField
 
 Operation = Literal["add", "subtract", "multiply", "divide", "power", "modulus"]
 _MAX_RESULT_DIGITS = 1000
@@ -22,9 +20,10 @@ class CalculatorBlock(Block):
 
     class Input(BlockSchemaInput):
         operation: Operation = SchemaField(description="The operation to perform")
-        # Finite only: "NaN"/"Infinity" are wrong values the model can fix, not block failures.
-        a: FiniteFloat = SchemaField(description="The first number")
-        b: FiniteFloat = SchemaField(description="The second number")
+        # Finite only: "NaN"/"Infinity" are wrong values the model can fix, not block failures;
+        # and never true/false, which plain float fields would read as 1/0.
+        a: Number = SchemaField(description="The first number")
+        b: Number = SchemaField(description="The second number")
         round_result: bool = SchemaField(default=False, description="Round the result to a whole number")
 
     class Output(BlockSchemaOutput):

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from blockpilot.blocks.base import Block, BlockCategory, BlockOutput
-from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, SchemaField
+from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, Integer, SchemaField
 from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import CredentialsMetaInput, UserPasswordCredentials
 from blockpilot.errors import BlockExecutionError
@@ -86,7 +86,9 @@ class SendEmailBlock(Block):
         subject: str = SchemaField(description="Subject of the e-mail", max_length=998)
         body: str = SchemaField(description="Text of the e-mail", max_length=1_000_000)
         smtp_server: str = SchemaField(default="smtp.gmail.com", description="SMTP server host name", max_length=253)
-        smtp_port: int = SchemaField(default=587, ge=1, le=65535, description="SMTP server port")
+        smtp_port: Integer = SchemaField(
+            default=587, ge=1, le=65535, description="SMTP server port"
+        )
         credentials: CredentialsMetaInput = CredentialsField(
             providers=["smtp"], supported_types=["user_password"], description="SMTP username and password"
         )

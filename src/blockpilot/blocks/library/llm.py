@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from blockpilot.blocks.base import Block, BlockCategory, BlockOutput
-from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, SchemaField
+from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, Integer, SchemaField
 from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import APIKeyCredentials, CredentialsMetaInput
 from blockpilot.executions.context import ExecutionContext
@@ -55,7 +55,9 @@ class AITextGeneratorBlock(Block):
         prompt: str = SchemaField(description="The prompt to send to the model", max_length=200_000)
         model: LlmModel = SchemaField(default="gpt-4o-mini", description="The language model to use")
         sys_prompt: str = SchemaField(default="", description="Optional system prompt", max_length=50_000)
-        max_tokens: int = SchemaField(default=1024, ge=1, le=32_000, description="Most tokens to generate")
+        max_tokens: Integer = SchemaField(
+            default=1024, ge=1, le=32_000, description="Most tokens to generate"
+        )
         credentials: CredentialsMetaInput = CredentialsField(
             providers=["openai", "anthropic", "ollama"],
             supported_types=["api_key"],
