@@ -308,7 +308,12 @@ class BlockRunner:
             credential_ids=[m.id for m in match.matched.values()],
             is_dry_run=dry_run,
         )
-        await self.executions.start(record)
+        try:
+            await self.executions.start(record)
+        except asyncio.CancelledError:
+            # The running row may be committed anyway (a group commit in flight): close it.
+            self._finish(record, time.perf_counter(), "cancelled", code="cancelled", message="Cancelled")
+            raise
         started = time.perf_counter()
         if dry_run:
             self._finish(record, started, "completed", summary={"dry_run": True})

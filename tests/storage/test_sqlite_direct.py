@@ -141,6 +141,50 @@ async def test_many_concurrent_writes_all_commit(db: Path) -> None:
         await writer.close()
 
 
+async def test_a_burst_of_writes_shares_one_commit(db: Path) -> None:
+    writer = SQLiteWriter(str(db), STATEMENTS)
+    try:
+        await asyncio.gather(*(writer.write("start", {"id": str(i)}) for i in range(100)))
+        assert _rows(db) == {str(i): "running" for i in range(100)}
+        # The first write of the loop iteration commits alone, the other 99 together.
+        assert writer._inline_commits == 2
+        await writer.write("start", {"id": "lone"})  # a later lone write commits at once
+        assert writer._inline_commits == 3
+    finally:
+        await writer.close()
+
+
+async def test_a_burst_of_barriers_shares_one_commit(db: Path) -> None:
+    writer = SQLiteWriter(str(db), STATEMENTS, defer_seconds=30)
+    try:
+        await asyncio.gather(*(writer.write("start", {"id": str(i)}) for i in range(50)))
+        before = writer._inline_commits
+
+        async def finish(i: int) -> None:
+            writer.defer("finish", {"id": str(i), "status": "completed"})
+            await writer.barrier()
+            assert _rows(db)[str(i)] == "completed"  # durable when the barrier returns
+
+        await asyncio.gather(*(finish(i) for i in range(50)))
+        assert writer._inline_commits - before == 2
+    finally:
+        await writer.close()
+
+
+async def test_a_failing_write_in_a_burst_fails_alone(db: Path) -> None:
+    writer = SQLiteWriter(str(db), STATEMENTS)
+    try:
+        await writer.write("start", {"id": "taken"})
+        ids = ["a", "b", "taken", "c"]
+        results = await asyncio.gather(
+            *(writer.write("start", {"id": i}) for i in ids), return_exceptions=True
+        )
+        assert [type(r).__name__ for r in results] == ["NoneType", "NoneType", "IntegrityError", "NoneType"]
+        assert _rows(db) == dict.fromkeys(["taken", "a", "b", "c"], "running")
+    finally:
+        await writer.close()
+
+
 async def test_close_flushes_and_the_writer_is_usable_again(db: Path) -> None:
     writer = SQLiteWriter(str(db), STATEMENTS, defer_seconds=30)
     await writer.write("start", {"id": "a"})

@@ -122,8 +122,9 @@ def create_app(
     # OAuth connect (its callback has no API key) and the setup page (HTML, not in OpenAPI).
     app.include_router(integrations.router, prefix=API_PREFIX)
     app.include_router(setup_page.router)
-    # A Route, not a Mount: POST /mcp must not be redirected to /mcp/.
-    app.router.routes.append(Route("/mcp", endpoint=mcp_http, methods=["GET", "POST", "DELETE"]))
+    # A Route, not a Mount: POST /mcp must not be redirected to /mcp/. First, because routes
+    # are matched in order and matching every API route first cost ~40 µs per MCP request.
+    app.router.routes.insert(0, Route("/mcp", endpoint=mcp_http, methods=["GET", "POST", "DELETE"]))
     _add_components(app, credentials.CREDENTIAL_COMPONENTS)
     return app
 

@@ -54,22 +54,26 @@ def _api_key(header: str | None) -> str:
     return key
 
 
-async def current_user(
-    request: Request,
-    pilot: PilotDep,
-    _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-) -> User:
+async def authenticate(request: Request) -> User:
     """The owner of the request's API key; 401 for a missing, malformed, unknown or revoked key.
 
     Nothing is cached: every request checks the key against the database, so a revoked key
     stops working at once.
     """
     key = _api_key(request.headers.get("authorization"))
-    user = await pilot.users.user_for_api_key(key)
+    user = await get_pilot(request).users.user_for_api_key(key)
     if user is None:
         raise AuthenticationRequiredError("Unknown or revoked API key")
     request.state.user_id = user.id  # for the access log
     return user
+
+
+async def current_user(
+    request: Request,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> User:
+    """:func:`authenticate` as a dependency (which also declares the bearer scheme in OpenAPI)."""
+    return await authenticate(request)
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

@@ -182,9 +182,9 @@ async def _limiter_dependency(request: Request) -> RateLimiter:
 LimiterDep = Annotated[RateLimiter, Depends(_limiter_dependency)]
 
 
-async def rate_limit(user: CurrentUser, limiter: LimiterDep) -> None:
+async def spend_request(limiter: RateLimiter, user_id: str) -> None:
     """Spend one request of the user's budget; 429 with ``Retry-After`` when none is left."""
-    decision = await limiter.acquire(user.id)
+    decision = await limiter.acquire(user_id)
     if not decision.allowed:
         retry_after = max(1, math.ceil(decision.retry_after))
         raise RateLimitedError(
@@ -193,3 +193,8 @@ async def rate_limit(user: CurrentUser, limiter: LimiterDep) -> None:
             retry_after=retry_after,
             details={"retry_after_seconds": retry_after},
         )
+
+
+async def rate_limit(user: CurrentUser, limiter: LimiterDep) -> None:
+    """:func:`spend_request` as a dependency of every authenticated route."""
+    await spend_request(limiter, user.id)

@@ -14,6 +14,9 @@ append to the WAL file, without fsync: ~15-20 µs. So:
   do fsync, run on the writer thread (``PASSIVE``, every :data:`CHECKPOINT_EVERY` commits).
 * Durability is the engine's: the same file, WAL and ``synchronous=NORMAL``; ``write`` returns
   only after ``COMMIT`` returned.
+* Writes made in the same event-loop iteration after the first (a burst of runs starting
+  together) share one commit at the end of that iteration (group commit): a burst of N
+  writes costs about one transaction, not N. A lone write still commits at once.
 * Writes nobody waits for (:meth:`SQLiteWriter.defer`, e.g. an execution's final state) are
   committed in the same transaction as the next :meth:`~SQLiteWriter.write`, or on their own
   after ``defer_seconds``, or at the next :meth:`~SQLiteWriter.barrier`, whichever is first.
@@ -109,6 +112,11 @@ class SQLiteWriter:
         self._idle = idle_seconds
         self._defer = defer_seconds
         self._deferred: list[_Item] = []
+        # Group commit (see write): the loop whose current iteration has already committed a
+        # write, and the writes of that iteration waiting to share the next commit.
+        self._tick_loop: asyncio.AbstractEventLoop | None = None
+        self._group: list[_Item] = []
+        self._waiters: list[asyncio.Future[None]] = []  # barriers waiting for the group
         self._timer: asyncio.TimerHandle | None = None
         self._inline: sqlite3.Connection | None = None
         self._inline_lock = threading.Lock()
@@ -121,14 +129,30 @@ class SQLiteWriter:
     # -- callers (event loop) --------------------------------------------------------------
 
     async def write(self, name: str, params: Params) -> None:
-        """Commit one write (with any deferred ones); raises the driver's error if it fails."""
+        """Commit one write (with any deferred ones); raises the driver's error if it fails.
+
+        The first write of an event-loop iteration commits at once; later writes of the same
+        iteration (many runs starting together) wait for the end of the iteration and share
+        one commit (group commit), so a burst of writes costs about one transaction.
+        """
+        loop = asyncio.get_running_loop()
+        if self._tick_loop is loop:
+            future: asyncio.Future[None] = loop.create_future()
+            self._group.append((name, params, future))
+            if len(self._group) == 1:
+                loop.call_soon(self._commit_group)
+            await future
+            return
+        if self._tick_loop is None:
+            self._tick_loop = loop
+            loop.call_soon(self._end_tick)
         item: _Item = (name, params, None)
         batch = [*self._take_deferred(), item]
         if self._commit_inline(batch):
             return
         for deferred in batch[:-1]:
             self._put(deferred)
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future = loop.create_future()
         self._put((name, params, future))
         await future
 
@@ -136,15 +160,31 @@ class SQLiteWriter:
         """Queue a write nobody waits for (committed soon; a failure is logged)."""
         self._deferred.append((name, params, None))
         if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self._defer, self._flush_deferred)
+            self._timer = asyncio.get_running_loop().call_later(self._defer, self._commit_group)
 
     async def barrier(self) -> None:
-        """Wait until every write queued before this call is committed (or has failed)."""
-        self._flush_deferred()
+        """Wait until every write queued before this call is committed (or has failed).
+
+        Like :meth:`write`, barriers after the first commit of a loop iteration wait for the
+        end of the iteration and share its commit.
+        """
+        loop = asyncio.get_running_loop()
+        if self._deferred or self._group:
+            if self._tick_loop is loop:
+                future: asyncio.Future[None] = loop.create_future()
+                self._waiters.append(future)
+                if len(self._group) + len(self._waiters) == 1:
+                    loop.call_soon(self._commit_group)
+                await future
+            else:
+                if self._tick_loop is None:
+                    self._tick_loop = loop
+                    loop.call_soon(self._end_tick)
+                self._commit_group()
         with self._lock:
             if not self._thread_writes:
                 return  # nothing is waiting on the thread: no hand-off needed
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future = loop.create_future()
         self._put((_BARRIER, None, future))
         await future
 
@@ -166,18 +206,34 @@ class SQLiteWriter:
                 self._inline.close()
                 self._inline = None
 
+    def _end_tick(self) -> None:
+        self._tick_loop = None
+
+    def _commit_group(self) -> None:
+        """Commit the deferred writes and this iteration's group; wake its writers and barriers.
+
+        If the inline commit cannot be made, the writes go to the thread (each writer then
+        gets its own outcome) and the barriers wait there behind them.
+        """
+        group, self._group = self._group, []
+        waiters, self._waiters = self._waiters, []
+        batch = [*self._take_deferred(), *group]
+        if not batch or self._commit_inline(batch):
+            for future in [item[2] for item in group] + waiters:
+                assert future is not None
+                _settle(future, None)
+            return
+        for item in batch:
+            self._put(item)
+        for future in waiters:
+            self._put((_BARRIER, None, future))
+
     def _take_deferred(self) -> list[_Item]:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         taken, self._deferred = self._deferred, []
         return taken
-
-    def _flush_deferred(self) -> None:
-        batch = self._take_deferred()
-        if batch and not self._commit_inline(batch):
-            for item in batch:
-                self._put(item)
 
     def _commit_inline(self, batch: list[_Item]) -> bool:
         """Commit *batch* here and now if that needs no waiting; False: nothing was written."""
