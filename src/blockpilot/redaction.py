@@ -48,6 +48,23 @@ _ANY_PATTERN = re.compile(
     )
 )
 
+# Text none of the patterns can match holds none of these (after casefold, which maps the
+# characters re's IGNORECASE equates with ASCII letters: KELVIN SIGN to k, LONG S to s; the
+# dotted/dotless i are why "bas" stands for "basic"). Checking them is ~10x cheaper than
+# running _ANY_PATTERN over every log field.
+_PATTERN_HINTS = (
+    "bearer", "bas", "token", "key", "secret", "passw", "://", "sk-", "pk-", "rk-",
+    "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "akia",
+)  # fmt: skip
+
+
+def may_match_a_pattern(text: str) -> bool:
+    """False only when no secret pattern can match *text* (a fast pre-check)."""
+    if len(text) < _MIN_PATTERN_MATCH_CHARS:
+        return False
+    folded = text.casefold()
+    return any(hint in folded for hint in _PATTERN_HINTS)
+
 
 def secret_forms(secret: str) -> set[str]:
     """The value and the encodings it commonly leaks in.
@@ -159,7 +176,7 @@ class Redactor:
             for form in self._forms:
                 if form in text:
                     text = text.replace(form, REDACTED)
-        if len(text) < _MIN_PATTERN_MATCH_CHARS or _ANY_PATTERN.search(text) is None:
+        if not may_match_a_pattern(text) or _ANY_PATTERN.search(text) is None:
             return text  # no pattern can change it
         for pattern, replacement in _PATTERNS:
             text = pattern.sub(replacement, text)

@@ -179,7 +179,8 @@ async def test_a_failing_write_in_a_burst_fails_alone(db: Path) -> None:
         results = await asyncio.gather(
             *(writer.write("start", {"id": i}) for i in ids), return_exceptions=True
         )
-        assert [type(r).__name__ for r in results] == ["NoneType", "NoneType", "IntegrityError", "NoneType"]
+        outcomes = [type(r).__name__ for r in results]
+        assert outcomes == ["NoneType", "NoneType", "IntegrityError", "NoneType"]
         assert _rows(db) == dict.fromkeys(["taken", "a", "b", "c"], "running")
     finally:
         await writer.close()

@@ -14,8 +14,8 @@ append to the WAL file, without fsync: ~15-20 µs. So:
   do fsync, run on the writer thread (``PASSIVE``, every :data:`CHECKPOINT_EVERY` commits).
 * Durability is the engine's: the same file, WAL and ``synchronous=NORMAL``; ``write`` returns
   only after ``COMMIT`` returned.
-* Writes made in the same event-loop iteration after the first (a burst of runs starting
-  together) share one commit at the end of that iteration (group commit): a burst of N
+* Writes that other tasks make in the same event-loop iteration after the first (a burst of
+  runs starting together) share one commit at the end of that iteration (group commit): a burst of N
   writes costs about one transaction, not N. A lone write still commits at once.
 * Writes nobody waits for (:meth:`SQLiteWriter.defer`, e.g. an execution's final state) are
   committed in the same transaction as the next :meth:`~SQLiteWriter.write`, or on their own
@@ -115,6 +115,7 @@ class SQLiteWriter:
         # Group commit (see write): the loop whose current iteration has already committed a
         # write, and the writes of that iteration waiting to share the next commit.
         self._tick_loop: asyncio.AbstractEventLoop | None = None
+        self._tick_task: asyncio.Task[Any] | None = None
         self._group: list[_Item] = []
         self._waiters: list[asyncio.Future[None]] = []  # barriers waiting for the group
         self._timer: asyncio.TimerHandle | None = None
@@ -131,21 +132,18 @@ class SQLiteWriter:
     async def write(self, name: str, params: Params) -> None:
         """Commit one write (with any deferred ones); raises the driver's error if it fails.
 
-        The first write of an event-loop iteration commits at once; later writes of the same
-        iteration (many runs starting together) wait for the end of the iteration and share
-        one commit (group commit), so a burst of writes costs about one transaction.
+        The first write of an event-loop iteration commits at once; writes of other tasks in
+        the same iteration (many runs starting together) wait for the end of the iteration
+        and share one commit (group commit), so a burst of writes costs about one transaction.
         """
         loop = asyncio.get_running_loop()
-        if self._tick_loop is loop:
+        if self._join_group(loop):
             future: asyncio.Future[None] = loop.create_future()
             self._group.append((name, params, future))
-            if len(self._group) == 1:
+            if len(self._group) + len(self._waiters) == 1:
                 loop.call_soon(self._commit_group)
             await future
             return
-        if self._tick_loop is None:
-            self._tick_loop = loop
-            loop.call_soon(self._end_tick)
         item: _Item = (name, params, None)
         batch = [*self._take_deferred(), item]
         if self._commit_inline(batch):
@@ -170,16 +168,13 @@ class SQLiteWriter:
         """
         loop = asyncio.get_running_loop()
         if self._deferred or self._group:
-            if self._tick_loop is loop:
+            if self._join_group(loop):
                 future: asyncio.Future[None] = loop.create_future()
                 self._waiters.append(future)
                 if len(self._group) + len(self._waiters) == 1:
                     loop.call_soon(self._commit_group)
                 await future
             else:
-                if self._tick_loop is None:
-                    self._tick_loop = loop
-                    loop.call_soon(self._end_tick)
                 self._commit_group()
         with self._lock:
             if not self._thread_writes:
@@ -206,8 +201,21 @@ class SQLiteWriter:
                 self._inline.close()
                 self._inline = None
 
+    def _join_group(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """True: wait for the group commit at the end of this loop iteration, because another
+        task has already committed in it (a burst). False: commit now (and mark the iteration)."""
+        task = asyncio.current_task()
+        if self._tick_loop is loop:
+            return self._tick_task is not task
+        if self._tick_loop is None:
+            self._tick_loop = loop
+            loop.call_soon(self._end_tick)
+        self._tick_task = task
+        return False
+
     def _end_tick(self) -> None:
         self._tick_loop = None
+        self._tick_task = None
 
     def _commit_group(self) -> None:
         """Commit the deferred writes and this iteration's group; wake its writers and barriers.
