@@ -394,3 +394,52 @@ async def test_reconnecting_the_same_account_renews_its_credential(
     assert second.id == first.id and second.access_token != first.access_token
     [meta] = await pilot.credential_store.list_meta(alice.id)
     assert meta.needs_reauthorization is False
+
+
+# --------------------------------------------------------------------------- token client
+# Regressions: the code exchange (and the userinfo call) used a plain httpx client that took
+# HTTP(S)_PROXY from the environment and read the token endpoint's answer whole.
+
+
+def _dead_proxy_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.setenv(name, dead)
+        monkeypatch.setenv(name.lower(), dead)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
+async def test_connect_ignores_proxy_variables_of_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+    as_alice: httpx.AsyncClient,
+    anon: httpx.AsyncClient,
+    pilot: Pilot,
+    alice: User,
+) -> None:
+    callback = path_of(await authorize((await login(as_alice))["login_url"]))
+    _dead_proxy_in_env(monkeypatch)
+    response = await anon.get(callback)
+    assert response.status_code == 200, response.text
+    [creds] = await stored(pilot, alice)
+    assert creds.username == "octocat"  # the userinfo call went direct too
+
+
+async def test_a_huge_token_answer_connects_nothing(
+    as_alice: httpx.AsyncClient,
+    anon: httpx.AsyncClient,
+    pilot: Pilot,
+    alice: User,
+    provider: FakeOAuthProvider,
+) -> None:
+    from blockpilot.oauth.http import MAX_RESPONSE_BYTES
+    from blockpilot.testing import Response
+
+    callback = path_of(await authorize((await login(as_alice))["login_url"]))
+    huge = {"access_token": "at_huge_0123456789", "token_type": "bearer", "expires_in": 3600}
+    huge["padding"] = "x" * (2 * MAX_RESPONSE_BYTES)
+    provider.queue_response(Response.json(huge), path="/token")
+    assert_html_error(await anon.get(callback), "invalid token response")
+    assert await stored(pilot, alice) == []

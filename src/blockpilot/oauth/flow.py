@@ -3,9 +3,10 @@
 1. :meth:`OAuthFlow.start` issues a single-use state (:mod:`blockpilot.oauth.state`) bound to
    the user, the provider and a PKCE verifier, and builds the provider's authorization URL.
 2. The browser comes back to the callback; :meth:`OAuthFlow.finish` consumes the state,
-   exchanges the code at the provider's token URL (operator-set, hence trusted: plain httpx,
-   no SSRF guard) with the verifier, and stores the tokens as an encrypted ``oauth2``
-   credential of the state's user.
+   exchanges the code at the provider's token URL (operator-set, hence trusted: no SSRF
+   guard, but no proxy from the environment and a capped answer, see
+   :mod:`blockpilot.oauth.http`) with the verifier, and stores the tokens as an encrypted
+   ``oauth2`` credential of the state's user.
 
 Refreshing the stored tokens later is the job of
 :class:`~blockpilot.credentials.manager.IntegrationCredentialsManager` (SPEC §3 step 5); this
@@ -22,14 +23,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode
+from urllib.parse import quote, urlencode
 
 import httpx
 from pydantic import SecretStr, ValidationError
 
 from blockpilot.credentials.matching import provider_display_name
 from blockpilot.credentials.models import CredentialsMeta, OAuth2Credentials
-from blockpilot.errors import InvalidInputError, NotFoundError
+from blockpilot.errors import InvalidInputError, NetworkError, NotFoundError, ResponseTooLargeError
+from blockpilot.oauth.http import MAX_RESPONSE_BYTES, call_endpoint
 from blockpilot.oauth.providers import OAuthProvider
 from blockpilot.oauth.state import OAuthStateError, OAuthStateStore, PendingLogin, pkce_s256
 from blockpilot.settings import Settings
@@ -304,11 +306,24 @@ class OAuthFlow:
             "client_secret": provider.client_secret.get_secret_value(),
         }
         try:
-            async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
-                response = await client.post(
-                    provider.token_url, data=form, headers={"Accept": "application/json"}
-                )
-        except httpx.HTTPError as exc:
+            response = await call_endpoint(
+                "POST",
+                provider.token_url,
+                timeout=self.timeout,
+                data=form,
+                headers={"Accept": "application/json"},
+            )
+        except ResponseTooLargeError:
+            logger.warning(
+                "oauth code exchange answer too large",
+                extra={"provider": provider.name, "limit": MAX_RESPONSE_BYTES},
+            )
+            raise OAuthCallbackError(
+                f"{display} sent an invalid token response. Nothing was saved; try again from "
+                "the chat.",
+                details={"reason": "token_invalid"},
+            ) from None
+        except (httpx.HTTPError, NetworkError) as exc:
             logger.warning(
                 "oauth code exchange failed",
                 extra={"provider": provider.name, "error": type(exc).__name__},
@@ -318,7 +333,7 @@ class OAuthFlow:
                 "try again from the chat in a moment.",
                 details={"reason": "token_unreachable"},
             ) from None
-        payload = _token_payload(response)
+        payload = response.token_payload()
         error = payload.get("error")
         if error is not None or response.status_code >= 400 or "access_token" not in payload:
             code_name = (
@@ -395,19 +410,15 @@ class OAuthFlow:
         if not url:
             return None
         try:
-            async with httpx.AsyncClient(
-                timeout=min(self.timeout, 5.0), follow_redirects=False
-            ) as client:
-                response = await client.get(
-                    url,
-                    headers={
-                        "Authorization": f"Bearer {access_token}",
-                        "Accept": "application/json",
-                    },
-                )
-            payload = response.json() if response.status_code == 200 else None
-        except (httpx.HTTPError, ValueError):
+            response = await call_endpoint(
+                "GET",
+                url,
+                timeout=min(self.timeout, 5.0),
+                headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+            )
+        except (httpx.HTTPError, NetworkError):
             return None
+        payload = response.json_object() if response.status_code == 200 else None
         if not isinstance(payload, dict):
             return None
         for key in _USERNAME_FIELDS:
@@ -430,15 +441,3 @@ class OAuthFlow:
                     stored = await self._credentials.get_meta(user_id, meta.id)
                     return (stored or renewed.meta()), True
         return await self._credentials.add(user_id, creds), False
-
-
-def _token_payload(response: httpx.Response) -> dict[str, Any]:
-    """The token endpoint's answer: JSON, or form-encoded (GitHub without ``Accept``)."""
-    try:
-        value = response.json()
-    except ValueError:
-        try:
-            return dict(parse_qsl(response.text, keep_blank_values=True))
-        except ValueError:
-            return {}
-    return value if isinstance(value, dict) else {}

@@ -10,14 +10,26 @@ import httpx
 from pydantic import SecretStr, ValidationError
 
 from blockpilot.credentials.models import OAuth2Credentials
-from blockpilot.errors import OAuthRefreshError, ReauthorizationRequiredError
+from blockpilot.errors import (
+    NetworkError,
+    OAuthRefreshError,
+    ReauthorizationRequiredError,
+    ResponseTooLargeError,
+)
+from blockpilot.oauth.http import MAX_RESPONSE_BYTES, call_endpoint
 from blockpilot.settings import Settings
 
 # Public endpoints of providers we know; operators can override any of them with
 # BLOCKPILOT_PROVIDER_<NAME>_AUTHORIZE_URL / _TOKEN_URL.
 KNOWN_ENDPOINTS: dict[str, tuple[str, str]] = {
-    "github": ("https://github.com/login/oauth/authorize", "https://github.com/login/oauth/access_token"),
-    "google": ("https://accounts.google.com/o/oauth2/v2/auth", "https://oauth2.googleapis.com/token"),
+    "github": (
+        "https://github.com/login/oauth/authorize",
+        "https://github.com/login/oauth/access_token",
+    ),
+    "google": (
+        "https://accounts.google.com/o/oauth2/v2/auth",
+        "https://oauth2.googleapis.com/token",
+    ),
 }
 
 
@@ -58,16 +70,24 @@ class OAuthProvider:
             rotating = rotates.strip().lower() not in ("0", "false", "no", "off")
         return cls(name, client_id, SecretStr(client_secret), authorize_url, token_url, rotating)
 
-    async def refresh(self, creds: OAuth2Credentials, *, timeout: float = 20.0) -> OAuth2Credentials:
+    async def refresh(
+        self, creds: OAuth2Credentials, *, timeout: float = 20.0
+    ) -> OAuth2Credentials:
         """Exchange the refresh token; returns updated credentials (same id).
+
+        The token endpoint is called through :func:`blockpilot.oauth.http.call_endpoint`:
+        no proxy from the environment, the answer capped at 1 MiB, *timeout* per operation
+        and for the whole call.
 
         Raises:
             ReauthorizationRequiredError: the provider refused the grant (``invalid_grant``).
-            OAuthRefreshError: a transient failure (network, 429, 5xx); nothing changed.
+            OAuthRefreshError: a transient failure (network, 429, 5xx, an answer over 1 MiB);
+                nothing changed.
         """
         if creds.refresh_token is None:
             raise ReauthorizationRequiredError(
-                f"The {self.name} connection has expired and has no refresh token; reconnect the account"
+                f"The {self.name} connection has expired and has no refresh token; "
+                "reconnect the account"
             )
         form = {
             "grant_type": "refresh_token",
@@ -76,15 +96,29 @@ class OAuthProvider:
             "client_secret": self.client_secret.get_secret_value(),
         }
         try:
-            async with httpx.AsyncClient(timeout=timeout) as client:
-                response = await client.post(self.token_url, data=form, headers={"Accept": "application/json"})
-        except httpx.HTTPError as exc:
-            raise OAuthRefreshError(f"Could not reach {self.name} to refresh the token ({type(exc).__name__})") from None
-        payload = _json_or_empty(response)
+            response = await call_endpoint(
+                "POST",
+                self.token_url,
+                timeout=timeout,
+                data=form,
+                headers={"Accept": "application/json"},
+            )
+        except ResponseTooLargeError:
+            raise OAuthRefreshError(
+                f"{self.name} sent a token response larger than {MAX_RESPONSE_BYTES} bytes; "
+                "try again later",
+                details={"reason": "response_too_large", "limit": MAX_RESPONSE_BYTES},
+            ) from None
+        except (httpx.HTTPError, NetworkError) as exc:
+            raise OAuthRefreshError(
+                f"Could not reach {self.name} to refresh the token ({type(exc).__name__})"
+            ) from None
+        payload = response.json_object() or {}
         error = payload.get("error")
         if error == "invalid_grant":
             raise ReauthorizationRequiredError(
-                f"{self.name} refused the refresh token ({error}); the user must reconnect the account"
+                f"{self.name} refused the refresh token ({error}); "
+                "the user must reconnect the account"
             )
         if error in ("invalid_client", "unauthorized_client"):
             # The operator's OAuth app is at fault, not the user's grant: reconnecting would not
@@ -94,7 +128,10 @@ class OAuthProvider:
                 f"{self.name.upper()}_CLIENT_ID and _CLIENT_SECRET"
             )
         if response.status_code >= 400 or "access_token" not in payload:
-            raise OAuthRefreshError(f"{self.name} token refresh failed with HTTP {response.status_code}; try again later")
+            raise OAuthRefreshError(
+                f"{self.name} token refresh failed with HTTP {response.status_code}; "
+                "try again later"
+            )
         access_token = payload.get("access_token")
         expires_in = payload.get("expires_in")
         new_refresh = payload.get("refresh_token")
@@ -106,20 +143,26 @@ class OAuthProvider:
             or not (new_refresh is None or (isinstance(new_refresh, str) and new_refresh.strip()))
         ):
             # Storing a malformed answer would break the credential; keep what we have.
-            raise OAuthRefreshError(f"{self.name} returned an invalid token response; try again later")
+            raise OAuthRefreshError(
+                f"{self.name} returned an invalid token response; try again later"
+            )
         now = int(time.time())
         update = {
             "access_token": SecretStr(access_token),
             "access_token_expires_at": now + int(expires_in) if expires_in else None,
             # Providers that rotate refresh tokens return a new one; keep the old otherwise.
             "refresh_token": SecretStr(str(new_refresh)) if new_refresh else creds.refresh_token,
-            "scopes": scope.replace(",", " ").split() if isinstance(scope, str) and scope else creds.scopes,
+            "scopes": scope.replace(",", " ").split()
+            if isinstance(scope, str) and scope
+            else creds.scopes,
         }
         try:
             # Validated like any stored credential, so what we store can always be read back.
             return OAuth2Credentials.model_validate({**dict(creds), **update})
         except ValidationError:
-            raise OAuthRefreshError(f"{self.name} returned an invalid token response; try again later") from None
+            raise OAuthRefreshError(
+                f"{self.name} returned an invalid token response; try again later"
+            ) from None
 
 
 def _valid_expires_in(value: Any) -> bool:
@@ -132,11 +175,3 @@ def _valid_expires_in(value: Any) -> bool:
         value = value.strip()
         return value.isdigit() and int(value) < 10**10
     return isinstance(value, int) and 0 <= value < 10**10
-
-
-def _json_or_empty(response: httpx.Response) -> dict[str, Any]:
-    try:
-        value = response.json()
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
