@@ -6,9 +6,13 @@ import asyncio
 import contextlib
 import errno
 import hashlib
+import logging
 import mimetypes
 import os
+import re
 import secrets
+import stat
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -19,11 +23,27 @@ from blockpilot.storage.workspaces import WorkspaceStore
 from blockpilot.workspaces.models import Workspace, WorkspaceFile
 from blockpilot.workspaces.paths import normalise_path, normalise_prefix
 
+logger = logging.getLogger(__name__)
+
 _OPEN_FLAGS = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _OPEN_FLAGS
 _READ_ATTEMPTS = 5
 CHUNK_BYTES = 1024 * 1024
 """Pieces in which streamed reads hand out a file."""
+TEMP_FILE_MAX_AGE_SECONDS = 3600.0
+"""Temp blobs untouched this long are orphans of a killed writer (see :func:`sweep_temp_files`)."""
+
+
+def _new_blob_name() -> str:
+    return secrets.token_hex(16)
+
+
+def _temp_name(name: str) -> str:
+    return f".{name}.tmp"
+
+
+# Exactly the names _temp_name gives blob names: nothing else is ever swept.
+_TEMP_NAME = re.compile(r"\.[0-9a-f]{32}\.tmp")
 
 
 def _open_dir(directory: Path, *, create: bool) -> int:
@@ -50,7 +70,7 @@ def _open_dir(directory: Path, *, create: bool) -> int:
 def _write_blob(directory: Path, name: str, data: bytes) -> None:
     dir_fd = _open_dir(directory, create=True)
     try:
-        tmp = f".{name}.tmp"
+        tmp = _temp_name(name)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS, 0o600, dir_fd=dir_fd)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -76,7 +96,7 @@ class _BlobSink:
 
     def __init__(self, directory: Path, name: str) -> None:
         self._name = name
-        self._tmp = f".{name}.tmp"
+        self._tmp = _temp_name(name)
         self._dir_fd = _open_dir(directory, create=True)
         try:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS
@@ -147,18 +167,87 @@ def _remove_blob(directory: Path, name: str) -> None:
         os.close(dir_fd)
 
 
+def _sweep_directory(dir_fd: int, cutoff: float) -> int:
+    removed = 0
+    with os.scandir(dir_fd) as entries:
+        for entry in entries:
+            if not _TEMP_NAME.fullmatch(entry.name):
+                continue
+            try:
+                info = entry.stat(follow_symlinks=False)
+                if not stat.S_ISREG(info.st_mode) or info.st_mtime >= cutoff:
+                    continue
+                os.unlink(entry.name, dir_fd=dir_fd)
+            except FileNotFoundError:
+                continue  # its writer finished (renamed it) or another sweep removed it
+            removed += 1
+    return removed
+
+
+def sweep_temp_files(root: Path, *, max_age_seconds: float = TEMP_FILE_MAX_AGE_SECONDS) -> int:
+    """Remove temp blobs left behind by writers that were killed mid-write (``SIGKILL``).
+
+    Only regular files named as the writer names its temp files (``.<32 hex>.tmp``) directly
+    inside a workspace's blob directory (``root/<workspace id>/``), and only when their
+    modification time is older than *max_age_seconds*: a live writer touches its file with
+    every piece it writes, so a file that old has no writer (in this process or another
+    sharing *root*). Blobs, symlinks and anything else are left alone. Failures are logged,
+    never raised: a sweep must not stop the service from starting.
+
+    Returns:
+        How many temp files were removed (also logged at INFO when any were).
+    """
+    cutoff = time.time() - max_age_seconds
+    removed = 0
+    try:
+        with os.scandir(root) as entries:
+            names = [e.name for e in entries if e.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return 0
+    except OSError as exc:
+        logger.warning("workspace temp file sweep skipped", extra={"error": exc.strerror})
+        return 0
+    for name in names:
+        try:
+            dir_fd = _open_dir(root / name, create=False)
+        except (OSError, WorkspaceError):
+            continue  # gone, or no longer a plain directory
+        try:
+            removed += _sweep_directory(dir_fd, cutoff)
+        except OSError as exc:
+            logger.warning(
+                "workspace temp file sweep failed for one workspace",
+                extra={"workspace_id": name, "error": exc.strerror},
+            )
+        finally:
+            os.close(dir_fd)
+    if removed:
+        logger.info("removed orphan workspace temp files", extra={"count": removed})
+    return removed
+
+
 class WorkspaceManager:
     """Files of every user's workspace.
 
     Bytes are stored as blobs named by random ids under ``root/<workspace id>/``; the
     virtual path is only a database row. A write lands the blob first (temp file, fsync,
-    rename) and then switches the row, so a crash never leaves a half-written file.
+    rename) and then switches the row, so a crash never leaves a half-written file. Temp
+    files of writers killed mid-write (``SIGKILL``: no cleanup runs) are swept when the
+    manager opens, by :func:`sweep_temp_files`.
     """
 
-    def __init__(self, store: WorkspaceStore, root: Path, *, max_file_bytes: int) -> None:
+    def __init__(
+        self,
+        store: WorkspaceStore,
+        root: Path,
+        *,
+        max_file_bytes: int,
+        temp_file_max_age_seconds: float = TEMP_FILE_MAX_AGE_SECONDS,
+    ) -> None:
         self._store = store
         self._root = root
         self.max_file_bytes = max_file_bytes
+        self.swept_temp_files = sweep_temp_files(root, max_age_seconds=temp_file_max_age_seconds)
         # Writers of one path in this process take turns; other processes are handled by
         # the store's compare-and-swap retries.
         self._path_locks = InProcessLockManager()
@@ -185,7 +274,9 @@ class WorkspaceFiles:
     def workspace_id(self) -> str:
         return self.workspace.id
 
-    async def write(self, path: str, content: bytes | str, *, mime_type: str | None = None) -> WorkspaceFile:
+    async def write(
+        self, path: str, content: bytes | str, *, mime_type: str | None = None
+    ) -> WorkspaceFile:
         """Create or replace the file at *path* atomically."""
         virtual = normalise_path(path)
         try:
@@ -200,10 +291,12 @@ class WorkspaceFiles:
                 f"File is {len(data)} bytes; the limit is {limit} bytes. Write a smaller file.",
                 details={"size_bytes": len(data), "limit_bytes": limit},
             )
-        mime = mime_type or mimetypes.guess_type(virtual)[0] or (
-            "text/plain" if isinstance(content, str) else "application/octet-stream"
+        mime = (
+            mime_type
+            or mimetypes.guess_type(virtual)[0]
+            or ("text/plain" if isinstance(content, str) else "application/octet-stream")
         )
-        blob = secrets.token_hex(16)
+        blob = _new_blob_name()
         directory = self._manager._blob_dir(self.workspace.id)
         try:
             await asyncio.to_thread(_write_blob, directory, blob, data)
@@ -220,7 +313,7 @@ class WorkspaceFiles:
         virtual = normalise_path(path)
         limit = self._manager.max_file_bytes
         mime = mime_type or mimetypes.guess_type(virtual)[0] or "application/octet-stream"
-        blob = secrets.token_hex(16)
+        blob = _new_blob_name()
         directory = self._manager._blob_dir(self.workspace.id)
         try:
             sink = await asyncio.to_thread(_BlobSink, directory, blob)
@@ -269,7 +362,9 @@ class WorkspaceFiles:
     async def _located(self, path: str) -> tuple[WorkspaceFile, str]:
         found = await self._store.file_by_path(self.workspace.id, normalise_path(path))
         if found is None:
-            raise WorkspaceFileNotFoundError(f"No file at {normalise_path(path)!r} in the workspace")
+            raise WorkspaceFileNotFoundError(
+                f"No file at {normalise_path(path)!r} in the workspace"
+            )
         return found
 
     async def info(self, path: str) -> WorkspaceFile:
@@ -350,9 +445,14 @@ class WorkspaceFiles:
             raise WorkspaceFileNotFoundError(f"File {record.path!r} is damaged (checksum mismatch)")
         return data
 
-    async def list(self, prefix: str | None = None, *, limit: int = 1000, offset: int = 0) -> list[WorkspaceFile]:
+    async def list(
+        self, prefix: str | None = None, *, limit: int = 1000, offset: int = 0
+    ) -> list[WorkspaceFile]:
         return await self._store.list_files(
-            self.workspace.id, normalise_prefix(prefix), limit=min(max(limit, 1), 10_000), offset=max(offset, 0)
+            self.workspace.id,
+            normalise_prefix(prefix),
+            limit=min(max(limit, 1), 10_000),
+            offset=max(offset, 0),
         )
 
     async def delete(self, path: str) -> bool:
