@@ -369,9 +369,15 @@ class BlockRunner:
         except Exception as exc:
             return self._crashed(exc, block, record, started, redactor, session_id)
 
-        safe = redactor.scrub(to_jsonable_python(outputs, fallback=str))
-        counts = {name: len(values) for name, values in safe.items()}  # before any truncation
-        safe, truncated = await self._cap_outputs(safe, context, record.id)
+        try:
+            safe = redactor.scrub(to_jsonable_python(outputs, fallback=str))
+            counts = {name: len(values) for name, values in safe.items()}  # before any truncation
+            safe, truncated = await self._cap_outputs(safe, context, record.id)
+        except asyncio.CancelledError:
+            self._finish(record, started, "cancelled", code="cancelled", message="Cancelled")
+            raise
+        except Exception as exc:  # e.g. saving a cut value failed unexpectedly: the run still ends
+            return self._crashed(exc, block, record, started, redactor, session_id)
         summary = {"pins": counts, "truncated": truncated}
         self._finish(record, started, "completed", summary=summary)
         await self.credentials.store.mark_used(user_id, [m.id for m in match.matched.values() if not m.is_system])

@@ -84,3 +84,22 @@ async def test_a_cut_output_that_cannot_be_saved_still_finishes_the_run(pilot: P
     [record] = await pilot.executions.list(user.id)
     assert record.status == "completed"
     assert Path(pilot.settings.home).exists()
+
+
+async def test_an_unexpected_error_while_capping_outputs_still_finishes_the_run(
+    pilot: Pilot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from blockpilot.workspaces.manager import WorkspaceFiles
+
+    async def broken_write(self: WorkspaceFiles, path: str, content: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("storage backend exploded")
+
+    monkeypatch.setattr(WorkspaceFiles, "write", broken_write)
+    user, _ = await pilot.users.create("alice")
+    response = await pilot.call_tool(
+        "run_block", {"block_id": STORE_VALUE_ID, "input_data": {"input": "y" * 50_000}}, user_id=user.id
+    )
+    outcome = json.loads(response.to_json())
+    assert outcome["type"] == "error" and outcome["code"] == "internal_error", outcome
+    (record,) = await pilot.executions.list(user.id)
+    assert record.status == "failed" and record.error_code == "internal_error"
