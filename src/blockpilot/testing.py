@@ -11,7 +11,8 @@ All servers are context managers (``start()`` / ``stop()`` also work), record wh
 they receive in a thread-safe way, and can be reset between test phases.
 
 Only the standard library is imported at module import time; ``aiosmtpd`` is
-imported when a :class:`FakeSMTP` is started.
+imported when a :class:`FakeSMTP` is started, uvicorn when :func:`serve_asgi` (which
+serves an ASGI app, such as blockpilot's own, over real HTTP) is used.
 
 Example pytest fixtures::
 
@@ -38,6 +39,7 @@ Example pytest fixtures::
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -45,11 +47,14 @@ import json as jsonlib
 import re
 import secrets
 import socket
+import ssl
+import sys
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email import policy as email_policy
@@ -71,9 +76,68 @@ __all__ = [
     "Response",
     "pkce_challenge",
     "pkce_pair",
+    "serve_asgi",
 ]
 
 LOCALHOST = "127.0.0.1"
+
+
+class _BackgroundServer:
+    """The lifecycle every server here shares: ``start()`` / ``stop()`` (a second ``stop()``
+    does nothing), use as a context manager, :attr:`running`, :attr:`host` and :attr:`port`.
+
+    Subclasses implement :meth:`_serve` (start serving in the background and return the
+    bound port) and :meth:`_shutdown` (stop serving).
+    """
+
+    def __init__(self, host: str) -> None:
+        self._host = host
+        self._port: int | None = None
+
+    def _serve(self) -> int:
+        raise NotImplementedError
+
+    def _shutdown(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        if self._port is not None:
+            raise RuntimeError(f"{type(self).__name__} is already running")
+        self._port = self._serve()
+        return self
+
+    def stop(self) -> None:
+        if self._port is None:
+            return
+        try:
+            self._shutdown()
+        finally:
+            self._port = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._port is not None
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError(f"{type(self).__name__} is not running; use start() or `with`")
+        return self._port
 
 
 # --------------------------------------------------------------------------------------
@@ -191,7 +255,15 @@ class _HTTPServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], owner: LocalHTTPServer) -> None:
         self.owner = owner
+        # Kept-alive connections may idle until the client closes them: don't wait for them.
+        self.block_on_close = not owner.keep_alive
         super().__init__(address, _RequestHandler)
+        if owner.tls is not None:
+            self.socket = owner.tls.wrap_socket(self.socket, server_side=True)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):  # a client hanging up is no error
+            super().handle_error(request, client_address)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -237,11 +309,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
             headers=headers,
             body=body,
         )
-        owner = self.server.owner
-        response = owner._respond(request)
-        if response.delay > 0:
-            owner._sleep(response.delay)
-        self.close_connection = True
+        self.server.owner._handle_request(self, request)
+
+    def send(self, response: Response, *, keep_alive: bool) -> None:
+        """Write *response*; the connection closes after it unless *keep_alive*."""
+        self.close_connection = not keep_alive
         try:
             self.send_response(response.status)
             lowered = {k.lower() for k in response.headers}
@@ -249,27 +321,42 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
             if "content-length" not in lowered:
                 self.send_header("Content-Length", str(len(response.body)))
-            self.send_header("Connection", "close")
+            if not keep_alive:
+                self.send_header("Connection", "close")
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(response.body)
         except OSError:
-            pass  # the client went away; nothing to report
+            self.close_connection = True  # the client went away; nothing to report
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
 
 
-class LocalHTTPServer:
+class LocalHTTPServer(_BackgroundServer):
     """A scriptable HTTP server on ``127.0.0.1`` running in a background thread.
 
     Register behaviour with :meth:`add_route` (path templates like ``/items/{id}``);
     override the next response(s) with :meth:`queue_response`.  Every request is
     recorded in :attr:`requests`.  Exceptions raised by handlers become a 500 response
     and are kept in :attr:`errors`.  The concrete fakes below all build on this class.
+
+    With ``tls`` (a server-side ``ssl.SSLContext``) it speaks HTTPS.  Each response closes
+    its connection unless ``keep_alive`` is true; then connections persist (HTTP/1.1) until
+    the client closes them, and :meth:`stop` does not wait for idle ones.
     """
 
-    def __init__(self, *, host: str = LOCALHOST) -> None:
-        self._host = host
+    _poll_interval = 0.05  # how often the serving thread checks for stop(), in seconds
+
+    def __init__(
+        self,
+        *,
+        host: str = LOCALHOST,
+        tls: ssl.SSLContext | None = None,
+        keep_alive: bool = False,
+    ) -> None:
+        super().__init__(host)
+        self.tls = tls
+        self.keep_alive = keep_alive
         self._lock = threading.RLock()
         self._routes: list[_Route] = []
         self._queued: list[_Queued] = []
@@ -281,63 +368,41 @@ class LocalHTTPServer:
 
     # -- lifecycle ------------------------------------------------------------------
 
-    def start(self) -> Self:
-        if self._server is not None:
-            raise RuntimeError(f"{type(self).__name__} is already running")
+    def _serve(self) -> int:
         self._stopping.clear()
-        self._server = _HTTPServer((self._host, 0), self)
+        server = _HTTPServer((self._host, 0), self)
+        port = int(server.server_address[1])
+        self._server = server
         self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"{type(self).__name__}-{self.port}",
+            target=server.serve_forever,
+            kwargs={"poll_interval": self._poll_interval},
+            name=f"{type(self).__name__}-{port}",
             daemon=True,
         )
         self._thread.start()
-        return self
+        return port
 
-    def stop(self) -> None:
+    def _shutdown(self) -> None:
         server, thread = self._server, self._thread
-        if server is None:
-            return
         self._stopping.set()
-        server.shutdown()
-        server.server_close()
+        if server is not None:
+            server.shutdown()
+            server.server_close()
         if thread is not None:
             thread.join(timeout=5)
         self._server = None
         self._thread = None
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def running(self) -> bool:
-        return self._server is not None
-
     # -- addresses ------------------------------------------------------------------
 
     @property
-    def host(self) -> str:
-        return self._host
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError(f"{type(self).__name__} is not running; use start() or `with`")
-        return int(self._server.server_address[1])
+    def scheme(self) -> str:
+        return "http" if self.tls is None else "https"
 
     @property
     def origin(self) -> str:
-        """``http://127.0.0.1:PORT`` (no trailing slash, no path)."""
-        return f"http://{self.host}:{self.port}"
+        """``http://127.0.0.1:PORT`` (no trailing slash, no path; ``https`` with ``tls``)."""
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     @property
     def base_url(self) -> str:
@@ -424,6 +489,13 @@ class LocalHTTPServer:
             return list(self._errors)
 
     # -- internals ------------------------------------------------------------------
+
+    def _handle_request(self, handler: _RequestHandler, request: RecordedRequest) -> None:
+        """Answer one parsed request on *handler*'s connection (runs in its thread)."""
+        response = self._respond(request)
+        if response.delay > 0:
+            self._sleep(response.delay)
+        handler.send(response, keep_alive=self.keep_alive)
 
     def _sleep(self, seconds: float) -> None:
         """Sleep, but wake up early if the server is stopping."""
@@ -1435,7 +1507,7 @@ class _SMTPHandler:
         return self._owner._deliver(session, envelope)
 
 
-class FakeSMTP:
+class FakeSMTP(_BackgroundServer):
     """An SMTP server (``aiosmtpd``) on ``127.0.0.1`` with AUTH LOGIN/PLAIN over plaintext.
 
     Credentials are checked against ``username``/``password``; with ``username=None``
@@ -1455,8 +1527,7 @@ class FakeSMTP:
         self.username = username
         self.password = password
         self.auth_required = (username is not None) if auth_required is None else auth_required
-        self._host = host
-        self._port: int | None = None
+        super().__init__(host)
         self._controller: Any = None
         self._cond = threading.Condition(threading.RLock())
         self._messages: list[ReceivedEmail] = []
@@ -1465,9 +1536,7 @@ class FakeSMTP:
 
     # -- lifecycle ------------------------------------------------------------------
 
-    def start(self) -> Self:
-        if self._controller is not None:
-            raise RuntimeError("FakeSMTP is already running")
+    def _serve(self) -> int:
         from aiosmtpd.controller import Controller  # lazy: optional test dependency
 
         port = _free_port(self._host)
@@ -1480,40 +1549,12 @@ class FakeSMTP:
         )
         controller.start()
         self._controller = controller
-        self._port = port
-        return self
+        return port
 
-    def stop(self) -> None:
-        controller = self._controller
-        if controller is None:
-            return
-        self._controller = None
-        controller.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def running(self) -> bool:
-        return self._controller is not None
-
-    @property
-    def host(self) -> str:
-        return self._host
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("FakeSMTP is not running; use start() or `with`")
-        return self._port
+    def _shutdown(self) -> None:
+        controller, self._controller = self._controller, None
+        if controller is not None:
+            controller.stop()
 
     # -- recordings / behaviour -----------------------------------------------------
 
@@ -1588,3 +1629,44 @@ class FakeSMTP:
 
 def _decode(value: bytes | str) -> str:
     return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
+
+
+# --------------------------------------------------------------------------------------
+# ASGI apps over real HTTP
+# --------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def serve_asgi(
+    app: Any, *, host: str = LOCALHOST, timeout: float = 15.0, **options: Any
+) -> AsyncIterator[str]:
+    """Serve the ASGI *app* with uvicorn on a free port of *host* (IPv4); yields its URL.
+
+    The server is a task in the running event loop, so the app may use objects bound to
+    that loop (a Pilot); it is a plain task, not a task group, so it may be entered and
+    left in different tasks (as pytest-asyncio does with fixtures).  It runs with the
+    service's own settings (:func:`blockpilot.api.server.server_config`: lifespan on, our
+    logging) plus *options*.  Start-up and shut-down each wait at most *timeout* seconds.
+    """
+    import uvicorn
+
+    from blockpilot.api.server import server_config
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(server_config(app, host=host, port=port, **options))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(timeout):
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise RuntimeError("uvicorn stopped before it started serving")
+                await asyncio.sleep(0.01)
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout)
+        sock.close()

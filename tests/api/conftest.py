@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import uvicorn
 from api_helpers import ClientFactory
 from fastapi import FastAPI
 
 from blockpilot.api import create_app
-from blockpilot.api.server import server_config
 from blockpilot.pilot import Pilot
 from blockpilot.storage.users import User
+from blockpilot.testing import serve_asgi
 
 
 @pytest.fixture
@@ -73,20 +70,5 @@ async def as_bob(client_for: ClientFactory, bob_key: str) -> httpx.AsyncClient:
 @pytest.fixture
 async def base_url(pilot: Pilot) -> AsyncIterator[str]:
     """The API on a real socket (uvicorn), for tests that need real HTTP."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(server_config(create_app(pilot), host="127.0.0.1", port=port))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
-        sock.close()
+    async with serve_asgi(create_app(pilot)) as url:
+        yield url

@@ -3,9 +3,7 @@ uvicorn on a free port, driven by the SDK's HTTP client and by raw requests."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,7 +11,6 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-import uvicorn
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -26,6 +23,7 @@ from blockpilot.mcp import MCPHttpApp, api_key_authenticator
 from blockpilot.mcp.http import Authenticate
 from blockpilot.pilot import Pilot
 from blockpilot.storage.users import User
+from blockpilot.testing import serve_asgi
 
 TIMEOUT = 20
 INIT = {
@@ -59,22 +57,8 @@ async def serve(
             routes=[Route("/mcp", endpoint=mcp_http, methods=["GET", "POST", "DELETE"])],
             lifespan=lifespan,
         )
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    # A plain task, not a task group: pytest-asyncio ends a fixture in another task.
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        with anyio.fail_after(TIMEOUT):
-            while not server.started:
-                assert not task.done(), task
-                await anyio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, TIMEOUT)
-        sock.close()
+    async with serve_asgi(app, timeout=TIMEOUT) as base:
+        yield f"{base}/mcp"
 
 
 @asynccontextmanager

@@ -5,28 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from net_servers import LocalServer
-
-
-@pytest.fixture
-def canary() -> Iterator[LocalServer]:
-    """A loopback server nothing may ever reach; tests assert it has no hits."""
-    server = LocalServer()
-    yield server
-    server.close()
+from net_servers import LocalServer, canary_server  # noqa: F401 - the `canary` fixture
 
 
 @pytest.fixture
 def server() -> Iterator[LocalServer]:
     """A loopback server the test policy exempts."""
-    server = LocalServer()
-    yield server
-    server.close()
+    with LocalServer() as server:
+        yield server
 
 
 @pytest.fixture
 def server2() -> Iterator[LocalServer]:
     """A second exempt server on another port (another origin)."""
-    server = LocalServer()
-    yield server
-    server.close()
+    with LocalServer() as server:
+        yield server

@@ -1,4 +1,5 @@
-"""Real local HTTP(S) servers that record every hit, plus resolver and backend stubs."""
+"""Real local HTTP(S) servers that record every hit (and the ``canary`` fixture the net and
+security suites share), plus resolver and backend stubs."""
 
 from __future__ import annotations
 
@@ -6,18 +7,20 @@ import datetime as dt
 import ipaddress
 import ssl
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Self
 
 import httpcore
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from blockpilot.testing import LocalHTTPServer, RecordedRequest
 
 Handler = Callable[[BaseHTTPRequestHandler], None]
 
@@ -78,53 +81,21 @@ def stall(seconds: float) -> Handler:
 
 
 class LocalServer:
-    """Threaded HTTP/1.1 server on 127.0.0.1 that records every request it receives."""
+    """A loopback HTTP(S) server, running from construction on, that records every request.
+
+    Built on :class:`blockpilot.testing.LocalHTTPServer` (with kept-alive connections);
+    what that server does not do is here: any method on any path is answered by a raw
+    handler that writes to the connection itself (so it can trickle, stream without a
+    length or lie about it), ``reply()`` unless :meth:`route` says otherwise; and every
+    request is kept as a :class:`Hit` in :attr:`hits`, a plain list a test may clear.
+    """
 
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.hits: list[Hit] = []
         self.routes: dict[str, Handler] = {}
-        self.scheme = "https" if tls else "http"
-        owner = self
-
-        class _Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _any(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                owner.hits.append(
-                    Hit(
-                        self.command,
-                        self.path,
-                        {k.lower(): v for k, v in self.headers.items()},
-                        body,
-                        self.client_address[1],
-                    )
-                )
-                handler = owner.routes.get(self.path.split("?")[0], reply())
-                try:
-                    handler(self)
-                except OSError:
-                    self.close_connection = True  # the client hung up; that is the test
-
-            do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = do_PATCH = _any
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        class _Server(ThreadingHTTPServer):
-            daemon_threads = True
-            block_on_close = False
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass
-
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
-        if tls is not None:
-            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
-        self.port: int = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.01,), daemon=True)
-        self._thread.start()
+        self._server = _RawHandlerServer(self, tls).start()
+        self.scheme = self._server.scheme
+        self.port: int = self._server.port
 
     def url(self, path: str = "/", host: str = "127.0.0.1") -> str:
         return f"{self.scheme}://{host}:{self.port}{path}"
@@ -133,8 +104,41 @@ class LocalServer:
         self.routes[path] = handler
 
     def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._server.stop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _RawHandlerServer(LocalHTTPServer):
+    """Records each request as its owner's hit and answers it with the owner's raw handler."""
+
+    _poll_interval = 0.01  # many servers start and stop: stop them quickly
+
+    def __init__(self, owner: LocalServer, tls: ssl.SSLContext | None) -> None:
+        super().__init__(tls=tls, keep_alive=True)
+        self._owner = owner
+
+    def _handle_request(self, handler: BaseHTTPRequestHandler, request: RecordedRequest) -> None:
+        owner = self._owner
+        hit = Hit(
+            request.method, request.target, request.headers, request.body, handler.client_address[1]
+        )
+        owner.hits.append(hit)
+        try:
+            owner.routes.get(request.target.split("?")[0], reply())(handler)
+        except OSError:
+            handler.close_connection = True  # the client hung up; that is the test
+
+
+@pytest.fixture(name="canary")
+def canary_server() -> Iterator[LocalServer]:
+    """A loopback server nothing may ever reach; tests assert it has no hits."""
+    with LocalServer() as server:
+        yield server
 
 
 class StubResolver:

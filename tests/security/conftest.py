@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sec_helpers import CANARIES, LocalServer, guard_pilot, guarded_client
+from sec_helpers import (  # noqa: F401 - canary_server: the `canary` fixture of tests/net
+    CANARIES,
+    LocalServer,
+    canary_server,
+    guard_pilot,
+    guarded_client,
+)
 
 from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
@@ -43,19 +49,10 @@ def _watch_home(home: Path) -> None:
 
 
 @pytest.fixture
-def canary() -> Iterator[LocalServer]:
-    """A loopback HTTP server that nothing may reach: tests assert it has no hits."""
-    server = LocalServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def public() -> Iterator[LocalServer]:
     """A loopback server that plays a public web site (reached through FakeInternet)."""
-    server = LocalServer()
-    yield server
-    server.close()
+    with LocalServer() as server:
+        yield server
 
 
 @pytest.fixture

@@ -1,21 +1,21 @@
 """Shared pieces of the adversarial suite: the canary registry, guarded Pilots with an
 injected resolver, and the ways into blockpilot (Python API, HTTP, MCP, CLI).
 
-Importable (conftest is not). The local servers, resolver stub and fake network backend of
-``tests/net`` are reused from ``net_servers``.
+Importable (conftest is not). The local servers, the loopback ``canary`` fixture, resolver
+stub and fake network backend of ``tests/net`` are reused from ``net_servers``; a real socket
+for an ASGI app is ``blockpilot.testing.serve_asgi`` (here ``serve_app``).
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import logging
 import secrets
 import sqlite3
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,21 +24,24 @@ from urllib.parse import quote, quote_plus
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "net"))
 
-from net_servers import FakeInternet, LocalServer, StubResolver  # noqa: E402
+from net_servers import FakeInternet, LocalServer, StubResolver, canary_server  # noqa: E402
 
 from blockpilot.net import DestinationPolicy, GuardedHTTPClient  # noqa: E402
 from blockpilot.net.transport import PinnedTransport  # noqa: E402
 from blockpilot.pilot import Pilot  # noqa: E402
+from blockpilot.testing import serve_asgi as serve_app  # noqa: E402
 
 __all__ = [
     "CANARIES",
     "FakeInternet",
     "LocalServer",
     "StubResolver",
+    "canary_server",
     "PUBLIC_IP",
     "PUBLIC_IP_2",
     "guard_pilot",
     "leak_forms",
+    "serve_app",
     "tool_json",
 ]
 
@@ -239,35 +242,3 @@ def blocked_cause(data: dict[str, Any]) -> str | None:
     if data.get("type") != "error":
         return None
     return (data.get("details") or {}).get("cause") or data.get("code")
-
-
-# --------------------------------------------------------------------------- a real socket
-
-
-@contextlib.asynccontextmanager
-async def serve_app(app: Any) -> AsyncIterator[str]:
-    """Serve an ASGI app with uvicorn on a free loopback port (lifespan on); yields its URL."""
-    import asyncio
-    import socket
-
-    import uvicorn
-
-    from blockpilot.api.server import server_config
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 15)
-        sock.close()
