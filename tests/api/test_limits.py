@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +21,7 @@ from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, Schema
 from blockpilot.errors import RateLimitedError
 from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
+from blockpilot.testing import serve_asgi
 
 
 class _Gate:
@@ -255,3 +258,83 @@ async def test_429_is_documented_for_every_authenticated_route(service: MakeServ
                 assert "429" in operation["responses"], (method, path)
                 checked += 1
     assert checked >= 15
+
+
+# -- MCP over HTTP shares the user's budget and tool-call slots -----------------------------
+
+_MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+def _rpc(method: str, params: dict[str, Any] | None = None, id: int | None = 1) -> dict[str, Any]:
+    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if id is not None:
+        message["id"] = id
+    if params is not None:
+        message["params"] = params
+    return message
+
+
+def _mcp_result(response: httpx.Response) -> dict[str, Any]:
+    """The JSON-RPC message of a streamable-HTTP answer (SSE or JSON)."""
+    assert response.status_code == 200, response.text
+    text = response.text
+    if response.headers["content-type"].startswith("text/event-stream"):
+        text = next(line[6:] for line in text.splitlines() if line.startswith("data: "))
+    message: dict[str, Any] = json.loads(text)
+    return message
+
+
+@asynccontextmanager
+async def _served(service: Service) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    """Alice's MCP client (session open) and API client of ONE app on a real socket (MCP
+    needs the app's lifespan; the limiter belongs to the app)."""
+    key = {"Authorization": service.alice.headers["authorization"]}
+    client_info = {"name": "t", "version": "0"}
+    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": client_info}
+    async with (
+        serve_asgi(create_app(service.pilot)) as base,
+        httpx.AsyncClient(base_url=base, headers={**key, **_MCP_HEADERS}, timeout=20) as mcp,
+        httpx.AsyncClient(base_url=base, headers=key, timeout=20) as api,
+    ):
+        init = await mcp.post("/mcp", json=_rpc("initialize", hello))
+        mcp.headers["mcp-session-id"] = init.headers["mcp-session-id"]
+        mcp.headers["mcp-protocol-version"] = "2025-06-18"
+        initialized = await mcp.post("/mcp", json=_rpc("notifications/initialized", id=None))
+        assert initialized.status_code == 202
+        yield mcp, api
+
+
+async def test_mcp_requests_spend_the_same_rate_limit_budget(service: MakeService) -> None:
+    svc = await service(rate_limit_per_minute=3)
+    async with _served(svc) as (mcp, api):  # initialize + initialized: 2 of 3
+        assert _mcp_result(await mcp.post("/mcp", json=_rpc("tools/list", id=2)))["result"]["tools"]
+        refused = await mcp.post("/mcp", json=_rpc("tools/list", id=3))
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"]["code"] == "rate_limited"
+        assert refused.headers["retry-after"].isdigit()
+        # One budget per user, whichever door: the HTTP API is over the limit too.
+        assert_error(await api.get("/api/v1/sessions"), 429, "rate_limited")
+
+
+async def test_mcp_tool_calls_hold_the_users_tool_call_slots(service: MakeService) -> None:
+    svc = await service(max_concurrent_runs_per_user=1)
+    call = _rpc("tools/call", {"name": "run_block", "arguments": run_gate("m0")}, id=2)
+    async with _served(svc) as (mcp, api):
+        running = asyncio.create_task(mcp.post("/mcp", json=call))
+        async with asyncio.timeout(10):
+            while "m0" not in GATE.entered:
+                await asyncio.sleep(0.01)
+        second = _rpc("tools/call", {"name": "run_block", "arguments": run_gate("m1")}, id=3)
+        refused = _mcp_result(await mcp.post("/mcp", json=second))["result"]
+        assert refused["isError"] is True
+        assert refused["structuredContent"]["code"] == "rate_limited"
+        # The HTTP API sees the same slot taken.
+        assert_error(
+            await api.post("/api/v1/tools/run_block", json=run_gate("h0")), 429, "rate_limited"
+        )
+        assert GATE.entered == ["m0"]  # neither refused call reached the block
+        GATE.event.set()
+        done = _mcp_result(await running)["result"]
+        assert done["isError"] is False and done["structuredContent"]["outputs"] == {
+            "label": ["m0"]
+        }

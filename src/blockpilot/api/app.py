@@ -21,7 +21,7 @@ from blockpilot import __version__
 from blockpilot.api import integrations
 from blockpilot.api.deps import current_user
 from blockpilot.api.errors import install_error_handlers
-from blockpilot.api.limits import RateLimiter, rate_limit
+from blockpilot.api.limits import RateLimiter, app_limiter, rate_limit, spend_request
 from blockpilot.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from blockpilot.api.routes import (
     API_PREFIX,
@@ -72,7 +72,13 @@ def create_app(
     factory = pilot_factory or Pilot.open
 
     # MCP over streamable HTTP at /mcp, as the user of the request's bearer API key.
-    mcp_http = MCPHttpApp(lambda: app.state.pilot, api_key_authenticator(lambda: app.state.pilot))
+    # The same per-user rate limit and tool-call cap as the HTTP API, from the same limiter.
+    mcp_http = MCPHttpApp(
+        lambda: app.state.pilot,
+        api_key_authenticator(lambda: app.state.pilot),
+        rate_limit=lambda user_id: spend_request(app_limiter(app), user_id),
+        tool_call_slot=lambda user_id: app_limiter(app).concurrency(user_id),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -18,11 +18,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Protocol
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 
-from blockpilot.api.deps import CurrentUser, get_pilot
+from blockpilot.api.deps import CurrentUser
 from blockpilot.errors import RateLimitedError
 from blockpilot.settings import Settings
 
@@ -165,13 +165,18 @@ def limiter_for(settings: Settings) -> RateLimiter:
 # -- the API's side ------------------------------------------------------------------------
 
 
-def get_limiter(request: Request) -> RateLimiter:
-    """The app's limiter: the one given to ``create_app``, else one for the Pilot's settings."""
-    limiter: RateLimiter | None = getattr(request.app.state, "limiter", None)
+def app_limiter(app: Any) -> RateLimiter:
+    """*app*'s limiter: the one given to ``create_app``, else one for the Pilot's settings."""
+    limiter: RateLimiter | None = getattr(app.state, "limiter", None)
     if limiter is None:
-        limiter = limiter_for(get_pilot(request).settings)
-        request.app.state.limiter = limiter
+        limiter = limiter_for(app.state.pilot.settings)
+        app.state.limiter = limiter
     return limiter
+
+
+def get_limiter(request: Request) -> RateLimiter:
+    """The limiter of the request's app (see :func:`app_limiter`)."""
+    return app_limiter(request.app)
 
 
 async def _limiter_dependency(request: Request) -> RateLimiter:

@@ -41,7 +41,13 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import Receive, Scope, Send
 
-from blockpilot.mcp.server import ELICITATION_TIMEOUT_SECONDS, Context, build_mcp_server
+from blockpilot.errors import RateLimitedError
+from blockpilot.mcp.server import (
+    ELICITATION_TIMEOUT_SECONDS,
+    Context,
+    ToolCallSlot,
+    build_mcp_server,
+)
 from blockpilot.pilot import Pilot
 
 logger = logging.getLogger(__name__)
@@ -102,6 +108,11 @@ class MCPHttpApp:
         transport_security: The SDK's DNS-rebinding protection settings (off by default: every
             request needs a bearer token, which a rebinding page does not have).
         session_idle_timeout: Seconds after which an idle streamable-HTTP session is closed.
+        rate_limit: ``(user_id)`` called for every authenticated request; raising
+            :class:`~blockpilot.errors.RateLimitedError` answers 429 with ``Retry-After``.
+        tool_call_slot: ``(user_id) -> async context manager`` held around each tool call;
+            raising :class:`~blockpilot.errors.RateLimitedError` on entry answers the call
+            with an error result (the user has too many tool calls in flight).
     """
 
     def __init__(
@@ -114,9 +125,13 @@ class MCPHttpApp:
         transport_security: TransportSecuritySettings | None = None,
         session_idle_timeout: float | None = 30 * 60,
         elicitation_timeout: float = ELICITATION_TIMEOUT_SECONDS,
+        rate_limit: Callable[[str], Awaitable[None]] | None = None,
+        tool_call_slot: ToolCallSlot | None = None,
     ) -> None:
         self._pilot = pilot
         self._authenticate = authenticate
+        self._rate_limit = rate_limit
+        self._tool_call_slot = tool_call_slot
         self._options: dict[str, Any] = {
             "json_response": json_response,
             "stateless": stateless,
@@ -131,7 +146,10 @@ class MCPHttpApp:
         """Run the MCP session manager; requests are served only inside this context."""
         pilot = self._pilot if isinstance(self._pilot, Pilot) else self._pilot()
         server = build_mcp_server(
-            pilot, current_http_user, elicitation_timeout=self._elicitation_timeout
+            pilot,
+            current_http_user,
+            elicitation_timeout=self._elicitation_timeout,
+            tool_call_slot=self._tool_call_slot,
         )
         manager = StreamableHTTPSessionManager(app=server, **self._options)
         async with manager.run():
@@ -174,6 +192,14 @@ class MCPHttpApp:
                 {"WWW-Authenticate": 'Bearer realm="blockpilot"'},
             )
             return
+        if self._rate_limit is not None:
+            try:
+                await self._rate_limit(user_id)
+            except RateLimitedError as exc:
+                await _json_error(
+                    send, 429, exc.code, exc.message, {"Retry-After": str(exc.retry_after)}
+                )
+                return
         assert token is not None
         # The SDK binds each streamable-HTTP session to this principal.
         principal = AccessToken(

@@ -19,7 +19,7 @@ import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +42,7 @@ from mcp_types import (
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from blockpilot import __version__
-from blockpilot.errors import NotFoundError
+from blockpilot.errors import NotFoundError, RateLimitedError
 from blockpilot.mcp.results import (
     RESPONSE_OUTPUT_SCHEMA,
     SetupLink,
@@ -135,6 +135,10 @@ def _elicitation_message(link: SetupLink, block_name: str) -> str:
     return f"Connect your {link.provider_name} account so that {block_name} can run."
 
 
+ToolCallSlot = Callable[[str], AbstractAsyncContextManager[None]]
+"""``(user_id) -> async context manager`` held around each tool call (a concurrency cap)."""
+
+
 class BlockpilotMCP:
     """The request handlers of the MCP server, bound to one :class:`Pilot`."""
 
@@ -144,12 +148,14 @@ class BlockpilotMCP:
         user_resolver: UserResolver | str,
         *,
         elicitation_timeout: float = ELICITATION_TIMEOUT_SECONDS,
+        tool_call_slot: ToolCallSlot | None = None,
     ) -> None:
         self.pilot = pilot
         self.resolve_user = (
             fixed_user(user_resolver) if isinstance(user_resolver, str) else user_resolver
         )
         self.elicitation_timeout = elicitation_timeout
+        self.tool_call_slot = tool_call_slot
 
     def tools(self) -> list[Tool]:
         return [
@@ -202,9 +208,14 @@ class BlockpilotMCP:
                     ErrorResponse(message=exc.message, error=exc.code, code=exc.code)
                 )
         arguments = params.arguments if params.arguments is not None else {}
-        response = await self.pilot.call_tool(
-            params.name, arguments, user_id=user_id, session_id=session_id
-        )
+        slot = self.tool_call_slot(user_id) if self.tool_call_slot and user_id else nullcontext()
+        try:
+            async with slot:
+                response = await self.pilot.call_tool(
+                    params.name, arguments, user_id=user_id, session_id=session_id
+                )
+        except RateLimitedError as exc:  # too many tool calls of this user in flight
+            return tool_result(ErrorResponse(message=exc.message, error=exc.code, code=exc.code))
         if response.type == ResponseType.SETUP_REQUIREMENTS.value:
             return await self._setup_required(ctx, params, response, user_hint=user_id or "USER")
         return tool_result(response)
@@ -287,6 +298,7 @@ def build_mcp_server(
     user_resolver: UserResolver | str,
     *,
     elicitation_timeout: float = ELICITATION_TIMEOUT_SECONDS,
+    tool_call_slot: ToolCallSlot | None = None,
 ) -> Server[ConversationState]:
     """The MCP server for *pilot*: tools ``find_block`` and ``run_block``.
 
@@ -296,6 +308,8 @@ def build_mcp_server(
             (sync or async) called per request.
         elicitation_timeout: How long a tool call waits for the user to answer a URL
             elicitation (2025 protocol) before returning the setup links anyway.
+        tool_call_slot: Held around each tool call of a user (a concurrency cap); a
+            :class:`~blockpilot.errors.RateLimitedError` on entry becomes an error result.
 
     Returns:
         A low-level ``mcp.server.Server``: serve it over stdio with :func:`serve_stdio`, over
@@ -307,7 +321,9 @@ def build_mcp_server(
         async with mcp.Client(server) as client:
             result = await client.call_tool("find_block", {"query": "email"})
     """
-    handlers = BlockpilotMCP(pilot, user_resolver, elicitation_timeout=elicitation_timeout)
+    handlers = BlockpilotMCP(
+        pilot, user_resolver, elicitation_timeout=elicitation_timeout, tool_call_slot=tool_call_slot
+    )
     server: Server[ConversationState] = Server(
         SERVER_NAME,
         version=__version__,
