@@ -42,6 +42,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import Receive, Scope, Send
 
 from blockpilot.errors import RateLimitedError
+from blockpilot.mcp.response_modes import SessionRouter
 from blockpilot.mcp.server import (
     ELICITATION_TIMEOUT_SECONDS,
     Context,
@@ -102,7 +103,9 @@ class MCPHttpApp:
         pilot: The open Pilot, or a callable returning it (read when :meth:`lifespan` starts,
             so the app can be built before the Pilot is opened).
         authenticate: ``(bearer_token) -> user_id | None``, sync or async.
-        json_response: Answer POSTs with JSON instead of an SSE stream.
+        json_response: Answer POSTs with one JSON body (True) or an SSE stream (False). By
+            default (None) each session gets JSON unless its client may be sent a URL
+            elicitation mid-call, which needs SSE (see :mod:`blockpilot.mcp.response_modes`).
         stateless: No streamable-HTTP sessions (each request stands alone; no server-to-client
             requests such as elicitation).
         transport_security: The SDK's DNS-rebinding protection settings (off by default: every
@@ -120,7 +123,7 @@ class MCPHttpApp:
         pilot: Pilot | Callable[[], Pilot],
         authenticate: Authenticate,
         *,
-        json_response: bool = False,
+        json_response: bool | None = None,
         stateless: bool = False,
         transport_security: TransportSecuritySettings | None = None,
         session_idle_timeout: float | None = 30 * 60,
@@ -132,14 +135,14 @@ class MCPHttpApp:
         self._authenticate = authenticate
         self._rate_limit = rate_limit
         self._tool_call_slot = tool_call_slot
+        self._json_response = json_response
         self._options: dict[str, Any] = {
-            "json_response": json_response,
             "stateless": stateless,
             "security_settings": transport_security,
             "session_idle_timeout": session_idle_timeout,
         }
         self._elicitation_timeout = elicitation_timeout
-        self._manager: StreamableHTTPSessionManager | None = None
+        self._manager: StreamableHTTPSessionManager | SessionRouter | None = None
 
     @asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
@@ -151,7 +154,25 @@ class MCPHttpApp:
             elicitation_timeout=self._elicitation_timeout,
             tool_call_slot=self._tool_call_slot,
         )
-        manager = StreamableHTTPSessionManager(app=server, **self._options)
+        if self._json_response is None and not self._options["stateless"]:
+            json_manager = StreamableHTTPSessionManager(
+                app=server, json_response=True, **self._options
+            )
+            sse_manager = StreamableHTTPSessionManager(
+                app=server, json_response=False, **self._options
+            )
+            async with json_manager.run(), sse_manager.run():
+                self._manager = SessionRouter(json_manager, sse_manager)
+                try:
+                    yield
+                finally:
+                    self._manager = None
+            return
+        # Stateless requests cannot carry server-to-client requests: JSON unless told otherwise.
+        json_response = self._json_response is not False
+        manager = StreamableHTTPSessionManager(
+            app=server, json_response=json_response, **self._options
+        )
         async with manager.run():
             self._manager = manager
             try:
