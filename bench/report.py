@@ -157,6 +157,18 @@ def summary_rows(results: dict[str, Any]) -> list[Row]:
                     met=verdict(row["throughput_ratio"] >= 1 / 1.2),
                 )
             )
+        for level, row in http.get("mcp_sse", {}).items():
+            rows.append(
+                _row(
+                    "3 MCP HTTP",
+                    f"tools/call p50, SSE session (client takes URL elicitations), c {level}",
+                    row["blockpilot"]["p50_us"],
+                    row["plain"]["p50_us"],
+                    unit="µs",
+                    ratio=row["p50_ratio"],
+                    baseline_name="plain MCPServer",
+                )
+            )
     find = results.get("find")
     if find:
         for name, cat in find["catalogues"].items():
