@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 from fastapi.routing import APIRoute
 
-from blockpilot.api import API_PREFIX, integrations
+from blockpilot.api import API_PREFIX, create_app, integrations
 from blockpilot.api.routes import (
     blocks,
     credentials,
@@ -51,15 +51,22 @@ def refs(node: Any) -> list[str]:
     return []
 
 
+async def _never_opened() -> Any:
+    raise AssertionError("the app's lifespan is not run here")
+
+
 async def test_document_lists_every_route(anon: httpx.AsyncClient) -> None:
     response = await anon.get("/openapi.json")
     assert response.status_code == 200
     document = response.json()
     assert document["info"]["title"] == "blockpilot"
     assert operations(document) == EXPECTED
+    # The tool-call route sits on the app's own router (see tools.add_tool_call_route).
+    app_router = create_app(pilot_factory=_never_opened).router
+    routers = [("", health.router), ("", app_router)] + [(API_PREFIX, m.router) for m in API_MODULES]
     routes = {
         (method, prefix + route.path.replace("{path:workspace_path}", "{path}"))
-        for prefix, router in [("", health.router)] + [(API_PREFIX, m.router) for m in API_MODULES]
+        for prefix, router in routers
         for route in router.routes
         if isinstance(route, APIRoute)
         for method in route.methods

@@ -116,12 +116,13 @@ def create_app(
         integrations.attach(app, pilot)
     app.state.limiter = limiter  # None: built from the Pilot's settings on first use
     install_error_handlers(app)
-    app.include_router(health.router)
-    api = APIRouter(
-        prefix=API_PREFIX,
-        dependencies=[Depends(current_user), Depends(rate_limit)],
-        responses=error_responses(401, 422, 429, 500),
+    api_dependencies = [Depends(current_user), Depends(rate_limit)]
+    api_responses = error_responses(401, 422, 429, 500)
+    tools.add_tool_call_route(
+        app.router, prefix=API_PREFIX, dependencies=api_dependencies, responses=api_responses
     )
+    app.include_router(health.router)
+    api = APIRouter(prefix=API_PREFIX, dependencies=api_dependencies, responses=api_responses)
     for module in (tools, blocks, sessions, credentials, workspace, executions):
         api.include_router(module.router)
     app.include_router(api)

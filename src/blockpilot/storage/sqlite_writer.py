@@ -158,7 +158,7 @@ class SQLiteWriter:
         """Queue a write nobody waits for (committed soon; a failure is logged)."""
         self._deferred.append((name, params, None))
         if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self._defer, self._commit_group)
+            self._timer = asyncio.get_running_loop().call_later(self._defer, self._on_timer)
 
     async def barrier(self) -> None:
         """Wait until every write queued before this call is committed (or has failed).
@@ -189,6 +189,10 @@ class SQLiteWriter:
         The writer stays usable: it reconnects (and restarts the thread) on the next write.
         """
         await self.barrier()
+        if self._timer is not None:  # nothing is deferred after the barrier
+            self._timer.cancel()
+            self._timer = None
+        self._end_tick()  # the loop may close before its end-of-iteration callback runs
         with self._lock:
             thread = self._thread
             alive = thread is not None and thread.is_alive()
@@ -236,10 +240,13 @@ class SQLiteWriter:
         for future in waiters:
             self._put((_BARRIER, None, future))
 
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._commit_group()
+
     def _take_deferred(self) -> list[_Item]:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        # The timer is left to fire (and find nothing): cancelling and re-arming it for every
+        # run cost more than the one idle wake-up per DEFER_SECONDS.
         taken, self._deferred = self._deferred, []
         return taken
 

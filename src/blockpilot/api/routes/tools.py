@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
@@ -117,22 +117,38 @@ async def call_tool(
     )
 
 
-router.add_api_route(
-    "/tools/{name}",
-    call_tool,
-    methods=["POST"],
-    route_class_override=ToolCallRoute,
-    summary="Run a tool as the model would",
-    description=(
-        "Every tool outcome is a 200 with the tool's JSON response, `type: error` included; "
-        "the response carries `session_id`, also sent as the `X-Session-Id` header. Without "
-        "an `X-Session-Id` request header a new chat session is created. Each user may have "
-        "a limited number of tool calls in flight (429 with `Retry-After` beyond it)."
-    ),
-    response_model=None,
-    responses={
-        200: {"model": AnyToolResponse, "description": "The tool's response (any outcome)"},
-        **error_responses(400, 404, 413, 415, 422, 429),
-    },
-    openapi_extra=json_body(_TOOL_ARGUMENTS, required=False),
-)
+def add_tool_call_route(
+    router: APIRouter,
+    *,
+    prefix: str,
+    dependencies: Sequence[params.Depends],
+    responses: dict[int | str, dict[str, Any]],
+) -> None:
+    """Add ``POST {prefix}/tools/{name}`` to *router*, with the API's *dependencies* and
+    error *responses* declared (for OpenAPI; :class:`ToolCallRoute` resolves them itself).
+
+    The app adds it to its own router, first: a route inside included routers costs
+    FastAPI's nested matching on every call (~30 µs, measured with ``python -m bench``).
+    """
+    router.add_api_route(
+        f"{prefix}/tools/{{name}}",
+        call_tool,
+        methods=["POST"],
+        route_class_override=ToolCallRoute,
+        tags=["tools"],
+        dependencies=dependencies,
+        summary="Run a tool as the model would",
+        description=(
+            "Every tool outcome is a 200 with the tool's JSON response, `type: error` included; "
+            "the response carries `session_id`, also sent as the `X-Session-Id` header. Without "
+            "an `X-Session-Id` request header a new chat session is created. Each user may have "
+            "a limited number of tool calls in flight (429 with `Retry-After` beyond it)."
+        ),
+        response_model=None,
+        responses={
+            **responses,
+            200: {"model": AnyToolResponse, "description": "The tool's response (any outcome)"},
+            **error_responses(400, 404, 413, 415, 422, 429),
+        },
+        openapi_extra=json_body(_TOOL_ARGUMENTS, required=False),
+    )
