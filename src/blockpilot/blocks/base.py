@@ -17,7 +17,7 @@ BlockOutput = AsyncIterator[BlockOutputEntry]
 CompletedBlockOutput = dict[str, list[Any]]
 
 
-class BlockType(str, Enum):
+class BlockType(str, Enum):  # noqa: UP042 - StrEnum would change str() and format()
     STANDARD = "Standard"
     INPUT = "Input"
     OUTPUT = "Output"
@@ -30,7 +30,7 @@ class BlockType(str, Enum):
     MCP_TOOL = "MCP Tool"
 
 
-class BlockCategory(str, Enum):
+class BlockCategory(str, Enum):  # noqa: UP042 - StrEnum would change str() and format()
     AI = "Block that leverages AI to perform a task."
     SOCIAL = "Block that interacts with social media platforms."
     TEXT = "Block that processes text data."
@@ -129,7 +129,9 @@ class Block(ABC):
 
     async def execute(self, input_data: dict[str, Any] | BlockSchema, **kwargs: Any) -> BlockOutput:
         """Validate the input, run, validate each output pin; an ``error`` pin fails the run."""
-        typed = input_data if isinstance(input_data, BlockSchema) else self.validate_input(input_data)
+        typed = (
+            input_data if isinstance(input_data, BlockSchema) else self.validate_input(input_data)
+        )
         outputs = self.Output.model_fields
         try:
             async for name, value in self.run(typed, **kwargs):
@@ -157,7 +159,9 @@ class Block(ABC):
             # Blocks signal bad values with ValueError; that is a block failure, not a bug.
             raise BlockExecutionError(str(exc), block_name=self.name, block_id=self.id) from exc
 
-    async def run_collect(self, input_data: dict[str, Any] | BlockSchema, **kwargs: Any) -> CompletedBlockOutput:
+    async def run_collect(
+        self, input_data: dict[str, Any] | BlockSchema, **kwargs: Any
+    ) -> CompletedBlockOutput:
         """Run and gather every output pin as ``{name: [values...]}``."""
         collected: CompletedBlockOutput = {}
         async for name, value in self.execute(input_data, **kwargs):

@@ -99,7 +99,9 @@ def check_block_class(cls: type[Block]) -> list[str]:
         problems.append(f"{name}: description is missing")
     if inspect.iscoroutinefunction(getattr(cls, "run", None)):
         # "async def run" without yield returns once; outputs must be yielded.
-        problems.append(f"{name}: run must be an async generator (yield (output_name, value) pairs)")
+        problems.append(
+            f"{name}: run must be an async generator (yield (output_name, value) pairs)"
+        )
     for attr, base in (("Input", None), ("Output", BlockSchemaOutput)):
         schema = getattr(cls, attr, None)
         if schema is None:
@@ -131,7 +133,10 @@ def check_block_class(cls: type[Block]) -> list[str]:
                     "'*_credentials', typed CredentialsMetaInput and declared with CredentialsField"
                 )
         for field_name, field_info in cred_fields.items():
-            problems += [f"{name}: {p}" for p in field_info_problems(field_name, field_info, inputs.model_fields)]
+            problems += [
+                f"{name}: {p}"
+                for p in field_info_problems(field_name, field_info, inputs.model_fields)
+            ]
     return problems
 
 

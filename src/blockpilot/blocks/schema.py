@@ -51,7 +51,9 @@ def SchemaField(  # noqa: N802 - reads like a type, as pydantic's Field does
         extra["placeholder"] = placeholder
     if secret:
         extra["secret"] = True
-    extra["advanced"] = advanced if advanced is not None else (default is not ... or default_factory is not None)
+    extra["advanced"] = (
+        advanced if advanced is not None else (default is not ... or default_factory is not None)
+    )
     kwargs: dict[str, Any] = {}
     if default_factory is not None:
         kwargs["default_factory"] = default_factory
@@ -162,7 +164,9 @@ def is_credentials_annotation(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, CredentialsMetaInput)
 
 
-def get_inputs_from_schema(schema: dict[str, Any], exclude_fields: frozenset[str] | set[str] = frozenset()) -> list[dict[str, Any]]:
+def get_inputs_from_schema(
+    schema: dict[str, Any], exclude_fields: frozenset[str] | set[str] = frozenset()
+) -> list[dict[str, Any]]:
     """The inputs of a JSON schema as ``{name, title, type, description, required, default}``."""
     if not isinstance(schema, dict):
         return []
@@ -189,5 +193,9 @@ def _type_name(prop: dict[str, Any]) -> str:
         return str(prop["type"])
     if "enum" in prop:
         return "string"
-    options = [p.get("type") for p in prop.get("anyOf", []) if isinstance(p, dict) and p.get("type") != "null"]
+    options = [
+        p.get("type")
+        for p in prop.get("anyOf", [])
+        if isinstance(p, dict) and p.get("type") != "null"
+    ]
     return str(options[0]) if options else "string"

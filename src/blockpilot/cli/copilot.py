@@ -20,13 +20,19 @@ def mcp(user: UserOption) -> None:
 def chat(
     user: UserOption,
     base_url: Annotated[
-        str | None, typer.Option("--base-url", help="OpenAI-compatible API base (BLOCKPILOT_CHAT_BASE_URL).")
+        str | None,
+        typer.Option("--base-url", help="OpenAI-compatible API base (BLOCKPILOT_CHAT_BASE_URL)."),
     ] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Model name (BLOCKPILOT_CHAT_MODEL).")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model name (BLOCKPILOT_CHAT_MODEL).")
+    ] = None,
     message: Annotated[
-        str | None, typer.Option("--message", "-m", help="Send one message and stop after the answer.")
+        str | None,
+        typer.Option("--message", "-m", help="Send one message and stop after the answer."),
     ] = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Offer the tools in OpenAI strict mode.")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Offer the tools in OpenAI strict mode.")
+    ] = False,
 ) -> None:
     """Chat with a model that can use find_block and run_block for USER."""
     from blockpilot.chat import run_chat

@@ -29,9 +29,7 @@ def read_json_option(text: str, option: str, *, max_depth: int = MAX_DEPTH) -> A
         try:
             document = buffer.read() if buffer is not None else sys.stdin.read()
         except UnicodeDecodeError:
-            raise InvalidInputError(
-                f"{option} is not valid JSON: it is not valid UTF-8"
-            ) from None
+            raise InvalidInputError(f"{option} is not valid JSON: it is not valid UTF-8") from None
     try:
         return loads_strict(document, max_depth=max_depth)
     except StrictJSONError as exc:
@@ -43,6 +41,7 @@ def read_json_object(text: str, option: str) -> dict[str, Any]:
     value = read_json_option(text, option)
     if not isinstance(value, dict):
         raise InvalidInputError(
-            f'{option} must be a JSON object such as \'{{"key": "value"}}\', not {json_type_name(value)}'
+            f'{option} must be a JSON object such as \'{{"key": "value"}}\', '
+            f"not {json_type_name(value)}"
         )
     return value

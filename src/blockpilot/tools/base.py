@@ -46,7 +46,9 @@ class BaseTool(ABC):
 
     async def execute(self, call: ToolCall, arguments: Any) -> ToolResponseBase:
         if self.requires_auth and not call.user_id:
-            return NeedLoginResponse(message=f"Please sign in to use {self.name}", session_id=call.session_id)
+            return NeedLoginResponse(
+                message=f"Please sign in to use {self.name}", session_id=call.session_id
+            )
         if not isinstance(arguments, dict):
             return ErrorResponse(
                 message=f"Arguments of {self.name} must be a JSON object",

@@ -55,7 +55,10 @@ class FindBlockTool(BaseTool):
         "properties": {
             "query": {
                 "type": "string",
-                "description": "Search keywords (e.g. 'email', 'http request', 'ai text'), a block name or a block id",
+                "description": (
+                    "Search keywords (e.g. 'email', 'http request', 'ai text'), "
+                    "a block name or a block id"
+                ),
             },
             "include_schemas": {
                 "type": "boolean",
@@ -77,7 +80,10 @@ class FindBlockTool(BaseTool):
         session_id = call.session_id
         if not isinstance(query, str) or not query.strip():
             return ErrorResponse(
-                message="Please provide a search query", error="missing_query", code="missing_query", session_id=session_id
+                message="Please provide a search query",
+                error="missing_query",
+                code="missing_query",
+                session_id=session_id,
             )
         if not isinstance(include, bool):
             return ErrorResponse(
@@ -94,12 +100,14 @@ class FindBlockTool(BaseTool):
         blocks = self._catalog.search(query, MAX_RESULTS)
         if not blocks:
             return NoResultsResponse(
-                message=f"No blocks found for '{query}'", suggestions=SUGGESTIONS, session_id=session_id
+                message=f"No blocks found for '{query}'",
+                suggestions=SUGGESTIONS,
+                session_id=session_id,
             )
         return BlockListResponse(
             message=(
-                f"Found {len(blocks)} block(s) matching '{query}'. To run one, call run_block with the "
-                "block's 'id' (call it with input_data {} first to see its inputs)."
+                f"Found {len(blocks)} block(s) matching '{query}'. To run one, call run_block "
+                "with the block's 'id' (call it with input_data {} first to see its inputs)."
             ),
             blocks=[block_summary(b, include_schemas=include) for b in blocks],
             count=len(blocks),

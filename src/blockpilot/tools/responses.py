@@ -1,4 +1,7 @@
-"""Tool responses: one model per outcome, all JSON, all with ``type``, ``message``, ``session_id``."""
+"""Tool responses: one model per outcome.
+
+All JSON, all with ``type``, ``message``, ``session_id``.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from blockpilot.credentials.models import CredentialsMetaInput
 from blockpilot.strict_json import replace_lone_surrogates
 
 
-class ResponseType(str, Enum):
+class ResponseType(str, Enum):  # noqa: UP042 - StrEnum would change str() and format()
     ERROR = "error"
     NEED_LOGIN = "need_login"
     NO_RESULTS = "no_results"

@@ -12,9 +12,9 @@ from blockpilot.tools.responses import ErrorResponse, ToolResponseBase
 class RunBlockTool(BaseTool):
     name = "run_block"
     description = (
-        "Run a block found with find_block, for the signed-in user with their own connected accounts. "
-        "Call it first with input_data {} to see the block's inputs; then call it with the inputs. "
-        "If an account must be connected, the response says so: tell the user and wait."
+        "Run a block found with find_block, for the signed-in user with their own connected "
+        "accounts. Call it first with input_data {} to see the block's inputs; then call it with "
+        "the inputs. If an account must be connected, the response says so: tell the user and wait."
     )
     parameters = {
         "type": "object",
@@ -25,7 +25,9 @@ class RunBlockTool(BaseTool):
             },
             "input_data": {
                 "type": "object",
-                "description": "Inputs of the block, by field name. Use {} to see the block's schema.",
+                "description": (
+                    "Inputs of the block, by field name. Use {} to see the block's schema."
+                ),
             },
             "dry_run": {
                 "type": "boolean",

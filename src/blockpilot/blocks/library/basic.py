@@ -15,7 +15,10 @@ _MAX_RESULT_DIGITS = 1000
 
 class CalculatorBlock(Block):
     id = "b1ab9b19-67a6-406d-abf5-2dba76d00c79"
-    description = "Performs a mathematical operation (add, subtract, multiply, divide, power, modulus) on two numbers."
+    description = (
+        "Performs a mathematical operation (add, subtract, multiply, divide, power, modulus) "
+        "on two numbers."
+    )
     categories = frozenset({BlockCategory.LOGIC})
 
     class Input(BlockSchemaInput):
@@ -24,7 +27,9 @@ class CalculatorBlock(Block):
         # and never true/false, which plain float fields would read as 1/0.
         a: Number = SchemaField(description="The first number")
         b: Number = SchemaField(description="The second number")
-        round_result: bool = SchemaField(default=False, description="Round the result to a whole number")
+        round_result: bool = SchemaField(
+            default=False, description="Round the result to a whole number"
+        )
 
     class Output(BlockSchemaOutput):
         result: float = SchemaField(description="The result of the calculation")
@@ -35,8 +40,15 @@ class CalculatorBlock(Block):
         if op in ("divide", "modulus") and b == 0:
             yield "error", "Cannot divide by zero; use a non-zero second number"
             return
-        if op == "power" and a not in (0, 1, -1) and abs(b) * math.log10(max(abs(a), 1e-300)) > _MAX_RESULT_DIGITS:
-            yield "error", f"The result would have more than {_MAX_RESULT_DIGITS} digits; use smaller numbers"
+        if (
+            op == "power"
+            and a not in (0, 1, -1)
+            and abs(b) * math.log10(max(abs(a), 1e-300)) > _MAX_RESULT_DIGITS
+        ):
+            yield (
+                "error",
+                f"The result would have more than {_MAX_RESULT_DIGITS} digits; use smaller numbers",
+            )
             return
         try:
             result = {
@@ -61,12 +73,16 @@ _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 class FillTextTemplateBlock(Block):
     id = "db7d8f02-2f44-4c55-ab7a-eae0941f0c30"
-    description = "Fills a text template: each {{ name }} placeholder is replaced by the value of that name."
+    description = (
+        "Fills a text template: each {{ name }} placeholder is replaced by the value of that name."
+    )
     categories = frozenset({BlockCategory.TEXT})
 
     class Input(BlockSchemaInput):
         format: str = SchemaField(
-            description="Template text with {{ name }} placeholders", placeholder="Hello, {{ name }}!", max_length=100_000
+            description="Template text with {{ name }} placeholders",
+            placeholder="Hello, {{ name }}!",
+            max_length=100_000,
         )
         values: dict[str, Any] = SchemaField(description="Values for the placeholders, by name")
 
@@ -75,20 +91,31 @@ class FillTextTemplateBlock(Block):
 
     async def run(self, input_data: Input, **kwargs: Any) -> BlockOutput:
         # Only plain names are substituted: no attribute access or code, unlike str.format or Jinja.
-        missing = sorted({m.group(1) for m in _PLACEHOLDER.finditer(input_data.format)} - input_data.values.keys())
+        missing = sorted(
+            {m.group(1) for m in _PLACEHOLDER.finditer(input_data.format)}
+            - input_data.values.keys()
+        )
         if missing:
             yield "error", f"No value for placeholder(s): {', '.join(missing)}; add them to values"
             return
-        yield "output", _PLACEHOLDER.sub(lambda m: str(input_data.values[m.group(1)]), input_data.format)
+        yield (
+            "output",
+            _PLACEHOLDER.sub(lambda m: str(input_data.values[m.group(1)]), input_data.format),
+        )
 
 
 class StoreValueBlock(Block):
     id = "1ff065e9-88e8-4358-9d82-8dc91f622ba9"
-    description = "Stores a value and outputs it: outputs 'data' if given, otherwise 'input'. Useful as a constant."
+    description = (
+        "Stores a value and outputs it: outputs 'data' if given, otherwise 'input'. "
+        "Useful as a constant."
+    )
     categories = frozenset({BlockCategory.BASIC})
 
     class Input(BlockSchemaInput):
-        input: Any = SchemaField(description="Trigger, or the value to output when data is not given")
+        input: Any = SchemaField(
+            description="Trigger, or the value to output when data is not given"
+        )
         data: Any = SchemaField(default=None, description="The constant value to output")
 
     class Output(BlockSchemaOutput):

@@ -66,8 +66,8 @@ def _send_mail(
                 smtp.ehlo()
             elif not allow_plaintext:
                 raise BlockExecutionError(
-                    f"The SMTP server {server_name} does not offer STARTTLS, so the password would be "
-                    "sent unencrypted; use port 465 or a server that supports STARTTLS"
+                    f"The SMTP server {server_name} does not offer STARTTLS, so the password "
+                    "would be sent unencrypted; use port 465 or a server that supports STARTTLS"
                 )
         smtp.login(username, creds.password.get_secret_value())
         smtp.send_message(message)
@@ -80,17 +80,23 @@ class SendEmailBlock(Block):
 
     class Input(BlockSchemaInput):
         to_email: str = SchemaField(
-            description="Recipient address", placeholder="recipient@example.com", max_length=320,
+            description="Recipient address",
+            placeholder="recipient@example.com",
+            max_length=320,
             json_schema_extra={"format": "email"},
         )
         subject: str = SchemaField(description="Subject of the e-mail", max_length=998)
         body: str = SchemaField(description="Text of the e-mail", max_length=1_000_000)
-        smtp_server: str = SchemaField(default="smtp.gmail.com", description="SMTP server host name", max_length=253)
+        smtp_server: str = SchemaField(
+            default="smtp.gmail.com", description="SMTP server host name", max_length=253
+        )
         smtp_port: Integer = SchemaField(
             default=587, ge=1, le=65535, description="SMTP server port"
         )
         credentials: CredentialsMetaInput = CredentialsField(
-            providers=["smtp"], supported_types=["user_password"], description="SMTP username and password"
+            providers=["smtp"],
+            supported_types=["user_password"],
+            description="SMTP username and password",
         )
 
     class Output(BlockSchemaOutput):
@@ -105,7 +111,12 @@ class SendEmailBlock(Block):
         **kwargs: Any,
     ) -> BlockOutput:
         to = input_data.to_email.strip()
-        if to.count("@") != 1 or any(ch in to for ch in "\r\n,;<> ") or to.startswith("@") or to.endswith("@"):
+        if (
+            to.count("@") != 1
+            or any(ch in to for ch in "\r\n,;<> ")
+            or to.startswith("@")
+            or to.endswith("@")
+        ):
             yield "error", "to_email must be a single e-mail address such as someone@example.com"
             return
         if any(ch in input_data.subject for ch in "\r\n"):
@@ -119,14 +130,25 @@ class SendEmailBlock(Block):
 
         try:
             await asyncio.to_thread(
-                _send_mail, address, input_data.smtp_server, input_data.smtp_port, credentials,
-                to, input_data.subject, input_data.body, allow_plaintext=allow_plaintext,
+                _send_mail,
+                address,
+                input_data.smtp_server,
+                input_data.smtp_port,
+                credentials,
+                to,
+                input_data.subject,
+                input_data.body,
+                allow_plaintext=allow_plaintext,
             )
         except smtplib.SMTPAuthenticationError:
             yield "error", "The SMTP server rejected the username or password"
             return
         except ssl.SSLCertVerificationError as exc:
-            yield "error", f"The SMTP server's TLS certificate could not be verified ({exc.verify_message}); nothing was sent"
+            yield (
+                "error",
+                f"The SMTP server's TLS certificate could not be verified ({exc.verify_message}); "
+                "nothing was sent",
+            )
             return
         except (smtplib.SMTPException, OSError) as exc:
             yield "error", f"Could not send the e-mail: {type(exc).__name__}: {exc}"

@@ -1,4 +1,7 @@
-"""GitHub blocks. Issue URLs are parsed, never fetched as given: requests go to the API host only."""
+"""GitHub blocks.
+
+Issue URLs are parsed, never fetched as given: requests go to the API host only.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ _API_PATH = re.compile(rf"^/repos/({_NAME})/({_NAME})/issues/(\d{{1,10}})/?$")
 
 
 def parse_issue_url(url: str, api_base: str) -> tuple[str, str, int] | None:
-    """(owner, repo, number) from a github.com issue URL or an API issue URL on *api_base*'s host."""
+    """(owner, repo, number) from a github.com issue URL or an API issue URL on *api_base*'s
+    host."""
     try:
         parts = urlsplit(url.strip())
         api = urlsplit(api_base)
@@ -50,7 +54,8 @@ class GithubReadIssueBlock(Block):
 
     class Input(BlockSchemaInput):
         issue_url: str = SchemaField(
-            description="URL of the issue, e.g. https://github.com/owner/repo/issues/1", max_length=2048
+            description="URL of the issue, e.g. https://github.com/owner/repo/issues/1",
+            max_length=2048,
         )
         credentials: CredentialsMetaInput = CredentialsField(
             providers=["github"],
@@ -75,7 +80,10 @@ class GithubReadIssueBlock(Block):
         api_base = (execution_context.provider_base_url("github") or GITHUB_API).rstrip("/")
         parsed = parse_issue_url(input_data.issue_url, api_base)
         if parsed is None:
-            yield "error", "issue_url must be a GitHub issue URL such as https://github.com/owner/repo/issues/1"
+            yield (
+                "error",
+                "issue_url must be a GitHub issue URL such as https://github.com/owner/repo/issues/1",
+            )
             return
         owner, repo, number = parsed
         response = await execution_context.http.request(
@@ -90,7 +98,11 @@ class GithubReadIssueBlock(Block):
             payload = {}
         if response.status_code >= 400 or not isinstance(payload, dict):
             message = payload.get("message", "") if isinstance(payload, dict) else ""
-            yield "error", f"GitHub API returned HTTP {response.status_code}" + (f": {message}" if message else "")
+            yield (
+                "error",
+                f"GitHub API returned HTTP {response.status_code}"
+                + (f": {message}" if message else ""),
+            )
             return
         yield "title", str(payload.get("title") or "")
         yield "body", str(payload.get("body") or "")

@@ -65,7 +65,9 @@ class WebhookTriggerBlock(Block):
     block_type = BlockType.WEBHOOK
 
     class Input(BlockSchemaInput):
-        payload: dict[str, Any] = SchemaField(default_factory=dict, description="The webhook payload")
+        payload: dict[str, Any] = SchemaField(
+            default_factory=dict, description="The webhook payload"
+        )
 
     class Output(BlockSchemaOutput):
         payload: dict[str, Any] = SchemaField(description="The received payload")
@@ -78,7 +80,9 @@ class OrchestratorBlock(Block):
     """STANDARD-typed, but it discovers its tools from the graph layout, so it is excluded by id."""
 
     id = "3b191d9f-356f-482d-8238-ba04b6d18381"
-    description = "Lets an LLM decide which connected graph blocks to call next (tools come from the graph)."
+    description = (
+        "Lets an LLM decide which connected graph blocks to call next (tools come from the graph)."
+    )
     categories = frozenset({BlockCategory.AI, BlockCategory.AGENT})
 
     class Input(BlockSchemaInput):

@@ -19,7 +19,9 @@ _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 field name
 _VALUE = re.compile(r"^[\t\x20-\x7e]*$")  # visible ASCII, space and tab: no CR, LF or NUL
 # The URL decides where a request goes and the client decides how it is framed: a caller's
 # Host header would pick another site on a shared server (with the stored credential).
-_FORBIDDEN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection", "te", "upgrade"})
+_FORBIDDEN_HEADERS = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "te", "upgrade"}
+)
 
 
 def _header_problem(headers: dict[str, str]) -> str | None:
@@ -34,7 +36,9 @@ def _header_problem(headers: dict[str, str]) -> str | None:
 
 
 class _RequestInput(BlockSchemaInput):
-    url: str = SchemaField(description="The URL to send the request to (http or https)", max_length=8192)
+    url: str = SchemaField(
+        description="The URL to send the request to (http or https)", max_length=8192
+    )
     method: HttpMethod = SchemaField(default="POST", description="The HTTP method")
     headers: dict[str, str] = SchemaField(default_factory=dict, description="Request headers")
     json_format: bool = SchemaField(
@@ -50,7 +54,9 @@ class _RequestOutput(BlockSchemaOutput):
 
 
 async def _send(
-    input_data: _RequestInput, context: ExecutionContext, sensitive_headers: dict[str, str] | None = None
+    input_data: _RequestInput,
+    context: ExecutionContext,
+    sensitive_headers: dict[str, str] | None = None,
 ) -> BlockOutput:
     problem = _header_problem(input_data.headers)
     if problem is not None:
@@ -97,7 +103,9 @@ class SendWebRequestBlock(Block):
     class Output(_RequestOutput):
         pass
 
-    async def run(self, input_data: Input, *, execution_context: ExecutionContext, **kwargs: Any) -> BlockOutput:
+    async def run(
+        self, input_data: Input, *, execution_context: ExecutionContext, **kwargs: Any
+    ) -> BlockOutput:
         async for entry in _send(input_data, execution_context):
             yield entry
 
@@ -130,7 +138,10 @@ class SendAuthenticatedWebRequestBlock(Block):
         **kwargs: Any,
     ) -> BlockOutput:
         if not credentials.matches_url(input_data.url):
-            yield "error", f"The selected credentials are for {credentials.host}, not for this URL's host"
+            yield (
+                "error",
+                f"The selected credentials are for {credentials.host}, not for this URL's host",
+            )
             return
         async for entry in _send(input_data, execution_context, credentials.header_values()):
             yield entry

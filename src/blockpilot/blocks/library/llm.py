@@ -1,4 +1,7 @@
-"""LLM blocks over the providers' HTTP APIs (OpenAI-compatible chat completions, Anthropic messages)."""
+"""LLM blocks over the providers' HTTP APIs.
+
+(OpenAI-compatible chat completions, Anthropic messages.)
+"""
 
 from __future__ import annotations
 
@@ -42,19 +45,30 @@ def _provider_error(provider: str, status: int, payload: Any) -> str:
     detail = ""
     if isinstance(payload, dict):
         err = payload.get("error")
-        detail = err.get("message", "") if isinstance(err, dict) else str(err or payload.get("message", ""))
+        detail = (
+            err.get("message", "")
+            if isinstance(err, dict)
+            else str(err or payload.get("message", ""))
+        )
     return f"{provider} API returned HTTP {status}" + (f": {detail}" if detail else "")
 
 
 class AITextGeneratorBlock(Block):
     id = "1f292d4a-41a4-4977-9684-7c8d560b9f91"
-    description = "Generates text with a large language model (OpenAI GPT, Anthropic Claude or a local Ollama model) from a prompt."
+    description = (
+        "Generates text with a large language model (OpenAI GPT, Anthropic Claude or a local "
+        "Ollama model) from a prompt."
+    )
     categories = frozenset({BlockCategory.AI, BlockCategory.TEXT})
 
     class Input(BlockSchemaInput):
         prompt: str = SchemaField(description="The prompt to send to the model", max_length=200_000)
-        model: LlmModel = SchemaField(default="gpt-4o-mini", description="The language model to use")
-        sys_prompt: str = SchemaField(default="", description="Optional system prompt", max_length=50_000)
+        model: LlmModel = SchemaField(
+            default="gpt-4o-mini", description="The language model to use"
+        )
+        sys_prompt: str = SchemaField(
+            default="", description="Optional system prompt", max_length=50_000
+        )
         max_tokens: Integer = SchemaField(
             default=1024, ge=1, le=32_000, description="Most tokens to generate"
         )
@@ -92,7 +106,10 @@ class AITextGeneratorBlock(Block):
                 "POST",
                 f"{base}/v1/messages",
                 json=request,
-                headers={"anthropic-version": ANTHROPIC_VERSION, "content-type": "application/json"},
+                headers={
+                    "anthropic-version": ANTHROPIC_VERSION,
+                    "content-type": "application/json",
+                },
                 sensitive_headers={"x-api-key": key},
             )
         else:
@@ -102,7 +119,11 @@ class AITextGeneratorBlock(Block):
             response = await execution_context.http.request(
                 "POST",
                 f"{base}/chat/completions",
-                json={"model": input_data.model, "messages": messages, "max_tokens": input_data.max_tokens},
+                json={
+                    "model": input_data.model,
+                    "messages": messages,
+                    "max_tokens": input_data.max_tokens,
+                },
                 sensitive_headers={"Authorization": f"Bearer {key}"},
             )
         try:
@@ -114,7 +135,11 @@ class AITextGeneratorBlock(Block):
             return
         try:
             if provider == "anthropic":
-                text = "".join(part.get("text", "") for part in payload["content"] if part.get("type") == "text")
+                text = "".join(
+                    part.get("text", "")
+                    for part in payload["content"]
+                    if part.get("type") == "text"
+                )
             else:
                 text = payload["choices"][0]["message"]["content"] or ""
         except (KeyError, IndexError, TypeError, AttributeError):

@@ -11,18 +11,25 @@ from blockpilot.executions.context import ExecutionContext
 
 class WriteWorkspaceFileBlock(Block):
     id = "5a0a5a52-6f3c-4c55-8c39-1f0f5d0b7d21"
-    description = "Writes text to a file in the user's workspace (creates or replaces it) and returns its reference."
+    description = (
+        "Writes text to a file in the user's workspace (creates or replaces it) "
+        "and returns its reference."
+    )
     categories = frozenset({BlockCategory.DATA, BlockCategory.PRODUCTIVITY})
 
     class Input(BlockSchemaInput):
-        path: str = SchemaField(description="File path in the workspace, e.g. 'notes/today.md'", max_length=1024)
+        path: str = SchemaField(
+            description="File path in the workspace, e.g. 'notes/today.md'", max_length=1024
+        )
         content: str = SchemaField(description="Text to write")
 
     class Output(BlockSchemaOutput):
         file: str = SchemaField(description="Reference to the file, as workspace://<file id>")
         path: str = SchemaField(description="Normalised path of the file in the workspace")
 
-    async def run(self, input_data: Input, *, execution_context: ExecutionContext, **kwargs: Any) -> BlockOutput:
+    async def run(
+        self, input_data: Input, *, execution_context: ExecutionContext, **kwargs: Any
+    ) -> BlockOutput:
         record = await execution_context.files.write(input_data.path, input_data.content)
         yield "file", record.uri
         yield "path", record.path
@@ -34,12 +41,16 @@ class ReadWorkspaceFileBlock(Block):
     categories = frozenset({BlockCategory.DATA, BlockCategory.PRODUCTIVITY})
 
     class Input(BlockSchemaInput):
-        path: str = SchemaField(description="File path in the workspace, e.g. 'notes/today.md'", max_length=1024)
+        path: str = SchemaField(
+            description="File path in the workspace, e.g. 'notes/today.md'", max_length=1024
+        )
 
     class Output(BlockSchemaOutput):
         content: str = SchemaField(description="The file's text (invalid UTF-8 bytes are replaced)")
 
-    async def run(self, input_data: Input, *, execution_context: ExecutionContext, **kwargs: Any) -> BlockOutput:
+    async def run(
+        self, input_data: Input, *, execution_context: ExecutionContext, **kwargs: Any
+    ) -> BlockOutput:
         data = await execution_context.files.read(input_data.path)
         yield "content", data.decode("utf-8", errors="replace")
 
@@ -50,11 +61,17 @@ class ListWorkspaceFilesBlock(Block):
     categories = frozenset({BlockCategory.DATA, BlockCategory.PRODUCTIVITY})
 
     class Input(BlockSchemaInput):
-        prefix: str = SchemaField(default="/", description="Folder to list, e.g. 'notes'; '/' lists everything")
+        prefix: str = SchemaField(
+            default="/", description="Folder to list, e.g. 'notes'; '/' lists everything"
+        )
 
     class Output(BlockSchemaOutput):
-        files: list[dict[str, Any]] = SchemaField(description="Files with path, uri, size_bytes, checksum, mime_type")
+        files: list[dict[str, Any]] = SchemaField(
+            description="Files with path, uri, size_bytes, checksum, mime_type"
+        )
 
-    async def run(self, input_data: Input, *, execution_context: ExecutionContext, **kwargs: Any) -> BlockOutput:
+    async def run(
+        self, input_data: Input, *, execution_context: ExecutionContext, **kwargs: Any
+    ) -> BlockOutput:
         records = await execution_context.files.list(input_data.prefix)
         yield "files", [r.public() for r in records]
