@@ -61,10 +61,15 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(
         default=None,
-        description="redis://… shared by every server process: locks (OAuth refresh) and rate limits.",
+        description=(
+            "redis://… shared by every server process: locks (OAuth refresh) and rate limits."
+        ),
     )
     lock_lease_seconds: float = Field(
-        default=30.0, ge=0.5, le=3_600, description="Lease of a Redis lock; renewed every third of it while held."
+        default=30.0,
+        ge=0.5,
+        le=3_600,
+        description="Lease of a Redis lock; renewed every third of it while held.",
     )
     process_lease_seconds: float = Field(
         default=30.0,
@@ -159,7 +164,9 @@ class Settings(BaseSettings):
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.home / 'blockpilot.db'}"
 
-    def provider_value(self, provider: str, key: str, env: Mapping[str, str] | None = None) -> str | None:
+    def provider_value(
+        self, provider: str, key: str, env: Mapping[str, str] | None = None
+    ) -> str | None:
         """``BLOCKPILOT_PROVIDER_<PROVIDER>_<KEY>`` from the environment, if set and non-empty."""
         source = os.environ if env is None else env
         name = f"{ENV_PREFIX}PROVIDER_{_env_name(provider)}_{key.upper()}"

@@ -113,7 +113,9 @@ def field_info_from_schema_extra(extra: Mapping[str, Any]) -> CredentialsFieldIn
     )
 
 
-def field_info_problems(name: str, info: CredentialsFieldInfo, input_fields: Iterable[str]) -> list[str]:
+def field_info_problems(
+    name: str, info: CredentialsFieldInfo, input_fields: Iterable[str]
+) -> list[str]:
     """Load-time checks of one credentials field; an empty list means well formed."""
     problems: list[str] = []
     if not info.provider:

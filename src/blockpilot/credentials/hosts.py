@@ -48,7 +48,9 @@ class HostPattern:
             scheme, _, raw = raw.partition("://")
             scheme = scheme.lower()
             if scheme not in _DEFAULT_PORTS:
-                raise InvalidInputError(f"Host pattern scheme must be http or https, not {scheme!r}")
+                raise InvalidInputError(
+                    f"Host pattern scheme must be http or https, not {scheme!r}"
+                )
             raw = raw.split("/", 1)[0]
         if "/" in raw or "@" in raw or any(ch.isspace() for ch in raw):
             raise InvalidInputError(
@@ -64,7 +66,12 @@ class HostPattern:
         if port == 0:
             raise InvalidInputError(f"Invalid port in host pattern {text!r}")
         host = _normalise_host(parts.hostname or "")
-        if not host or host == "*" or ("*" in host and not host.startswith("*.")) or host.count("*") > 1:
+        if (
+            not host
+            or host == "*"
+            or ("*" in host and not host.startswith("*."))
+            or host.count("*") > 1
+        ):
             raise InvalidInputError(
                 f"Invalid host pattern {text!r}: wildcards are only allowed as a leading '*.'"
             )

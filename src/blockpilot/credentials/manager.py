@@ -44,7 +44,10 @@ class SystemCredentials:
     def __init__(self, keys: dict[str, SecretStr]) -> None:
         self._by_id = {
             system_credential_id(provider): APIKeyCredentials(
-                id=system_credential_id(provider), provider=provider, api_key=key, title=f"{provider} (platform key)"
+                id=system_credential_id(provider),
+                provider=provider,
+                api_key=key,
+                title=f"{provider} (platform key)",
             )
             for provider, key in sorted(keys.items())
         }
@@ -104,8 +107,9 @@ class IntegrationCredentialsManager:
         if provider is None:
             if stale.expires_within(0):
                 raise OAuthRefreshError(
-                    f"The {stale.provider} token has expired and no OAuth app is configured to refresh it "
-                    f"(set BLOCKPILOT_PROVIDER_{stale.provider.upper()}_CLIENT_ID and _CLIENT_SECRET)"
+                    f"The {stale.provider} token has expired and no OAuth app is configured to "
+                    f"refresh it (set BLOCKPILOT_PROVIDER_{stale.provider.upper()}_CLIENT_ID "
+                    "and _CLIENT_SECRET)"
                 )
             return stale
         key = f"oauth-refresh:{user_id}:{stale.id}"
@@ -120,19 +124,24 @@ class IntegrationCredentialsManager:
                     if not stale.expires_within(0):
                         return stale  # still valid: use it, refresh later
                     raise OAuthRefreshError(
-                        f"Cannot refresh the {provider.name} token now: the lock service (Redis) is "
-                        f"unreachable and {provider.name} rotates refresh tokens, so refreshing "
-                        "without the lock could revoke the connection. Try again shortly."
+                        f"Cannot refresh the {provider.name} token now: the lock service "
+                        f"(Redis) is unreachable and {provider.name} rotates refresh tokens, so "
+                        "refreshing without the lock could revoke the connection. "
+                        "Try again shortly."
                     ) from None
-                # A refresh token that stays valid may be used twice: this process's own lock is enough.
-                logger.warning("lock service unreachable; refreshing under this process's lock only")
+                # A refresh token that stays valid may be used twice: this process's own lock
+                # is enough.
+                logger.warning(
+                    "lock service unreachable; refreshing under this process's lock only"
+                )
                 async with self._local_locks.hold(key, timeout=LOCK_WAIT_SECONDS) as lease:
                     return await self._refresh_holding(user_id, stale, provider, lease)
         except TimeoutError:
             if not stale.expires_within(0):
                 return stale
             raise OAuthRefreshError(
-                f"Timed out waiting for another refresh of the {provider.name} token; try again shortly"
+                f"Timed out waiting for another refresh of the {provider.name} token; "
+                "try again shortly"
             ) from None
 
     async def _refresh_holding(
@@ -153,7 +162,10 @@ class IntegrationCredentialsManager:
             raise
         except OAuthRefreshError:
             if not current.expires_within(0):
-                logger.warning("token refresh failed; using the still-valid token", extra={"provider": current.provider})
+                logger.warning(
+                    "token refresh failed; using the still-valid token",
+                    extra={"provider": current.provider},
+                )
                 return current
             raise
         try:
@@ -167,10 +179,15 @@ class IntegrationCredentialsManager:
                 extra={"provider": fresh.provider, "credential_id": fresh.id, "reason": str(exc)},
             )
             latest = await self.store.get(user_id, stale.id)
-            if isinstance(latest, OAuth2Credentials) and not latest.expires_within(REFRESH_MARGIN_SECONDS):
+            if isinstance(latest, OAuth2Credentials) and not latest.expires_within(
+                REFRESH_MARGIN_SECONDS
+            ):
                 return latest  # the newer holder's tokens
             raise OAuthRefreshError(
-                f"The {provider.name} token refresh outlasted its lock lease and was not stored; try again"
+                f"The {provider.name} token refresh outlasted its lock lease and was not stored; "
+                "try again"
             ) from None
-        logger.info("oauth token refreshed", extra={"provider": fresh.provider, "credential_id": fresh.id})
+        logger.info(
+            "oauth token refreshed", extra={"provider": fresh.provider, "credential_id": fresh.id}
+        )
         return fresh

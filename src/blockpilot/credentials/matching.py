@@ -40,7 +40,14 @@ class CredentialChoice:
 
     def public(self) -> dict[str, Any]:
         c = self.credential
-        return {"field": self.field, "id": c.id, "provider": c.provider, "type": c.type, "title": c.title, "reason": self.reason}
+        return {
+            "field": self.field,
+            "id": c.id,
+            "provider": c.provider,
+            "type": c.type,
+            "title": c.title,
+            "reason": self.reason,
+        }
 
 
 @dataclass(slots=True)
@@ -61,7 +68,9 @@ def _host_fits(meta: CredentialsMeta, info: CredentialsFieldInfo, *, for_executi
     return all(pattern.matches_url(url) for url in info.discriminator_values)
 
 
-def credential_fits(meta: CredentialsMeta, info: CredentialsFieldInfo, *, for_execution: bool) -> bool:
+def credential_fits(
+    meta: CredentialsMeta, info: CredentialsFieldInfo, *, for_execution: bool
+) -> bool:
     """Provider, type, usability, scopes and host all fit the requirement."""
     if meta.provider not in info.provider or meta.type not in info.supported_types:
         return False
@@ -119,7 +128,11 @@ def match_credentials_to_requirements(
         requested = _requested_id(input_data.get(name))
         if requested is not None:
             chosen = next(
-                (m for m in candidates if m.id == requested and credential_fits(m, info, for_execution=for_execution)),
+                (
+                    m
+                    for m in candidates
+                    if m.id == requested and credential_fits(m, info, for_execution=for_execution)
+                ),
                 None,
             )
             if chosen is not None:
@@ -170,7 +183,9 @@ def _first_host(urls: frozenset[str]) -> str | None:
                 if parts.port:
                     return f"{parts.hostname}:{parts.port}"
                 # A bare host pattern means https only; say "http://" where the run uses it.
-                return f"http://{parts.hostname}" if parts.scheme.lower() == "http" else parts.hostname
+                return (
+                    f"http://{parts.hostname}" if parts.scheme.lower() == "http" else parts.hostname
+                )
         except ValueError:
             continue
     return None

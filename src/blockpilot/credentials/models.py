@@ -66,7 +66,11 @@ class _CredentialsBase(BaseModel):
 
     def meta(self, **extra: Any) -> CredentialsMeta:
         return CredentialsMeta(
-            id=self.id, provider=self.provider, type=self.type, title=self.title, **extra  # type: ignore[attr-defined]
+            id=self.id,
+            provider=self.provider,
+            type=self.type,  # type: ignore[attr-defined]
+            title=self.title,
+            **extra,
         )
 
 

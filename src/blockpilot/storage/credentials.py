@@ -114,7 +114,9 @@ class CredentialStore:
             await self._writer.close()
 
     def _encrypt(self, user_id: str, creds: Credentials) -> tuple[bytes, str]:
-        token = self._cipher.encrypt(_plaintext(creds), associated_data=credential_aad(user_id, creds.id))
+        token = self._cipher.encrypt(
+            _plaintext(creds), associated_data=credential_aad(user_id, creds.id)
+        )
         return token, self._cipher.key_ring.active_key_id
 
     def _decrypt(self, user_id: str, cred_id: str, token: bytes) -> Credentials:
@@ -127,7 +129,9 @@ class CredentialStore:
             self.on_secrets(creds.secret_values())
         return creds
 
-    async def add(self, user_id: str, creds: Credentials, *, is_default: bool = False) -> CredentialsMeta:
+    async def add(
+        self, user_id: str, creds: Credentials, *, is_default: bool = False
+    ) -> CredentialsMeta:
         token, key_id = self._encrypt(user_id, creds)
         now = utcnow()
         try:
@@ -140,9 +144,15 @@ class CredentialStore:
                     )
                 await conn.execute(
                     table.insert().values(
-                        id=creds.id, user_id=user_id, secret=token, key_id=key_id,
-                        is_default=is_default, needs_reauth=False,
-                        created_at=now, updated_at=now, **_columns(creds),
+                        id=creds.id,
+                        user_id=user_id,
+                        secret=token,
+                        key_id=key_id,
+                        is_default=is_default,
+                        needs_reauth=False,
+                        created_at=now,
+                        updated_at=now,
+                        **_columns(creds),
                     )
                 )
         except IntegrityError:
@@ -158,7 +168,9 @@ class CredentialStore:
         async with self._engine.connect() as conn:
             rows = (
                 await conn.execute(
-                    select(*_META_COLUMNS).where(table.c.user_id == user_id).order_by(table.c.created_at.desc())
+                    select(*_META_COLUMNS)
+                    .where(table.c.user_id == user_id)
+                    .order_by(table.c.created_at.desc())
                 )
             ).all()
         return [_meta(r) for r in rows]
@@ -166,7 +178,9 @@ class CredentialStore:
     async def get_meta(self, user_id: str, cred_id: str) -> CredentialsMeta | None:
         async with self._engine.connect() as conn:
             row = (
-                await conn.execute(select(*_META_COLUMNS).where(table.c.user_id == user_id, table.c.id == cred_id))
+                await conn.execute(
+                    select(*_META_COLUMNS).where(table.c.user_id == user_id, table.c.id == cred_id)
+                )
             ).first()
         return None if row is None else _meta(row)
 
@@ -178,7 +192,9 @@ class CredentialStore:
                 return None if found is None else self._decrypt(user_id, cred_id, found[0])
         async with self._engine.connect() as conn:
             row = (
-                await conn.execute(select(table.c.secret).where(table.c.user_id == user_id, table.c.id == cred_id))
+                await conn.execute(
+                    select(table.c.secret).where(table.c.user_id == user_id, table.c.id == cred_id)
+                )
             ).first()
         return None if row is None else self._decrypt(user_id, cred_id, row.secret)
 
@@ -194,7 +210,13 @@ class CredentialStore:
         statement = (
             update(table)
             .where(table.c.user_id == user_id, table.c.id == creds.id)
-            .values(secret=token, key_id=key_id, needs_reauth=False, updated_at=utcnow(), **_columns(creds))
+            .values(
+                secret=token,
+                key_id=key_id,
+                needs_reauth=False,
+                updated_at=utcnow(),
+                **_columns(creds),
+            )
         )
         if fence is not None:
             statement = statement.where(
@@ -205,13 +227,16 @@ class CredentialStore:
         if not result.rowcount:
             if fence is not None and await self.get_meta(user_id, creds.id) is not None:
                 raise ConflictError(
-                    f"Credential {creds.id} was refreshed under a newer lock lease; this refresh was not stored"
+                    f"Credential {creds.id} was refreshed under a newer lock lease; "
+                    "this refresh was not stored"
                 )
             raise CredentialNotFoundError(f"Credential {creds.id} not found")
 
     async def delete(self, user_id: str, cred_id: str) -> bool:
         async with self._engine.begin() as conn:
-            result = await conn.execute(delete(table).where(table.c.user_id == user_id, table.c.id == cred_id))
+            result = await conn.execute(
+                delete(table).where(table.c.user_id == user_id, table.c.id == cred_id)
+            )
         return bool(result.rowcount)
 
     async def mark_used(self, user_id: str, cred_ids: list[str]) -> None:
@@ -220,7 +245,9 @@ class CredentialStore:
         if self._writer is not None:
             now = utcnow()
             for cred_id in dict.fromkeys(cred_ids):
-                await self._writer.write("mark_used", {"now": now, "user_id": user_id, "id": cred_id})
+                await self._writer.write(
+                    "mark_used", {"now": now, "user_id": user_id, "id": cred_id}
+                )
             return
         async with self._engine.begin() as conn:
             await conn.execute(
@@ -232,13 +259,19 @@ class CredentialStore:
     async def mark_needs_reauthorization(self, user_id: str, cred_id: str) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(
-                update(table).where(table.c.user_id == user_id, table.c.id == cred_id).values(needs_reauth=True)
+                update(table)
+                .where(table.c.user_id == user_id, table.c.id == cred_id)
+                .values(needs_reauth=True)
             )
 
     async def set_default(self, user_id: str, cred_id: str) -> None:
         async with self._engine.begin() as conn:
             row = (
-                await conn.execute(select(table.c.provider).where(table.c.user_id == user_id, table.c.id == cred_id))
+                await conn.execute(
+                    select(table.c.provider).where(
+                        table.c.user_id == user_id, table.c.id == cred_id
+                    )
+                )
             ).first()
             if row is None:
                 raise CredentialNotFoundError(f"Credential {cred_id} not found")
@@ -251,7 +284,9 @@ class CredentialStore:
     async def count_needing_rotation(self) -> int:
         async with self._engine.connect() as conn:
             value = await conn.scalar(
-                select(func.count()).select_from(table).where(table.c.key_id != self._cipher.key_ring.active_key_id)
+                select(func.count())
+                .select_from(table)
+                .where(table.c.key_id != self._cipher.key_ring.active_key_id)
             )
         return int(value or 0)
 
@@ -300,7 +335,9 @@ class CredentialStore:
             samples = [
                 (
                     await conn.execute(
-                        select(table.c.id, table.c.user_id, table.c.secret).where(table.c.key_id == key_id).limit(1)
+                        select(table.c.id, table.c.user_id, table.c.secret)
+                        .where(table.c.key_id == key_id)
+                        .limit(1)
                     )
                 ).one()
                 for key_id in key_ids
@@ -309,9 +346,9 @@ class CredentialStore:
         if missing:
             raise EncryptionKeyError(
                 "The encryption key cannot decrypt the stored credentials: they need key id(s) "
-                f"{', '.join(missing)}, which BLOCKPILOT_ENCRYPTION_KEYS does not contain. Set it to the "
-                "key used before (or 'new,old' while rotating, and remove the old key only after "
-                "rotating); credentials were not touched.",
+                f"{', '.join(missing)}, which BLOCKPILOT_ENCRYPTION_KEYS does not contain. "
+                "Set it to the key used before (or 'new,old' while rotating, and remove the old "
+                "key only after rotating); credentials were not touched.",
                 details={"missing_key_ids": missing},
             )
         for row in samples:

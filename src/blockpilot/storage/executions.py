@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-
-import asyncio
-import logging
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -184,11 +183,15 @@ class ExecutionStore:
                 return
             except Exception as exc:
                 if not is_database_unavailable(exc):
-                    logger.exception("could not write execution results; they will read as interrupted")
+                    logger.exception(
+                        "could not write execution results; they will read as interrupted"
+                    )
                     return
                 # The database is restarting or unreachable: the results are kept and written
                 # when it is back, so no run a client was told about is lost.
-                logger.warning("database unavailable; execution results will be written when it is back")
+                logger.warning(
+                    "database unavailable; execution results will be written when it is back"
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -219,11 +222,15 @@ class ExecutionStore:
         await self.flush()
         async with self._engine.connect() as conn:
             row = (
-                await conn.execute(select(table).where(table.c.user_id == user_id, table.c.id == execution_id))
+                await conn.execute(
+                    select(table).where(table.c.user_id == user_id, table.c.id == execution_id)
+                )
             ).first()
         return None if row is None else _record(row)
 
-    async def list(self, user_id: str, *, limit: int = 50, offset: int = 0) -> list[ExecutionRecord]:
+    async def list(
+        self, user_id: str, *, limit: int = 50, offset: int = 0
+    ) -> list[ExecutionRecord]:
         await self.flush()
         async with self._engine.connect() as conn:
             rows = (
@@ -247,7 +254,9 @@ def _sqlite_writer(path: str, engine: AsyncEngine) -> SQLiteWriter:
         path,
         {
             "start": f"INSERT INTO {table.name} ({names}) VALUES ({values})",
-            "finish": f"UPDATE {table.name} SET {sets} WHERE id = :record_id AND status = 'running'",
+            "finish": (
+                f"UPDATE {table.name} SET {sets} WHERE id = :record_id AND status = 'running'"
+            ),
         },
         {
             "start": bind_processors(table, dialect, {c: c for c in _INSERT_COLUMNS}),

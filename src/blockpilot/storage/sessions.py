@@ -43,7 +43,9 @@ class SessionStore:
         session = ChatSession(session_id=secrets.token_hex(16), user_id=user_id, created_at=now)
         async with self._engine.begin() as conn:
             await conn.execute(
-                chat_sessions.insert().values(id=session.session_id, user_id=user_id, created_at=now, updated_at=now)
+                chat_sessions.insert().values(
+                    id=session.session_id, user_id=user_id, created_at=now, updated_at=now
+                )
             )
         return self._remember(session)
 
@@ -53,10 +55,14 @@ class SessionStore:
         if cached is not None:
             return cached if cached.user_id == user_id else None
         async with self._engine.connect() as conn:
-            row = (await conn.execute(select(chat_sessions).where(chat_sessions.c.id == session_id))).first()
+            row = (
+                await conn.execute(select(chat_sessions).where(chat_sessions.c.id == session_id))
+            ).first()
         if row is None:
             return None
-        session = self._remember(ChatSession(row.id, row.user_id, aware(row.created_at) or utcnow()))
+        session = self._remember(
+            ChatSession(row.id, row.user_id, aware(row.created_at) or utcnow())
+        )
         return session if session.user_id == user_id else None
 
     async def list(self, user_id: str, limit: int = 100) -> list[ChatSession]:

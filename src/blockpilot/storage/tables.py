@@ -89,7 +89,9 @@ workspace_files = Table(
     "workspace_files",
     metadata,
     Column("id", String(36), primary_key=True),
-    Column("workspace_id", String(36), ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "workspace_id", String(36), ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False
+    ),
     Column("path", String(1024), nullable=False),
     Column("blob", String(64), nullable=False),
     Column("size_bytes", BigInteger, nullable=False),  # BigInteger since migration 0003

@@ -70,9 +70,13 @@ class UserStore:
         user = User(id=new_id(), name=name, created_at=utcnow())
         try:
             async with self._engine.begin() as conn:
-                await conn.execute(users.insert().values(id=user.id, name=name, created_at=user.created_at))
+                await conn.execute(
+                    users.insert().values(id=user.id, name=name, created_at=user.created_at)
+                )
         except IntegrityError:
-            raise ConflictError(f"A user named {name!r} already exists; pick another name") from None
+            raise ConflictError(
+                f"A user named {name!r} already exists; pick another name"
+            ) from None
         key = await self.create_api_key(user.id)
         return user, key
 

@@ -67,29 +67,52 @@ class WorkspaceStore:
 
     async def _find(self, user_id: str) -> Workspace | None:
         async with self._engine.connect() as conn:
-            row = (await conn.execute(select(workspaces).where(workspaces.c.user_id == user_id))).first()
-        return None if row is None else Workspace(row.id, row.user_id, aware(row.created_at) or utcnow())
+            row = (
+                await conn.execute(select(workspaces).where(workspaces.c.user_id == user_id))
+            ).first()
+        return (
+            None
+            if row is None
+            else Workspace(row.id, row.user_id, aware(row.created_at) or utcnow())
+        )
 
     async def file_by_path(self, workspace_id: str, path: str) -> tuple[WorkspaceFile, str] | None:
         async with self._engine.connect() as conn:
             row = (
-                await conn.execute(select(files).where(files.c.workspace_id == workspace_id, files.c.path == path))
+                await conn.execute(
+                    select(files).where(files.c.workspace_id == workspace_id, files.c.path == path)
+                )
             ).first()
         return None if row is None else (_file(row), row.blob)
 
     async def file_by_id(self, workspace_id: str, file_id: str) -> tuple[WorkspaceFile, str] | None:
         async with self._engine.connect() as conn:
             row = (
-                await conn.execute(select(files).where(files.c.workspace_id == workspace_id, files.c.id == file_id))
+                await conn.execute(
+                    select(files).where(files.c.workspace_id == workspace_id, files.c.id == file_id)
+                )
             ).first()
         return None if row is None else (_file(row), row.blob)
 
     async def upsert_file(
-        self, workspace_id: str, path: str, *, blob: str, size_bytes: int, checksum: str, mime_type: str
+        self,
+        workspace_id: str,
+        path: str,
+        *,
+        blob: str,
+        size_bytes: int,
+        checksum: str,
+        mime_type: str,
     ) -> tuple[WorkspaceFile, str | None]:
         """Point *path* at *blob*; returns the row and the replaced blob (to delete), if any."""
         now = utcnow()
-        values = {"blob": blob, "size_bytes": size_bytes, "checksum": checksum, "mime_type": mime_type, "updated_at": now}
+        values = {
+            "blob": blob,
+            "size_bytes": size_bytes,
+            "checksum": checksum,
+            "mime_type": mime_type,
+            "updated_at": now,
+        }
         for attempt in range(_UPSERT_ATTEMPTS):
             if attempt:
                 await asyncio.sleep(random.uniform(0, 0.002 * min(attempt, 10)))  # spread retries
@@ -99,7 +122,13 @@ class WorkspaceStore:
                     if existing is None:
                         file_id = new_id()
                         await conn.execute(
-                            files.insert().values(id=file_id, workspace_id=workspace_id, path=path, created_at=now, **values)
+                            files.insert().values(
+                                id=file_id,
+                                workspace_id=workspace_id,
+                                path=path,
+                                created_at=now,
+                                **values,
+                            )
                         )
                         old_blob = None
                     else:
@@ -119,15 +148,20 @@ class WorkspaceStore:
             return found[0], old_blob
         raise RuntimeError("workspace file kept changing concurrently; giving up")
 
-    async def list_files(self, workspace_id: str, prefix: str, *, limit: int, offset: int) -> list[WorkspaceFile]:
+    async def list_files(
+        self, workspace_id: str, prefix: str, *, limit: int, offset: int
+    ) -> list[WorkspaceFile]:
         query = select(files).where(files.c.workspace_id == workspace_id)
         if prefix != "/":
             escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             query = query.where(
-                (files.c.path == prefix) | files.c.path.like(escaped.rstrip("/") + "/%", escape="\\")
+                (files.c.path == prefix)
+                | files.c.path.like(escaped.rstrip("/") + "/%", escape="\\")
             )
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(query.order_by(files.c.path).limit(limit).offset(offset))).all()
+            rows = (
+                await conn.execute(query.order_by(files.c.path).limit(limit).offset(offset))
+            ).all()
         return [_file(r) for r in rows]
 
     async def delete_file(self, workspace_id: str, path: str) -> str | None:
@@ -135,7 +169,9 @@ class WorkspaceStore:
         async with self._engine.begin() as conn:
             row = (
                 await conn.execute(
-                    select(files.c.id, files.c.blob).where(files.c.workspace_id == workspace_id, files.c.path == path)
+                    select(files.c.id, files.c.blob).where(
+                        files.c.workspace_id == workspace_id, files.c.path == path
+                    )
                 )
             ).first()
             if row is None:
@@ -146,6 +182,8 @@ class WorkspaceStore:
     async def total_bytes(self, workspace_id: str) -> int:
         async with self._engine.connect() as conn:
             value = await conn.scalar(
-                select(func.coalesce(func.sum(files.c.size_bytes), 0)).where(files.c.workspace_id == workspace_id)
+                select(func.coalesce(func.sum(files.c.size_bytes), 0)).where(
+                    files.c.workspace_id == workspace_id
+                )
             )
         return int(value or 0)

@@ -36,7 +36,9 @@ def normalise_path(path: str, *, allow_root: bool = False) -> str:
         if segment == ".." or segment.strip(" .") == "":
             raise WorkspacePathError("Path must not contain '..' or dot-only segments")
         if len(segment) > MAX_SEGMENT_CHARS:
-            raise WorkspacePathError(f"A path segment is longer than {MAX_SEGMENT_CHARS} characters")
+            raise WorkspacePathError(
+                f"A path segment is longer than {MAX_SEGMENT_CHARS} characters"
+            )
         segments.append(segment)
     if not segments and not allow_root:
         raise WorkspacePathError("Path is empty; give a file path such as 'notes/today.txt'")
