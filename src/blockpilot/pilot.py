@@ -109,7 +109,9 @@ class Pilot:
         self.executions.instance_id = self.leases.instance_id
         self._heartbeat: asyncio.Task[None] | None = None
         self.workspaces = WorkspaceManager(
-            WorkspaceStore(engine), settings.home / "workspaces", max_file_bytes=settings.max_file_bytes
+            WorkspaceStore(engine),
+            settings.home / "workspaces",
+            max_file_bytes=settings.max_file_bytes,
         )
         self.provider_urls = settings.provider_base_urls()
         self.http = GuardedHTTPClient(self._http_policy())
@@ -128,7 +130,8 @@ class Pilot:
         )
         timeout = settings.tool_timeout_seconds
         self.tools: dict[str, BaseTool] = {
-            tool.name: tool for tool in (FindBlockTool(self.catalog, timeout), RunBlockTool(self.runner, timeout))
+            tool.name: tool
+            for tool in (FindBlockTool(self.catalog, timeout), RunBlockTool(self.runner, timeout))
         }
 
     @classmethod
@@ -146,8 +149,9 @@ class Pilot:
                 await pilot.credential_store.verify_readable()
             except DecryptionError:
                 raise EncryptionKeyError(
-                    "The encryption key cannot decrypt the stored credentials. Set BLOCKPILOT_ENCRYPTION_KEYS "
-                    "to the key used before (or 'new,old' while rotating); credentials were not touched."
+                    "The encryption key cannot decrypt the stored credentials. "
+                    "Set BLOCKPILOT_ENCRYPTION_KEYS to the key used before "
+                    "(or 'new,old' while rotating); credentials were not touched."
                 ) from None
             await pilot.leases.renew()
             interrupted = await pilot.leases.interrupt_orphans()
@@ -171,7 +175,9 @@ class Pilot:
             if not is_database_unavailable(exc):
                 raise
             # Shutting down while the database is unreachable: nothing to wait for.
-            logger.error("database unavailable at shutdown: unwritten run results read as interrupted")
+            logger.error(
+                "database unavailable at shutdown: unwritten run results read as interrupted"
+            )
         self.users.close()
         await self.credential_store.close()
         try:
@@ -238,10 +244,14 @@ class Pilot:
             except IntegrityError:  # the session row's user does not exist
                 raise UserNotFoundError(f"User {str(user_id)[:80]!r} not found") from None
         if not isinstance(session_id, str):
-            raise SessionNotFoundError("Session not found: a session id is a string; omit it to start a new session")
+            raise SessionNotFoundError(
+                "Session not found: a session id is a string; omit it to start a new session"
+            )
         session = await self.sessions.get(user_id, session_id)
         if session is None:
-            raise SessionNotFoundError(f"Session {session_id[:80]!r} not found; omit it to start a new session")
+            raise SessionNotFoundError(
+                f"Session {session_id[:80]!r} not found; omit it to start a new session"
+            )
         return session
 
     async def call_tool(
@@ -260,7 +270,9 @@ class Pilot:
             try:
                 session_id = (await self.session_for(user_id, session_id)).session_id
             except NotFoundError as exc:
-                return ErrorResponse(message=exc.message, error=exc.code, code=exc.code, session_id=None)
+                return ErrorResponse(
+                    message=exc.message, error=exc.code, code=exc.code, session_id=None
+                )
         response = await tool.execute(ToolCall(user_id=user_id, session_id=session_id), arguments)
         # Final states are written behind in batches; commit them before anyone is told the
         # outcome, so a run reported as completed is never found 'interrupted' after a crash.
@@ -272,10 +284,15 @@ class Pilot:
 
     # -- credentials ------------------------------------------------------------------------
 
-    async def add_credentials(self, user_id: str, data: Any, *, is_default: bool = False) -> CredentialsMeta:
+    async def add_credentials(
+        self, user_id: str, data: Any, *, is_default: bool = False
+    ) -> CredentialsMeta:
         """Validate and store a credential given as a JSON object (see SPEC §1's table)."""
         if not isinstance(data, dict):
-            raise InvalidInputError('Credential must be a JSON object such as {"provider": "openai", "type": "api_key", "api_key": "..."}')
+            raise InvalidInputError(
+                "Credential must be a JSON object such as "
+                '{"provider": "openai", "type": "api_key", "api_key": "..."}'
+            )
         creds = parse_credentials(data)
         return await self.credential_store.add(user_id, creds, is_default=is_default)
 
@@ -290,7 +307,11 @@ def _lock_manager(settings: Settings) -> LockManager:
 
 def _host_port(url: str) -> str:
     parts = urlsplit(url)
-    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else (parts.hostname or "")
+    host = (
+        f"[{parts.hostname}]"
+        if parts.hostname and ":" in parts.hostname
+        else (parts.hostname or "")
+    )
     return f"{host}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
 
 
@@ -306,7 +327,8 @@ def parse_credentials(data: dict[str, Any]) -> Credentials:
     except ValidationError as exc:
         problems = "; ".join(f"{k}: {', '.join(v)}" for k, v in validation_errors(exc).items())
         raise InvalidInputError(
-            f"Invalid credential: {problems}. Types: api_key (api_key), oauth2 (access_token, refresh_token, scopes), "
+            f"Invalid credential: {problems}. Types: api_key (api_key), "
+            "oauth2 (access_token, refresh_token, scopes), "
             "user_password (username, password), host_scoped (host, headers)"
         ) from None
 

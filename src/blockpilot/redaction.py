@@ -186,7 +186,10 @@ class Redactor:
         if isinstance(value, str):
             return self.scrub_text(value)
         if isinstance(value, dict):
-            return {self.scrub_text(k) if isinstance(k, str) else k: self.scrub(v) for k, v in value.items()}
+            return {
+                self.scrub_text(k) if isinstance(k, str) else k: self.scrub(v)
+                for k, v in value.items()
+            }
         if isinstance(value, list | tuple):
             return [self.scrub(v) for v in value]
         return value
@@ -261,7 +264,9 @@ def install_log_redaction() -> None:
         except Exception:  # noqa: BLE001 - a malformed log call must not break logging
             pass
         if record.exc_info and record.exc_info[0] is not None:
-            record.exc_text = redactor.scrub_text(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = redactor.scrub_text(
+                logging.Formatter().formatException(record.exc_info)
+            )
             record.exc_info = None
         for key, value in list(record.__dict__.items()):
             if key not in _STANDARD_ATTRS and isinstance(value, str | dict | list):
@@ -272,4 +277,7 @@ def install_log_redaction() -> None:
     _installed = True
 
 
-_STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+_STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+}

@@ -22,7 +22,13 @@ from blockpilot.credentials.matching import (
     match_credentials_to_requirements,
 )
 from blockpilot.credentials.models import Credentials, CredentialsMetaInput
-from blockpilot.errors import BlockError, BlockInputError, BlockpilotError, CredentialsError, WorkspaceError
+from blockpilot.errors import (
+    BlockError,
+    BlockInputError,
+    BlockpilotError,
+    CredentialsError,
+    WorkspaceError,
+)
 from blockpilot.executions.context import ExecutionContext
 from blockpilot.ids import SyntheticIds
 from blockpilot.net.client import GuardedHTTPClient
@@ -59,11 +65,17 @@ class RunLimits:
     max_input_bytes: int
 
 
-def _error(message: str, code: str, session_id: str | None, details: dict[str, Any] | None = None) -> ErrorResponse:
-    return ErrorResponse(message=message, error=code, code=code, details=details, session_id=session_id)
+def _error(
+    message: str, code: str, session_id: str | None, details: dict[str, Any] | None = None
+) -> ErrorResponse:
+    return ErrorResponse(
+        message=message, error=code, code=code, details=details, session_id=session_id
+    )
 
 
-def input_shape_problem(value: Any, *, max_bytes: int, max_depth: int = MAX_INPUT_DEPTH) -> str | None:
+def input_shape_problem(
+    value: Any, *, max_bytes: int, max_depth: int = MAX_INPUT_DEPTH
+) -> str | None:
     """Why *value* is too big or too deep to accept, or None. Iterative: deep input cannot
     exhaust the stack."""
     size = 0
@@ -83,13 +95,19 @@ def input_shape_problem(value: Any, *, max_bytes: int, max_depth: int = MAX_INPU
         else:
             size += 8
         if size > max_bytes:
-            return f"input_data is larger than {max_bytes} bytes; send less data or write it to a workspace file first"
+            return (
+                f"input_data is larger than {max_bytes} bytes; "
+                "send less data or write it to a workspace file first"
+            )
     return None
 
 
 def _clip_strings(value: Any) -> Any:
     if isinstance(value, str) and len(value) > _RECORD_STRING_CHARS:
-        return value[:_RECORD_STRING_CHARS] + f"… [{len(value) - _RECORD_STRING_CHARS} more characters]"
+        return (
+            value[:_RECORD_STRING_CHARS]
+            + f"… [{len(value) - _RECORD_STRING_CHARS} more characters]"
+        )
     if isinstance(value, dict):
         return {k: _clip_strings(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -160,8 +178,8 @@ class BlockRunner:
         if unknown:
             return InputValidationErrorResponse(
                 message=(
-                    f"Unknown input field(s) provided: {', '.join(unknown)}. Block was not executed. "
-                    "Please use the correct field names from the schema."
+                    f"Unknown input field(s) provided: {', '.join(unknown)}. "
+                    "Block was not executed. Please use the correct field names from the schema."
                 ),
                 code="unknown_fields",
                 unrecognized_fields=unknown,
@@ -181,7 +199,8 @@ class BlockRunner:
         if preview:
             return BlockDetailsResponse(
                 message=(
-                    f"Block '{block.name}' details. Provide input_data matching the inputs schema to execute the block."
+                    f"Block '{block.name}' details. "
+                    "Provide input_data matching the inputs schema to execute the block."
                 ),
                 block=BlockDetails(
                     id=block.id,
@@ -202,7 +221,8 @@ class BlockRunner:
             given = full_input.get(name)
             if not (
                 isinstance(given, Mapping)
-                and (given.get("id"), given.get("provider"), given.get("type")) == (meta.id, meta.provider, meta.type)
+                and (given.get("id"), given.get("provider"), given.get("type"))
+                == (meta.id, meta.provider, meta.type)
             ):
                 full_input[name] = _meta_input(meta).model_dump()
         try:
@@ -216,7 +236,9 @@ class BlockRunner:
                 session_id=session_id,
             )
         # 11: execute.
-        return await self._execute(block, user_id, session_id, typed_input, input_data, match, dry_run)
+        return await self._execute(
+            block, user_id, session_id, typed_input, input_data, match, dry_run
+        )
 
     async def _match(
         self, block: Block, user_id: str, input_data: Mapping[str, Any], *, for_execution: bool
@@ -224,10 +246,14 @@ class BlockRunner:
         fields = block.Input.credentials_fields()
         if not fields:
             return CredentialsMatch()
-        defaults = {name: f.default for name, f in block.Input.model_fields.items() if not f.is_required()}
+        defaults = {
+            name: f.default for name, f in block.Input.model_fields.items() if not f.is_required()
+        }
         requirements = discriminated_requirements(fields, input_data, defaults)
         candidates = await self.credentials.candidates(user_id)
-        return match_credentials_to_requirements(candidates, requirements, input_data, for_execution=for_execution)
+        return match_credentials_to_requirements(
+            candidates, requirements, input_data, for_execution=for_execution
+        )
 
     def _setup_requirements(
         self, block: Block, user_id: str, match: CredentialsMatch, session_id: str | None
@@ -238,18 +264,27 @@ class BlockRunner:
                 url = self.setup_url_builder(user_id, block.id, entry)
                 if url:
                     entry["setup_url"] = url
-        inputs = get_inputs_from_schema(block.Input.jsonschema(), set(block.Input.credentials_fields()))
+        inputs = get_inputs_from_schema(
+            block.Input.jsonschema(), set(block.Input.credentials_fields())
+        )
         return SetupRequirementsResponse(
             message=(
-                f"Block '{block.name}' requires credentials that are not configured. Please set up the "
-                "required credentials before running this block. The user has been shown how to connect "
-                "the account; wait for them to finish, then call run_block again."
+                f"Block '{block.name}' requires credentials that are not configured. "
+                "Please set up the required credentials before running this block. "
+                "The user has been shown how to connect the account; "
+                "wait for them to finish, then call run_block again."
             ),
             setup_info=SetupInfo(
                 agent_id=block.id,
                 agent_name=block.name,
-                user_readiness=UserReadiness(has_all_credentials=False, missing_credentials=missing, ready_to_run=False),
-                requirements={"credentials": list(missing.values()), "inputs": inputs, "execution_modes": ["immediate"]},
+                user_readiness=UserReadiness(
+                    has_all_credentials=False, missing_credentials=missing, ready_to_run=False
+                ),
+                requirements={
+                    "credentials": list(missing.values()),
+                    "inputs": inputs,
+                    "execution_modes": ["immediate"],
+                },
             ),
             session_id=session_id,
         )
@@ -276,7 +311,11 @@ class BlockRunner:
             workspace_id=workspace.id,
             session_id=session_id,
             dry_run=dry_run,
-        ).attach(files=self.workspaces.for_workspace(workspace), http=self.http, provider_urls=self.provider_urls)
+        ).attach(
+            files=self.workspaces.for_workspace(workspace),
+            http=self.http,
+            provider_urls=self.provider_urls,
+        )
 
         secrets: list[str] = []
         cred_kwargs: dict[str, Credentials] = {}
@@ -290,7 +329,11 @@ class BlockRunner:
                     session_id,
                 )
             if creds is None:
-                return _error(f"Failed to retrieve credentials for {name}", "credentials_unavailable", session_id)
+                return _error(
+                    f"Failed to retrieve credentials for {name}",
+                    "credentials_unavailable",
+                    session_id,
+                )
             cred_kwargs[name] = creds
             secrets += creds.secret_values()
         redactor = Redactor(secrets)
@@ -304,7 +347,9 @@ class BlockRunner:
             block_name=block.name,
             status="running",
             started_at=utcnow(),
-            input_redacted=_clip_strings(redactor.scrub({k: v for k, v in raw_input.items() if k not in cred_kwargs})),
+            input_redacted=_clip_strings(
+                redactor.scrub({k: v for k, v in raw_input.items() if k not in cred_kwargs})
+            ),
             credential_ids=[m.id for m in match.matched.values()],
             is_dry_run=dry_run,
         )
@@ -312,13 +357,18 @@ class BlockRunner:
             await self.executions.start(record)
         except asyncio.CancelledError:
             # The running row may be committed anyway (a group commit in flight): close it.
-            self._finish(record, time.perf_counter(), "cancelled", code="cancelled", message="Cancelled")
+            self._finish(
+                record, time.perf_counter(), "cancelled", code="cancelled", message="Cancelled"
+            )
             raise
         started = time.perf_counter()
         if dry_run:
             self._finish(record, started, "completed", summary={"dry_run": True})
             return BlockOutputResponse(
-                message=f"Dry run of block '{block.name}': inputs and credentials are valid; nothing was executed.",
+                message=(
+                    f"Dry run of block '{block.name}': "
+                    "inputs and credentials are valid; nothing was executed."
+                ),
                 block_id=block.id,
                 block_name=block.name,
                 outputs={},
@@ -357,15 +407,23 @@ class BlockRunner:
             raise
         except BlockError as exc:
             reason = redactor.scrub_text(exc.message)
-            logger.warning("block failed", extra={"block": block.name, "execution_id": record.id, "reason": reason})
+            logger.warning(
+                "block failed",
+                extra={"block": block.name, "execution_id": record.id, "reason": reason},
+            )
             self._finish(record, started, "failed", code=exc.code, message=reason)
             code = exc.code if exc.code in ("block_timeout", "invalid_output") else "block_failed"
             return _error(f"Block execution failed: {reason}", code, session_id)
         except BlockpilotError as exc:
             reason = redactor.scrub_text(exc.message)
-            logger.warning("block failed", extra={"block": block.name, "execution_id": record.id, "reason": reason})
+            logger.warning(
+                "block failed",
+                extra={"block": block.name, "execution_id": record.id, "reason": reason},
+            )
             self._finish(record, started, "failed", code=exc.code, message=reason)
-            return _error(f"Block execution failed: {reason}", "block_failed", session_id, {"cause": exc.code})
+            return _error(
+                f"Block execution failed: {reason}", "block_failed", session_id, {"cause": exc.code}
+            )
         except Exception as exc:
             return self._crashed(exc, block, record, started, redactor, session_id)
 
@@ -380,7 +438,9 @@ class BlockRunner:
             return self._crashed(exc, block, record, started, redactor, session_id)
         summary = {"pins": counts, "truncated": truncated}
         self._finish(record, started, "completed", summary=summary)
-        await self.credentials.store.mark_used(user_id, [m.id for m in match.matched.values() if not m.is_system])
+        await self.credentials.store.mark_used(
+            user_id, [m.id for m in match.matched.values() if not m.is_system]
+        )
         return BlockOutputResponse(
             message=f"Block '{block.name}' executed successfully",
             block_id=block.id,
@@ -441,19 +501,27 @@ class BlockRunner:
             return outputs, False
         folder = f"/.blockpilot/outputs/{execution_id}"
         capped = {name: list(values) for name, values in outputs.items()}
-        sizes = {(name, i): _json_len(v) for name, values in outputs.items() for i, v in enumerate(values)}
+        sizes = {
+            (name, i): _json_len(v)
+            for name, values in outputs.items()
+            for i, v in enumerate(values)
+        }
         for (name, i), size in sorted(sizes.items(), key=lambda item: -item[1]):
             if total <= limit:
                 break
             value = outputs[name][i]
-            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=1)
+            text = (
+                value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=1)
+            )
             path = f"{folder}/{name}-{i}.{'txt' if isinstance(value, str) else 'json'}"
             note = _value_note(len(text), _saved_at(_PLACEHOLDER_URI, path))
             room = limit - (total - size) - _json_len(note)
             preview = _fit_prefix(text, min(_PREVIEW_CHARS, room))
             if _json_len(preview + note) >= size:
                 continue  # a marker would not be smaller than the value itself
-            capped[name][i] = preview + _value_note(len(text), await _save_full(context, path, text))
+            capped[name][i] = preview + _value_note(
+                len(text), await _save_full(context, path, text)
+            )
             total = _json_len(capped)
         for name in sorted(capped, key=lambda n: -_json_len(capped[n])):
             if total <= limit:
@@ -467,7 +535,9 @@ class BlockRunner:
                 if others + _json_len([*keep, value, note]) > limit:
                     break
                 keep.append(value)
-            where = await _save_full(context, path, json.dumps(values, ensure_ascii=False, indent=1))
+            where = await _save_full(
+                context, path, json.dumps(values, ensure_ascii=False, indent=1)
+            )
             capped[name] = [*keep, _list_note(len(values), len(keep), where)]
             total = _json_len(capped)
         return capped, True
@@ -510,4 +580,6 @@ def _list_note(count: int, shown: int, where: str) -> str:
 
 
 def _meta_input(meta: Any) -> CredentialsMetaInput:
-    return CredentialsMetaInput(id=meta.id, provider=meta.provider, type=meta.type, title=meta.title)
+    return CredentialsMetaInput(
+        id=meta.id, provider=meta.provider, type=meta.type, title=meta.title
+    )

@@ -154,7 +154,7 @@ class InProcessRateLimiter:
 
 
 def limiter_for(settings: Settings) -> RateLimiter:
-    """The limiter *settings* call for: shared through Redis when ``REDIS_URL`` is set, else in-process."""
+    """The limiter *settings* call for: in Redis when ``REDIS_URL`` is set, else in-process."""
     if settings.redis_url:
         from blockpilot.api.redis_limits import RedisRateLimiter
 

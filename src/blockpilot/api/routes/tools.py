@@ -66,8 +66,7 @@ class ToolCallRoute(APIRoute):
                         {
                             "type": "string_too_long",
                             "loc": ("header", SESSION_HEADER),
-                            "msg": "String should have at most "
-                            f"{_MAX_SESSION_ID_CHARS} characters",
+                            "msg": f"String should have at most {_MAX_SESSION_ID_CHARS} characters",
                         }
                     ]
                 )
