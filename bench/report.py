@@ -252,6 +252,15 @@ def summary_rows(results: dict[str, Any]) -> list[Row]:
                 met=sleep["wall_over_sleep"] <= 1.5 and sleep["completed"] == sleep["calls"],
             )
         )
+        if "full_gc_s" in sleep:
+            rows.append(
+                _row(
+                    "5 scale",
+                    "… of which CPython full GC passes",
+                    sleep["full_gc_s"],
+                    unit="s",
+                )
+            )
     if http:
         rows.append(
             _row(
