@@ -149,3 +149,20 @@ async def test_an_empty_session_header_starts_a_new_session(as_alice: httpx.Asyn
     )
     assert response.status_code == 200
     assert response.json()["session_id"] == response.headers["x-session-id"]
+
+
+async def test_an_overlong_session_header_is_refused_before_anything_runs(
+    pilot: Pilot, alice: User, as_alice: httpx.AsyncClient
+) -> None:
+    response = await as_alice.post(
+        "/api/v1/tools/find_block", json={"query": "x"}, headers={"X-Session-Id": "s" * 129}
+    )
+    error = assert_error(response, 422, "invalid_request")
+    assert error["details"]["errors"] == [
+        {"loc": ["header", "X-Session-Id"], "message": "String should have at most 128 characters"}
+    ]
+    assert await pilot.sessions.list(alice.id) == []  # no session was made
+    ok = await as_alice.post(
+        "/api/v1/tools/find_block", json={"query": "x"}, headers={"X-Session-Id": "s" * 128}
+    )
+    assert_error(ok, 404, "session_not_found")  # the length is fine; the session is unknown
