@@ -56,7 +56,9 @@ def public() -> Iterator[LocalServer]:
 
 
 @pytest.fixture
-async def open_pilot(settings_factory: Callable[..., Settings]) -> AsyncIterator[Callable[..., Any]]:
+async def open_pilot(
+    settings_factory: Callable[..., Settings],
+) -> AsyncIterator[Callable[..., Any]]:
     """Open Pilots on the test's home; ``open_pilot(resolver=..., routes=..., **settings)``
     gives one whose block HTTP goes through a guarded client with that resolver and fake
     internet (loopback stays real, so a guard bug reaches the canary)."""
@@ -136,7 +138,11 @@ def netns_canary(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Namespace
     ns, outer, inner = f"{tag}ns", f"{tag}a", f"{tag}b"
     in_use = _run("ip", "-o", "addr", "show").stdout
     octet = next(
-        (n for n in [(os.getpid() + i) % 200 + 20 for i in range(200)] if f"10.213.{n}." not in in_use),
+        (
+            n
+            for n in [(os.getpid() + i) % 200 + 20 for i in range(200)]
+            if f"10.213.{n}." not in in_use
+        ),
         None,
     )
     if octet is None:
@@ -161,7 +167,18 @@ def netns_canary(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Namespace
         hits = tmp_path_factory.mktemp("netns") / "hits.log"
         port = 18080
         process = subprocess.Popen(
-            ["ip", "netns", "exec", ns, sys.executable, "-c", _NETNS_SERVER, ns_ip, str(port), str(hits)],
+            [
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                sys.executable,
+                "-c",
+                _NETNS_SERVER,
+                ns_ip,
+                str(port),
+                str(hits),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -10,6 +10,7 @@ downgrades, other ports) both directly and through ``run_block``.
 from __future__ import annotations
 
 import base64
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,8 +46,14 @@ LOOKALIKE_HOSTS = [
     "api.tеst",  # Cyrillic е
 ]
 ALL_NAMES = [
-    "api.test", "other.test", "api.test.evil", "evilapi.test", "api.testevil", "xapi.test",
-    "api-test", "sub.api.test",
+    "api.test",
+    "other.test",
+    "api.test.evil",
+    "evilapi.test",
+    "api.testevil",
+    "xapi.test",
+    "api-test",
+    "sub.api.test",
 ]
 
 
@@ -71,10 +78,8 @@ def servers(tls: tuple[Any, Any]) -> Iterator[dict[str, LocalServer]]:
 def _names() -> list[str]:
     names = set(ALL_NAMES)
     for host in LOOKALIKE_HOSTS:
-        try:
+        with contextlib.suppress(ValueError):
             names.add(normalise_host(host))
-        except ValueError:
-            pass
     return sorted(names)
 
 
@@ -96,7 +101,9 @@ def _leaked(hit: Hit, canaries: list[str]) -> list[str]:
 
 
 def _header_sets() -> list[tuple[str, dict[str, str], list[str]]]:
-    key, bearer, cookie, basic_pw, custom = (CANARIES.new(n) for n in ("key", "bear", "cook", "basic", "cust"))
+    key, bearer, cookie, basic_pw, custom = (
+        CANARIES.new(n) for n in ("key", "bear", "cook", "basic", "cust")
+    )
     basic = base64.b64encode(f"svc:{basic_pw}".encode()).decode()
     return [
         (
@@ -104,7 +111,11 @@ def _header_sets() -> list[tuple[str, dict[str, str], list[str]]]:
             {"X-Api-Key": key, "Authorization": f"Bearer {bearer}", "Cookie": f"sid={cookie}"},
             [key, bearer, cookie],
         ),
-        ("basic auth and a custom header", {"Authorization": f"Basic {basic}", "X-Custom-Token": custom}, [basic, custom]),
+        (
+            "basic auth and a custom header",
+            {"Authorization": f"Basic {basic}", "X-Custom-Token": custom},
+            [basic, custom],
+        ),
     ]
 
 
@@ -126,7 +137,12 @@ async def test_host_scoped_headers_never_follow_a_redirect_to_another_origin(
     for label, headers, canaries in _header_sets():
         meta = await pilot.add_credentials(
             user.id,
-            {"provider": "http", "type": "host_scoped", "host": f"https://api.test:{origin.port}", "headers": headers},
+            {
+                "provider": "http",
+                "type": "host_scoped",
+                "host": f"https://api.test:{origin.port}",
+                "headers": headers,
+            },
         )
         for name, target in targets.items():
             origin.hits.clear()
@@ -144,8 +160,15 @@ async def test_host_scoped_headers_never_follow_a_redirect_to_another_origin(
                             "body": {"note": "hello"},
                             # the model adds its own Authorization too: the stored one wins at the
                             # origin, and neither goes anywhere else
-                            "headers": {"Authorization": "Bearer model-made-0123456789", "X-Trace": "t"},
-                            "credentials": {"id": meta.id, "provider": "http", "type": "host_scoped"},
+                            "headers": {
+                                "Authorization": "Bearer model-made-0123456789",
+                                "X-Trace": "t",
+                            },
+                            "credentials": {
+                                "id": meta.id,
+                                "provider": "http",
+                                "type": "host_scoped",
+                            },
                         },
                     },
                     user_id=user.id,
@@ -171,7 +194,12 @@ async def test_a_hop_back_to_the_origin_does_not_rearm_the_credential(
     secret = CANARIES.new("rearm")
     meta = await pilot.add_credentials(
         user.id,
-        {"provider": "http", "type": "host_scoped", "host": f"api.test:{origin.port}", "headers": {"X-Api-Key": secret}},
+        {
+            "provider": "http",
+            "type": "host_scoped",
+            "host": f"api.test:{origin.port}",
+            "headers": {"X-Api-Key": secret},
+        },
     )
     origin.route("/a", redirect(302, "/b"))  # same origin: keeps it
     origin.route("/b", redirect(302, f"http://other.test:{plain.port}/c"))
@@ -179,9 +207,14 @@ async def test_a_hop_back_to_the_origin_does_not_rearm_the_credential(
     data = tool_json(
         await pilot.call_tool(
             "run_block",
-            {"block_id": AUTH_WEB_REQUEST_ID, "input_data": {
-                "url": f"https://api.test:{origin.port}/a", "method": "GET",
-                "credentials": {"id": meta.id, "provider": "http", "type": "host_scoped"}}},
+            {
+                "block_id": AUTH_WEB_REQUEST_ID,
+                "input_data": {
+                    "url": f"https://api.test:{origin.port}/a",
+                    "method": "GET",
+                    "credentials": {"id": meta.id, "provider": "http", "type": "host_scoped"},
+                },
+            },
             user_id=user.id,
         )
     )
@@ -192,23 +225,35 @@ async def test_a_hop_back_to_the_origin_does_not_rearm_the_credential(
 
 
 async def test_github_token_stays_on_the_api_host_through_redirects(
-    open_pilot: Any, tls: tuple[Any, Any], servers: dict[str, LocalServer], monkeypatch: pytest.MonkeyPatch
+    open_pilot: Any,
+    tls: tuple[Any, Any],
+    servers: dict[str, LocalServer],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     origin, plain = servers["origin"], servers["plain"]
     monkeypatch.setenv("BLOCKPILOT_PROVIDER_GITHUB_BASE_URL", f"https://api.test:{origin.port}")
     pilot = await _scope_pilot(open_pilot, tls)
     user, _ = await pilot.users.create("alice")
     token = CANARIES.new("ghp_")
-    await pilot.add_credentials(user.id, {"provider": "github", "type": "api_key", "api_key": token})
+    await pilot.add_credentials(
+        user.id, {"provider": "github", "type": "api_key", "api_key": token}
+    )
     for status in (301, 302, 303, 307, 308):
         origin.hits.clear()
         plain.hits.clear()
-        origin.route("/repos/o/r/issues/1", redirect(status, f"http://evil.test:{plain.port}/steal"))
+        origin.route(
+            "/repos/o/r/issues/1", redirect(status, f"http://evil.test:{plain.port}/steal")
+        )
         plain.route("/steal", reply(200, b'{"title": "t", "body": "b", "user": {"login": "u"}}'))
         data = tool_json(
             await pilot.call_tool(
                 "run_block",
-                {"block_id": GITHUB_ISSUE_ID, "input_data": {"issue_url": f"https://api.test:{origin.port}/repos/o/r/issues/1"}},
+                {
+                    "block_id": GITHUB_ISSUE_ID,
+                    "input_data": {
+                        "issue_url": f"https://api.test:{origin.port}/repos/o/r/issues/1"
+                    },
+                },
                 user_id=user.id,
             )
         )
@@ -217,11 +262,18 @@ async def test_github_token_stays_on_the_api_host_through_redirects(
         assert data["type"] in ("error", "block_output")
         assert origin.hits[0].headers["authorization"] == f"Bearer {token}"
         assert all(_leaked(hit, [token]) == [] for hit in plain.hits)
-        origin.route("/repos/o/r/issues/1", redirect(status, f"http://other.test:{plain.port}/steal"))
+        origin.route(
+            "/repos/o/r/issues/1", redirect(status, f"http://other.test:{plain.port}/steal")
+        )
         data = tool_json(
             await pilot.call_tool(
                 "run_block",
-                {"block_id": GITHUB_ISSUE_ID, "input_data": {"issue_url": f"https://api.test:{origin.port}/repos/o/r/issues/1"}},
+                {
+                    "block_id": GITHUB_ISSUE_ID,
+                    "input_data": {
+                        "issue_url": f"https://api.test:{origin.port}/repos/o/r/issues/1"
+                    },
+                },
                 user_id=user.id,
             )
         )
@@ -230,23 +282,33 @@ async def test_github_token_stays_on_the_api_host_through_redirects(
 
 
 async def test_llm_key_and_credential_check_stay_on_the_provider_host(
-    open_pilot: Any, tls: tuple[Any, Any], servers: dict[str, LocalServer], monkeypatch: pytest.MonkeyPatch
+    open_pilot: Any,
+    tls: tuple[Any, Any],
+    servers: dict[str, LocalServer],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     origin, plain = servers["origin"], servers["plain"]
     monkeypatch.setenv("BLOCKPILOT_PROVIDER_OPENAI_BASE_URL", f"https://api.test:{origin.port}/v1")
     pilot = await _scope_pilot(open_pilot, tls)
     user, key = await pilot.users.create("alice")
     secret = CANARIES.new("sk-")
-    meta = await pilot.add_credentials(user.id, {"provider": "openai", "type": "api_key", "api_key": secret})
-    origin.route("/v1/chat/completions", redirect(307, f"http://other.test:{plain.port}/v1/chat/completions"))
+    meta = await pilot.add_credentials(
+        user.id, {"provider": "openai", "type": "api_key", "api_key": secret}
+    )
+    origin.route(
+        "/v1/chat/completions", redirect(307, f"http://other.test:{plain.port}/v1/chat/completions")
+    )
     origin.route("/v1/models", redirect(302, f"http://other.test:{plain.port}/v1/models"))
     tool_json(
         await pilot.call_tool(
-            "run_block", {"block_id": LLM_ID, "input_data": {"prompt": "hi", "model": "gpt-4o-mini"}}, user_id=user.id
+            "run_block",
+            {"block_id": LLM_ID, "input_data": {"prompt": "hi", "model": "gpt-4o-mini"}},
+            user_id=user.id,
         )
     )
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_app(pilot)), base_url="http://testserver",
+        transport=httpx.ASGITransport(app=create_app(pilot)),
+        base_url="http://testserver",
         headers={"Authorization": f"Bearer {key}"},
     ) as client:
         checked = await client.post(f"/api/v1/credentials/{meta.id}/test")
@@ -309,7 +371,10 @@ def test_matcher_rejects_lookalikes_and_downgrades(pattern: str, url: str) -> No
         ("api.test", "https://API.TEST./x"),
         ("*.api.test", "https://a.b.api.test/"),
         ("http://api.test", "http://api.test/"),
-        ("api.test:8080", "http://api.test:8080/"),  # a pattern naming a port takes its scheme from the URL
+        (
+            "api.test:8080",
+            "http://api.test:8080/",
+        ),  # a pattern naming a port takes its scheme from the URL
         ("bücher.test", "https://xn--bcher-kva.test/"),
     ],
 )
@@ -325,17 +390,35 @@ async def test_lookalike_urls_never_receive_the_credential_through_run_block(
     plain = servers["plain"]
     secret = CANARIES.new("look")
     meta = await pilot.add_credentials(
-        user.id, {"provider": "http", "type": "host_scoped", "host": "api.test", "headers": {"X-Api-Key": secret}}
+        user.id,
+        {
+            "provider": "http",
+            "type": "host_scoped",
+            "host": "api.test",
+            "headers": {"X-Api-Key": secret},
+        },
     )
     urls = [f"http://{host}:{plain.port}/" for host in LOOKALIKE_HOSTS if host != "api.test."]
-    urls += [f"http://api.test:{plain.port}/", "http://api.test/", f"https://api.test:{plain.port}/"]
+    urls += [
+        f"http://api.test:{plain.port}/",
+        "http://api.test/",
+        f"https://api.test:{plain.port}/",
+    ]
     for url in urls:
-        for credentials in (None, {"id": meta.id, "provider": "http", "type": "host_scoped"}, meta.id):
+        for credentials in (
+            None,
+            {"id": meta.id, "provider": "http", "type": "host_scoped"},
+            meta.id,
+        ):
             data: dict[str, Any] = {"url": url, "method": "GET"}
             if credentials is not None:
                 data["credentials"] = credentials
             outcome = tool_json(
-                await pilot.call_tool("run_block", {"block_id": AUTH_WEB_REQUEST_ID, "input_data": data}, user_id=user.id)
+                await pilot.call_tool(
+                    "run_block",
+                    {"block_id": AUTH_WEB_REQUEST_ID, "input_data": data},
+                    user_id=user.id,
+                )
             )
             # Not for this URL: the credential is "missing" and nothing is sent.
             assert outcome["type"] == "setup_requirements", (url, outcome)

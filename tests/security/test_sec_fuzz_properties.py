@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import posixpath
@@ -50,12 +51,17 @@ FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 SLOW = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 json_leaf = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**70), 2**70),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=40),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=40),
 )
 json_value = st.recursive(
     json_leaf,
-    lambda children: st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=10), children, max_size=6),
+    lambda children: (
+        st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=10), children, max_size=6)
+    ),
     max_leaves=60,
 )
 
@@ -105,14 +111,15 @@ def _block_fields() -> list[tuple[str, type]]:
 
 
 @SLOW
-@given(st.sampled_from([b for b in _REGISTRY.all()]), st.dictionaries(st.text(max_size=12), json_value, max_size=8))
+@given(
+    st.sampled_from([b for b in _REGISTRY.all()]),
+    st.dictionaries(st.text(max_size=12), json_value, max_size=8),
+)
 def test_block_input_validation_raises_only_its_own_error(block: Any, data: dict[str, Any]) -> None:
     names = sorted(block.Input.field_names())
     data = {**{n: v for n, v in zip(names, data.values(), strict=False)}, **data}
-    try:
+    with contextlib.suppress(BlockInputError):
         block.validate_input(data)
-    except BlockInputError:
-        pass
 
 
 def test_run_block_on_random_inputs_is_never_an_internal_error(settings_factory: Any) -> None:
@@ -129,13 +136,25 @@ def test_run_block_on_random_inputs_is_never_an_internal_error(settings_factory:
         codes: set[str] = set()
 
         @SLOW
-        @given(st.sampled_from(blocks), st.dictionaries(st.text(max_size=12), json_value, max_size=8), st.data())
+        @given(
+            st.sampled_from(blocks),
+            st.dictionaries(st.text(max_size=12), json_value, max_size=8),
+            st.data(),
+        )
         def run(block: Any, extra: dict[str, Any], data: st.DataObject) -> None:
             names = sorted(block.Input.field_names())
-            chosen = data.draw(st.lists(st.sampled_from(names), unique=True, max_size=len(names))) if names else []
+            chosen = (
+                data.draw(st.lists(st.sampled_from(names), unique=True, max_size=len(names)))
+                if names
+                else []
+            )
             values = {name: data.draw(json_value) for name in chosen}
             response = loop.run(
-                pilot.call_tool("run_block", {"block_id": block.id, "input_data": {**values, **extra}}, user_id=user.id)
+                pilot.call_tool(
+                    "run_block",
+                    {"block_id": block.id, "input_data": {**values, **extra}},
+                    user_id=user.id,
+                )
             )
             document = json.loads(response.to_json())
             assert document.get("code") != "internal_error", document
@@ -157,8 +176,14 @@ class RecordingNet(httpcore.AsyncNetworkBackend):
     def __init__(self) -> None:
         self.connects: list[str] = []
 
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None, socket_options: Iterable[Any] | None = None) -> Any:
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> Any:
         self.connects.append(host)
         raise httpcore.ConnectError("recorded, not connected")
 
@@ -168,29 +193,78 @@ class RecordingNet(httpcore.AsyncNetworkBackend):
 
 def _ipv4_spellings(n: int) -> list[str]:
     a, b, c, d = n >> 24, (n >> 16) & 255, (n >> 8) & 255, n & 255
-    return [f"{a}.{b}.{c}.{d}", str(n), hex(n), f"0{a:o}.{b}.{c}.{d}", f"{a}.{(b << 16) | (c << 8) | d}",
-            f"[::ffff:{a}.{b}.{c}.{d}]", f"[64:ff9b::{a}.{b}.{c}.{d}]", f"[::ffff:0:{a}.{b}.{c}.{d}]"]
+    return [
+        f"{a}.{b}.{c}.{d}",
+        str(n),
+        hex(n),
+        f"0{a:o}.{b}.{c}.{d}",
+        f"{a}.{(b << 16) | (c << 8) | d}",
+        f"[::ffff:{a}.{b}.{c}.{d}]",
+        f"[64:ff9b::{a}.{b}.{c}.{d}]",
+        f"[::ffff:0:{a}.{b}.{c}.{d}]",
+    ]
 
 
-interesting_v4 = st.sampled_from([0x7F000001, 0x0A000001, 0xA9FEA9FE, 0xC0A80101, 0x64400001, 0, 0x5DB8D70E, 0x08080808])
+interesting_v4 = st.sampled_from(
+    [0x7F000001, 0x0A000001, 0xA9FEA9FE, 0xC0A80101, 0x64400001, 0, 0x5DB8D70E, 0x08080808]
+)
 hosts = st.one_of(
-    st.builds(lambda n, i: _ipv4_spellings(n)[i], st.one_of(interesting_v4, st.integers(0, 2**32 - 1)), st.integers(0, 7)),
-    st.sampled_from(["localhost", "LOCALHOST.", "a.localhost", "x.test", "metadata.google.internal", "[::1]", "[fe80::1%25lo]",
-                     "[fd00::1]", "[2002:7f00:1::]", "xn--localhost-", "ｌｏｃａｌｈｏｓｔ", "１２７.０.０.１", "public.test"]),
+    st.builds(
+        lambda n, i: _ipv4_spellings(n)[i],
+        st.one_of(interesting_v4, st.integers(0, 2**32 - 1)),
+        st.integers(0, 7),
+    ),
+    st.sampled_from(
+        [
+            "localhost",
+            "LOCALHOST.",
+            "a.localhost",
+            "x.test",
+            "metadata.google.internal",
+            "[::1]",
+            "[fe80::1%25lo]",
+            "[fd00::1]",
+            "[2002:7f00:1::]",
+            "xn--localhost-",
+            "ｌｏｃａｌｈｏｓｔ",
+            "１２７.０.０.１",
+            "public.test",
+        ]
+    ),
     st.text(alphabet=st.sampled_from("abc.-_0x7f:[]%@\\\t\u3002\uff0e1"), min_size=1, max_size=20),
 )
 answers = st.lists(
     st.one_of(
-        st.builds(lambda n: f"{n >> 24}.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}", st.integers(0, 2**32 - 1)),
-        st.sampled_from(["127.0.0.1", "::1", "::ffff:127.0.0.1", "fe80::1", "93.184.215.14", "2606:4700::1", "64:ff9b::a00:1"]),
+        st.builds(
+            lambda n: f"{n >> 24}.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}",
+            st.integers(0, 2**32 - 1),
+        ),
+        st.sampled_from(
+            [
+                "127.0.0.1",
+                "::1",
+                "::ffff:127.0.0.1",
+                "fe80::1",
+                "93.184.215.14",
+                "2606:4700::1",
+                "64:ff9b::a00:1",
+            ]
+        ),
     ),
-    min_size=1, max_size=3,
+    min_size=1,
+    max_size=3,
 )
 
 
 @SLOW
-@given(st.sampled_from(["http", "https", "HTTP", "ftp", "file", "gopher", ""]), hosts, st.one_of(st.none(), st.integers(0, 70000)),
-       st.sampled_from(["", "u:p@", "@", "a@b@"]), st.text(max_size=10), answers)
+@given(
+    st.sampled_from(["http", "https", "HTTP", "ftp", "file", "gopher", ""]),
+    hosts,
+    st.one_of(st.none(), st.integers(0, 70000)),
+    st.sampled_from(["", "u:p@", "@", "a@b@"]),
+    st.text(max_size=10),
+    answers,
+)
 def test_the_url_guard_never_connects_to_a_blocked_address(
     scheme: str, host: str, port: int | None, userinfo: str, path: str, dns: list[str]
 ) -> None:
@@ -238,7 +312,9 @@ def test_parse_destination_raises_only_the_typed_refusal(url: str) -> None:
 # --------------------------------------------------------------------------- the host matcher
 
 labels = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=8)
-base_hosts = st.builds(lambda a, b: f"{a}.{b}", labels, st.sampled_from(["test", "example.com", "co.uk"]))
+base_hosts = st.builds(
+    lambda a, b: f"{a}.{b}", labels, st.sampled_from(["test", "example.com", "co.uk"])
+)
 homoglyphs = {"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "i": "і"}
 
 
@@ -248,19 +324,55 @@ def pattern_and_url(draw: st.DrawFn) -> tuple[str, str]:
     wildcard = draw(st.booleans())
     pattern_port = draw(st.one_of(st.none(), st.sampled_from([443, 8443, 8080])))
     pattern_scheme = draw(st.sampled_from(["", "https://", "http://"]))
-    pattern = pattern_scheme + ("*." if wildcard else "") + host + (f":{pattern_port}" if pattern_port else "")
-    mutation = draw(st.sampled_from(["same", "sub", "prefix", "suffix", "glyph", "case", "dot", "userinfo",
-                                     "backslash", "fragment", "query", "percent", "tab", "fullwidth"]))
+    pattern = (
+        pattern_scheme
+        + ("*." if wildcard else "")
+        + host
+        + (f":{pattern_port}" if pattern_port else "")
+    )
+    mutation = draw(
+        st.sampled_from(
+            [
+                "same",
+                "sub",
+                "prefix",
+                "suffix",
+                "glyph",
+                "case",
+                "dot",
+                "userinfo",
+                "backslash",
+                "fragment",
+                "query",
+                "percent",
+                "tab",
+                "fullwidth",
+            ]
+        )
+    )
     url_host = {
-        "same": host, "sub": f"x.{host}", "prefix": f"evil{host}", "suffix": f"{host}.evil.test",
-        "glyph": "".join(homoglyphs.get(ch, ch) for ch in host), "case": host.upper(), "dot": host + ".",
-        "userinfo": f"{host}@evil.test", "backslash": f"evil.test\\.{host}", "fragment": f"evil.test#.{host}",
-        "query": f"evil.test?.{host}", "percent": f"evil.test%2f.{host}", "tab": f"ev\til.{host}",
+        "same": host,
+        "sub": f"x.{host}",
+        "prefix": f"evil{host}",
+        "suffix": f"{host}.evil.test",
+        "glyph": "".join(homoglyphs.get(ch, ch) for ch in host),
+        "case": host.upper(),
+        "dot": host + ".",
+        "userinfo": f"{host}@evil.test",
+        "backslash": f"evil.test\\.{host}",
+        "fragment": f"evil.test#.{host}",
+        "query": f"evil.test?.{host}",
+        "percent": f"evil.test%2f.{host}",
+        "tab": f"ev\til.{host}",
         "fullwidth": host.replace(".", "\uff0e"),
     }[mutation]
     scheme = draw(st.sampled_from(["https", "http", "HTTPS", "ws"]))
     port = draw(st.one_of(st.none(), st.sampled_from([80, 443, 8443, 8080, 9999])))
-    url = f"{scheme}://{url_host}" + (f":{port}" if port else "") + draw(st.sampled_from(["/", "/x?y=1", ""]))
+    url = (
+        f"{scheme}://{url_host}"
+        + (f":{port}" if port else "")
+        + draw(st.sampled_from(["/", "/x?y=1", ""]))
+    )
     return pattern, url
 
 
@@ -280,7 +392,11 @@ def test_a_url_the_matcher_accepts_is_that_host_to_the_client(case: tuple[str, s
         return  # the client would refuse it anyway
     domain = pattern.host[2:] if pattern.host.startswith("*.") else pattern.host
     if pattern.host.startswith("*."):
-        assert dest.host == domain or dest.host.endswith("." + domain), (pattern_text, url, dest.host)
+        assert dest.host == domain or dest.host.endswith("." + domain), (
+            pattern_text,
+            url,
+            dest.host,
+        )
     else:
         assert dest.host == pattern.host, (pattern_text, url, dest.host)
     if pattern.port is not None:
@@ -295,9 +411,24 @@ def test_a_url_the_matcher_accepts_is_that_host_to_the_client(case: tuple[str, s
 # --------------------------------------------------------------------------- path containment
 
 path_text = st.text(
-    alphabet=st.one_of(st.sampled_from(list("./\\\x00\n\t ~%:abc") + ["\uff0e", "\uff0f", "\u2025", "\u2024", "\u202e",
-                                                                      "\u200d", "\ufe52", "\u3002", "\u0338", "\ud800"]),
-                       st.characters()),
+    alphabet=st.one_of(
+        st.sampled_from(
+            list("./\\\x00\n\t ~%:abc")
+            + [
+                "\uff0e",
+                "\uff0f",
+                "\u2025",
+                "\u2024",
+                "\u202e",
+                "\u200d",
+                "\ufe52",
+                "\u3002",
+                "\u0338",
+                "\ud800",
+            ]
+        ),
+        st.characters(),
+    ),
     max_size=40,
 )
 
@@ -333,13 +464,21 @@ filler = st.text(max_size=50)
 
 def _forms(secret: str) -> list[str]:
     raw = secret.encode()
-    return [secret, quote(secret, safe=""), quote_plus(secret), base64.b64encode(raw).decode(),
-            base64.b64encode(raw).decode().rstrip("="), base64.urlsafe_b64encode(raw).decode().rstrip("=")]
+    return [
+        secret,
+        quote(secret, safe=""),
+        quote_plus(secret),
+        base64.b64encode(raw).decode(),
+        base64.b64encode(raw).decode().rstrip("="),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+    ]
 
 
 @FAST
 @given(secret_text, filler, filler, st.integers(0, 5), st.data())
-def test_a_secret_never_survives_scrubbing(secret: str, before: str, after: str, form_index: int, data: st.DataObject) -> None:
+def test_a_secret_never_survives_scrubbing(
+    secret: str, before: str, after: str, form_index: int, data: st.DataObject
+) -> None:
     form = _forms(secret)[form_index]
     assume(len(form) >= 6)
     text = f"{before}{form}{after}"
@@ -349,12 +488,16 @@ def test_a_secret_never_survives_scrubbing(secret: str, before: str, after: str,
         if len(leaked) >= 6:
             assert leaked not in scrubbed, (secret, text, scrubbed)
     nested = redactor.scrub({"k": [text, {form: text}], form: (text,)})
-    assert all(f not in json.dumps(nested, ensure_ascii=False) for f in _forms(secret) if len(f) >= 6)
+    assert all(
+        f not in json.dumps(nested, ensure_ascii=False) for f in _forms(secret) if len(f) >= 6
+    )
 
 
 @FAST
 @given(secret_text, filler, filler)
-def test_a_secret_never_survives_json_or_repr_escaping(secret: str, before: str, after: str) -> None:
+def test_a_secret_never_survives_json_or_repr_escaping(
+    secret: str, before: str, after: str
+) -> None:
     """A block that hands over a body as text (a JSON echo, say) carries the secret JSON-escaped."""
     redactor = Redactor([secret])
     for text in (
@@ -364,7 +507,12 @@ def test_a_secret_never_survives_json_or_repr_escaping(secret: str, before: str,
         before + f"failed: {secret!r}" + after,
     ):
         scrubbed = redactor.scrub_text(text)
-        for escaped in (json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1], repr(secret)[1:-1], secret):
+        for escaped in (
+            json.dumps(secret)[1:-1],
+            json.dumps(secret, ensure_ascii=False)[1:-1],
+            repr(secret)[1:-1],
+            secret,
+        ):
             if len(escaped) >= 6:
                 assert escaped not in scrubbed, (secret, text, scrubbed)
 
@@ -383,8 +531,13 @@ def _no_surrogates(value: Any) -> bool:
 
 
 @FAST
-@given(st.one_of(st.binary(max_size=200), st.text(max_size=200).map(str.encode),
-                 json_value.map(lambda v: json.dumps(v).encode())))
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        st.text(max_size=200).map(str.encode),
+        json_value.map(lambda v: json.dumps(v).encode()),
+    )
+)
 def test_strict_json_gives_a_value_or_its_one_error(data: bytes) -> None:
     try:
         value = loads_strict(data)

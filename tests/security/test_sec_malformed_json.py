@@ -31,7 +31,10 @@ MALFORMED: dict[str, bytes] = {
     "nested duplicate key": b'{"block_id": "x", "input_data": {"a": 1, "a": 2}}',
     "deep arrays": b"[" * DEEP + b"]" * DEEP,
     "deep objects": b'{"a":' * DEEP + b"1" + b"}" * DEEP,
-    "deep inside input_data": b'{"block_id": "x", "input_data": {"v": ' + b"[" * DEEP + b"]" * DEEP + b"}}",
+    "deep inside input_data": b'{"block_id": "x", "input_data": {"v": '
+    + b"[" * DEEP
+    + b"]" * DEEP
+    + b"}}",
     "65 levels": b'{"a":' * 65 + b"1" + b"}" * 65,
     "huge integer": b'{"query": ' + b"9" * 5000 + b"}",
     "huge float": b'{"query": 1e999}',
@@ -93,10 +96,20 @@ async def test_http_bodies_are_4xx_never_500(served: Any) -> None:
             for name, body in MALFORMED.items():
                 response = await client.post(route, content=body)
                 CANARIES.saw("http", response.text)
-                assert 400 <= response.status_code < 500, (route, name, response.status_code, response.text)
-                assert response.json()["error"]["code"] in ("malformed_body", "invalid_input"), (route, name)
+                assert 400 <= response.status_code < 500, (
+                    route,
+                    name,
+                    response.status_code,
+                    response.text,
+                )
+                assert response.json()["error"]["code"] in ("malformed_body", "invalid_input"), (
+                    route,
+                    name,
+                )
         # still serving, and the lone-surrogate refusal says what is wrong
-        response = await client.post("/api/v1/tools/find_block", content=MALFORMED["lone high surrogate"])
+        response = await client.post(
+            "/api/v1/tools/find_block", content=MALFORMED["lone high surrogate"]
+        )
         assert "lone surrogate" in response.json()["error"]["message"]
         ok = await client.post("/api/v1/tools/find_block", content=VALID["surrogate pair"][0])
         assert ok.status_code == 200
@@ -104,18 +117,34 @@ async def test_http_bodies_are_4xx_never_500(served: Any) -> None:
 
 async def test_mcp_messages_are_never_500(served: Any) -> None:
     pilot, key = served
-    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json",
-               "Authorization": f"Bearer {key}"}
-    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "Authorization": f"Bearer {key}",
+    }
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "0"},
+        },
+    }
     async with serve_app(create_app(pilot)) as base, httpx.AsyncClient(timeout=20) as http:
         opened = await http.post(f"{base}/mcp", json=init, headers=headers)
         session = {**headers, "mcp-session-id": opened.headers["mcp-session-id"]}
-        await http.post(f"{base}/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
+        await http.post(
+            f"{base}/mcp",
+            json={"jsonrpc": "2.0", "method": "notifications/initialized"},
+            headers=session,
+        )
         for name, arguments in MALFORMED.items():
             body = (
                 b'{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"run_block","arguments":'
-                + arguments + b"}}"
+                + arguments
+                + b"}}"
             )
             response = await http.post(f"{base}/mcp", content=body, headers=session)
             CANARIES.saw("mcp", response.text)
@@ -125,13 +154,20 @@ async def test_mcp_messages_are_never_500(served: Any) -> None:
                 assert response.status_code < 500, (name, response.text[:300])
         alive = await http.post(
             f"{base}/mcp",
-            json={"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "find_block", "arguments": {"query": "email"}}},
+            json={
+                "jsonrpc": "2.0",
+                "id": 9,
+                "method": "tools/call",
+                "params": {"name": "find_block", "arguments": {"query": "email"}},
+            },
             headers=session,
         )
         assert alive.status_code == 200 and "block_list" in alive.text
 
 
-def test_cli_options_are_exit_2_with_one_error_line(home: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_options_are_exit_2_with_one_error_line(
+    home: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import os
 
     from blockpilot.credentials.crypto import KeyRing
@@ -153,36 +189,72 @@ def test_cli_options_are_exit_2_with_one_error_line(home: Any, monkeypatch: pyte
         ):
             result = runner.invoke(cli_app, args, env=env)
             CANARIES.saw("cli", result.stdout + result.stderr)
-            assert result.exit_code == 2, (name, args[0], result.exit_code, result.stdout, result.stderr)
+            assert result.exit_code == 2, (
+                name,
+                args[0],
+                result.exit_code,
+                result.stdout,
+                result.stderr,
+            )
             assert "Traceback" not in result.stderr
             assert result.stderr.strip().startswith("Error: "), (name, result.stderr)
     for name, body in MALFORMED.items():  # the same through stdin, as bytes
-        result = runner.invoke(cli_app, ["tool", "find_block", "--user", "mallory", "--args", "-"], env=env, input=body)
+        result = runner.invoke(
+            cli_app, ["tool", "find_block", "--user", "mallory", "--args", "-"], env=env, input=body
+        )
         assert result.exit_code == 2, (name, result.stdout, result.stderr)
-    assert runner.invoke(cli_app, ["--json", "credentials", "list", "--user", "mallory"], env=env).stdout.strip() == "[]"
+    assert (
+        runner.invoke(
+            cli_app, ["--json", "credentials", "list", "--user", "mallory"], env=env
+        ).stdout.strip()
+        == "[]"
+    )
 
 
 # --------------------------------------------------------------------------- from upstream
 
 
-async def test_upstream_json_with_lone_surrogates_is_no_500_and_the_record_is_final(open_pilot: Any) -> None:
+async def test_upstream_json_with_lone_surrogates_is_no_500_and_the_record_is_final(
+    open_pilot: Any,
+) -> None:
     """Regression: a web page answering ``{"x": "\\ud800"}`` made the HTTP API answer 500
     (the response could not be encoded as UTF-8), and a large one left the execution record
     ``running`` for good (saving the cut output raised)."""
     upstream = LocalServer()
     try:
-        upstream.route("/small", reply(200, b'{"x": "\\ud800 lone", "\\udfff": ["\\udbff"]}', {"Content-Type": "application/json"}))
-        upstream.route("/large", reply(200, b'{"x": "' + b"a" * 120_000 + b'\\ud800"}', {"Content-Type": "application/json"}))
+        upstream.route(
+            "/small",
+            reply(
+                200,
+                b'{"x": "\\ud800 lone", "\\udfff": ["\\udbff"]}',
+                {"Content-Type": "application/json"},
+            ),
+        )
+        upstream.route(
+            "/large",
+            reply(
+                200,
+                b'{"x": "' + b"a" * 120_000 + b'\\ud800"}',
+                {"Content-Type": "application/json"},
+            ),
+        )
         pilot = await open_pilot(allowed=("127.0.0.1",))
         user, key = await pilot.users.create("mallory")
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=create_app(pilot), raise_app_exceptions=False),
-            base_url="http://testserver", headers={"Authorization": f"Bearer {key}"},
+            base_url="http://testserver",
+            headers={"Authorization": f"Bearer {key}"},
         ) as client:
             for path in ("/small", "/large"):
                 response = await client.post(
                     "/api/v1/tools/run_block",
-                    json={"block_id": WEB_REQUEST_ID, "input_data": {"url": f"http://127.0.0.1:{upstream.port}{path}", "method": "GET"}},
+                    json={
+                        "block_id": WEB_REQUEST_ID,
+                        "input_data": {
+                            "url": f"http://127.0.0.1:{upstream.port}{path}",
+                            "method": "GET",
+                        },
+                    },
                 )
                 CANARIES.saw("http", response.text)
                 assert response.status_code == 200, response.text
@@ -198,7 +270,13 @@ async def test_upstream_json_with_lone_surrogates_is_no_500_and_the_record_is_fi
         direct = tool_json(
             await pilot.call_tool(
                 "run_block",
-                {"block_id": WEB_REQUEST_ID, "input_data": {"url": f"http://127.0.0.1:{upstream.port}/small", "method": "GET"}},
+                {
+                    "block_id": WEB_REQUEST_ID,
+                    "input_data": {
+                        "url": f"http://127.0.0.1:{upstream.port}/small",
+                        "method": "GET",
+                    },
+                },
                 user_id=user.id,
             )
         )
@@ -212,8 +290,12 @@ async def test_a_block_output_that_is_not_unicode_is_shown_not_a_500(open_pilot:
     from blockpilot.tools.responses import BlockOutputResponse
 
     response = BlockOutputResponse(
-        message="ok", block_id=CALCULATOR_ID, block_name="X", outputs={"out": ["a\ud800b", {"\udfff": 1}]},
-        execution_id="e", session_id="s",
+        message="ok",
+        block_id=CALCULATOR_ID,
+        block_name="X",
+        outputs={"out": ["a\ud800b", {"\udfff": 1}]},
+        execution_id="e",
+        session_id="s",
     )
     data = json.loads(response.to_json())
     assert data["outputs"] == {"out": ["a\ufffdb", {"\ufffd": 1}]}

@@ -175,12 +175,39 @@ ELSEWHERE = [
 ]
 
 SMTP_HOSTS = [
-    "127.0.0.1", "127.1", "2130706433", "0x7f000001", "0177.0.0.1", "127.0.0.1.", "0.0.0.0", "0",
-    "::1", "[::1]", "::ffff:127.0.0.1", "[::ffff:7f00:1]", "::ffff:0:127.0.0.1", "64:ff9b::7f00:1",
-    "localhost", "localhost.", "LOCALHOST", "smtp.localhost", "\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54",
-    "\uff11\uff12\uff17.\uff10.\uff10.\uff11", "169.254.169.254", "10.0.0.1", "192.168.1.1",
-    "internal.test", "mixed.test", "v6.test", "metadata.google.internal",
-    "127.0.0.1:25", "user@127.0.0.1", "127.0.0.1\n", "127.0.0.1 x", "smtp://127.0.0.1", "*.localhost",
+    "127.0.0.1",
+    "127.1",
+    "2130706433",
+    "0x7f000001",
+    "0177.0.0.1",
+    "127.0.0.1.",
+    "0.0.0.0",
+    "0",
+    "::1",
+    "[::1]",
+    "::ffff:127.0.0.1",
+    "[::ffff:7f00:1]",
+    "::ffff:0:127.0.0.1",
+    "64:ff9b::7f00:1",
+    "localhost",
+    "localhost.",
+    "LOCALHOST",
+    "smtp.localhost",
+    "\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54",
+    "\uff11\uff12\uff17.\uff10.\uff10.\uff11",
+    "169.254.169.254",
+    "10.0.0.1",
+    "192.168.1.1",
+    "internal.test",
+    "mixed.test",
+    "v6.test",
+    "metadata.google.internal",
+    "127.0.0.1:25",
+    "user@127.0.0.1",
+    "127.0.0.1\n",
+    "127.0.0.1 x",
+    "smtp://127.0.0.1",
+    "*.localhost",
 ]
 
 RESOLVER = {
@@ -283,16 +310,24 @@ async def test_every_payload_is_blocked_and_the_canary_is_never_hit(
             if pattern is not None:
                 meta = await pilot.add_credentials(
                     user_id,
-                    {"provider": "http", "type": "host_scoped", "host": pattern,
-                     "headers": {"X-Api-Key": canary_value}},
+                    {
+                        "provider": "http",
+                        "type": "host_scoped",
+                        "host": pattern,
+                        "headers": {"X-Api-Key": canary_value},
+                    },
                 )
                 data["credentials"] = {"id": meta.id, "provider": "http", "type": "host_scoped"}
         outcome = await _run(pilot, user_id, block_id, data)
         if _refused(outcome):
             reached_guard += 1
             assert "Destination blocked" in outcome["message"], outcome
-        elif not (block == "authenticated_web" and outcome["type"] in ("setup_requirements", "error")):
-            wrong.append(f"{url!r}: {outcome['type']} {outcome.get('code')} {outcome['message'][:120]}")
+        elif not (
+            block == "authenticated_web" and outcome["type"] in ("setup_requirements", "error")
+        ):
+            wrong.append(
+                f"{url!r}: {outcome['type']} {outcome.get('code')} {outcome['message'][:120]}"
+            )
         if canary.hits:
             wrong.append(f"{url!r} REACHED THE CANARY")
             canary.hits.clear()
@@ -313,7 +348,9 @@ async def test_fragment_and_query_tricks_go_to_the_named_host_only(
     pilot = await open_pilot(resolver=_resolver(), routes={(PUBLIC_IP, 80): public.port})
     user_id = await _user(pilot)
     for template in ELSEWHERE:
-        outcome = await _run(pilot, user_id, WEB_REQUEST_ID, {"url": template.format(p=canary.port), "method": "GET"})
+        outcome = await _run(
+            pilot, user_id, WEB_REQUEST_ID, {"url": template.format(p=canary.port), "method": "GET"}
+        )
         assert outcome["type"] == "block_output", outcome
     assert canary.hits == []
     assert len(public.hits) == len(ELSEWHERE)
@@ -327,13 +364,22 @@ async def test_github_issue_urls_are_never_fetched(
     pilot = await open_pilot(resolver=_resolver(), routes={(PUBLIC_IP, 443): public.port})
     user_id = await _user(pilot)
     token = CANARIES.new("ghp")
-    await pilot.add_credentials(user_id, {"provider": "github", "type": "api_key", "api_key": token})
+    await pilot.add_credentials(
+        user_id, {"provider": "github", "type": "api_key", "api_key": token}
+    )
     wrong = []
     for template in [*LOOPBACK, *INTERNAL, *ELSEWHERE]:
         url = template.format(p=canary.port)
-        for issue_url in (url, url.rstrip("/") + "/repos/o/r/issues/1", url.rstrip("/") + "/o/r/issues/1"):
+        for issue_url in (
+            url,
+            url.rstrip("/") + "/repos/o/r/issues/1",
+            url.rstrip("/") + "/o/r/issues/1",
+        ):
             outcome = await _run(pilot, user_id, GITHUB_ISSUE_ID, {"issue_url": issue_url})
-            if outcome["type"] != "error" or "issue_url must be a GitHub issue URL" not in outcome["message"]:
+            if (
+                outcome["type"] != "error"
+                or "issue_url must be a GitHub issue URL" not in outcome["message"]
+            ):
                 wrong.append(f"{issue_url!r}: {outcome['type']} {outcome['message'][:100]}")
     assert not wrong, "\n".join(wrong)
     assert canary.hits == [] and public.hits == []
@@ -346,7 +392,8 @@ async def test_smtp_server_payloads_are_blocked_before_connecting(
     user_id = await _user(pilot)
     password = CANARIES.new("smtppw")
     await pilot.add_credentials(
-        user_id, {"provider": "smtp", "type": "user_password", "username": "mallory", "password": password}
+        user_id,
+        {"provider": "smtp", "type": "user_password", "username": "mallory", "password": password},
     )
     wrong = []
     for host in SMTP_HOSTS:
@@ -354,8 +401,13 @@ async def test_smtp_server_payloads_are_blocked_before_connecting(
             pilot,
             user_id,
             EMAIL_ID,
-            {"to_email": "a@example.com", "subject": "s", "body": "b", "smtp_server": host,
-             "smtp_port": smtp_canary.port},
+            {
+                "to_email": "a@example.com",
+                "subject": "s",
+                "body": "b",
+                "smtp_server": host,
+                "smtp_port": smtp_canary.port,
+            },
         )
         cause = blocked_cause(outcome)
         # A name nobody resolves is a network error; everything else is the typed refusal.
@@ -397,11 +449,15 @@ async def test_redirects_of_every_3xx_status_are_rechecked_each_hop(
         public.route(path, redirect(status, template.format(p=canary.port)))
         for method in ("GET", "POST"):
             outcome = await _run(
-                pilot, user_id, WEB_REQUEST_ID,
+                pilot,
+                user_id,
+                WEB_REQUEST_ID,
                 {"url": f"http://public.test{path}", "method": method, "body": {"x": 1}},
             )
             if followed and not _refused(outcome):
-                wrong.append(f"{status} {method} -> {template}: {outcome['type']} {outcome['message'][:100]}")
+                wrong.append(
+                    f"{status} {method} -> {template}: {outcome['type']} {outcome['message'][:100]}"
+                )
             if not followed and outcome["type"] != "block_output":
                 wrong.append(f"{status} {method} (not a redirect) -> {outcome['message'][:100]}")
     assert not wrong, "\n".join(wrong)
@@ -419,7 +475,12 @@ async def test_relative_redirect_after_dns_rebinding_is_refused(
     pilot = await open_pilot(resolver=resolver, routes={(PUBLIC_IP, canary.port): public.port})
     user_id = await _user(pilot)
     public.route("/start", redirect(status, "/next"))
-    outcome = await _run(pilot, user_id, WEB_REQUEST_ID, {"url": f"http://flip.test:{canary.port}/start", "method": "GET"})
+    outcome = await _run(
+        pilot,
+        user_id,
+        WEB_REQUEST_ID,
+        {"url": f"http://flip.test:{canary.port}/start", "method": "GET"},
+    )
     assert _refused(outcome), outcome
     assert [h.path for h in public.hits] == ["/start"]
     assert canary.hits == []
@@ -434,9 +495,19 @@ async def test_rebinding_between_check_and_connect_cannot_reach_loopback(
     resolver = StubResolver({"rebind.test": [[PUBLIC_IP], ["127.0.0.1"], ["127.0.0.1"]]})
     pilot = await open_pilot(resolver=resolver, routes={(PUBLIC_IP, canary.port): public.port})
     user_id = await _user(pilot)
-    outcome = await _run(pilot, user_id, WEB_REQUEST_ID, {"url": f"http://rebind.test:{canary.port}/", "method": "GET"})
+    outcome = await _run(
+        pilot,
+        user_id,
+        WEB_REQUEST_ID,
+        {"url": f"http://rebind.test:{canary.port}/", "method": "GET"},
+    )
     assert outcome["type"] == "block_output", outcome
-    again = await _run(pilot, user_id, WEB_REQUEST_ID, {"url": f"http://rebind.test:{canary.port}/", "method": "GET"})
+    again = await _run(
+        pilot,
+        user_id,
+        WEB_REQUEST_ID,
+        {"url": f"http://rebind.test:{canary.port}/", "method": "GET"},
+    )
     assert _refused(again), again
     assert len(public.hits) == 1 and canary.hits == []
 
@@ -449,7 +520,9 @@ async def test_overlong_redirect_chains_stop_with_a_bounded_error(
     for hop in range(50):
         public.route(f"/hop{hop}", redirect(302, f"/hop{hop + 1}"))
     public.route("/hop50", redirect(302, f"http://127.0.0.1:{canary.port}/"))
-    outcome = await _run(pilot, user_id, WEB_REQUEST_ID, {"url": "http://public.test/hop0", "method": "GET"})
+    outcome = await _run(
+        pilot, user_id, WEB_REQUEST_ID, {"url": "http://public.test/hop0", "method": "GET"}
+    )
     assert outcome["type"] == "error" and outcome["details"] == {"cause": "network_error"}, outcome
     assert "Too many redirects (max 5)" in outcome["message"]
     assert len(public.hits) == 6
@@ -477,13 +550,17 @@ async def test_http_api_refuses_the_payloads(open_pilot: Any, canary: LocalServe
     _, key = await pilot.users.create("mallory")
     app = create_app(pilot)
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver",
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://testserver",
         headers={"Authorization": f"Bearer {key}"},
     ) as client:
         for template in FRONT_DOOR_PAYLOADS:
             response = await client.post(
                 "/api/v1/tools/run_block",
-                json={"block_id": WEB_REQUEST_ID, "input_data": {"url": template.format(p=canary.port), "method": "GET"}},
+                json={
+                    "block_id": WEB_REQUEST_ID,
+                    "input_data": {"url": template.format(p=canary.port), "method": "GET"},
+                },
             )
             assert response.status_code == 200
             data = CANARIES.saw("http api", response.json())
@@ -498,7 +575,10 @@ async def test_mcp_refuses_the_payloads(open_pilot: Any, canary: LocalServer) ->
         for template in FRONT_DOOR_PAYLOADS:
             result = await client.call_tool(
                 "run_block",
-                {"block_id": WEB_REQUEST_ID, "input_data": {"url": template.format(p=canary.port), "method": "GET"}},
+                {
+                    "block_id": WEB_REQUEST_ID,
+                    "input_data": {"url": template.format(p=canary.port), "method": "GET"},
+                },
             )
             data = CANARIES.saw("mcp", result.structured_content)
             assert result.is_error is True
@@ -506,7 +586,9 @@ async def test_mcp_refuses_the_payloads(open_pilot: Any, canary: LocalServer) ->
     assert canary.hits == []
 
 
-def test_cli_refuses_the_payloads(home: Any, canary: LocalServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_refuses_the_payloads(
+    home: Any, canary: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The CLI opens its own Pilot (system resolver, no allowlist): literal payloads only."""
     import os
 
@@ -519,15 +601,27 @@ def test_cli_refuses_the_payloads(home: Any, canary: LocalServer, monkeypatch: p
     runner = CliRunner()
     assert runner.invoke(cli_app, ["users", "create", "mallory"], env=env).exit_code == 0
     for template in FRONT_DOOR_PAYLOADS:
-        args = {"block_id": WEB_REQUEST_ID, "input_data": {"url": template.format(p=canary.port), "method": "GET"}}
-        result = runner.invoke(cli_app, ["tool", "run_block", "--user", "mallory", "--args", json.dumps(args)], env=env)
+        args = {
+            "block_id": WEB_REQUEST_ID,
+            "input_data": {"url": template.format(p=canary.port), "method": "GET"},
+        }
+        result = runner.invoke(
+            cli_app, ["tool", "run_block", "--user", "mallory", "--args", json.dumps(args)], env=env
+        )
         CANARIES.saw("cli stdout", result.stdout)
         CANARIES.saw("cli stderr", result.stderr)
         assert result.exit_code == 7, result.stdout + result.stderr  # block failed
         assert _refused(json.loads(result.stdout)), result.stdout
         run = runner.invoke(
             cli_app,
-            ["run", "SendWebRequestBlock", "--user", "mallory", "--input", json.dumps(args["input_data"])],
+            [
+                "run",
+                "SendWebRequestBlock",
+                "--user",
+                "mallory",
+                "--input",
+                json.dumps(args["input_data"]),
+            ],
             env=env,
         )
         assert run.exit_code == 7, run.stdout + run.stderr
@@ -567,16 +661,22 @@ async def test_private_address_canary_in_a_network_namespace(
     # Positive control: the same canary is reachable when the operator exempts it.
     exempt = DestinationPolicy.from_host_list([f"{address}:{port}"])
     await guard_pilot(pilot, GuardedHTTPClient(exempt, resolver=resolver))  # the real network
-    outcome = await _run(pilot, user_id, WEB_REQUEST_ID, {"url": f"http://{address}:{port}/", "method": "GET"})
+    outcome = await _run(
+        pilot, user_id, WEB_REQUEST_ID, {"url": f"http://{address}:{port}/", "method": "GET"}
+    )
     assert outcome["type"] == "block_output", outcome
     assert netns_canary.hits == before + 1
 
 
-async def test_the_loopback_canary_is_reachable_when_exempt(open_pilot: Any, canary: LocalServer) -> None:
+async def test_the_loopback_canary_is_reachable_when_exempt(
+    open_pilot: Any, canary: LocalServer
+) -> None:
     """Positive control: zero hits above mean "blocked", not "unreachable"."""
     pilot = await open_pilot(allowed=("127.0.0.1",))
     user_id = await _user(pilot)
     canary.route("/", reply(200, b"canary"))
-    outcome = await _run(pilot, user_id, WEB_REQUEST_ID, {"url": f"http://127.0.0.1:{canary.port}/", "method": "GET"})
+    outcome = await _run(
+        pilot, user_id, WEB_REQUEST_ID, {"url": f"http://127.0.0.1:{canary.port}/", "method": "GET"}
+    )
     assert outcome["outputs"]["response"] == ["canary"]
     assert len(canary.hits) == 1

@@ -10,6 +10,7 @@ write (or a read) outside.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -170,7 +171,9 @@ async def test_hostile_paths_through_the_file_api(setup: Any, tmp_path: Path) ->
         assert len(name) == 32 and all(c in "0123456789abcdef" for c in name), name
 
 
-async def test_hostile_paths_through_the_blocks_http_and_cli(setup: Any, tmp_path: Path, home: Path) -> None:
+async def test_hostile_paths_through_the_blocks_http_and_cli(
+    setup: Any, tmp_path: Path, home: Path
+) -> None:
     pilot, user, key, files, _, sentinel = setup
     own_dir = _blob_dir(pilot, files)
     before = _tree(tmp_path, skip=own_dir)
@@ -181,7 +184,9 @@ async def test_hostile_paths_through_the_blocks_http_and_cli(setup: Any, tmp_pat
             (LIST_FILES_ID, {"prefix": path}),
         ):
             outcome = tool_json(
-                await pilot.call_tool("run_block", {"block_id": block_id, "input_data": data}, user_id=user.id)
+                await pilot.call_tool(
+                    "run_block", {"block_id": block_id, "input_data": data}, user_id=user.id
+                )
             )
             if block_id == LIST_FILES_ID and path.strip() in ("", "/"):
                 continue  # the root: lists everything
@@ -196,22 +201,42 @@ async def test_hostile_paths_through_the_blocks_http_and_cli(setup: Any, tmp_pat
             CANARIES.saw("http", body)
             assert status in (400, 404, 405, 413, 422), (method, path, status, body)
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers={"Authorization": f"Bearer {key}"}
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://testserver",
+        headers={"Authorization": f"Bearer {key}"},
     ) as client:
-        for encoded in ("%2e%2e/x", "..%2fx", "%2e%2e%2f%2e%2e%2fsentinel", "a%00b", "%E2%80%AEx", "%ef%bc%8e%ef%bc%8e/x"):
+        for encoded in (
+            "%2e%2e/x",
+            "..%2fx",
+            "%2e%2e%2f%2e%2e%2fsentinel",
+            "a%00b",
+            "%E2%80%AEx",
+            "%ef%bc%8e%ef%bc%8e/x",
+        ):
             response = await client.put(f"/api/v1/workspace/files/{encoded}", content=b"pwned")
             CANARIES.saw("http", response.text)
             assert response.status_code in (200, 201, 400), response.text
             if response.status_code in (200, 201):  # a literal, harmless name
                 assert ".." not in response.json()["path"].split("/")
-    env = {"BLOCKPILOT_HOME": str(home), "BLOCKPILOT_ENCRYPTION_KEYS": pilot.settings.encryption_keys[0].get_secret_value()}
+    env = {
+        "BLOCKPILOT_HOME": str(home),
+        "BLOCKPILOT_ENCRYPTION_KEYS": pilot.settings.encryption_keys[0].get_secret_value(),
+    }
 
     def cli() -> list[int]:
         runner = CliRunner()
         codes = []
         for path in ("../x", "a/../../x", "..\\x", "\uff0e\uff0e/x", "\u202ex", "x" * 256):
             result = runner.invoke(
-                cli_app, ["run", "WriteWorkspaceFileBlock", "--user", "mallory", "--input", json.dumps({"path": path, "content": "p"})],
+                cli_app,
+                [
+                    "run",
+                    "WriteWorkspaceFileBlock",
+                    "--user",
+                    "mallory",
+                    "--input",
+                    json.dumps({"path": path, "content": "p"}),
+                ],
                 env=env,
             )
             CANARIES.saw("cli", result.stdout + result.stderr)
@@ -227,10 +252,21 @@ async def test_hostile_paths_through_the_blocks_http_and_cli(setup: Any, tmp_pat
 async def _raw(app: Any, method: str, path: str, key: str, body: bytes) -> tuple[int, str]:
     """Send *path* exactly as given (clients would normalise '..' away)."""
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
-        "path": path, "raw_path": path.encode("utf-8", "surrogateescape"), "root_path": "", "query_string": b"",
-        "headers": [(b"authorization", f"Bearer {key}".encode()), (b"content-length", str(len(body)).encode())],
-        "client": ("127.0.0.1", 1), "server": ("testserver", 80),
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode("utf-8", "surrogateescape"),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"authorization", f"Bearer {key}".encode()),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
     }
     messages = [{"type": "http.request", "body": body, "more_body": False}]
     sent: list[dict[str, Any]] = []
@@ -242,13 +278,17 @@ async def _raw(app: Any, method: str, path: str, key: str, body: bytes) -> tuple
         sent.append(message)
 
     await app(scope, receive, send)
-    return int(sent[0]["status"]), b"".join(m.get("body", b"") for m in sent[1:]).decode("utf-8", "replace")
+    return int(sent[0]["status"]), b"".join(m.get("body", b"") for m in sent[1:]).decode(
+        "utf-8", "replace"
+    )
 
 
 # --------------------------------------------------------------------------- symlinks
 
 
-async def test_a_symlink_planted_as_the_blob_directory_is_never_written_through(setup: Any, tmp_path: Path) -> None:
+async def test_a_symlink_planted_as_the_blob_directory_is_never_written_through(
+    setup: Any, tmp_path: Path
+) -> None:
     pilot, _, _, files, _, sentinel = setup
     blob_dir = _blob_dir(pilot, files)
     outside = tmp_path / "outside"
@@ -275,7 +315,14 @@ async def test_a_symlink_swapped_in_mid_write_never_leads_outside(
     for swap_at in range(4):
         calls = 0
 
-        def hooked(path: Any, flags: int, mode: int = 0o777, *, dir_fd: int | None = None, _at: int = swap_at) -> int:
+        def hooked(
+            path: Any,
+            flags: int,
+            mode: int = 0o777,
+            *,
+            dir_fd: int | None = None,
+            _at: int = swap_at,
+        ) -> int:
             nonlocal calls
             if calls == _at and not blob_dir.is_symlink():
                 blob_dir.rename(blob_dir.with_name(f"{blob_dir.name}.moved{_at}"))
@@ -296,7 +343,9 @@ async def test_a_symlink_swapped_in_mid_write_never_leads_outside(
         assert list(outside.iterdir()) == [], f"swap before open #{swap_at} wrote outside"
 
 
-async def test_a_racing_symlink_flipper_never_gets_a_write_outside(setup: Any, tmp_path: Path) -> None:
+async def test_a_racing_symlink_flipper_never_gets_a_write_outside(
+    setup: Any, tmp_path: Path
+) -> None:
     pilot, _, _, files, _, _ = setup
     blob_dir = _blob_dir(pilot, files)
     outside = tmp_path / "outside"
@@ -327,10 +376,8 @@ async def test_a_racing_symlink_flipper_never_gets_a_write_outside(setup: Any, t
     assert started.wait(5)
     try:
         for index in range(150):
-            try:
+            with contextlib.suppress(WorkspaceError, FileNotFoundError, NotADirectoryError):
                 await files.write(f"/race{index}.txt", b"x" * 1024)
-            except (WorkspaceError, FileNotFoundError, NotADirectoryError):
-                pass
     finally:
         stop.set()
         thread.join(5)
@@ -348,7 +395,8 @@ async def test_a_blob_replaced_by_a_symlink_is_not_followed(setup: Any, tmp_path
     with pytest.raises(WorkspaceFileNotFoundError, match="damaged"):
         await files.read("/doc.txt")
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_app(pilot)), base_url="http://testserver",
+        transport=httpx.ASGITransport(app=create_app(pilot)),
+        base_url="http://testserver",
         headers={"Authorization": f"Bearer {key}"},
     ) as client:
         response = await client.get("/api/v1/workspace/files/doc.txt")

@@ -20,6 +20,8 @@ def test_no_canary_anywhere_after_the_security_suite() -> None:
     found = CANARIES.sweep()
     assert not found, "canary secrets leaked:\n" + "\n".join(found[:50])
     print(
-        f"canary sweep: {len(CANARIES.canaries)} canaries x 7 forms over {len(CANARIES.texts)} responses/outputs, "
-        f"{len(CANARIES.logs.texts)} log records and {len(CANARIES.homes)} data folders: nothing found"
+        f"canary sweep: {len(CANARIES.canaries)} canaries x 7 forms "
+        f"over {len(CANARIES.texts)} responses/outputs, "
+        f"{len(CANARIES.logs.texts)} log records and {len(CANARIES.homes)} data folders: "
+        "nothing found"
     )
