@@ -58,7 +58,9 @@ class SlowWriteBlock(Block):
 def install_plugin(directory: Path) -> Path:
     """Write the plugin module and its dist-info into *directory*; returns it (for PYTHONPATH)."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "bp_rel_blocks.py").write_text(textwrap.dedent(_PLUGIN.format(block_id=SLOW_WRITE_BLOCK_ID)))
+    (directory / "bp_rel_blocks.py").write_text(
+        textwrap.dedent(_PLUGIN.format(block_id=SLOW_WRITE_BLOCK_ID))
+    )
     info = directory / "bp_rel_blocks-0.0.0.dist-info"
     info.mkdir(exist_ok=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: bp-rel-blocks\nVersion: 0.0.0\n")
@@ -92,15 +94,19 @@ class Serve:
         self.log = log
         with log.open("ab") as handle:
             self.process = subprocess.Popen(
-                [str(SCRIPT), "serve", "--port", str(self.port)], env=env,
-                stdout=subprocess.DEVNULL, stderr=handle,
+                [str(SCRIPT), "serve", "--port", str(self.port)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=handle,
             )
 
     def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"serve exited with {self.process.returncode}:\n{self.stderr()}")
+                raise AssertionError(
+                    f"serve exited with {self.process.returncode}:\n{self.stderr()}"
+                )
             try:
                 if httpx.get(f"{self.base_url}/readyz", timeout=1).status_code == 200:
                     return

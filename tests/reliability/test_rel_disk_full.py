@@ -41,7 +41,9 @@ def _leftovers(pilot: Pilot, workspace_id: str) -> list[str]:
     return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
 
 
-async def test_a_full_disk_is_a_typed_error_with_no_partial_file(pilot: Pilot, disk_full: None) -> None:
+async def test_a_full_disk_is_a_typed_error_with_no_partial_file(
+    pilot: Pilot, disk_full: None
+) -> None:
     user, key = await pilot.users.create("alice")
     workspace = await pilot.workspaces.get_or_create_workspace(user.id)
     files = pilot.workspaces.for_workspace(workspace)
@@ -56,13 +58,16 @@ async def test_a_full_disk_is_a_typed_error_with_no_partial_file(pilot: Pilot, d
     outcome = json.loads(
         (
             await pilot.call_tool(
-                "run_block", {"block_id": WRITE_FILE_ID, "input_data": {"path": "/c.txt", "content": "x"}}, user_id=user.id
+                "run_block",
+                {"block_id": WRITE_FILE_ID, "input_data": {"path": "/c.txt", "content": "x"}},
+                user_id=user.id,
             )
         ).to_json()
     )
     assert outcome["type"] == "error" and "No space left" in outcome["message"], outcome
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_app(pilot)), base_url="http://testserver",
+        transport=httpx.ASGITransport(app=create_app(pilot)),
+        base_url="http://testserver",
         headers={"Authorization": f"Bearer {key}"},
     ) as client:
         put = await client.put("/api/v1/workspace/files/d.txt", content=b"x" * 5000)
@@ -71,12 +76,16 @@ async def test_a_full_disk_is_a_typed_error_with_no_partial_file(pilot: Pilot, d
     assert _leftovers(pilot, workspace.id) == []  # no temp file, no orphan blob
 
 
-async def test_a_cut_output_that_cannot_be_saved_still_finishes_the_run(pilot: Pilot, disk_full: None) -> None:
+async def test_a_cut_output_that_cannot_be_saved_still_finishes_the_run(
+    pilot: Pilot, disk_full: None
+) -> None:
     user, _ = await pilot.users.create("alice")
     outcome = json.loads(
         (
             await pilot.call_tool(
-                "run_block", {"block_id": STORE_VALUE_ID, "input_data": {"input": "y" * 50_000}}, user_id=user.id
+                "run_block",
+                {"block_id": STORE_VALUE_ID, "input_data": {"input": "y" * 50_000}},
+                user_id=user.id,
             )
         ).to_json()
     )
@@ -97,7 +106,9 @@ async def test_an_unexpected_error_while_capping_outputs_still_finishes_the_run(
     monkeypatch.setattr(WorkspaceFiles, "write", broken_write)
     user, _ = await pilot.users.create("alice")
     response = await pilot.call_tool(
-        "run_block", {"block_id": STORE_VALUE_ID, "input_data": {"input": "y" * 50_000}}, user_id=user.id
+        "run_block",
+        {"block_id": STORE_VALUE_ID, "input_data": {"input": "y" * 50_000}},
+        user_id=user.id,
     )
     outcome = json.loads(response.to_json())
     assert outcome["type"] == "error" and outcome["code"] == "internal_error", outcome

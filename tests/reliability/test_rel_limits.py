@@ -55,10 +55,15 @@ def upstream() -> Iterator[LocalServer]:
     server = LocalServer()
     bomb = _gzip_bomb(1024 * MiB)  # 1 GiB of zeros in about 1 MB
     server.route("/endless", _endless)
-    server.route("/bomb", reply(200, bomb, {"Content-Encoding": "gzip", "Content-Type": "text/plain"}))
+    server.route(
+        "/bomb", reply(200, bomb, {"Content-Encoding": "gzip", "Content-Type": "text/plain"})
+    )
     server.route("/trickle", stream(10 * MiB, chunk=1, interval=0.05))
     server.route("/stall", stall(60))
-    server.route("/nine-mb", reply(200, json.dumps(["x" * 1000] * 9000).encode(), {"Content-Type": "application/json"}))
+    server.route(
+        "/nine-mb",
+        reply(200, json.dumps(["x" * 1000] * 9000).encode(), {"Content-Type": "application/json"}),
+    )
     server.route("/declared-huge", reply(200, b"", {"Content-Length": str(5 * 1024 * MiB)}))
     yield server
     server.close()
@@ -80,8 +85,18 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serve, st
     server.wait_ready()
     # warm up every route once, so the baseline includes what any first request loads
     headers = {"Authorization": f"Bearer {key}"}
-    httpx.post(f"{server.base_url}/api/v1/tools/find_block", json={"query": "http"}, headers=headers, timeout=30)
-    httpx.put(f"{server.base_url}/api/v1/workspace/files/warm.txt", content=b"w", headers=headers, timeout=30)
+    httpx.post(
+        f"{server.base_url}/api/v1/tools/find_block",
+        json={"query": "http"},
+        headers=headers,
+        timeout=30,
+    )
+    httpx.put(
+        f"{server.base_url}/api/v1/workspace/files/warm.txt",
+        content=b"w",
+        headers=headers,
+        timeout=30,
+    )
     httpx.get(f"{server.base_url}/api/v1/workspace/files/warm.txt", headers=headers, timeout=30)
     try:
         yield server, key
@@ -91,7 +106,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serve, st
 
 
 def _raw_upload(base_url: str, request_head: str, total: int, *, chunked: bool) -> tuple[int, int]:
-    """Send a huge body by hand; stop as soon as the server answers. Returns (status, bytes sent)."""
+    """Send a huge body by hand; stop as soon as the server answers.
+
+    Returns (status, bytes sent)."""
     host, port = base_url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)), timeout=30)
     sock.sendall(request_head.encode())
@@ -128,25 +145,34 @@ def _raw_upload(base_url: str, request_head: str, total: int, *, chunked: bool) 
 
 
 @pytest.mark.slow
-def test_100_mb_bodies_are_refused_early_or_streamed_in_bounded_memory(served: tuple[Serve, str]) -> None:
+def test_100_mb_bodies_are_refused_early_or_streamed_in_bounded_memory(
+    served: tuple[Serve, str],
+) -> None:
     server, key = served
     baseline = server.peak_rss_bytes()
     auth = f"Authorization: Bearer {key}\r\n"
     for path in ("/api/v1/tools/run_block", "/api/v1/credentials", "/mcp"):
         # declared: refused before a byte of the body is read
-        head = (f"POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\n"
-                f"Accept: application/json, text/event-stream\r\nContent-Length: {100 * MB}\r\n\r\n")
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\n"
+            f"Accept: application/json, text/event-stream\r\nContent-Length: {100 * MB}\r\n\r\n"
+        )
         status, sent = _raw_upload(server.base_url, head, 100 * MB, chunked=False)
         assert status == 413, (path, status)
         assert sent <= 8 * MiB, (path, sent)
         # chunked (no length): counted while streaming and cut off at the 2 MiB limit
-        head = (f"POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\n"
-                f"Accept: application/json, text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\n"
+            f"Accept: application/json, text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
         status, sent = _raw_upload(server.base_url, head, 100 * MB, chunked=True)
         assert status == 413, (path, status)
         assert sent <= 16 * MiB, (path, sent)
     # a workspace upload over the file limit (100 MiB): refused before it is read
-    head = f"PUT /api/v1/workspace/files/too-big.bin HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: {200 * MiB}\r\n\r\n"
+    head = (
+        "PUT /api/v1/workspace/files/too-big.bin HTTP/1.1\r\nHost: x\r\n"
+        f"{auth}Content-Length: {200 * MiB}\r\n\r\n"
+    )
     status, sent = _raw_upload(server.base_url, head, 200 * MiB, chunked=False)
     assert status == 413 and sent <= 8 * MiB
     # a 100 MB upload within the limit is streamed to disk and back, never held in memory
@@ -156,22 +182,35 @@ def test_100_mb_bodies_are_refused_early_or_streamed_in_bounded_memory(served: t
         for _ in range(100):
             yield b"b" * MB
 
-    put = httpx.put(f"{server.base_url}/api/v1/workspace/files/hundred.bin", content=body(), headers=headers, timeout=120)
+    put = httpx.put(
+        f"{server.base_url}/api/v1/workspace/files/hundred.bin",
+        content=body(),
+        headers=headers,
+        timeout=120,
+    )
     assert put.status_code == 201, put.text
     assert put.json()["size_bytes"] == 100 * MB
     received = 0
-    with httpx.stream("GET", f"{server.base_url}/api/v1/workspace/files/hundred.bin", headers=headers, timeout=120) as got:
+    with httpx.stream(
+        "GET", f"{server.base_url}/api/v1/workspace/files/hundred.bin", headers=headers, timeout=120
+    ) as got:
         assert got.status_code == 200
         for piece in got.iter_bytes():
             received += len(piece)
     assert received == 100 * MB
     growth = server.peak_rss_bytes() - baseline
-    print(f"peak RSS growth with 100 MB bodies: {growth / MiB:.1f} MiB (baseline {baseline / MiB:.0f} MiB)")
+    print(
+        f"peak RSS growth with 100 MB bodies: {growth / MiB:.1f} MiB "
+        f"(baseline {baseline / MiB:.0f} MiB)"
+    )
     assert growth < 60 * MiB, f"the server grew by {growth / MiB:.0f} MiB handling 100 MB bodies"
 
 
 async def _run(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
-    response = await client.post("/api/v1/tools/run_block", json={"block_id": WEB_REQUEST_ID, "input_data": {"url": url, "method": "GET"}})
+    response = await client.post(
+        "/api/v1/tools/run_block",
+        json={"block_id": WEB_REQUEST_ID, "input_data": {"url": url, "method": "GET"}},
+    )
     assert response.status_code == 200, response.text
     return {"json": response.json(), "bytes": len(response.content)}
 
@@ -189,7 +228,9 @@ async def test_abusive_upstreams_are_capped_with_clear_errors_in_bounded_memory(
         "/trickle": ("block_timeout", f"timed out after {BLOCK_TIMEOUT}s"),
         "/stall": ("block_timeout", f"timed out after {BLOCK_TIMEOUT}s"),
     }
-    async with httpx.AsyncClient(base_url=server.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
+    async with httpx.AsyncClient(
+        base_url=server.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+    ) as client:
         started = time.monotonic()
         paths = [path for path in cases for _ in range(3)]
         results = await asyncio.gather(*(_run(client, upstream.url(path)) for path in paths))
@@ -209,8 +250,13 @@ async def test_abusive_upstreams_are_capped_with_clear_errors_in_bounded_memory(
         assert data["type"] == "block_output" and data["output_truncated"] is True
         assert big["bytes"] < 200_000
         assert "saved as workspace://" in json.dumps(data["outputs"])
-        executions = (await client.get("/api/v1/executions", params={"limit": 50})).json()["executions"]
+        executions = (await client.get("/api/v1/executions", params={"limit": 50})).json()[
+            "executions"
+        ]
         assert all(e["status"] in ("failed", "timed_out", "completed") for e in executions)
     growth = server.peak_rss_bytes() - baseline
-    print(f"peak RSS growth with 15 abusive upstream runs: {growth / MiB:.1f} MiB (baseline {baseline / MiB:.0f} MiB)")
+    print(
+        f"peak RSS growth with 15 abusive upstream runs: {growth / MiB:.1f} MiB "
+        f"(baseline {baseline / MiB:.0f} MiB)"
+    )
     assert growth < 250 * MiB, f"the server grew by {growth / MiB:.0f} MiB"
