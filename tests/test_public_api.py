@@ -8,12 +8,13 @@ import blockpilot
 
 EXPECTED = {
     "APIKeyCredentials", "Block", "BlockCategory", "BlockDetailsResponse", "BlockError",
-    "BlockExecutionError", "BlockListResponse", "BlockOutput", "BlockOutputResponse", "BlockRegistry",
-    "BlockSchemaInput", "BlockSchemaOutput", "BlockType", "BlockpilotError", "ConfigurationError",
-    "CredentialsField", "CredentialsFieldInfo", "CredentialsMeta", "CredentialsMetaInput", "ErrorResponse",
-    "ExecutionContext", "HostScopedCredentials", "InputValidationErrorResponse", "InvalidInputError",
-    "NeedLoginResponse", "NoResultsResponse", "NotFoundError", "OAuth2Credentials", "Pilot", "SchemaField",
-    "Settings", "SetupRequirementsResponse", "ToolResponseBase", "UserPasswordCredentials", "__version__",
+    "BlockExecutionError", "BlockListResponse", "BlockOutput", "BlockOutputResponse",
+    "BlockRegistry", "BlockSchemaInput", "BlockSchemaOutput", "BlockType", "BlockpilotError",
+    "ConfigurationError", "CredentialsField", "CredentialsFieldInfo", "CredentialsMeta",
+    "CredentialsMetaInput", "ErrorResponse", "ExecutionContext", "HostScopedCredentials",
+    "InputValidationErrorResponse", "InvalidInputError", "NeedLoginResponse", "NoResultsResponse",
+    "NotFoundError", "OAuth2Credentials", "Pilot", "SchemaField", "Settings",
+    "SetupRequirementsResponse", "ToolResponseBase", "UserPasswordCredentials", "__version__",
 }  # fmt: skip
 
 

@@ -10,12 +10,16 @@ STORE_VALUE = "1ff065e9-88e8-4358-9d82-8dc91f622ba9"
 LLM = "1f292d4a-41a4-4977-9684-7c8d560b9f91"
 
 
-async def test_cut_output_larger_than_the_workspace_limit_still_completes(settings_factory, home) -> None:
+async def test_cut_output_larger_than_the_workspace_limit_still_completes(
+    settings_factory, home
+) -> None:
     pilot = await Pilot.open(settings_factory(max_file_bytes=100, max_output_chars=1000))
     try:
         user, _ = await pilot.users.create("carol")
         response = await pilot.call_tool(
-            "run_block", {"block_id": STORE_VALUE, "input_data": {"input": "x" * 5000}}, user_id=user.id
+            "run_block",
+            {"block_id": STORE_VALUE, "input_data": {"input": "x" * 5000}},
+            user_id=user.id,
         )
         assert response.type == "block_output", response
         assert response.output_truncated is True
@@ -31,18 +35,32 @@ async def test_cut_output_larger_than_the_workspace_limit_still_completes(settin
 async def test_expired_api_key_is_not_matched(pilot: Pilot, alice) -> None:
     await pilot.add_credentials(
         alice.id,
-        {"provider": "openai", "type": "api_key", "api_key": "sk-expired-0123456789", "expires_at": int(time.time()) - 10},
+        {
+            "provider": "openai",
+            "type": "api_key",
+            "api_key": "sk-expired-0123456789",
+            "expires_at": int(time.time()) - 10,
+        },
     )
     response = await pilot.call_tool(
-        "run_block", {"block_id": LLM, "input_data": {"prompt": "hi", "model": "gpt-4o-mini"}}, user_id=alice.id
+        "run_block",
+        {"block_id": LLM, "input_data": {"prompt": "hi", "model": "gpt-4o-mini"}},
+        user_id=alice.id,
     )
     assert response.type == "setup_requirements"
-    assert response.setup_info.user_readiness.missing_credentials["credentials"]["provider"] == "openai"
+    assert (
+        response.setup_info.user_readiness.missing_credentials["credentials"]["provider"]
+        == "openai"
+    )
 
 
-async def test_empty_input_shows_details_even_when_every_input_is_optional(pilot: Pilot, alice) -> None:
+async def test_empty_input_shows_details_even_when_every_input_is_optional(
+    pilot: Pilot, alice
+) -> None:
     list_files = "9c7f3e61-1b2d-4f57-8c0e-6a3d5b4e2f90"
-    response = await pilot.call_tool("run_block", {"block_id": list_files, "input_data": {}}, user_id=alice.id)
+    response = await pilot.call_tool(
+        "run_block", {"block_id": list_files, "input_data": {}}, user_id=alice.id
+    )
     assert response.type == "block_details"
     assert "prefix" in response.block.inputs["properties"]
     ran = await pilot.call_tool(
@@ -58,10 +76,14 @@ def test_passwords_inside_urls_are_scrubbed_from_logs_and_messages() -> None:
     assert "hunter2" not in text and "db.internal/prod" in text
 
 
-async def test_lone_surrogates_in_input_do_not_break_the_execution_record(pilot: Pilot, alice) -> None:
+async def test_lone_surrogates_in_input_do_not_break_the_execution_record(
+    pilot: Pilot, alice
+) -> None:
     # PostgreSQL refuses lone surrogates in JSON; the audit copy stores U+FFFD instead.
     response = await pilot.call_tool(
-        "run_block", {"block_id": STORE_VALUE, "input_data": {"input": "a\ud800b"}}, user_id=alice.id
+        "run_block",
+        {"block_id": STORE_VALUE, "input_data": {"input": "a\ud800b"}},
+        user_id=alice.id,
     )
     assert response.type == "block_output"
     [record] = await pilot.executions.list(alice.id)

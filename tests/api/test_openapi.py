@@ -63,7 +63,9 @@ async def test_document_lists_every_route(anon: httpx.AsyncClient) -> None:
     assert operations(document) == EXPECTED
     # The tool-call route sits on the app's own router (see tools.add_tool_call_route).
     app_router = create_app(pilot_factory=_never_opened).router
-    routers = [("", health.router), ("", app_router)] + [(API_PREFIX, m.router) for m in API_MODULES]
+    routers = [("", health.router), ("", app_router)] + [
+        (API_PREFIX, m.router) for m in API_MODULES
+    ]
     routes = {
         (method, prefix + route.path.replace("{path:workspace_path}", "{path}"))
         for prefix, router in routers

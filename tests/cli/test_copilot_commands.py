@@ -21,11 +21,14 @@ async def test_blockpilot_mcp_serves_the_user_over_stdio(
 ) -> None:
     script = str(Path(sys.executable).with_name("blockpilot"))
     env = server_env(settings.home, settings.encryption_keys[0].get_secret_value())
-    params = StdioServerParameters(command=script, args=["mcp", "--user", "alice"], env=env, cwd=tmp_path)
+    params = StdioServerParameters(
+        command=script, args=["mcp", "--user", "alice"], env=env, cwd=tmp_path
+    )
     with anyio.fail_after(30):
         async with Client(params) as client:
             ran = await client.call_tool(
-                "run_block", {"block_id": CALCULATOR, "input_data": {"operation": "add", "a": 2, "b": 3}}
+                "run_block",
+                {"block_id": CALCULATOR, "input_data": {"operation": "add", "a": 2, "b": 3}},
             )
     assert ran.structured_content["type"] == "block_output"
     assert ran.structured_content["outputs"] == {"result": [5.0]}
