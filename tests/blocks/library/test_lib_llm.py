@@ -7,6 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from blockpilot.blocks.library.llm import ANTHROPIC_VERSION, AITextGeneratorBlock
+from blockpilot.credentials.models import APIKeyCredentials
+from blockpilot.errors import BlockExecutionError
+from blockpilot.executions.context import ExecutionContext
 from blockpilot.testing import FakeAnthropic, FakeOpenAI, Response
 
 LLM = AITextGeneratorBlock.id
@@ -225,3 +228,23 @@ async def test_platform_key_used_only_when_user_has_none(
     r = await run(pilot, alice, LLM, {"prompt": "hi"})
     assert openai.last_request.header("authorization") == f"Bearer {OPENAI_KEY}"
     assert r["credentials_used"][0]["reason"] != "system"
+
+
+async def test_a_key_is_never_sent_to_another_providers_api(llm_pilot, openai, anthropic) -> None:
+    pilot, alice = llm_pilot
+    block = AITextGeneratorBlock()
+    context = ExecutionContext(user_id=alice.id).attach(
+        http=pilot.http, provider_urls={"anthropic": anthropic.origin}
+    )
+    openai_key = APIKeyCredentials(provider="openai", api_key=OPENAI_KEY)
+    typed = block.validate_input(
+        {
+            "prompt": "hi",
+            "model": "claude-3-5-haiku-latest",
+            "credentials": {"id": openai_key.id, "provider": "openai", "type": "api_key"},
+        }
+    )
+    with pytest.raises(BlockExecutionError, match="needs a anthropic API key, not a openai one"):
+        async for _ in block.execute(typed, credentials=openai_key, execution_context=context):
+            pass
+    assert openai.hits == 0 and anthropic.hits == 0

@@ -92,6 +92,17 @@ class AITextGeneratorBlock(Block):
         **kwargs: Any,
     ) -> BlockOutput:
         provider = MODEL_PROVIDERS[input_data.model]
+        if credentials.provider != provider:
+            # Matching only hands over a key of the model's provider; if that ever broke, a
+            # key must still never be sent to another provider's API.
+            yield (
+                "error",
+                (
+                    f"The model {input_data.model} needs a {provider} API key, "
+                    f"not a {credentials.provider} one"
+                ),
+            )
+            return
         base = execution_context.provider_base_url(provider) or DEFAULT_BASE_URLS[provider]
         key = credentials.api_key.get_secret_value()
         if provider == "anthropic":
