@@ -244,7 +244,7 @@ async def test_a_key_is_never_sent_to_another_providers_api(llm_pilot, openai, a
             "credentials": {"id": openai_key.id, "provider": "openai", "type": "api_key"},
         }
     )
-    with pytest.raises(BlockExecutionError, match="needs a anthropic API key, not a openai one"):
+    with pytest.raises(BlockExecutionError, match="needs an API key for anthropic, not for openai"):
         async for _ in block.execute(typed, credentials=openai_key, execution_context=context):
             pass
     assert openai.hits == 0 and anthropic.hits == 0

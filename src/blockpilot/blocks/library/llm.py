@@ -98,8 +98,8 @@ class AITextGeneratorBlock(Block):
             yield (
                 "error",
                 (
-                    f"The model {input_data.model} needs a {provider} API key, "
-                    f"not a {credentials.provider} one"
+                    f"The model {input_data.model} needs an API key for {provider}, "
+                    f"not for {credentials.provider}"
                 ),
             )
             return
