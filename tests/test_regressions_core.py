@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+
+import pytest
 
 from blockpilot.pilot import Pilot
 
@@ -89,3 +92,32 @@ async def test_lone_surrogates_in_input_do_not_break_the_execution_record(
     [record] = await pilot.executions.list(alice.id)
     assert record.status == "completed"
     assert record.input_redacted == {"input": "a\ufffdb"}
+
+
+async def test_a_run_cancelled_while_its_record_waits_for_a_group_commit_is_not_left_running(
+    pilot: Pilot,
+) -> None:
+    writer = pilot.executions._writer
+    if writer is None:
+        pytest.skip("group commits are the SQLite writer's")
+    user, _ = await pilot.users.create("dora")
+    session = (await pilot.session_for(user.id, None)).session_id
+    args = {"block_id": STORE_VALUE, "input_data": {"input": "x"}}
+    # A first run makes the user's workspace, so that the next two go in step.
+    assert (
+        await pilot.call_tool("run_block", args, user_id=user.id, session_id=session)
+    ).type == "block_output"
+    runs = [
+        asyncio.create_task(pilot.call_tool("run_block", args, user_id=user.id, session_id=session))
+        for _ in range(2)
+    ]
+    async with asyncio.timeout(10):
+        while not writer._group:  # the second run's running row waits for the group commit
+            await asyncio.sleep(0)
+    runs[1].cancel()
+    assert (await runs[0]).type == "block_output"
+    with pytest.raises(asyncio.CancelledError):
+        await runs[1]
+    await pilot.executions.flush()
+    statuses = sorted(record.status for record in await pilot.executions.list(user.id))
+    assert statuses == ["cancelled", "completed", "completed"]  # committed, then closed
