@@ -121,3 +121,30 @@ async def test_a_run_cancelled_while_its_record_waits_for_a_group_commit_is_not_
     await pilot.executions.flush()
     statuses = sorted(record.status for record in await pilot.executions.list(user.id))
     assert statuses == ["cancelled", "completed", "completed"]  # committed, then closed
+
+
+@pytest.mark.parametrize(
+    "value", [float("inf"), float("-inf"), float("nan"), {"deep": [1.0, float("inf")]}]
+)
+async def test_nan_and_infinity_in_input_data_are_refused_not_an_internal_error(
+    pilot: Pilot, value: object
+) -> None:
+    # Found by Hypothesis on PostgreSQL: the record's JSON copy of the input held Infinity,
+    # which PostgreSQL's json type refuses, and the run failed as an internal error.
+    user, _ = await pilot.users.create("erin")
+    response = await pilot.call_tool(
+        "run_block",
+        {"block_id": STORE_VALUE, "input_data": {"input": value}},
+        user_id=user.id,
+    )
+    assert response.type == "error", response
+    assert response.code == "invalid_input_data"
+    assert "NaN or Infinity" in response.message
+    assert await pilot.executions.list(user.id) == []  # refused before anything ran
+
+
+def test_records_store_nan_and_infinity_as_strings() -> None:
+    from blockpilot.storage.common import storable
+
+    stored = storable({"a": float("inf"), "b": [float("-inf"), float("nan")], "c": 1.5})
+    assert stored == {"a": "Infinity", "b": ["-Infinity", "NaN"], "c": 1.5}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -92,6 +93,10 @@ def input_shape_problem(
             stack.extend((v, depth + 1) for v in node)
         elif isinstance(node, str):
             size += len(node.encode("utf-8", "surrogatepass")) + 2
+        elif isinstance(node, float) and not math.isfinite(node):
+            # Not JSON: the HTTP and CLI parsers refuse them, and PostgreSQL's json type
+            # would refuse the execution record that keeps the input.
+            return "input_data holds NaN or Infinity, which JSON cannot carry; send a finite number"
         else:
             size += 8
         if size > max_bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -21,12 +22,19 @@ def aware(value: datetime | None) -> datetime | None:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
 def storable(value: Any) -> Any:
-    """*value* with lone surrogates (invalid in UTF-8, refused by PostgreSQL) as U+FFFD.
+    """*value* with lone surrogates (invalid in UTF-8, refused by PostgreSQL) as U+FFFD, and
+    NaN and infinities (not JSON, refused by PostgreSQL's json type) as the strings
+    ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``.
 
     Audit copies of model-supplied text can hold anything JSON can escape; the database
     must still take them.
     """
+    if isinstance(value, float) and not math.isfinite(value):
+        return _NON_FINITE[str(value)]
     if isinstance(value, str):
         try:
             value.encode("utf-8")
