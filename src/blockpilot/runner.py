@@ -362,9 +362,7 @@ class BlockRunner:
             await self.executions.start(record)
         except asyncio.CancelledError:
             # The running row may be committed anyway (a group commit in flight): close it.
-            self._finish(
-                record, time.perf_counter(), "cancelled", code="cancelled", message="Cancelled"
-            )
+            self._cancelled(record, time.perf_counter())
             raise
         started = time.perf_counter()
         if dry_run:
@@ -408,7 +406,7 @@ class BlockRunner:
             self._finish(record, started, "timed_out", code="block_timeout", message=message)
             return _error(message, "block_timeout", session_id)
         except asyncio.CancelledError:
-            self._finish(record, started, "cancelled", code="cancelled", message="Cancelled")
+            self._cancelled(record, started)
             raise
         except BlockError as exc:
             reason = redactor.scrub_text(exc.message)
@@ -437,7 +435,7 @@ class BlockRunner:
             counts = {name: len(values) for name, values in safe.items()}  # before any truncation
             safe, truncated = await self._cap_outputs(safe, context, record.id)
         except asyncio.CancelledError:
-            self._finish(record, started, "cancelled", code="cancelled", message="Cancelled")
+            self._cancelled(record, started)
             raise
         except Exception as exc:  # e.g. saving a cut value failed unexpectedly: the run still ends
             return self._crashed(exc, block, record, started, redactor, session_id)
@@ -471,6 +469,9 @@ class BlockRunner:
         logger.exception("block crashed", extra={"block": block.name, "execution_id": record.id})
         self._finish(record, started, "failed", code="internal_error", message=reason)
         return _error(f"Failed to execute block: {reason}", "internal_error", session_id)
+
+    def _cancelled(self, record: ExecutionRecord, started: float) -> None:
+        self._finish(record, started, "cancelled", code="cancelled", message="Cancelled")
 
     def _finish(
         self,
