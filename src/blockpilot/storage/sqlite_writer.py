@@ -113,11 +113,10 @@ class SQLiteWriter:
         self._defer = defer_seconds
         self._deferred: list[_Item] = []
         # Group commit (see write): the loop whose current iteration has already committed a
-        # write, and the writes of that iteration waiting to share the next commit.
+        # write, and the writes and barriers of that iteration waiting for the next commit.
         self._tick_loop: asyncio.AbstractEventLoop | None = None
         self._tick_task: asyncio.Task[Any] | None = None
-        self._group: list[_Item] = []
-        self._waiters: list[asyncio.Future[None]] = []  # barriers waiting for the group
+        self._group: list[_Item] = []  # writes and barriers (_BARRIER) of this iteration
         self._timer: asyncio.TimerHandle | None = None
         self._inline: sqlite3.Connection | None = None
         self._inline_lock = threading.Lock()
@@ -138,11 +137,7 @@ class SQLiteWriter:
         """
         loop = asyncio.get_running_loop()
         if self._join_group(loop):
-            future: asyncio.Future[None] = loop.create_future()
-            self._group.append((name, params, future))
-            if len(self._group) + len(self._waiters) == 1:
-                loop.call_soon(self._commit_group)
-            await future
+            await self._in_group(loop, name, params)
             return
         item: _Item = (name, params, None)
         batch = [*self._take_deferred(), item]
@@ -150,7 +145,7 @@ class SQLiteWriter:
             return
         for deferred in batch[:-1]:
             self._put(deferred)
-        future = loop.create_future()
+        future: asyncio.Future[None] = loop.create_future()
         self._put((name, params, future))
         await future
 
@@ -169,17 +164,13 @@ class SQLiteWriter:
         loop = asyncio.get_running_loop()
         if self._deferred or self._group:
             if self._join_group(loop):
-                future: asyncio.Future[None] = loop.create_future()
-                self._waiters.append(future)
-                if len(self._group) + len(self._waiters) == 1:
-                    loop.call_soon(self._commit_group)
-                await future
+                await self._in_group(loop, _BARRIER, None)
             else:
                 self._commit_group()
         with self._lock:
             if not self._thread_writes:
                 return  # nothing is waiting on the thread: no hand-off needed
-        future = loop.create_future()
+        future: asyncio.Future[None] = loop.create_future()
         self._put((_BARRIER, None, future))
         await future
 
@@ -217,6 +208,16 @@ class SQLiteWriter:
         self._tick_task = task
         return False
 
+    async def _in_group(
+        self, loop: asyncio.AbstractEventLoop, name: str, params: Params | None
+    ) -> None:
+        """Join this iteration's group (a write, or a :data:`_BARRIER`) and wait for its commit."""
+        future: asyncio.Future[None] = loop.create_future()
+        self._group.append((name, params, future))
+        if len(self._group) == 1:
+            loop.call_soon(self._commit_group)
+        await future
+
     def _end_tick(self) -> None:
         self._tick_loop = None
         self._tick_task = None
@@ -224,21 +225,19 @@ class SQLiteWriter:
     def _commit_group(self) -> None:
         """Commit the deferred writes and this iteration's group; wake its writers and barriers.
 
-        If the inline commit cannot be made, the writes go to the thread (each writer then
-        gets its own outcome) and the barriers wait there behind them.
+        If the inline commit cannot be made, everything goes to the thread in order: each
+        writer then gets its own outcome, and each barrier waits there behind the writes.
         """
         group, self._group = self._group, []
-        waiters, self._waiters = self._waiters, []
-        batch = [*self._take_deferred(), *group]
-        if not batch or self._commit_inline(batch):
-            for future in [item[2] for item in group] + waiters:
+        deferred = self._take_deferred()
+        writes = [*deferred, *(item for item in group if item[0] != _BARRIER)]
+        if not writes or self._commit_inline(writes):
+            for _, _, future in group:
                 assert future is not None
                 _settle(future, None)
             return
-        for item in batch:
+        for item in [*deferred, *group]:
             self._put(item)
-        for future in waiters:
-            self._put((_BARRIER, None, future))
 
     def _on_timer(self) -> None:
         self._timer = None
