@@ -31,7 +31,7 @@ import inspect
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -154,27 +154,24 @@ class MCPHttpApp:
             elicitation_timeout=self._elicitation_timeout,
             tool_call_slot=self._tool_call_slot,
         )
-        if self._json_response is None and not self._options["stateless"]:
-            json_manager = StreamableHTTPSessionManager(
-                app=server, json_response=True, **self._options
+
+        def manager(json_response: bool) -> StreamableHTTPSessionManager:
+            return StreamableHTTPSessionManager(
+                app=server, json_response=json_response, **self._options
             )
-            sse_manager = StreamableHTTPSessionManager(
-                app=server, json_response=False, **self._options
-            )
-            async with json_manager.run(), sse_manager.run():
-                self._manager = SessionRouter(json_manager, sse_manager)
-                try:
-                    yield
-                finally:
-                    self._manager = None
-            return
-        # Stateless requests cannot carry server-to-client requests: JSON unless told otherwise.
-        json_response = self._json_response is not False
-        manager = StreamableHTTPSessionManager(
-            app=server, json_response=json_response, **self._options
-        )
-        async with manager.run():
-            self._manager = manager
+
+        async with AsyncExitStack() as running:
+            if self._json_response is None and not self._options["stateless"]:
+                managers = manager(json_response=True), manager(json_response=False)
+                for each in managers:
+                    await running.enter_async_context(each.run())
+                self._manager = SessionRouter(*managers)
+            else:
+                # One mode: the one asked for, or JSON for stateless requests (which cannot
+                # carry server-to-client requests anyway).
+                single = manager(json_response=self._json_response is not False)
+                await running.enter_async_context(single.run())
+                self._manager = single
             try:
                 yield
             finally:
