@@ -4,12 +4,31 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from bp_database import database_env
 
 EMAIL_BLOCK_ID = "4335878a-394e-4e67-adf2-919877ff49ae"
 CALCULATOR_BLOCK_ID = "b1ab9b19-67a6-406d-abf5-2dba76d00c79"
 SETUP_BASE = "https://blockpilot.example/setup"
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+"""What a streamable-HTTP client sends with every POST."""
+
+
+def initialize(
+    version: str = "2025-11-25", capabilities: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A raw JSON-RPC ``initialize`` request."""
+    return {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": version,
+            "capabilities": capabilities or {},
+            "clientInfo": {"name": "raw", "version": "0"},
+        },
+    }
 
 
 def server_env(home: Path, key: str) -> dict[str, str]:

@@ -14,7 +14,13 @@ import pytest
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
-from mcp_helpers import CALCULATOR_BLOCK_ID, EMAIL_BLOCK_ID, SETUP_BASE
+from mcp_helpers import (
+    CALCULATOR_BLOCK_ID,
+    EMAIL_BLOCK_ID,
+    MCP_HEADERS,
+    SETUP_BASE,
+    initialize,
+)
 from mcp_types import INVALID_PARAMS, ElicitRequestURLParams, ElicitResult
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -26,17 +32,7 @@ from blockpilot.storage.users import User
 from blockpilot.testing import serve_asgi
 
 TIMEOUT = 20
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "raw", "version": "0"},
-    },
-}
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+INIT = initialize()
 
 
 @asynccontextmanager

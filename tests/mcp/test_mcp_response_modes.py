@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from mcp_helpers import CALCULATOR_BLOCK_ID
+from mcp_helpers import CALCULATOR_BLOCK_ID, MCP_HEADERS, initialize
 
 from blockpilot.api import create_app
 from blockpilot.mcp import response_modes
@@ -17,23 +17,7 @@ from blockpilot.mcp.response_modes import needs_sse
 from blockpilot.pilot import Pilot
 from blockpilot.testing import serve_asgi
 
-HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 URL_ELICITATION = {"elicitation": {"form": {}, "url": {}}}
-
-
-def initialize(
-    version: str = "2025-11-25", capabilities: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    return {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": version,
-            "capabilities": capabilities or {},
-            "clientInfo": {"name": "raw", "version": "0"},
-        },
-    }
 
 
 @pytest.fixture
@@ -42,7 +26,7 @@ async def client(pilot: Pilot) -> AsyncIterator[httpx.AsyncClient]:
     async with (
         serve_asgi(create_app(pilot)) as base,
         httpx.AsyncClient(
-            base_url=base, headers={**HEADERS, "Authorization": f"Bearer {key}"}, timeout=20
+            base_url=base, headers={**MCP_HEADERS, "Authorization": f"Bearer {key}"}, timeout=20
         ) as http,
     ):
         yield http
