@@ -12,7 +12,8 @@ import gzip
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 
 import pytest
 from pydantic import SecretStr
@@ -22,6 +23,8 @@ from blockpilot.errors import OAuthRefreshError, ReauthorizationRequiredError
 from blockpilot.oauth.http import MAX_RESPONSE_BYTES
 from blockpilot.oauth.providers import OAuthProvider
 from blockpilot.testing import FakeOAuthProvider, Response
+
+RawHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 
@@ -133,6 +136,15 @@ async def test_a_gzip_bomb_token_answer_is_refused_at_its_decoded_size(
     assert caught.value.details["reason"] == "response_too_large"
 
 
+@asynccontextmanager
+async def _raw_token_endpoint(handle: RawHandler) -> AsyncIterator[str]:
+    """A token endpoint on loopback that answers with *handle*'s raw bytes; yields its URL."""
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield f"http://127.0.0.1:{port}/token"
+
+
 @pytest.fixture
 async def chunked_server() -> AsyncIterator[tuple[str, dict[str, int]]]:
     """A token endpoint streaming a huge (valid) answer chunked, with no Content-Length."""
@@ -163,10 +175,8 @@ async def chunked_server() -> AsyncIterator[tuple[str, dict[str, int]]]:
         finally:
             writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    async with server:
-        yield f"http://127.0.0.1:{port}/token", sent
+    async with _raw_token_endpoint(handle) as url:
+        yield url, sent
 
 
 async def test_a_streamed_answer_without_length_is_cut_off_at_the_cap(
@@ -221,14 +231,10 @@ async def test_a_trickling_token_endpoint_times_out_as_a_transient_failure() -> 
         finally:
             writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    async with server:
+    async with _raw_token_endpoint(handle) as url:
         started = time.monotonic()
         # The outer bound only turns a hang (no deadline) into a clear failure.
         async with asyncio.timeout(15):
             with pytest.raises(OAuthRefreshError, match="Could not reach"):
-                await _provider(f"http://127.0.0.1:{port}/token").refresh(
-                    _credentials("rt_0123456789abcdef"), timeout=1.0
-                )
+                await _provider(url).refresh(_credentials("rt_0123456789abcdef"), timeout=1.0)
         assert time.monotonic() - started < 5
