@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from typing import Any
 
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope, Send
 
-_SESSION_HEADER = b"mcp-session-id"
+_SESSION_HEADER = "mcp-session-id"
 MAX_REMEMBERED_SSE_SESSIONS = 10_000
 """SSE sessions whose mode is remembered; beyond it the oldest one's requests are routed to
 the JSON manager, which answers 404 (unknown session) and the client starts a new session."""
@@ -47,13 +47,6 @@ def needs_sse(body: bytes) -> bool:
     capabilities = params.get("capabilities")
     elicitation = capabilities.get("elicitation") if isinstance(capabilities, dict) else None
     return isinstance(elicitation, dict) and elicitation.get("url") is not None
-
-
-def _header(headers: Any, name: bytes) -> str | None:
-    for key, value in headers or ():
-        if bytes(key).lower() == name:
-            return bytes(value).decode("latin-1")
-    return None
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, bool]:
@@ -84,7 +77,7 @@ class SessionRouter:
         self._sse_sessions: OrderedDict[str, None] = OrderedDict()
 
     async def handle_request(self, scope: Scope, receive: Receive, send: Send) -> None:
-        session_id = _header(scope.get("headers"), _SESSION_HEADER)
+        session_id = Headers(scope=scope).get(_SESSION_HEADER)
         if session_id is not None:
             sse = session_id in self._sse_sessions
             if sse and scope.get("method") == "DELETE":
@@ -112,7 +105,7 @@ class SessionRouter:
 
         async def remember_session(message: Message) -> None:
             if message["type"] == "http.response.start":
-                opened = _header(message.get("headers"), _SESSION_HEADER)
+                opened = Headers(raw=message.get("headers", [])).get(_SESSION_HEADER)
                 if opened is not None:
                     self._sse_sessions[opened] = None
                     while len(self._sse_sessions) > MAX_REMEMBERED_SSE_SESSIONS:
