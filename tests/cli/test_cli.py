@@ -56,7 +56,8 @@ def env(home: Path, key: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]
     for name in list(os.environ):
         if name.startswith("BLOCKPILOT_"):
             monkeypatch.delenv(name)
-    return {"BLOCKPILOT_HOME": str(home), "BLOCKPILOT_ENCRYPTION_KEYS": key}
+    # A fixed width: tables must not depend on the terminal (xdist workers have none).
+    return {"BLOCKPILOT_HOME": str(home), "BLOCKPILOT_ENCRYPTION_KEYS": key, "COLUMNS": "200"}
 
 
 @pytest.fixture

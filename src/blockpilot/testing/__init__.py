@@ -1,0 +1,62 @@
+"""Local stand-ins for third-party services, for testing blocks that call them.
+
+Every server in this module speaks the *real* wire protocol of the service it
+imitates (HTTP+JSON, OAuth2 form posts and redirects, SMTP with AUTH) over a real
+TCP socket bound to ``127.0.0.1`` on an ephemeral port, and runs in a background
+daemon thread.  A block under test therefore talks to it with its ordinary HTTP or
+SMTP client -- nothing is monkeypatched -- and the test then asserts on what the
+server received.
+
+All servers are context managers (``start()`` / ``stop()`` also work), record what
+they receive in a thread-safe way, and can be reset between test phases.
+
+Only the standard library is imported at module import time; ``aiosmtpd`` is
+imported when a :class:`FakeSMTP` is started, uvicorn when :func:`serve_asgi` (which
+serves an ASGI app, such as blockpilot's own, over real HTTP) is used.
+
+Example pytest fixtures::
+
+    import httpx
+    import pytest
+
+    from blockpilot.testing import FakeOpenAI, FakeOAuthProvider
+
+    @pytest.fixture
+    def openai_server():
+        with FakeOpenAI(api_keys={"sk-test"}) as srv:
+            yield srv
+
+    def test_chat(openai_server):
+        r = httpx.post(
+            f"{openai_server.base_url}/chat/completions",
+            headers={"Authorization": "Bearer sk-test"},
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+        )
+        assert r.json()["choices"][0]["message"]["content"] == "echo: hi"
+        assert openai_server.hits == 1
+        assert openai_server.last_request.json()["model"] == "gpt-4o-mini"
+"""
+
+from __future__ import annotations
+
+from ._http import LocalHTTPServer, RecordedRequest, Response
+from .asgi import serve_asgi
+from .github import FakeGitHub
+from .llm import FakeAnthropic, FakeOpenAI
+from .oauth import FakeOAuthProvider, pkce_challenge, pkce_pair
+from .smtp import FakeSMTP, ReceivedEmail
+
+__all__ = [
+    "FakeAnthropic",
+    "FakeGitHub",
+    "FakeOAuthProvider",
+    "FakeOpenAI",
+    "FakeSMTP",
+    "LocalHTTPServer",
+    "ReceivedEmail",
+    "RecordedRequest",
+    "Response",
+    "pkce_challenge",
+    "pkce_pair",
+    "serve_asgi",
+]
