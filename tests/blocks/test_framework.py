@@ -88,6 +88,7 @@ def test_block_metadata_and_defaults() -> None:
         "description": "Reports the weather for a city.",
         "categories": ["DATA", "SEARCH"],
         "block_type": "STANDARD",
+        "effect": "write",  # a block that does not declare its effect counts as a write
         "disabled": False,
     }
     assert ScriptBlock().categories == {BlockCategory.BASIC}

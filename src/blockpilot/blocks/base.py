@@ -30,6 +30,20 @@ class BlockType(str, Enum):  # noqa: UP042 - StrEnum would change str() and form
     MCP_TOOL = "MCP Tool"
 
 
+class BlockEffect(str, Enum):  # noqa: UP042 - StrEnum would change str() and format()
+    """What running a block does to the world, for approvals and policies (docs/blocks.md).
+
+    ``read`` changes nothing outside blockpilot; ``write`` creates or changes something
+    (sends a message, makes an issue, writes a file); ``destructive`` deletes, merges or
+    overwrites in a way that is hard to undo. A block that does not say is a ``write``:
+    an unknown effect is never treated as harmless.
+    """
+
+    READ = "read"
+    WRITE = "write"
+    DESTRUCTIVE = "destructive"
+
+
 class BlockCategory(str, Enum):  # noqa: UP042 - StrEnum would change str() and format()
     AI = "Block that leverages AI to perform a task."
     SOCIAL = "Block that interacts with social media platforms."
@@ -94,6 +108,7 @@ class Block(ABC):
     block_type: ClassVar[BlockType] = BlockType.STANDARD
     disabled: ClassVar[bool] = False
     timeout_seconds: ClassVar[float | None] = None
+    effect: ClassVar[BlockEffect] = BlockEffect.WRITE
     Input: ClassVar[type[BlockSchemaInput]]
     Output: ClassVar[type[BlockSchemaOutput]]
 
@@ -176,5 +191,6 @@ class Block(ABC):
             "description": self.description,
             "categories": sorted(c.name for c in self.categories),
             "block_type": self.block_type.name,
+            "effect": self.effect.value,
             "disabled": self.disabled,
         }

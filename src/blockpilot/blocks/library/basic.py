@@ -6,7 +6,7 @@ import math
 import re
 from typing import Any, Literal
 
-from blockpilot.blocks.base import Block, BlockCategory, BlockOutput
+from blockpilot.blocks.base import Block, BlockCategory, BlockEffect, BlockOutput
 from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, Number, SchemaField
 
 Operation = Literal["add", "subtract", "multiply", "divide", "power", "modulus"]
@@ -15,6 +15,7 @@ _MAX_RESULT_DIGITS = 1000
 
 class CalculatorBlock(Block):
     id = "b1ab9b19-67a6-406d-abf5-2dba76d00c79"
+    effect = BlockEffect.READ
     description = (
         "Performs a mathematical operation (add, subtract, multiply, divide, power, modulus) "
         "on two numbers."
@@ -73,6 +74,7 @@ _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 class FillTextTemplateBlock(Block):
     id = "db7d8f02-2f44-4c55-ab7a-eae0941f0c30"
+    effect = BlockEffect.READ
     description = (
         "Fills a text template: each {{ name }} placeholder is replaced by the value of that name."
     )
@@ -106,6 +108,7 @@ class FillTextTemplateBlock(Block):
 
 class StoreValueBlock(Block):
     id = "1ff065e9-88e8-4358-9d82-8dc91f622ba9"
+    effect = BlockEffect.READ
     description = (
         "Stores a value and outputs it: outputs 'data' if given, otherwise 'input'. "
         "Useful as a constant."

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from blockpilot.blocks.base import Block, BlockCategory, BlockOutput
+from blockpilot.blocks.base import Block, BlockCategory, BlockEffect, BlockOutput
 from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, Integer, SchemaField
 from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import CredentialsMetaInput, UserPasswordCredentials
@@ -75,6 +75,7 @@ def _send_mail(
 
 class SendEmailBlock(Block):
     id = "4335878a-394e-4e67-adf2-919877ff49ae"
+    effect = BlockEffect.WRITE
     description = "Sends an e-mail through an SMTP server with the user's SMTP account."
     categories = frozenset({BlockCategory.OUTPUT, BlockCategory.COMMUNICATION})
 

@@ -9,7 +9,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from blockpilot.blocks.base import Block, BlockCategory, BlockOutput
+from blockpilot.blocks.base import Block, BlockCategory, BlockEffect, BlockOutput
 from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, SchemaField
 from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import APIKeyCredentials, CredentialsMetaInput, OAuth2Credentials
@@ -49,6 +49,7 @@ def parse_issue_url(url: str, api_base: str) -> tuple[str, str, int] | None:
 
 class GithubReadIssueBlock(Block):
     id = "b4a3c2f1-6e5d-4c8b-9a7f-0e1d2c3b4a59"
+    effect = BlockEffect.READ
     description = "Reads a GitHub issue (title, body and author) from its URL."
     categories = frozenset({BlockCategory.DEVELOPER_TOOLS, BlockCategory.ISSUE_TRACKING})
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from blockpilot.blocks.base import Block, BlockCategory, BlockOutput, BlockType
+from blockpilot.blocks.base import Block, BlockCategory, BlockEffect, BlockOutput, BlockType
 from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, SchemaField
 
 
 class AgentInputBlock(Block):
     id = "c0a8e994-ebf1-4a9c-a4d8-89d09c86741b"
+    effect = BlockEffect.READ
     description = "Receives a value entering the agent graph from outside."
     categories = frozenset({BlockCategory.INPUT})
     block_type = BlockType.INPUT
@@ -27,6 +28,7 @@ class AgentInputBlock(Block):
 
 class AgentOutputBlock(Block):
     id = "363ae599-353e-4804-937e-b2ee3cef3da4"
+    effect = BlockEffect.READ
     description = "Records a value leaving the agent graph as one of its outputs."
     categories = frozenset({BlockCategory.OUTPUT})
     block_type = BlockType.OUTPUT
@@ -44,6 +46,7 @@ class AgentOutputBlock(Block):
 
 class NoteBlock(Block):
     id = "cc10ff7b-7753-4ff2-9af6-9399b1a7eddc"
+    effect = BlockEffect.READ
     description = "A sticky note on the graph canvas; it does nothing."
     categories = frozenset({BlockCategory.BASIC})
     block_type = BlockType.NOTE
@@ -60,6 +63,7 @@ class NoteBlock(Block):
 
 class WebhookTriggerBlock(Block):
     id = "8fa8c167-2002-47ce-aba8-97572fc5d387"
+    effect = BlockEffect.READ
     description = "Starts a graph when an outside service calls its webhook; waits for events."
     categories = frozenset({BlockCategory.INPUT, BlockCategory.DEVELOPER_TOOLS})
     block_type = BlockType.WEBHOOK

@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any, Literal
 
-from blockpilot.blocks.base import Block, BlockCategory, BlockOutput
+from blockpilot.blocks.base import Block, BlockCategory, BlockEffect, BlockOutput
 from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, SchemaField
 from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import CredentialsMetaInput, HostScopedCredentials
@@ -94,6 +94,7 @@ async def _send(
 
 class SendWebRequestBlock(Block):
     id = "6595ae1f-b924-42cb-9a41-551a0611c4b4"
+    effect = BlockEffect.WRITE
     description = "Sends an HTTP request (GET, POST, ...) to a public URL and returns the response."
     categories = frozenset({BlockCategory.OUTPUT, BlockCategory.DEVELOPER_TOOLS})
 
@@ -112,6 +113,7 @@ class SendWebRequestBlock(Block):
 
 class SendAuthenticatedWebRequestBlock(Block):
     id = "fff86bcd-e001-4bad-a7f6-2eae4720c8dc"
+    effect = BlockEffect.WRITE
     description = (
         "Sends an HTTP request with the user's stored headers for that host (e.g. an API token), "
         "which are sent to that host only."

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from blockpilot.blocks.base import Block, BlockCategory, BlockOutput
+from blockpilot.blocks.base import Block, BlockCategory, BlockEffect, BlockOutput
 from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, Integer, SchemaField
 from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import APIKeyCredentials, CredentialsMetaInput
@@ -55,6 +55,7 @@ def _provider_error(provider: str, status: int, payload: Any) -> str:
 
 class AITextGeneratorBlock(Block):
     id = "1f292d4a-41a4-4977-9684-7c8d560b9f91"
+    effect = BlockEffect.READ
     description = (
         "Generates text with a large language model (OpenAI GPT, Anthropic Claude or a local "
         "Ollama model) from a prompt."

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from blockpilot.blocks.base import Block, BlockCategory, BlockOutput
+from blockpilot.blocks.base import Block, BlockCategory, BlockEffect, BlockOutput
 from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, SchemaField
 from blockpilot.executions.context import ExecutionContext
 
 
 class WriteWorkspaceFileBlock(Block):
     id = "5a0a5a52-6f3c-4c55-8c39-1f0f5d0b7d21"
+    effect = BlockEffect.WRITE
     description = (
         "Writes text to a file in the user's workspace (creates or replaces it) "
         "and returns its reference."
@@ -37,6 +38,7 @@ class WriteWorkspaceFileBlock(Block):
 
 class ReadWorkspaceFileBlock(Block):
     id = "0e5b8b0e-3d8a-4b0b-9a36-2f4f8e2b6c11"
+    effect = BlockEffect.READ
     description = "Reads a text file from the user's workspace."
     categories = frozenset({BlockCategory.DATA, BlockCategory.PRODUCTIVITY})
 
@@ -57,6 +59,7 @@ class ReadWorkspaceFileBlock(Block):
 
 class ListWorkspaceFilesBlock(Block):
     id = "9c7f3e61-1b2d-4f57-8c0e-6a3d5b4e2f90"
+    effect = BlockEffect.READ
     description = "Lists files in the user's workspace, optionally under a folder prefix."
     categories = frozenset({BlockCategory.DATA, BlockCategory.PRODUCTIVITY})
 
