@@ -26,6 +26,8 @@ Messages never contain secret values.
     │   ├── BlockInputError                 invalid_input
     │   ├── BlockOutputError                invalid_output
     │   ├── BlockExecutionError             block_failed
+    │   │   └── UpstreamAPIError            block_failed (a provider's API said no)
+    │   │       └── UpstreamRateLimitedError block_failed (HTTP 429; ``retry_after``)
     │   └── BlockTimeoutError               block_timeout
     ├── CredentialsError                    credentials_error
     │   ├── CredentialsUnavailableError     credentials_unavailable
@@ -180,6 +182,22 @@ class BlockOutputError(BlockError):
 
 class BlockExecutionError(BlockError):
     code = "block_failed"
+
+
+class UpstreamAPIError(BlockExecutionError):
+    """A provider's API refused or failed a block's request (HTTP status in ``details``)."""
+
+    code = "block_failed"
+
+
+class UpstreamRateLimitedError(UpstreamAPIError):
+    """A provider's API rate-limited a block's request; ``retry_after`` is in seconds."""
+
+    code = "block_failed"
+
+    def __init__(self, message: str, *, retry_after: float = 1, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = max(1, math.ceil(retry_after))
 
 
 class BlockTimeoutError(BlockError):
