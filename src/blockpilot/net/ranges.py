@@ -2,6 +2,14 @@
 
 ``ipaddress``'s ``is_private``/``is_global`` are not used: they were wrong for several
 ranges before CVE-2024-4032 was fixed (3.11.10), and this service runs on 3.11.7.
+
+Where the rows come from (docs/security.md): IANA's "IPv4 Special-Purpose Address Registry"
+and "IPv6 Special-Purpose Address Registry" (RFC 6890 and the RFCs named per row): every
+entry that is not globally reachable is blocked, and so are the deprecated ones. Entries
+IANA marks globally reachable (192.0.0.9 and .10 anycast, AS112 192.31.196.0/24,
+192.175.48.0/24, 2620:4f:8000::/48, AMT 192.52.193.0/24) stay reachable, except where a
+covering row blocks them anyway (192.0.0.0/24, 2001::/23). Cloud host endpoints that no
+registry lists (the metadata services, Azure's WireServer) are added by hand.
 """
 
 from __future__ import annotations
@@ -49,11 +57,15 @@ def _row(
 # Rows are matched in order, so more specific rows (with better reasons) come first.
 IPV4_RANGES: tuple[BlockedRange, ...] = (
     _row("0.0.0.0/8", "unspecified"),
-    _row("10.0.0.0/8", "private"),
-    _row("100.64.0.0/10", "carrier-grade NAT"),
+    _row("10.0.0.0/8", "private"),  # RFC 1918
+    _row("100.64.0.0/10", "carrier-grade NAT"),  # RFC 6598 (holds Alibaba's 100.100.100.200)
     _row("127.0.0.0/8", "loopback"),
-    _row("169.254.0.0/16", "link-local/metadata"),
+    # Azure's host endpoint (WireServer: agent and extension config, DNS, health probes);
+    # not in IANA's registry but internal to every Azure VM.
+    _row("168.63.129.16/32", "cloud host endpoint"),
+    _row("169.254.0.0/16", "link-local/metadata"),  # RFC 3927
     _row("172.16.0.0/12", "private"),
+    # RFC 6890; holds DS-Lite 192.0.0.0/29, NAT64 discovery .170/.171, Oracle's metadata .192.
     _row("192.0.0.0/24", "IETF protocol assignments"),
     _row("192.0.2.0/24", "documentation"),
     _row("192.88.99.0/24", "6to4 relay anycast"),
@@ -77,10 +89,14 @@ IPV6_RANGES: tuple[BlockedRange, ...] = (
     _row("::ffff:0:0:0/96", "IPv4-translated", _low32),
     _row("64:ff9b::/96", "NAT64", _low32),
     _row("64:ff9b:1::/48", "local-use NAT64"),
-    _row("100::/64", "discard-only"),
+    _row("100::/64", "discard-only"),  # RFC 6666
+    _row("100:0:0:1::/64", "dummy prefix"),  # RFC 9780
+    # RFC 2928: Teredo 2001::/32, benchmarking 2001:2::/48, ORCHID, AMT, DETs and the rest.
     _row("2001::/23", "IETF special-purpose"),
-    _row("2001:db8::/32", "documentation"),
-    _row("2002::/16", "6to4", _sixtofour),
+    _row("2001:db8::/32", "documentation"),  # RFC 3849
+    _row("2002::/16", "6to4", _sixtofour),  # RFC 3056
+    _row("3fff::/20", "documentation"),  # RFC 9637
+    _row("5f00::/16", "segment routing (SRv6) SIDs"),  # RFC 9602
     _row("fd00:ec2::254/128", "link-local/metadata"),
     _row("fc00::/7", "unique local (private)"),
     _row("fe80::/10", "link-local"),
