@@ -7,6 +7,9 @@ response ``type``          ``isError``  content
 =========================  ==========  ==============================================
 error                      true        the response JSON
 need_login                 true        the response JSON
+input_validation_error     true        the response JSON (a tool error the model can
+                                       correct: the MCP spec's "input validation
+                                       errors" are tool errors, see ``docs/mcp.md``)
 setup_requirements         false       a "connect your account" text with the setup
                                        link(s), then the response JSON
 everything else            false       the response JSON
@@ -27,7 +30,13 @@ from mcp_types import CallToolResult, TextContent
 
 from blockpilot.tools.responses import ErrorResponse, ResponseType, ToolResponseBase
 
-ERROR_TYPES = frozenset({ResponseType.ERROR.value, ResponseType.NEED_LOGIN.value})
+ERROR_TYPES = frozenset(
+    {
+        ResponseType.ERROR.value,
+        ResponseType.NEED_LOGIN.value,
+        ResponseType.INPUT_VALIDATION_ERROR.value,
+    }
+)
 
 #: ``outputSchema`` of both tools: every response has these; the rest depends on ``type``.
 RESPONSE_OUTPUT_SCHEMA: dict[str, Any] = {
