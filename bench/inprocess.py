@@ -8,7 +8,7 @@ alternating rounds:
 * ``MCP SDK MCPServer.call_tool`` — argument validation, the call, result conversion
   (in process: no transport, no session);
 * ``blockpilot run_block`` — ``pilot.call_tool("run_block", ...)``: session check, the
-  ordered checks of SPEC §2.2, input validation, credential matching, a durable
+  ordered checks of docs/architecture.md, input validation, credential matching, a durable
   ``running`` execution record committed to SQLite before the block starts, output
   validation and redaction, the final state written behind;
 * ``blockpilot run_block (api_key)`` — the same with the user's API key matched, read and

@@ -1,4 +1,4 @@
-"""The block catalogue as the copilot sees it: search plus the exclusion rules (SPEC §2.1, §2.3)."""
+"""The block catalogue as the copilot sees it: search plus the exclusion rules (docs/tools.md)."""
 
 from __future__ import annotations
 

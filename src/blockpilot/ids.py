@@ -24,7 +24,7 @@ def is_uuid(value: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class SyntheticIds:
-    """Graph-shaped ids for a block run outside any graph (SPEC §2.2 step 11).
+    """Graph-shaped ids for a block run outside any graph (docs/architecture.md, run_block step 11).
 
     Each chat session is treated as one agent with one continuous run, so blocks that
     scope memory to a graph run become scoped to the session.

@@ -287,7 +287,7 @@ class Pilot:
     async def add_credentials(
         self, user_id: str, data: Any, *, is_default: bool = False
     ) -> CredentialsMeta:
-        """Validate and store a credential given as a JSON object (see SPEC §1's table)."""
+        """Validate and store a credential given as a JSON object (docs/library.md#credentials)."""
         if not isinstance(data, dict):
             raise InvalidInputError(
                 "Credential must be a JSON object such as "

@@ -1,4 +1,4 @@
-"""run_block as a use case: the ordered checks of SPEC §2.2 and the audited execution."""
+"""run_block as a use case: the ordered checks (docs/architecture.md) and the audited run."""
 
 from __future__ import annotations
 
@@ -121,7 +121,7 @@ def _clip_strings(value: Any) -> Any:
 
 
 class BlockRunner:
-    """Runs one block for one user in one session, following SPEC §2.2 step by step."""
+    """Runs one block for one user in one session: the checklist of docs/architecture.md."""
 
     def __init__(
         self,
@@ -194,8 +194,8 @@ class BlockRunner:
         # 8: credentials.
         cred_fields = block.Input.credentials_fields()
         provided = {k for k in input_data if k not in cred_fields}
-        # SPEC §2.2 step 9: a call with no inputs at all ({} or only credentials) always shows
-        # the schema, even for a block whose inputs are all optional.
+        # Step 9 (docs/architecture.md): a call with no inputs at all ({} or only credentials)
+        # always shows the schema, even for a block whose inputs are all optional.
         preview = not provided or not block.Input.required_input_fields() <= provided
         match = await self._match(block, user_id, input_data, for_execution=not preview)
         if match.missing:

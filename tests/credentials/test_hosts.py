@@ -1,4 +1,4 @@
-"""Host patterns of host-scoped credentials and URL matching (SPEC §3 step 3)."""
+"""Host patterns of host-scoped credentials and URL matching (docs/architecture.md#credential-resolution)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Credential matching (SPEC §3) at unit level: field infos, discriminators, picking."""
+"""Credential matching (docs/architecture.md#credential-resolution) at unit level: field infos, discriminators, picking."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Crashes (security-notes §4.3 items 1 and 16) on a real ``blockpilot serve`` with SQLite.
+"""Crashes (docs/security.md#reliability-promises) on a real ``blockpilot serve`` with SQLite.
 
 The block under test writes a workspace file, notes that side effect in a log outside the
 service, then sleeps. SIGKILL during ~50 concurrent runs: after a restart every record is

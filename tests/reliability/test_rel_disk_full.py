@@ -1,4 +1,4 @@
-"""A full disk (security-notes §4.2): workspace writes fail with a typed error, leave no
+"""A full disk (docs/security.md#reliability-promises): workspace writes fail with a typed error, leave no
 partial file, and a run whose cut output cannot be saved still ends with a final record."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Limits of a real ``blockpilot serve`` (security-notes §4.3 items 7 and 8), with its memory
+"""Limits of a real ``blockpilot serve`` (docs/security.md#reliability-promises), with its memory
 measured from /proc: 100 MB request bodies, huge block outputs, slow, trickling and
 endless upstream responses and gzip bombs reached through the HTTP blocks."""
 

@@ -1,4 +1,4 @@
-"""Credentials go to their own origin only (security-notes §1.2), through the blocks.
+"""Credentials go to their own origin only (docs/security.md), through the blocks.
 
 A host-scoped credential, a GitHub token, an LLM key and the live credential check are
 each pointed at a server that redirects (every redirect status) to another scheme, host or

@@ -1,4 +1,4 @@
-"""Encryption at rest (security-notes §3): tampering, moved ciphertexts, wrong keys, and a
+"""Encryption at rest (docs/security.md): tampering, moved ciphertexts, wrong keys, and a
 key rotation killed with SIGKILL half-way and resumed."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Hypothesis on the functions that guard everything else (security-notes §4.3 item 12).
+"""Hypothesis on the functions that guard everything else (docs/security.md#property-tests).
 
 * input validation: ``input_shape_problem`` and every copilot block's input validation,
   and ``run_block`` end to end on random inputs (never an internal error);

@@ -1,4 +1,4 @@
-"""Two users (security-notes §1.3): bob tries alice's ids everywhere an id is taken.
+"""Two users (docs/security.md): bob tries alice's ids everywhere an id is taken.
 
 Alice has one credential of every type (her GitHub OAuth token is expired, so any use of it
 would refresh it at the fake provider), a workspace file, an execution, a chat session and

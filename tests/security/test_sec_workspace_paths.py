@@ -1,4 +1,4 @@
-"""Workspace paths (security-notes §1.4): nothing a user names reaches outside the workspace.
+"""Workspace paths (docs/security.md): nothing a user names reaches outside the workspace.
 
 Every hostile path goes through the file API, the file blocks, the HTTP routes (raw, so no
 client normalises it first) and the CLI; the whole data folder outside the user's blob

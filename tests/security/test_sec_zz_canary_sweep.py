@@ -1,4 +1,4 @@
-"""The canary sweep (security-notes §1.6): runs last in the security suite.
+"""The canary sweep (docs/security.md): runs last in the security suite.
 
 Every canary secret the suite planted (as API keys, OAuth tokens, passwords and host-scoped
 headers) is looked for — raw, URL-encoded and base64 in its common spellings — in every log

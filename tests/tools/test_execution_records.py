@@ -1,4 +1,4 @@
-"""Execution records (SPEC §1): every run is audited and survives restarts."""
+"""Execution records (docs/architecture.md#execution-records): every run is audited and survives restarts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""find_block (SPEC §2.1) and the exclusions it shares with run_block (§2.3)."""
+"""find_block (docs/tools.md) and the exclusions it shares with run_block."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""run_block (SPEC §2.2): every check in order, with its message and code, then execution."""
+"""run_block (docs/architecture.md#the-run_block-checklist): every check in order, with its message and code, then execution."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Credential resolution through run_block (SPEC §3, §2.2 steps 8-11)."""
+"""Credential resolution through run_block (docs/architecture.md, steps 8-11)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The wrapper every tool shares (SPEC §2): sign-in, argument shape, timeout, catch-all."""
+"""The wrapper every tool shares (docs/tools.md): sign-in, argument shape, timeout, catch-all."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@
    ``oauth2`` credential of the state's user.
 
 Refreshing the stored tokens later is the job of
-:class:`~blockpilot.credentials.manager.IntegrationCredentialsManager` (SPEC §3 step 5); this
+:class:`~blockpilot.credentials.manager.IntegrationCredentialsManager` (docs/architecture.md, credential resolution); this
 module only connects accounts.
 """
 

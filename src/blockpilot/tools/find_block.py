@@ -1,4 +1,4 @@
-"""find_block: search the block catalogue (SPEC §2.1)."""
+"""find_block: search the block catalogue (docs/tools.md#find_block)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""run_block: run one block for the signed-in user (SPEC §2.2)."""
+"""run_block: run one block for the signed-in user (docs/tools.md#run_block)."""
 
 from __future__ import annotations
 

@@ -107,7 +107,7 @@ class SetupLinks:
     # -- signing --------------------------------------------------------------------------
 
     def token(self, user_id: str, block_id: str, entry: dict[str, Any]) -> str:
-        """A token for the missing credential *entry* (SPEC §3 step 4) of *user_id*."""
+        """A token for the missing credential *entry* (docs/architecture.md, credential resolution step 4) of *user_id*."""
         now = int(self.clock())
         types = entry.get("types") or [entry.get("type") or "api_key"]
         payload = {

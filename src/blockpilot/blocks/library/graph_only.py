@@ -1,4 +1,4 @@
-"""Blocks that only make sense inside a graph; the copilot excludes them (SPEC §2.3)."""
+"""Blocks that only make sense inside a graph; the copilot excludes them (docs/tools.md#exclusions)."""
 
 from __future__ import annotations
 
