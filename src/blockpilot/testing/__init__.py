@@ -44,6 +44,7 @@ from .asgi import serve_asgi
 from .github import FakeGitHub
 from .llm import FakeAnthropic, FakeOpenAI
 from .oauth import FakeOAuthProvider, pkce_challenge, pkce_pair
+from .slack import FakeSlack
 from .smtp import FakeSMTP, ReceivedEmail
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "FakeOAuthProvider",
     "FakeOpenAI",
     "FakeSMTP",
+    "FakeSlack",
     "LocalHTTPServer",
     "ReceivedEmail",
     "RecordedRequest",
