@@ -100,6 +100,19 @@ class Settings(BaseSettings):
         le=10_000,
         description="Tool calls (POST /api/v1/tools/*) one user may have in flight; 0 = no cap.",
     )
+    max_workspace_bytes_per_user: int = Field(
+        default=1024 * 1024 * 1024,
+        ge=0,
+        description="Bytes of files one user's workspace may hold in all; 0 = no quota "
+        "(docs/configuration.md).",
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3_600,
+        description="A connection whose request line and headers have not all arrived this "
+        "long after it opened (or after the next request began) is closed.",
+    )
     log_level: str = "INFO"
     public_url: str | None = Field(
         default=None,

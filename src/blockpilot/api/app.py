@@ -103,6 +103,9 @@ def create_app(
         summary="Find and run typed integration blocks for an AI copilot, "
         "with each user's own credentials.",
         lifespan=lifespan,
+        # Starlette's slash redirect builds its Location from the Host header (an open
+        # redirect via a forged Host); a path with a stray trailing slash is a plain 404.
+        redirect_slashes=False,
         middleware=[
             Middleware(RequestContextMiddleware),
             Middleware(

@@ -18,18 +18,28 @@ import uvicorn
 from fastapi import FastAPI
 
 from blockpilot.api.app import create_app
+from blockpilot.api.header_timeout import DEFAULT_HEADER_TIMEOUT_SECONDS, header_deadline_protocol
 from blockpilot.api.logs import configure_logging
 from blockpilot.errors import ConfigurationError
 from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
 
 
-def server_config(app: FastAPI, *, host: str, port: int, **options: Any) -> uvicorn.Config:
-    """uvicorn's configuration for *app*: our JSON logs and access lines, not uvicorn's."""
+def server_config(
+    app: FastAPI,
+    *,
+    host: str,
+    port: int,
+    header_timeout_seconds: float = DEFAULT_HEADER_TIMEOUT_SECONDS,
+    **options: Any,
+) -> uvicorn.Config:
+    """uvicorn's configuration for *app*: our JSON logs and access lines, not uvicorn's, and
+    a deadline for request heads (:mod:`blockpilot.api.header_timeout`)."""
     return uvicorn.Config(
         app,
         host=host,
         port=port,
+        http=header_deadline_protocol(header_timeout_seconds),
         lifespan="on",  # a Pilot that cannot open (bad key, bad database URL) stops start-up
         log_config=None,
         access_log=False,  # RequestContextMiddleware writes the access lines
@@ -75,7 +85,13 @@ async def _serve(settings: Settings, host: str, port: int, stop: _StopRequest) -
     try:
         if stop.requested:  # stopped while the Pilot was opening
             return
-        server = uvicorn.Server(server_config(create_app(pilot), host=host, port=port))
+        config = server_config(
+            create_app(pilot),
+            host=host,
+            port=port,
+            header_timeout_seconds=settings.header_timeout_seconds,
+        )
+        server = uvicorn.Server(config)
         try:
             await server.serve()
         except SystemExit:  # uvicorn's way of saying it could not start; it logged why
