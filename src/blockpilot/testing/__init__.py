@@ -41,19 +41,23 @@ from __future__ import annotations
 
 from ._http import LocalHTTPServer, RecordedRequest, Response
 from .asgi import serve_asgi
+from .discord import FakeDiscord
 from .github import FakeGitHub
 from .llm import FakeAnthropic, FakeOpenAI
 from .oauth import FakeOAuthProvider, pkce_challenge, pkce_pair
 from .slack import FakeSlack
 from .smtp import FakeSMTP, ReceivedEmail
+from .telegram import FakeTelegram
 
 __all__ = [
     "FakeAnthropic",
+    "FakeDiscord",
     "FakeGitHub",
     "FakeOAuthProvider",
     "FakeOpenAI",
     "FakeSMTP",
     "FakeSlack",
+    "FakeTelegram",
     "LocalHTTPServer",
     "ReceivedEmail",
     "RecordedRequest",

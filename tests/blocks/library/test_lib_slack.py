@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from lib_provider_helpers import (
+
+from blockpilot.blocks.library.slack import (
+    SlackListChannelsBlock,
+    SlackPostMessageBlock,
+    SlackReadChannelHistoryBlock,
+)
+from blockpilot.testing import FakeSlack, LocalHTTPServer
+from tests.blocks.library.lib_provider_helpers import (
     add_key,
     add_oauth,
     assert_failed,
@@ -17,13 +24,6 @@ from lib_provider_helpers import (
     redirect_everything,
     run,
 )
-
-from blockpilot.blocks.library.slack import (
-    SlackListChannelsBlock,
-    SlackPostMessageBlock,
-    SlackReadChannelHistoryBlock,
-)
-from blockpilot.testing import FakeSlack, LocalHTTPServer
 
 TOKEN = "xoxb-" + "1111-2222-CanarySlackToken9z"
 ALL_SCOPES = {"chat:write", "channels:read", "channels:history"}
