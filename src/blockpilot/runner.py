@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic_core import to_jsonable_python
 
+from blockpilot.approvals.gate import ApprovalGate, call_digest
+from blockpilot.approvals.policy import Decision
 from blockpilot.blocks.base import Block
 from blockpilot.blocks.schema import get_inputs_from_schema
 from blockpilot.catalog import Catalog
@@ -36,16 +38,21 @@ from blockpilot.net.client import GuardedHTTPClient
 from blockpilot.redaction import Redactor
 from blockpilot.storage.common import utcnow
 from blockpilot.storage.executions import ExecutionRecord, ExecutionStore
+from blockpilot.storage.idempotency import DONE, IdempotencyEntry
+from blockpilot.storage.reviews import APPROVED, EXPIRED, PENDING, REJECTED, USED, Review
 from blockpilot.tools.responses import (
     BlockDetails,
     BlockDetailsResponse,
     BlockOutputResponse,
     ErrorResponse,
+    ExecutionStatusResponse,
     InputValidationErrorResponse,
+    ReviewRequiredResponse,
     SetupInfo,
     SetupRequirementsResponse,
     ToolResponseBase,
     UserReadiness,
+    any_tool_response,
 )
 from blockpilot.workspaces.manager import WorkspaceManager
 
@@ -134,6 +141,9 @@ class BlockRunner:
         provider_urls: Mapping[str, str],
         limits: RunLimits,
         setup_url_builder: SetupUrlBuilder | None = None,
+        gate: ApprovalGate | None = None,
+        instance_id: str = "",
+        idempotency_wait_seconds: float = 30.0,
     ) -> None:
         self.http = http
         self.provider_urls = provider_urls
@@ -143,6 +153,9 @@ class BlockRunner:
         self.executions = executions
         self.limits = limits
         self.setup_url_builder = setup_url_builder
+        self.gate = gate
+        self.instance_id = instance_id
+        self.idempotency_wait_seconds = idempotency_wait_seconds
 
     async def run(
         self,
@@ -152,6 +165,7 @@ class BlockRunner:
         block_id: Any,
         input_data: Any,
         dry_run: bool = False,
+        idempotency_key: str | None = None,
     ) -> ToolResponseBase:
         # 1-2: the arguments themselves.
         if not isinstance(block_id, str) or not block_id.strip():
@@ -213,6 +227,7 @@ class BlockRunner:
                     description=block.description,
                     inputs=block.Input.jsonschema(),
                     outputs=block.Output.jsonschema(),
+                    effect=block.effect.value,
                     credentials=[_meta_input(m) for m in match.matched.values()],
                 ),
                 session_id=session_id,
@@ -240,9 +255,236 @@ class BlockRunner:
                 errors=exc.details.get("errors", {}),
                 session_id=session_id,
             )
-        # 11: execute.
-        return await self._execute(
-            block, user_id, session_id, typed_input, input_data, match, dry_run
+        # 11: the policy and approval gate (docs/approvals.md), then execute.
+        if self.gate is None:
+            return await self._execute(
+                block, user_id, session_id, typed_input, input_data, match, dry_run
+            )
+        return await self._gated(
+            block, user_id, session_id, typed_input, input_data, match, dry_run, idempotency_key
+        )
+
+    async def _gated(
+        self,
+        block: Block,
+        user_id: str,
+        session_id: str,
+        typed_input: Any,
+        raw_input: dict[str, Any],
+        match: CredentialsMatch,
+        dry_run: bool,
+        idempotency_key: str | None,
+    ) -> ToolResponseBase:
+        """Policy, idempotency and review, in that order, around :meth:`_execute`."""
+        gate = self.gate
+        assert gate is not None
+        verdict = await gate.verdict(block, user_id, session_id)
+        if verdict.decision is Decision.DENY:
+            return _error(
+                f"Running '{block.name}' is not allowed by policy ({verdict.rule}). "
+                "Tell the user; do not try to do the same another way.",
+                "policy_denied",
+                session_id,
+                {"rule": verdict.rule, "effect": block.effect.value},
+            )
+        dry_run = dry_run or verdict.force_dry_run
+        cred_fields = block.Input.credentials_fields()
+        inputs = {k: v for k, v in raw_input.items() if k not in cred_fields}
+        credential_ids = [m.id for m in match.matched.values()]
+        digest = call_digest(user_id, block.id, inputs, credential_ids)
+        if idempotency_key is not None:
+            key_digest = call_digest(user_id, block.id, {"dry_run": dry_run, **inputs}, [])
+            replay = await self._claim_key(user_id, session_id, idempotency_key, key_digest)
+            if replay is not None:
+                return replay
+        ids = SyntheticIds.for_run(session_id, block.id)
+        started = False
+        try:
+            if verdict.decision is Decision.ASK and not dry_run:
+                refusal = await self._approval(
+                    gate,
+                    block,
+                    user_id,
+                    session_id,
+                    digest,
+                    inputs,
+                    credential_ids,
+                    verdict.rule,
+                    match,
+                    ids.node_exec_id,
+                )
+                if refusal is not None:
+                    return refusal
+            if idempotency_key is not None:
+                await gate.idempotency.set_execution(user_id, idempotency_key, ids.node_exec_id)
+            started = True
+            response = await self._execute(
+                block, user_id, session_id, typed_input, raw_input, match, dry_run, ids=ids
+            )
+        finally:
+            if idempotency_key is not None and not started:
+                # Nothing ran (a review is needed, or the approval was used up): the key is
+                # free for the call that will run.
+                await gate.idempotency.release(user_id, idempotency_key)
+        if idempotency_key is not None:
+            await self.executions.flush()
+            await gate.idempotency.finish(
+                user_id, idempotency_key, ids.node_exec_id, response.model_dump(mode="json")
+            )
+        return response
+
+    async def _approval(
+        self,
+        gate: ApprovalGate,
+        block: Block,
+        user_id: str,
+        session_id: str,
+        digest: str,
+        inputs: dict[str, Any],
+        credential_ids: list[str],
+        rule: str,
+        match: CredentialsMatch,
+        execution_id: str,
+    ) -> ToolResponseBase | None:
+        """None when a person approved exactly this call (the approval is now used);
+        otherwise the answer to give instead of running."""
+        decided = await gate.decided_review(user_id, digest)
+        if decided is not None and decided.status == REJECTED:
+            return _rejected(decided, session_id)
+        if decided is not None and await gate.reviews.consume(user_id, decided.id, execution_id):
+            return None
+        review = await gate.open_review(
+            block=block,
+            user_id=user_id,
+            session_id=session_id,
+            digest=digest,
+            inputs=inputs,
+            credential_ids=credential_ids,
+            rule=rule,
+        )
+        return ReviewRequiredResponse(
+            message=(
+                f"Running '{block.name}' ({block.effect.value}) needs the user's approval; "
+                "nothing was run. Show the user the approval link (or ask them to approve "
+                f"review {review.id}); once they approve, call run_block again with exactly the "
+                "same inputs, or continue_run_block with the review_id."
+            ),
+            review_id=review.id,
+            block_id=block.id,
+            block_name=block.name,
+            effect=block.effect.value,
+            input_data=review.input_data,
+            credentials=[c.public() for c in match.choices],
+            rule=rule,
+            approval_url=gate.approval_url(review),
+            expires_at=review.expires_at.isoformat(),
+            session_id=session_id,
+        )
+
+    async def _claim_key(
+        self, user_id: str, session_id: str, key: str, digest: str
+    ) -> ToolResponseBase | None:
+        """None once this call owns *key*; otherwise the answer from the call that owned it."""
+        gate = self.gate
+        assert gate is not None
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.idempotency_wait_seconds
+        while True:
+            entry = await gate.idempotency.claim(user_id, key, digest, self.instance_id)
+            if entry is None:
+                return None
+            if entry.digest != digest:
+                return _error(
+                    "This idempotency_key was used for a call with other inputs; use a new key "
+                    "for a new call.",
+                    "idempotency_conflict",
+                    session_id,
+                    {"execution_id": entry.execution_id},
+                )
+            if entry.status == DONE and entry.response is not None:
+                return _replayed(entry, session_id)
+            if not entry.claimer_alive:
+                if entry.execution_status is None:
+                    # Its process died before the block started: nothing happened; take over.
+                    await gate.idempotency.release(user_id, key, entry.instance_id)
+                    continue
+                return _unknown_outcome(entry, session_id)
+            if loop.time() >= give_up:
+                return _error(
+                    "A call with this idempotency_key is still running; ask again later or "
+                    "check it with get_execution.",
+                    "idempotency_in_progress",
+                    session_id,
+                    {"execution_id": entry.execution_id},
+                )
+            await asyncio.sleep(0.05)
+
+    async def continue_review(
+        self, *, user_id: str | None, session_id: str | None, review_id: Any
+    ) -> ToolResponseBase:
+        """Run the call a person approved (continue_run_block)."""
+        if not user_id or session_id is None:
+            return _error("Authentication required", "auth_required", session_id)
+        if not isinstance(review_id, str) or not review_id.strip() or len(review_id) > 64:
+            return _error("Please provide the review_id", "missing_review_id", session_id)
+        review = await self.gate.reviews.get(user_id, review_id.strip()) if self.gate else None
+        if review is None:
+            return _error(f"Review {review_id[:64]!r} not found", "review_not_found", session_id)
+        status = review.current_status()
+        if status == REJECTED:
+            return _rejected(review, session_id)
+        if status == EXPIRED:
+            return _error(
+                "This review expired before it was approved; call run_block again to ask anew.",
+                "review_expired",
+                session_id,
+            )
+        if status == USED:
+            return _error(
+                "This approval was already used: an approval runs a call once.",
+                "review_used",
+                session_id,
+                {"execution_id": review.execution_id},
+            )
+        if status == PENDING:
+            return _error(
+                "The user has not decided yet; wait for them, then call continue_run_block again.",
+                "review_pending",
+                session_id,
+                {"approval_url": self.gate.approval_url(review) if self.gate else None},
+            )
+        assert status == APPROVED
+        return await self.run(
+            user_id=user_id,
+            session_id=session_id,
+            block_id=review.block_id,
+            input_data=dict(review.input_data),
+        )
+
+    async def execution_status(
+        self, *, user_id: str | None, session_id: str | None, execution_id: Any
+    ) -> ToolResponseBase:
+        """Did one of the caller's runs happen, and what came out (get_execution)."""
+        if not user_id:
+            return _error("Authentication required", "auth_required", session_id)
+        if not isinstance(execution_id, str) or not execution_id.strip():
+            return _error("Please provide the execution_id", "missing_execution_id", session_id)
+        await self.executions.flush()
+        record = await self.executions.get(user_id, execution_id.strip()[:120])
+        if record is None:
+            return _error(
+                f"Execution {execution_id[:120]!r} not found", "execution_not_found", session_id
+            )
+        outputs = None
+        if self.gate is not None:
+            kept = await self.gate.idempotency.response_for(user_id, record.id)
+            if kept is not None and isinstance(kept.get("outputs"), dict):
+                outputs = kept["outputs"]
+        return ExecutionStatusResponse(
+            message=f"Execution {record.id} of '{record.block_name}' is {record.status}",
+            execution=record.public(),
+            outputs=outputs,
+            session_id=session_id,
         )
 
     async def _match(
@@ -303,9 +545,11 @@ class BlockRunner:
         raw_input: dict[str, Any],
         match: CredentialsMatch,
         dry_run: bool,
+        *,
+        ids: SyntheticIds | None = None,
     ) -> ToolResponseBase:
         workspace = await self.workspaces.get_or_create_workspace(user_id)
-        ids = SyntheticIds.for_run(session_id, block.id)
+        ids = ids or SyntheticIds.for_run(session_id, block.id)
         context = ExecutionContext(
             user_id=user_id,
             graph_id=ids.graph_id,
@@ -583,6 +827,46 @@ def _value_note(length: int, where: str) -> str:
 
 def _list_note(count: int, shown: int, where: str) -> str:
     return f"[truncated: {count} values in total, {shown} shown; the full list is {where}]"
+
+
+def _rejected(review: Review, session_id: str | None) -> ErrorResponse:
+    reason = f": {review.reason}" if review.reason else ""
+    return _error(
+        f"The user rejected running '{review.block_name}' with these inputs{reason}",
+        "review_rejected",
+        session_id,
+        {"review_id": review.id, "reason": review.reason},
+    )
+
+
+def _replayed(entry: IdempotencyEntry, session_id: str | None) -> ToolResponseBase:
+    """The first call's recorded response, marked as a replay where it was a run."""
+    assert entry.response is not None
+    response = any_tool_response(entry.response)
+    if isinstance(response, BlockOutputResponse):
+        response.replayed = True
+    return response
+
+
+def _unknown_outcome(entry: IdempotencyEntry, session_id: str | None) -> ErrorResponse:
+    status = entry.execution_status
+    if status == "interrupted":
+        message = (
+            "The first call with this idempotency_key was interrupted while the block was "
+            "running (the server stopped): whether it took effect is unknown. Check before "
+            "trying again with a new key."
+        )
+    else:
+        message = (
+            f"The first call with this idempotency_key ended as {status}, but its answer was "
+            "not kept; see get_execution."
+        )
+    return _error(
+        message,
+        "idempotency_outcome_unknown",
+        session_id,
+        {"execution_id": entry.execution_id, "status": status},
+    )
 
 
 def _meta_input(meta: Any) -> CredentialsMetaInput:

@@ -31,6 +31,7 @@ def block_summary(block: Block, *, include_schemas: bool) -> BlockInfoSummary:
         name=block.name,
         description=block.description,
         categories=sorted(c.name for c in block.categories),
+        effect=block.effect.value,
     )
     if include_schemas:
         inputs = block.Input.jsonschema()

@@ -24,6 +24,8 @@ class ResponseType(str, Enum):  # noqa: UP042 - StrEnum would change str() and f
     INPUT_VALIDATION_ERROR = "input_validation_error"
     SETUP_REQUIREMENTS = "setup_requirements"
     BLOCK_OUTPUT = "block_output"
+    REVIEW_REQUIRED = "review_required"
+    EXECUTION_STATUS = "execution_status"
 
 
 class ToolResponseBase(BaseModel):
@@ -74,6 +76,7 @@ class BlockInfoSummary(BaseModel):
     name: str
     description: str
     categories: list[str]
+    effect: str = "write"
     input_schema: dict[str, Any] | None = None
     output_schema: dict[str, Any] | None = None
     required_inputs: list[BlockInputFieldInfo] | None = None
@@ -99,6 +102,7 @@ class BlockDetails(BaseModel):
     description: str
     inputs: dict[str, Any]
     outputs: dict[str, Any]
+    effect: str = "write"
     credentials: list[CredentialsMetaInput] = Field(default_factory=list)
 
 
@@ -149,6 +153,33 @@ class BlockOutputResponse(ToolResponseBase):
     is_dry_run: bool = False
     output_truncated: bool = False
     credentials_used: list[dict[str, Any]] = Field(default_factory=list)
+    # True when an idempotency_key matched an earlier call: this is that call's result,
+    # and the block did not run again.
+    replayed: bool = False
+
+
+class ReviewRequiredResponse(ToolResponseBase):
+    """A person must approve this exact call first; nothing ran (docs/approvals.md)."""
+
+    type: ResponseType = ResponseType.REVIEW_REQUIRED
+    code: str = "review_required"
+    review_id: str
+    block_id: str
+    block_name: str
+    effect: str
+    input_data: dict[str, Any]
+    credentials: list[dict[str, Any]] = Field(default_factory=list)
+    rule: str
+    approval_url: str | None = None
+    expires_at: str
+
+
+class ExecutionStatusResponse(ToolResponseBase):
+    """What became of one of the caller's own runs."""
+
+    type: ResponseType = ResponseType.EXECUTION_STATUS
+    execution: dict[str, Any]
+    outputs: dict[str, list[Any]] | None = None
 
 
 AnyToolResponse = (
@@ -160,4 +191,28 @@ AnyToolResponse = (
     | InputValidationErrorResponse
     | SetupRequirementsResponse
     | BlockOutputResponse
+    | ReviewRequiredResponse
+    | ExecutionStatusResponse
 )
+
+
+_BY_TYPE: dict[str, type[ToolResponseBase]] = {
+    cls.model_fields["type"].default.value: cls
+    for cls in (
+        ErrorResponse,
+        NeedLoginResponse,
+        NoResultsResponse,
+        BlockListResponse,
+        BlockDetailsResponse,
+        InputValidationErrorResponse,
+        SetupRequirementsResponse,
+        BlockOutputResponse,
+        ReviewRequiredResponse,
+        ExecutionStatusResponse,
+    )
+}
+
+
+def any_tool_response(data: dict[str, Any]) -> ToolResponseBase:
+    """A response back from its JSON form (e.g. one kept for an idempotent replay)."""
+    return _BY_TYPE[str(data.get("type"))].model_validate(data)

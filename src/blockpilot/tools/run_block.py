@@ -34,6 +34,13 @@ class RunBlockTool(BaseTool):
                 "description": "Validate inputs and credentials without running the block",
                 "default": False,
             },
+            "idempotency_key": {
+                "type": "string",
+                "description": (
+                    "Optional. A unique key for this action (e.g. a UUID): repeating the call "
+                    "with the same key returns the first result instead of acting twice."
+                ),
+            },
         },
         "required": ["block_id", "input_data"],
     }
@@ -52,10 +59,19 @@ class RunBlockTool(BaseTool):
                 code="invalid_arguments",
                 session_id=call.session_id,
             )
+        key = arguments.get("idempotency_key")
+        if key is not None and (not isinstance(key, str) or not 1 <= len(key.strip()) <= 200):
+            return ErrorResponse(
+                message="idempotency_key must be a string of 1 to 200 characters",
+                error="invalid_arguments",
+                code="invalid_arguments",
+                session_id=call.session_id,
+            )
         return await self._runner.run(
             user_id=call.user_id,
             session_id=call.session_id,
             block_id=arguments.get("block_id"),
             input_data=arguments.get("input_data"),
             dry_run=dry_run,
+            idempotency_key=key.strip() if key is not None else None,
         )

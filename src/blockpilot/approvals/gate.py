@@ -1,0 +1,101 @@
+"""The approval gate run_block passes before a block runs (docs/approvals.md).
+
+In order: the policy's verdict (``deny`` ends the call with ``policy_denied``); for ``ask``,
+an approval bound to exactly this call (user, block, canonical inputs, credentials) that a
+person gave and that was not used yet; otherwise a review is opened (or the open one
+reused) and the call answers ``review_required`` without running anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from blockpilot.approvals.policy import BlockFacts, PolicyRule, Verdict, decide
+from blockpilot.blocks.base import Block
+from blockpilot.storage.idempotency import IdempotencyStore
+from blockpilot.storage.policies import PolicyStore
+from blockpilot.storage.reviews import APPROVED, PENDING, Review, ReviewStore
+
+# Builds the signed page link where a person decides a review (the service sets it).
+ApprovalUrlBuilder = Callable[[Review], str | None]
+
+
+def call_digest(
+    user_id: str, block_id: str, inputs: Mapping[str, Any], credential_ids: Iterable[str]
+) -> str:
+    """sha256 of the call an approval is bound to; any changed input or credential differs.
+
+    Inputs are canonical JSON (sorted keys, no insignificant spaces), so the order in which
+    a model sends the fields does not matter, but every value does.
+    """
+    canonical = json.dumps(
+        {
+            "user": user_id,
+            "block": block_id,
+            "inputs": inputs,
+            "credentials": sorted(credential_ids),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    )
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(slots=True)
+class ApprovalGate:
+    policies: PolicyStore
+    reviews: ReviewStore
+    idempotency: IdempotencyStore
+    operator_rules: list[PolicyRule]
+    review_ttl_seconds: float
+    approval_url_builder: ApprovalUrlBuilder | None = None
+
+    async def verdict(self, block: Block, user_id: str, session_id: str | None) -> Verdict:
+        rules = [*self.operator_rules, *await self.policies.for_user(user_id)]
+        return decide(BlockFacts.of(block), rules, session_id=session_id)
+
+    async def decided_review(self, user_id: str, digest: str) -> Review | None:
+        """The newest review of this exact call, if a person approved or rejected it and it
+        is still current (an approval not yet used or expired)."""
+        review = await self.reviews.latest_for_digest(user_id, digest)
+        if review is None:
+            return None
+        status = review.current_status()
+        return review if status in (APPROVED, "rejected") else None
+
+    async def open_review(
+        self,
+        *,
+        block: Block,
+        user_id: str,
+        session_id: str,
+        digest: str,
+        inputs: dict[str, Any],
+        credential_ids: list[str],
+        rule: str,
+    ) -> Review:
+        """The pending review of this exact call, or a new one."""
+        latest = await self.reviews.latest_for_digest(user_id, digest)
+        if latest is not None and latest.current_status() == PENDING:
+            return latest
+        return await self.reviews.create(
+            user_id=user_id,
+            session_id=session_id,
+            block_id=block.id,
+            block_name=block.name,
+            effect=block.effect.value,
+            digest=digest,
+            input_data=inputs,
+            credential_ids=credential_ids,
+            rule=rule,
+            ttl_seconds=self.review_ttl_seconds,
+        )
+
+    def approval_url(self, review: Review) -> str | None:
+        return self.approval_url_builder(review) if self.approval_url_builder else None

@@ -1,0 +1,146 @@
+"""Idempotency keys: the first run_block call with a key claims it (docs/approvals.md).
+
+The claim is an INSERT on the (user, key) primary key, so of any number of concurrent
+calls, in any number of processes, exactly one wins; the others read the winner's row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from blockpilot.storage.common import aware, storable, utcnow
+from blockpilot.storage.tables import executions, idempotency_keys, process_leases
+
+RUNNING, DONE = "running", "done"
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyEntry:
+    key: str
+    digest: str
+    status: str
+    execution_id: str | None
+    instance_id: str | None
+    response: dict[str, Any] | None
+    created_at: datetime
+    execution_status: str | None = None  # the linked execution record's status, if any
+    claimer_alive: bool = True  # the claiming process still holds its lease
+
+
+class IdempotencyStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def claim(
+        self, user_id: str, key: str, digest: str, instance_id: str
+    ) -> IdempotencyEntry | None:
+        """None if this call now owns *key*; otherwise the entry of the call that does."""
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    idempotency_keys.insert().values(
+                        user_id=user_id,
+                        key=key,
+                        digest=digest,
+                        status=RUNNING,
+                        instance_id=instance_id,
+                        created_at=utcnow(),
+                    )
+                )
+            return None
+        except IntegrityError:
+            entry = await self.get(user_id, key)
+            if entry is None:  # deleted with its user in between: nothing to replay
+                raise
+            return entry
+
+    async def get(self, user_id: str, key: str) -> IdempotencyEntry | None:
+        query = (
+            select(
+                idempotency_keys,
+                executions.c.status.label("execution_status"),
+                process_leases.c.instance_id.label("live_instance"),
+            )
+            .select_from(
+                idempotency_keys.outerjoin(
+                    executions,
+                    (executions.c.id == idempotency_keys.c.execution_id)
+                    & (executions.c.user_id == idempotency_keys.c.user_id),
+                ).outerjoin(
+                    process_leases,
+                    (process_leases.c.instance_id == idempotency_keys.c.instance_id)
+                    & (process_leases.c.expires_at > utcnow()),
+                )
+            )
+            .where((idempotency_keys.c.user_id == user_id) & (idempotency_keys.c.key == key))
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return IdempotencyEntry(
+            key=row.key,
+            digest=row.digest,
+            status=row.status,
+            execution_id=row.execution_id,
+            instance_id=row.instance_id,
+            response=row.response,
+            created_at=aware(row.created_at) or utcnow(),
+            execution_status=row.execution_status,
+            claimer_alive=row.live_instance is not None,
+        )
+
+    async def set_execution(self, user_id: str, key: str, execution_id: str) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(idempotency_keys)
+                .where((idempotency_keys.c.user_id == user_id) & (idempotency_keys.c.key == key))
+                .values(execution_id=execution_id)
+            )
+
+    async def finish(
+        self, user_id: str, key: str, execution_id: str | None, response: dict[str, Any]
+    ) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(idempotency_keys)
+                .where((idempotency_keys.c.user_id == user_id) & (idempotency_keys.c.key == key))
+                .values(
+                    status=DONE,
+                    execution_id=execution_id,
+                    response=storable(response),
+                    finished_at=utcnow(),
+                )
+            )
+
+    async def release(self, user_id: str, key: str, instance_id: str | None = None) -> None:
+        """Forget a claim whose call ran nothing (refused before any side effect); with
+        *instance_id*, only that process's claim (taking over from a process that died)."""
+        condition = (
+            (idempotency_keys.c.user_id == user_id)
+            & (idempotency_keys.c.key == key)
+            & (idempotency_keys.c.status == RUNNING)
+        )
+        if instance_id is not None:
+            condition &= idempotency_keys.c.instance_id == instance_id
+        async with self._engine.begin() as conn:
+            await conn.execute(idempotency_keys.delete().where(condition))
+
+    async def response_for(self, user_id: str, execution_id: str) -> dict[str, Any] | None:
+        """The kept response of the idempotent call that led to *execution_id*, if any."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(idempotency_keys.c.response).where(
+                        (idempotency_keys.c.user_id == user_id)
+                        & (idempotency_keys.c.execution_id == execution_id)
+                    )
+                )
+            ).first()
+        return row.response if row is not None else None

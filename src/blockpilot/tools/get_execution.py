@@ -1,0 +1,39 @@
+"""get_execution: did one of my runs happen, and what came out? (read-only; docs/tools.md)"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from blockpilot.runner import BlockRunner
+from blockpilot.tools.base import BaseTool, ToolCall
+from blockpilot.tools.responses import ToolResponseBase
+
+
+class GetExecutionTool(BaseTool):
+    name = "get_execution"
+    description = (
+        "Look up one of the user's block runs by its execution_id (from run_block answers): "
+        "whether it completed, failed or was interrupted, and its outputs when they were kept "
+        "(calls made with an idempotency_key). Read-only: it never runs anything."
+    )
+    parameters = {
+        "type": "object",
+        "properties": {
+            "execution_id": {
+                "type": "string",
+                "description": "The execution_id from a run_block response.",
+            },
+        },
+        "required": ["execution_id"],
+    }
+
+    def __init__(self, runner: BlockRunner, timeout_seconds: float = 120.0) -> None:
+        super().__init__(timeout_seconds)
+        self._runner = runner
+
+    async def _execute(self, call: ToolCall, **arguments: Any) -> ToolResponseBase:
+        return await self._runner.execution_status(
+            user_id=call.user_id,
+            session_id=call.session_id,
+            execution_id=arguments.get("execution_id"),
+        )
