@@ -17,7 +17,18 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from blockpilot.cli import blocks, copilot, credentials, executions, keys, serve, tools, users
+from blockpilot.cli import (
+    blocks,
+    copilot,
+    credentials,
+    executions,
+    keys,
+    policy,
+    reviews,
+    serve,
+    tools,
+    users,
+)
 from blockpilot.cli.errors import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -208,6 +219,8 @@ app.add_typer(
 )
 app.add_typer(blocks.app, name="blocks", help="The block catalogue.")
 app.add_typer(executions.app, name="executions", help="The audit trail of block runs.")
+app.add_typer(policy.app, name="policy", help="Allow, ask or deny block runs per user.")
+app.add_typer(reviews.app, name="reviews", help="Approve or reject calls waiting for a person.")
 tools.register(app)
 copilot.register(app)
 serve.register(app)

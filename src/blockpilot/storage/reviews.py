@@ -154,6 +154,12 @@ class ReviewStore:
             ).first()
         return _review(row) if row is not None else None
 
+    async def find(self, review_id: str) -> Review | None:
+        """A review by id alone: for the operator's local CLI only, never a user's door."""
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(reviews).where(reviews.c.id == review_id))).first()
+        return _review(row) if row is not None else None
+
     async def latest_for_digest(self, user_id: str, digest: str) -> Review | None:
         """The newest review of exactly this call (same user, block, inputs, credentials)."""
         async with self._engine.connect() as conn:

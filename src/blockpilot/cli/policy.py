@@ -1,0 +1,164 @@
+"""``blockpilot policy``: narrow the operator's policy for one user (docs/approvals.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from blockpilot.approvals.policy import Decision, PolicyRule, Selector, operator_rules
+from blockpilot.cli.common import JsonFlag, UserOption, resolve_user, wants_json
+from blockpilot.cli.output import print_json, print_note, stdout_console, table
+from blockpilot.cli.runtime import with_pilot
+from blockpilot.errors import InvalidInputError, NotFoundError
+from blockpilot.pilot import Pilot
+
+app = typer.Typer(no_args_is_help=True)
+
+DECISIONS = ("allow", "ask", "deny")
+
+
+def rule_from_options(
+    *,
+    effect: str | None,
+    block: str | None,
+    source: str | None,
+    provider: str | None,
+    decision: str,
+    user_id: str,
+    session_id: str | None,
+) -> PolicyRule:
+    """One rule from exactly one target option; a typed error says what is wrong."""
+    targets = [
+        (Selector.EFFECT, effect),
+        (Selector.BLOCK, block),
+        (Selector.SOURCE, source),
+        (Selector.PROVIDER, provider),
+    ]
+    given = [(selector, value.strip()) for selector, value in targets if value is not None]
+    if len(given) != 1 or not given[0][1]:
+        raise InvalidInputError(
+            "Name exactly one of --effect, --block, --source or --provider for the rule"
+        )
+    selector, value = given[0]
+    if decision == "dry_run":
+        raise InvalidInputError("dry_run is set per session with --session and --dry-run")
+    if decision not in DECISIONS:
+        raise InvalidInputError(f"--decision must be one of: {', '.join(DECISIONS)}")
+    if selector is Selector.EFFECT:
+        value = operator_rules([value], [])[0].value  # validates the effect name
+    return PolicyRule(
+        selector, value[:200], Decision(decision), user_id=user_id, session_id=session_id
+    )
+
+
+def policy_document(pilot: Pilot, user_rules: list[PolicyRule]) -> dict[str, Any]:
+    """What ``policy show --json`` prints and ``GET /api/v1/policy`` answers."""
+    return {
+        "operator": [r.public() for r in pilot.gate.operator_rules],
+        "user": [r.public() for r in user_rules],
+        "note": "The strictest rule that applies wins (deny > ask > allow): user and session "
+        "rules can narrow the operator's rules, never widen them.",
+    }
+
+
+@app.command("set")
+def set_rule(
+    user: UserOption,
+    decision: Annotated[
+        str, typer.Option("--decision", help="allow, ask or deny.", show_default=False)
+    ],
+    effect: Annotated[
+        str | None, typer.Option("--effect", help="read, write or destructive.")
+    ] = None,
+    block: Annotated[str | None, typer.Option("--block", help="A block's name or id.")] = None,
+    source: Annotated[str | None, typer.Option("--source", help="A block source's name.")] = None,
+    provider: Annotated[
+        str | None, typer.Option("--provider", help="A credential provider (github, …).")
+    ] = None,
+    session: Annotated[
+        str | None, typer.Option("--session", help="Only in this chat session.")
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Add (or replace) a rule for a user: e.g. ask before any write."""
+
+    async def body(pilot: Pilot) -> dict[str, Any]:
+        found = await resolve_user(pilot, user)
+        if session is not None and await pilot.sessions.get(found.id, session) is None:
+            raise NotFoundError(f"Session {session[:80]!r} of this user not found")
+        rule = rule_from_options(
+            effect=effect,
+            block=block,
+            source=source,
+            provider=provider,
+            decision=decision.strip().lower(),
+            user_id=found.id,
+            session_id=session,
+        )
+        return (await pilot.policies.add(rule)).public()
+
+    stored = with_pilot(body)
+    if wants_json(json_output):
+        print_json(stored)
+        return
+    print_note(f"Added {stored['rule']} (id {stored['id']})")
+
+
+@app.command("dry-run")
+def force_dry_run(
+    user: UserOption,
+    session: Annotated[str, typer.Option("--session", help="The chat session.")],
+) -> None:
+    """Force every run_block in a chat session to be a dry run (the model cannot undo it)."""
+
+    async def body(pilot: Pilot) -> dict[str, Any]:
+        found = await resolve_user(pilot, user)
+        if await pilot.sessions.get(found.id, session) is None:
+            raise NotFoundError(f"Session {session[:80]!r} of this user not found")
+        rule = PolicyRule(Selector.MODE, "dry_run", None, user_id=found.id, session_id=session)
+        return (await pilot.policies.add(rule)).public()
+
+    print_json(with_pilot(body))
+
+
+@app.command("remove")
+def remove_rule(
+    user: UserOption,
+    rule_id: Annotated[str, typer.Argument(metavar="RULE_ID", show_default=False)],
+) -> None:
+    """Remove one of a user's rules."""
+
+    async def body(pilot: Pilot) -> dict[str, Any]:
+        found = await resolve_user(pilot, user)
+        if not await pilot.policies.remove(found.id, rule_id.strip()):
+            raise NotFoundError(f"Rule {rule_id[:40]!r} of this user not found")
+        return {"removed": rule_id.strip()}
+
+    print_json(with_pilot(body))
+
+
+@app.command("show")
+def show(user: UserOption, json_output: JsonFlag = False) -> None:
+    """The operator's rules and a user's own, and how they combine."""
+
+    async def body(pilot: Pilot) -> dict[str, Any]:
+        found = await resolve_user(pilot, user)
+        return policy_document(pilot, await pilot.policies.for_user(found.id))
+
+    document = with_pilot(body)
+    if wants_json(json_output):
+        print_json(document)
+        return
+    console = stdout_console()
+    rows = [
+        [who, r["decision"], f"{r['selector']}={r['value']}", r["session_id"] or "all", r["id"]]
+        for who in ("operator", "user")
+        for r in document[who]
+    ]
+    console.print(
+        table(
+            "Policy", ["From", "Decision", "Applies to", "Session", "Id"], rows, width=console.width
+        )
+    )
+    console.print(document["note"])
