@@ -38,6 +38,11 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "blockpilot.blocks.library.llm",
     "blockpilot.blocks.library.email",
     "blockpilot.blocks.library.github",
+    "blockpilot.blocks.library.google",
+    "blockpilot.blocks.library.notion",
+    "blockpilot.blocks.library.linear",
+    "blockpilot.blocks.library.jira",
+    "blockpilot.blocks.library.hubspot",
     "blockpilot.blocks.library.workspace_files",
     "blockpilot.blocks.library.graph_only",
 )
