@@ -29,12 +29,7 @@ class CopilotExclusions:
 
 
 def _document(block: Block) -> SearchDocument:
-    fields = tuple(
-        (name, info.description or "")
-        for schema in (block.Input, block.Output)
-        for name, info in schema.model_fields.items()
-        if name != "error"
-    )
+    fields = block.search_fields()
     return SearchDocument(
         id=block.id,
         name=block.name,
@@ -51,11 +46,15 @@ class Catalog:
         self.registry = registry
         self.exclusions = exclusions
         self._index: BlockSearchIndex | None = None
+        self._index_generation = -1
 
     @property
     def index(self) -> BlockSearchIndex:
-        if self._index is None:
-            self._index = BlockSearchIndex(_document(b) for b in self.registry.all())
+        # Rebuilt when the registry changes (a source added, refreshed or removed).
+        if self._index is None or self._index_generation != self.registry.generation:
+            blocks = self.registry.all()
+            self._index_generation = self.registry.generation
+            self._index = BlockSearchIndex(_document(b) for b in blocks)
         return self._index
 
     def usable(self, block: Block) -> bool:

@@ -33,12 +33,14 @@ from blockpilot.net.policy import DestinationPolicy
 from blockpilot.oauth.providers import OAuthProvider
 from blockpilot.redaction import SECRETS, install_log_redaction
 from blockpilot.runner import BlockRunner, RunLimits, SetupUrlBuilder
+from blockpilot.sources.service import SourceService
 from blockpilot.settings import Settings
 from blockpilot.storage.credentials import CredentialStore
 from blockpilot.storage.engine import create_engine, is_database_unavailable, migrate
 from blockpilot.storage.executions import ExecutionStore
 from blockpilot.storage.leases import ProcessIdentity, ProcessLeases
 from blockpilot.storage.sessions import ChatSession, SessionStore
+from blockpilot.storage.sources import SourceStore
 from blockpilot.storage.users import UserStore
 from blockpilot.storage.workspaces import WorkspaceStore
 from blockpilot.tools.base import BaseTool, ToolCall
@@ -115,6 +117,8 @@ class Pilot:
         )
         self.provider_urls = settings.provider_base_urls()
         self.http = GuardedHTTPClient(self._http_policy())
+        # Imported sources of blocks (OpenAPI descriptions; docs/sources.md).
+        self.sources = SourceService(SourceStore(engine), self.registry, self.http)
         self.runner = BlockRunner(
             self.catalog,
             self.credentials,
@@ -153,6 +157,7 @@ class Pilot:
                     "Set BLOCKPILOT_ENCRYPTION_KEYS to the key used before "
                     "(or 'new,old' while rotating); credentials were not touched."
                 ) from None
+            await pilot.sources.sync(force=True)
             await pilot.leases.renew()
             interrupted = await pilot.leases.interrupt_orphans()
             if interrupted:
@@ -229,7 +234,11 @@ class Pilot:
         return DestinationPolicy.from_host_list([*self.settings.http_allowed_hosts, *trusted])
 
     def oauth_provider(self, name: str) -> OAuthProvider | None:
-        return OAuthProvider.from_settings(name, self.settings)
+        provider = OAuthProvider.from_settings(name, self.settings)
+        if provider is None:
+            # An imported API's oauth2 flow gives the endpoints (docs/sources.md).
+            provider = self.sources.oauth_provider(name, self.settings)
+        return provider
 
     def set_setup_url_builder(self, builder: SetupUrlBuilder | None) -> None:
         self.runner.setup_url_builder = builder
@@ -273,6 +282,7 @@ class Pilot:
                 return ErrorResponse(
                     message=exc.message, error=exc.code, code=exc.code, session_id=None
                 )
+        await self.sources.sync()  # a source added or refreshed by another process
         response = await tool.execute(ToolCall(user_id=user_id, session_id=session_id), arguments)
         # Final states are written behind in batches; commit them before anyone is told the
         # outcome, so a run reported as completed is never found 'interrupted' after a crash.

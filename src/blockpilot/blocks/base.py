@@ -183,6 +183,15 @@ class Block(ABC):
             collected.setdefault(name, []).append(value)
         return collected
 
+    def search_fields(self) -> tuple[tuple[str, str], ...]:
+        """``(name, description)`` of every input and output, for search."""
+        return tuple(
+            (name, info.description or "")
+            for schema in (self.Input, self.Output)
+            for name, info in schema.model_fields.items()
+            if name != "error"
+        )
+
     def info(self) -> dict[str, Any]:
         """Public metadata of this block (no schemas)."""
         return {

@@ -166,6 +166,11 @@ class BlockRegistry:
         self._by_name: dict[str, Block] = {}
         self.problems: list[BlockLoadProblem] = []
         self._lock = threading.Lock()
+        # Blocks of stored sources (OpenAPI, MCP; docs/sources.md), set by the process's
+        # source catalogue; ``generation`` moves on every change so search indexes rebuild.
+        self._source_blocks: dict[str, dict[str, Block]] = {}
+        self._static: dict[str, Block] = {}
+        self.generation = 0
 
     @classmethod
     def default_sources(cls) -> list[tuple[str, BlockSource]]:
@@ -186,9 +191,43 @@ class BlockRegistry:
                     continue
                 for cls in classes:
                     self._add(label, cls, blocks)
-            self._by_name = {b.name.lower(): b for b in blocks.values()}
-            self._blocks = blocks
-            return blocks
+            self._static = blocks
+            self._merge_sources()
+            return self._blocks  # type: ignore[return-value]
+
+    def _merge_sources(self) -> None:
+        """Put the source blocks beside the loaded ones (call with the lock held).
+
+        A new dict each time: readers holding the old one are never disturbed.
+        """
+        blocks = dict(self._static)
+        for source_blocks in self._source_blocks.values():
+            for key, block in source_blocks.items():
+                blocks.setdefault(key, block)  # a built-in block keeps its id
+        by_name: dict[str, Block] = {}
+        for block in blocks.values():
+            by_name.setdefault(block.name.lower(), block)
+        self._blocks, self._by_name = blocks, by_name
+        self.generation += 1
+
+    def set_source_blocks(self, source: str, blocks: Iterable[Block]) -> None:
+        """Replace the blocks of stored source *source* (its name) with *blocks*.
+
+        Source blocks are built and checked by their source (docs/sources.md).
+        """
+        self._load()
+        with self._lock:
+            self._source_blocks[source] = {b.id.lower(): b for b in blocks}
+            self._merge_sources()
+
+    def remove_source_blocks(self, source: str) -> None:
+        self._load()
+        with self._lock:
+            if self._source_blocks.pop(source, None) is not None:
+                self._merge_sources()
+
+    def source_names(self) -> list[str]:
+        return sorted(self._source_blocks)
 
     def _add(self, label: str, cls: type[Block], blocks: dict[str, Block]) -> None:
         try:

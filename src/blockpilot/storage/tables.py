@@ -161,3 +161,22 @@ oauth_states = Table(
     Column("expires_at", Float, nullable=False),
     Index("ix_oauth_states_expires", "expires_at"),
 )
+
+# Imported sources of blocks (migration 0006, docs/sources.md): an OpenAPI description (or
+# another kind) whose operations become blocks. ``updated_at`` changes on every refresh.
+block_sources = Table(
+    "block_sources",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("location", String(2048)),  # the file path or URL the spec came from
+    Column("spec_text", Text, nullable=False),  # the description as given
+    Column("config", JSON, nullable=False),  # parsed and normalised: what blocks are built from
+    Column("base_url", String(2048)),
+    Column("include_tags", JSON, nullable=False),
+    Column("include_operations", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("name", name="uq_block_sources_name"),
+)

@@ -1,0 +1,1 @@
+"""The ``openapi`` kind of source (docs/sources.md)."""

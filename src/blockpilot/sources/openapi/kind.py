@@ -1,0 +1,173 @@
+"""The ``openapi`` kind of source: a description's operations become blocks (docs/sources.md)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from blockpilot.blocks.base import Block
+from blockpilot.errors import InvalidInputError
+from blockpilot.sources.base import ParsedSource, Skipped, SourceOptions, source_block_id
+from blockpilot.sources.openapi.block import OpenAPIOperationBlock, operation_input_schema
+from blockpilot.sources.openapi.document import SpecError, json_path, load_document
+from blockpilot.sources.openapi.operations import (
+    HTTP_METHODS,
+    SkipOperation,
+    convert_operation,
+    security_plan,
+)
+from blockpilot.storage.sources import SourceRecord
+from blockpilot.tools.schemas import convert_schema
+
+CONFIG_FORMAT = 1
+EXPORT_CHECKS = ("openai-strict", "anthropic", "gemini")
+_NAME_CHARS = re.compile(r"[^A-Za-z0-9]+")
+
+
+def exporter_problem(schema: Mapping[str, Any]) -> str | None:
+    """Why a provider's converter refuses *schema*, or None when all of them accept it."""
+    for fmt in EXPORT_CHECKS:
+        try:
+            convert_schema(schema, fmt)
+        except Exception as exc:  # noqa: BLE001 - any refusal means the block is skipped
+            return f"the {fmt} schema converter refuses its inputs: {exc}"
+    return None
+
+
+def check_base_url(url: str, where: str) -> str:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises for a bad port
+    except ValueError:
+        raise SpecError(where, f"base URL {url[:200]!r} is not a valid URL") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise SpecError(where, f"base URL {url[:200]!r} must be an absolute http(s) URL")
+    if parts.username is not None or parts.password is not None:
+        raise SpecError(where, "base URL must not carry a user name or password")
+    if parts.query or parts.fragment:
+        raise SpecError(where, "base URL must not have a query or fragment")
+    return url.rstrip("/")
+
+
+def _server_url(document: Mapping[str, Any], location: str | None) -> str | None:
+    servers = document.get("servers")
+    if not isinstance(servers, list) or not servers or not isinstance(servers[0], Mapping):
+        return None
+    url = str(servers[0].get("url") or "")
+    variables = servers[0].get("variables")
+    if isinstance(variables, Mapping):
+        for name, var in variables.items():
+            default = var.get("default") if isinstance(var, Mapping) else None
+            url = url.replace("{" + str(name) + "}", str(default or ""))
+    if "://" not in url:
+        if location is None or not location.startswith(("http://", "https://")):
+            return None  # relative to a file: the operator must say where the API is
+        url = urljoin(location, url)
+    return url
+
+
+def block_name(source: str, key: str, method: str, path: str) -> str:
+    stem = key if " " not in key else f"{method}_{path}"
+    return f"{source}_" + (_NAME_CHARS.sub("_", stem).strip("_") or method)
+
+
+class OpenAPIKind:
+    kind = "openapi"
+
+    def parse(self, name: str, spec_text: str, options: SourceOptions) -> ParsedSource:
+        document = load_document(spec_text)
+        if options.base_url:
+            base_url = check_base_url(options.base_url, "--base-url")
+            trusted = True
+        else:
+            found = _server_url(document, options.location)
+            if not found:
+                raise SpecError(
+                    "$.servers",
+                    "no absolute server URL; give the API's address with --base-url",
+                )
+            base_url = check_base_url(found, "$.servers[0].url")
+            trusted = False
+        fields, oauth = security_plan(document)
+        tags = {t.lower() for t in options.include_tags}
+        wanted = set(options.include_operations)
+        operations: list[dict[str, Any]] = []
+        skipped: list[Skipped] = []
+        names: set[str] = set()
+        keys: set[str] = set()
+        for path, path_item in (document.get("paths") or {}).items():
+            if not isinstance(path_item, Mapping):
+                raise SpecError(json_path("paths", str(path)), "must be an object")
+            for method in HTTP_METHODS:
+                operation = path_item.get(method)
+                if operation is None:
+                    continue
+                where = json_path("paths", str(path), method)
+                if not isinstance(operation, Mapping):
+                    raise SpecError(where, "must be an object")
+                key = str(operation.get("operationId") or f"{method.upper()} {path}")
+                op_tags = {str(t).lower() for t in operation.get("tags") or ()}
+                if tags and not (tags & op_tags):
+                    continue
+                if wanted and key not in wanted:
+                    continue
+                if key in keys:
+                    skipped.append(Skipped(key, "duplicate operationId"))
+                    continue
+                keys.add(key)
+                try:
+                    op = convert_operation(
+                        document, str(path), method, path_item, operation, fields
+                    )
+                except SkipOperation as exc:
+                    skipped.append(Skipped(key, str(exc)))
+                    continue
+                problem = exporter_problem(operation_input_schema(name, op))
+                if problem is not None:
+                    skipped.append(Skipped(key, problem))
+                    continue
+                op_name = block_name(name, key, method, str(path))
+                base, n = op_name, 2
+                while op_name.lower() in names:
+                    op_name, n = f"{base}_{n}", n + 1
+                names.add(op_name.lower())
+                op["name"] = op_name
+                operations.append(op)
+        missing = wanted - keys
+        skipped += [Skipped(k, "no such operationId in the description") for k in sorted(missing)]
+        info = document.get("info") or {}
+        config = {
+            "format": CONFIG_FORMAT,
+            "title": str(info.get("title") or name)[:200],
+            "base_url": base_url,
+            "base_url_trusted": trusted,
+            "oauth2": oauth,
+            "operations": operations,
+            "skipped": [s.to_dict() for s in skipped],
+        }
+        return ParsedSource(
+            config=config, base_url=base_url, blocks=len(operations), skipped=skipped
+        )
+
+    def build_blocks(self, record: SourceRecord) -> Sequence[Block]:
+        config = record.config
+        if config.get("format") != CONFIG_FORMAT:
+            raise InvalidInputError(
+                f"Source {record.name!r} was stored by another blockpilot version; "
+                "run 'blockpilot sources refresh' to rebuild it"
+            )
+        base_url = config["base_url"]
+        trusted = bool(config.get("base_url_trusted"))
+        return [
+            OpenAPIOperationBlock(
+                source=record.name,
+                block_id=source_block_id(record.name, op["key"]),
+                name=op["name"],
+                base_url=base_url,
+                trusted=trusted,
+                operation=op,
+            )
+            for op in config["operations"]
+        ]
