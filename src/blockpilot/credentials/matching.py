@@ -20,6 +20,10 @@ PROVIDER_NAMES = {
     "ollama": "Ollama",
     "github": "GitHub",
     "google": "Google",
+    "notion": "Notion",
+    "linear": "Linear",
+    "jira": "Jira",
+    "hubspot": "HubSpot",
     "smtp": "SMTP",
     "http": "HTTP",
 }

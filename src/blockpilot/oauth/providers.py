@@ -30,6 +30,18 @@ KNOWN_ENDPOINTS: dict[str, tuple[str, str]] = {
         "https://accounts.google.com/o/oauth2/v2/auth",
         "https://oauth2.googleapis.com/token",
     ),
+    "notion": (
+        "https://api.notion.com/v1/oauth/authorize",
+        "https://api.notion.com/v1/oauth/token",
+    ),
+    "linear": (
+        "https://linear.app/oauth/authorize",
+        "https://api.linear.app/oauth/token",
+    ),
+    "hubspot": (
+        "https://app.hubspot.com/oauth/authorize",
+        "https://api.hubapi.com/oauth/v1/token",
+    ),
 }
 
 
