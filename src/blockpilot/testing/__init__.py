@@ -40,6 +40,7 @@ Example pytest fixtures::
 from __future__ import annotations
 
 from ._http import LocalHTTPServer, RecordedRequest, Response
+from .airtable import FakeAirtable
 from .asgi import serve_asgi
 from .discord import FakeDiscord
 from .github import FakeGitHub
@@ -48,8 +49,10 @@ from .oauth import FakeOAuthProvider, pkce_challenge, pkce_pair
 from .slack import FakeSlack
 from .smtp import FakeSMTP, ReceivedEmail
 from .telegram import FakeTelegram
+from .todoist import FakeTodoist
 
 __all__ = [
+    "FakeAirtable",
     "FakeAnthropic",
     "FakeDiscord",
     "FakeGitHub",
@@ -58,6 +61,7 @@ __all__ = [
     "FakeSMTP",
     "FakeSlack",
     "FakeTelegram",
+    "FakeTodoist",
     "LocalHTTPServer",
     "ReceivedEmail",
     "RecordedRequest",
