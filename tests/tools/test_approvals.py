@@ -26,7 +26,9 @@ async def _ask_for_writes(pilot: Pilot, user: User, session_id: str | None = Non
     )
 
 
-async def _decide(pilot: Pilot, user: User, review_id: str, approve: bool, reason: str = "") -> bool:
+async def _decide(
+    pilot: Pilot, user: User, review_id: str, approve: bool, reason: str = ""
+) -> bool:
     return await pilot.reviews.decide(
         user.id, review_id, approve=approve, by="test", reason=reason or None
     )
@@ -273,9 +275,13 @@ async def test_a_bad_key_is_refused(pilot: Pilot, alice: User) -> None:
 
 async def test_get_execution_reports_own_runs_only(pilot: Pilot, alice: User, bob: User) -> None:
     ran = await run_block(pilot, alice.id, ECHO, {"text": "out"}, idempotency_key="k-get")
-    mine = await call(pilot, "get_execution", {"execution_id": ran["execution_id"]}, user_id=alice.id)
+    mine = await call(
+        pilot, "get_execution", {"execution_id": ran["execution_id"]}, user_id=alice.id
+    )
     assert mine["type"] == "execution_status"
     assert mine["execution"]["status"] == "completed"
     assert mine["outputs"] == {"out": ["out"]}
-    theirs = await call(pilot, "get_execution", {"execution_id": ran["execution_id"]}, user_id=bob.id)
+    theirs = await call(
+        pilot, "get_execution", {"execution_id": ran["execution_id"]}, user_id=bob.id
+    )
     assert theirs["code"] == "execution_not_found"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from blockpilot.blocks.base import Block, BlockEffect
 from blockpilot.errors import InvalidInputError
@@ -146,3 +147,52 @@ def decide(facts: BlockFacts, rules: Iterable[PolicyRule], *, session_id: str | 
         if _STRICTNESS[rule.decision] > _STRICTNESS[decision]:
             decision, reason = rule.decision, rule.describe()
     return Verdict(decision, reason, force_dry_run)
+
+
+DECISIONS = ("allow", "ask", "deny")
+
+
+def rule_from_options(
+    *,
+    effect: str | None,
+    block: str | None,
+    source: str | None,
+    provider: str | None,
+    decision: str,
+    user_id: str,
+    session_id: str | None,
+) -> PolicyRule:
+    """One rule from exactly one target option; a typed error says what is wrong."""
+    targets = [
+        (Selector.EFFECT, effect),
+        (Selector.BLOCK, block),
+        (Selector.SOURCE, source),
+        (Selector.PROVIDER, provider),
+    ]
+    given = [(selector, value.strip()) for selector, value in targets if value is not None]
+    if len(given) != 1 or not given[0][1]:
+        raise InvalidInputError(
+            "Name exactly one of --effect, --block, --source or --provider for the rule"
+        )
+    selector, value = given[0]
+    if decision == "dry_run":
+        raise InvalidInputError("dry_run is set per session with --session and --dry-run")
+    if decision not in DECISIONS:
+        raise InvalidInputError(f"--decision must be one of: {', '.join(DECISIONS)}")
+    if selector is Selector.EFFECT:
+        value = operator_rules([value], [])[0].value  # validates the effect name
+    return PolicyRule(
+        selector, value[:200], Decision(decision), user_id=user_id, session_id=session_id
+    )
+
+
+def policy_document(
+    operator: Iterable[PolicyRule], user_rules: Iterable[PolicyRule]
+) -> dict[str, Any]:
+    """What ``policy show --json`` prints and ``GET /api/v1/policy`` answers."""
+    return {
+        "operator": [r.public() for r in operator],
+        "user": [r.public() for r in user_rules],
+        "note": "The strictest rule that applies wins (deny > ask > allow): user and session "
+        "rules can narrow the operator's rules, never widen them.",
+    }

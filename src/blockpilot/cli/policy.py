@@ -6,60 +6,14 @@ from typing import Annotated, Any
 
 import typer
 
-from blockpilot.approvals.policy import Decision, PolicyRule, Selector, operator_rules
+from blockpilot.approvals.policy import PolicyRule, Selector, policy_document, rule_from_options
 from blockpilot.cli.common import JsonFlag, UserOption, resolve_user, wants_json
 from blockpilot.cli.output import print_json, print_note, stdout_console, table
 from blockpilot.cli.runtime import with_pilot
-from blockpilot.errors import InvalidInputError, NotFoundError
+from blockpilot.errors import NotFoundError
 from blockpilot.pilot import Pilot
 
 app = typer.Typer(no_args_is_help=True)
-
-DECISIONS = ("allow", "ask", "deny")
-
-
-def rule_from_options(
-    *,
-    effect: str | None,
-    block: str | None,
-    source: str | None,
-    provider: str | None,
-    decision: str,
-    user_id: str,
-    session_id: str | None,
-) -> PolicyRule:
-    """One rule from exactly one target option; a typed error says what is wrong."""
-    targets = [
-        (Selector.EFFECT, effect),
-        (Selector.BLOCK, block),
-        (Selector.SOURCE, source),
-        (Selector.PROVIDER, provider),
-    ]
-    given = [(selector, value.strip()) for selector, value in targets if value is not None]
-    if len(given) != 1 or not given[0][1]:
-        raise InvalidInputError(
-            "Name exactly one of --effect, --block, --source or --provider for the rule"
-        )
-    selector, value = given[0]
-    if decision == "dry_run":
-        raise InvalidInputError("dry_run is set per session with --session and --dry-run")
-    if decision not in DECISIONS:
-        raise InvalidInputError(f"--decision must be one of: {', '.join(DECISIONS)}")
-    if selector is Selector.EFFECT:
-        value = operator_rules([value], [])[0].value  # validates the effect name
-    return PolicyRule(
-        selector, value[:200], Decision(decision), user_id=user_id, session_id=session_id
-    )
-
-
-def policy_document(pilot: Pilot, user_rules: list[PolicyRule]) -> dict[str, Any]:
-    """What ``policy show --json`` prints and ``GET /api/v1/policy`` answers."""
-    return {
-        "operator": [r.public() for r in pilot.gate.operator_rules],
-        "user": [r.public() for r in user_rules],
-        "note": "The strictest rule that applies wins (deny > ask > allow): user and session "
-        "rules can narrow the operator's rules, never widen them.",
-    }
 
 
 @app.command("set")
@@ -144,7 +98,7 @@ def show(user: UserOption, json_output: JsonFlag = False) -> None:
 
     async def body(pilot: Pilot) -> dict[str, Any]:
         found = await resolve_user(pilot, user)
-        return policy_document(pilot, await pilot.policies.for_user(found.id))
+        return policy_document(pilot.gate.operator_rules, await pilot.policies.for_user(found.id))
 
     document = with_pilot(body)
     if wants_json(json_output):

@@ -15,10 +15,12 @@ from blockpilot.api.errors import ToolNotFoundError
 from blockpilot.api.limits import LimiterDep, get_limiter, spend_request
 from blockpilot.api.routes import error_responses
 from blockpilot.api.schemas import ToolList
+from blockpilot.errors import InvalidInputError
 from blockpilot.tools.export import ToolFormat
 from blockpilot.tools.responses import AnyToolResponse
 
 SESSION_HEADER = "X-Session-Id"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 _MAX_SESSION_ID_CHARS = 128
 
 router = APIRouter(tags=["tools"])
@@ -77,6 +79,7 @@ class ToolCallRoute(APIRoute):
                 pilot=get_pilot(request),
                 limiter=limiter,
                 x_session_id=session_id,
+                idempotency_key=request.headers.get(IDEMPOTENCY_HEADER),
             )
             return response
 
@@ -97,6 +100,15 @@ async def call_tool(
             description="Continue this chat session (yours only).",
         ),
     ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=IDEMPOTENCY_HEADER,
+            max_length=200,
+            description="run_block only: repeat a call without acting twice (the first "
+            "call's result comes back).",
+        ),
+    ] = None,
 ) -> Response:
     if name not in pilot.tools:
         raise ToolNotFoundError(
@@ -104,6 +116,16 @@ async def call_tool(
             details={"available_tools": list(pilot.tools)},
         )
     arguments = await read_json_object(request, allow_empty=True)
+    idempotency_key = request.headers.get(IDEMPOTENCY_HEADER)
+    if idempotency_key is not None and name == "run_block":
+        # The header is the HTTP spelling of run_block's idempotency_key (docs/approvals.md).
+        given = arguments.get("idempotency_key")
+        if given is not None and given != idempotency_key:
+            raise InvalidInputError(
+                f"The {IDEMPOTENCY_HEADER} header and the idempotency_key argument differ; "
+                "send one of them"
+            )
+        arguments["idempotency_key"] = idempotency_key
     async with limiter.concurrency(user.id):
         session = await pilot.session_for(user.id, x_session_id or None)  # empty header: none
         response = await pilot.call_tool(
@@ -141,7 +163,9 @@ def add_tool_call_route(
             "Every tool outcome is a 200 with the tool's JSON response, `type: error` included; "
             "the response carries `session_id`, also sent as the `X-Session-Id` header. Without "
             "an `X-Session-Id` request header a new chat session is created. Each user may have "
-            "a limited number of tool calls in flight (429 with `Retry-After` beyond it)."
+            "a limited number of tool calls in flight (429 with `Retry-After` beyond it). "
+            "`run_block` takes an `Idempotency-Key` header: a repeated call with the same key and "
+            "inputs returns the first call's result without running again."
         ),
         response_model=None,
         responses={
