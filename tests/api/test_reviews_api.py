@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import re
@@ -140,3 +141,25 @@ async def test_idempotency_key_header_replays_the_first_result(
 async def test_reviews_need_an_api_key(anon: httpx.AsyncClient, client_for: ClientFactory) -> None:
     assert_error(await anon.get("/api/v1/reviews"), 401)
     assert_error(await anon.get("/api/v1/policy"), 401)
+
+
+async def test_a_stale_link_is_refused(
+    app: Any, pilot: Pilot, alice: User, anon: httpx.AsyncClient
+) -> None:
+    review = await pilot.reviews.create(
+        user_id=alice.id,
+        session_id="s",
+        block_id=STORE_VALUE,
+        block_name="StoreValueBlock",
+        effect="read",
+        digest="0" * 64,
+        input_data={"input": "x"},
+        credential_ids=[],
+        rule="user rule: ask effect=read",
+        ttl_seconds=1,
+    )
+    path = app.state.review_links.url(review).removeprefix("http://127.0.0.1:8000")
+    await asyncio.sleep(1.2)
+    page = await anon.get(path)
+    assert page.status_code == 410 and "expired" in page.text
+    assert not await pilot.reviews.decide(alice.id, review.id, approve=True, by="t", reason=None)
