@@ -26,6 +26,7 @@ from blockpilot.cli import (
     policy,
     reviews,
     serve,
+    sources,
     tools,
     users,
 )
@@ -221,6 +222,7 @@ app.add_typer(blocks.app, name="blocks", help="The block catalogue.")
 app.add_typer(executions.app, name="executions", help="The audit trail of block runs.")
 app.add_typer(policy.app, name="policy", help="Allow, ask or deny block runs per user.")
 app.add_typer(reviews.app, name="reviews", help="Approve or reject calls waiting for a person.")
+app.add_typer(sources.app, name="sources", help="Import API descriptions as blocks.")
 tools.register(app)
 copilot.register(app)
 serve.register(app)

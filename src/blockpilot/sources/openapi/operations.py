@@ -263,7 +263,7 @@ def _success_body(
                         and "schema" in media
                     ):
                         return convert_schema(
-                            document, media["schema"], direction="response", max_depth=4
+                            document, media["schema"], direction="response", max_depth=2
                         )
         except RefError:
             return None

@@ -1,0 +1,169 @@
+"""``blockpilot sources``: import an API description so its operations become blocks.
+
+See docs/sources.md.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from blockpilot.cli.common import JsonFlag, wants_json
+from blockpilot.cli.output import print_json, stdout_console, table
+from blockpilot.cli.runtime import with_pilot
+from blockpilot.pilot import Pilot
+from blockpilot.sources.base import SourceOptions
+
+app = typer.Typer(no_args_is_help=True)
+
+NameArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="NAME",
+        help="Source name: the credentials provider name and the prefix of its block names.",
+        show_default=False,
+    ),
+]
+
+
+@app.command("add")
+def add(
+    kind: Annotated[
+        str, typer.Argument(metavar="KIND", help="Kind of source: openapi.", show_default=False)
+    ],
+    name: NameArg,
+    spec: Annotated[
+        str,
+        typer.Argument(
+            metavar="SPEC",
+            help="The description: a file path or an http(s) URL (JSON or YAML).",
+            show_default=False,
+        ),
+    ],
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            help="Where the API is (default: the description's first server). Allowed even "
+            "on a private network, for this source's blocks only.",
+        ),
+    ] = None,
+    include_tag: Annotated[
+        list[str] | None,
+        typer.Option("--include-tag", help="Only operations with this tag (repeatable)."),
+    ] = None,
+    include_operation: Annotated[
+        list[str] | None,
+        typer.Option("--include-operation", help="Only this operationId (repeatable)."),
+    ] = None,
+) -> None:
+    """Import a source; prints {"name", "kind", "blocks", "skipped": [{"operation", "reason"}]}."""
+
+    async def body(pilot: Pilot) -> dict[str, Any]:
+        text, location = await pilot.sources.read_spec(spec)
+        options = SourceOptions(
+            base_url=base_url,
+            include_tags=tuple(include_tag or ()),
+            include_operations=tuple(include_operation or ()),
+            location=location,
+        )
+        return (await pilot.sources.add(kind.strip().lower(), name, text, options)).to_dict()
+
+    print_json(with_pilot(body))
+
+
+@app.command("list")
+def list_sources(json_output: JsonFlag = False) -> None:
+    """List the imported sources."""
+
+    async def body(pilot: Pilot) -> list[dict[str, Any]]:
+        return await pilot.sources.list()
+
+    sources = with_pilot(body)
+    if wants_json(json_output):
+        print_json(sources)
+        return
+    console = stdout_console()
+    if not sources:
+        console.print("No sources. Import one with 'blockpilot sources add openapi NAME SPEC'.")
+        return
+    console.print(
+        table(
+            None,
+            ["Name", "Kind", "Blocks", "Skipped", "Base URL", "Updated"],
+            [
+                [s["name"], s["kind"], s["blocks"], s["skipped"], s["base_url"], s["updated_at"]]
+                for s in sources
+            ],
+            no_wrap=("name",),
+            width=console.width,
+        )
+    )
+
+
+@app.command("show")
+def show(name: NameArg, json_output: JsonFlag = False) -> None:
+    """A source's blocks (operation, method, path, effect, credentials) and what was skipped."""
+
+    async def body(pilot: Pilot) -> dict[str, Any]:
+        return await pilot.sources.show(name)
+
+    doc = with_pilot(body)
+    if wants_json(json_output):
+        print_json(doc)
+        return
+    console = stdout_console()
+    console.print(
+        f"[bold]{doc['name']}[/bold] ({doc['kind']}) {doc['title'] or ''}\n"
+        f"Base URL: {doc['base_url']}\nBlocks: {doc['blocks']}, skipped: {len(doc['skipped'])}"
+    )
+    console.print(
+        table(
+            None,
+            ["Block", "Method", "Path", "Effect", "Credentials"],
+            [
+                [
+                    op["name"],
+                    op["method"],
+                    op["path"],
+                    op["effect"],
+                    ", ".join(op["credentials"]) or "-",
+                ]
+                for op in doc["operations"]
+            ],
+            no_wrap=("block",),
+            width=console.width,
+        )
+    )
+    if doc["skipped"]:
+        console.print(
+            table(
+                "Skipped",
+                ["Operation", "Reason"],
+                [[s["operation"], s["reason"]] for s in doc["skipped"]],
+                no_wrap=(),
+                width=console.width,
+            )
+        )
+
+
+@app.command("refresh")
+def refresh(name: NameArg) -> None:
+    """Parse the source again (re-fetching its URL); block ids stay the same. Prints as add."""
+
+    async def body(pilot: Pilot) -> dict[str, Any]:
+        return (await pilot.sources.refresh(name)).to_dict()
+
+    print_json(with_pilot(body))
+
+
+@app.command("remove")
+def remove(name: NameArg) -> None:
+    """Remove a source; its blocks disappear (stored credentials are kept)."""
+
+    async def body(pilot: Pilot) -> None:
+        await pilot.sources.remove(name)
+
+    with_pilot(body)
+    stdout_console().print(f"Source {name!r} removed.")
