@@ -21,6 +21,8 @@ Messages never contain secret values.
     │   └── WorkspaceFileNotFoundError      file_not_found
     ├── ConflictError                       conflict
     ├── RateLimitedError                    rate_limited
+    │   └── TooManySessionsError            too_many_sessions
+    ├── OriginNotAllowedError               origin_not_allowed
     ├── BlockLoadError                      block_load_failed
     ├── BlockError                          block_failed
     │   ├── BlockInputError                 invalid_input
@@ -146,6 +148,20 @@ class RateLimitedError(BlockpilotError):
     ) -> None:
         super().__init__(message, details=details)
         self.retry_after = max(1, math.ceil(retry_after))
+
+
+class TooManySessionsError(RateLimitedError):
+    """The user holds as many open MCP sessions as allowed; close one or wait for one to
+    expire (``docs/mcp.md``)."""
+
+    code = "too_many_sessions"
+
+
+class OriginNotAllowedError(BlockpilotError):
+    """A request's ``Origin`` or ``Host`` header names a site this service does not serve
+    (a cross-site or DNS-rebinding request; ``docs/mcp.md``)."""
+
+    code = "origin_not_allowed"
 
 
 class BlockLoadError(BlockpilotError):

@@ -122,12 +122,38 @@ class Settings(BaseSettings):
     setup_link_ttl_seconds: int = Field(
         default=1800, ge=60, le=7 * 86_400, description="How long a setup link stays valid."
     )
+    mcp_max_sessions_per_user: int = Field(
+        default=20,
+        ge=0,
+        le=10_000,
+        description="Open MCP streamable-HTTP sessions one user may hold in one server process; "
+        "0 = no cap (docs/mcp.md).",
+    )
+    mcp_session_idle_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        le=86_400,
+        description="An MCP session with no request in flight for this long is closed "
+        "(docs/mcp.md).",
+    )
+    mcp_allowed_hosts: CommaList = Field(
+        default=(),
+        description="Host headers /mcp accepts besides loopback names and public_url's host; "
+        "'*' accepts any (docs/mcp.md).",
+    )
+    mcp_allowed_origins: CommaList = Field(
+        default=(),
+        description="Origin headers /mcp accepts besides loopback origins and public_url's; "
+        "'*' accepts any; requests without Origin are always accepted (docs/mcp.md).",
+    )
 
     @field_validator(
         "disabled_blocks",
         "copilot_excluded_block_ids",
         "copilot_excluded_block_types",
         "http_allowed_hosts",
+        "mcp_allowed_hosts",
+        "mcp_allowed_origins",
         mode="before",
     )
     @classmethod

@@ -13,7 +13,6 @@ from mcp import Client, MCPError
 from mcp.server import Server
 from mcp.shared.memory import create_client_server_memory_streams
 from mcp.shared.message import SessionMessage
-from mcp_helpers import CALCULATOR_BLOCK_ID, EMAIL_BLOCK_ID, SETUP_BASE
 from mcp_types import (
     INVALID_PARAMS,
     METHOD_NOT_FOUND,
@@ -26,6 +25,7 @@ from mcp_types import (
 from blockpilot.mcp import build_mcp_server
 from blockpilot.pilot import Pilot
 from blockpilot.storage.users import User
+from tests.mcp.mcp_helpers import CALCULATOR_BLOCK_ID, EMAIL_BLOCK_ID, SETUP_BASE
 
 MODES = ["legacy", "auto"]  # 2025-11-25 handshake over JSON-RPC streams; 2026-07-28 direct
 
@@ -41,7 +41,7 @@ async def test_tools_have_the_tools_own_schemas(
 ) -> None:
     async with Client(server, mode=mode) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(tools) == {"find_block", "run_block"}
+    assert set(tools) == {"find_block", "run_block", "continue_run_block", "get_execution"}
     for name, tool in tools.items():
         assert tool.input_schema == pilot.tools[name].parameters
         assert tool.description == pilot.tools[name].description

@@ -93,6 +93,8 @@ ERROR_TABLE: dict[type[bp.BlockpilotError], HttpError] = {
     ToolNotFoundError: HttpError(404),
     bp.ConflictError: HttpError(409),
     bp.RateLimitedError: HttpError(429),
+    bp.TooManySessionsError: HttpError(429),
+    bp.OriginNotAllowedError: HttpError(403),
     # The OAuth callback answers the person's browser with an HTML page, at this status.
     OAuthCallbackError: HttpError(400),
     bp.BlockLoadError: HttpError(500, _INTERNAL),

@@ -61,6 +61,8 @@ EXIT_CODES: dict[str, int] = {
     "file_not_found": EXIT_NOT_FOUND,
     "conflict": EXIT_CONFLICT,
     "rate_limited": EXIT_FAILURE,
+    "too_many_sessions": EXIT_FAILURE,
+    "origin_not_allowed": EXIT_FAILURE,
     "block_load_failed": EXIT_FAILURE,
     "block_failed": EXIT_BLOCK_FAILED,
     "invalid_output": EXIT_BLOCK_FAILED,

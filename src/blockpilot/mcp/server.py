@@ -69,11 +69,25 @@ INSTRUCTIONS = (
 ELICITATION_TIMEOUT_SECONDS = 300.0
 _MAX_REMEMBERED_SESSIONS = 10_000
 
-_TITLES = {"find_block": "Find block", "run_block": "Run block"}
+_TITLES = {
+    "find_block": "Find block",
+    "run_block": "Run block",
+    "continue_run_block": "Continue an approved block run",
+    "get_execution": "Get an execution",
+}
 _ANNOTATIONS = {
     "find_block": ToolAnnotations(title="Find block", read_only_hint=True, open_world_hint=False),
     "run_block": ToolAnnotations(
         title="Run block", read_only_hint=False, destructive_hint=True, open_world_hint=True
+    ),
+    "continue_run_block": ToolAnnotations(
+        title="Continue an approved block run",
+        read_only_hint=False,
+        destructive_hint=True,
+        open_world_hint=True,
+    ),
+    "get_execution": ToolAnnotations(
+        title="Get an execution", read_only_hint=True, open_world_hint=False
     ),
 }
 
@@ -218,6 +232,8 @@ class BlockpilotMCP:
             return tool_result(ErrorResponse(message=exc.message, error=exc.code, code=exc.code))
         if response.type == ResponseType.SETUP_REQUIREMENTS.value:
             return await self._setup_required(ctx, params, response, user_hint=user_id or "USER")
+        if response.type == ResponseType.REVIEW_REQUIRED.value:
+            return await self._review_required(ctx, params, response)
         return tool_result(response)
 
     async def _user(self, ctx: Context) -> str | None:
@@ -259,16 +275,46 @@ class BlockpilotMCP:
             )
         if not ctx.session.can_send_request:
             return tool_result(response, user_hint=user_hint)
-        actions = [await self._elicit(ctx, link, block_name) for link in links]
+        actions = [
+            await self._elicit(ctx, _elicitation_message(link, block_name), str(link.url))
+            for link in links
+        ]
         return tool_result(response, note=_outcome([a for a in actions if a]), user_hint=user_hint)
 
-    async def _elicit(self, ctx: Context, link: SetupLink, block_name: str) -> str | None:
+    async def _review_required(
+        self, ctx: Context, params: CallToolRequestParams, response: ToolResponseBase
+    ) -> CallToolResult | InputRequiredResult:
+        """Where the client can show a URL, it shows the person the approval page (the model
+        only learns that a review is pending; docs/approvals.md)."""
+        data = response.model_dump(mode="json")
+        url = data.get("approval_url")
+        if not url or not _url_elicitation_supported(ctx):
+            return tool_result(response)
+        message = (
+            f"Your copilot wants to run {data.get('block_name')} ({data.get('effect')}). "
+            "Open the page to see exactly what it would do, and approve or reject it."
+        )
+        if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            if params.input_responses is None:
+                return InputRequiredResult(
+                    input_requests={
+                        f"review-{data.get('review_id')}": ElicitRequest(
+                            params=ElicitRequestURLParams(message=message, url=str(url))
+                        )
+                    }
+                )
+            return tool_result(response)
+        if ctx.session.can_send_request:
+            await self._elicit(ctx, message, str(url))
+        return tool_result(response)
+
+    async def _elicit(self, ctx: Context, message: str, url: str) -> str | None:
         """Send one URL elicitation and wait (bounded) for the user's answer."""
         with anyio.move_on_after(self.elicitation_timeout):
             try:
                 result = await ctx.session.elicit_url(
-                    message=_elicitation_message(link, block_name),
-                    url=str(link.url),
+                    message=message,
+                    url=url,
                     elicitation_id=uuid.uuid4().hex,
                     related_request_id=ctx.request_id,
                 )
