@@ -44,7 +44,12 @@ from .airtable import FakeAirtable
 from .asgi import serve_asgi
 from .discord import FakeDiscord
 from .github import FakeGitHub
+from .google import FakeGoogle
+from .hubspot import FakeHubSpot
+from .jira import FakeJira
+from .linear import FakeLinear
 from .llm import FakeAnthropic, FakeOpenAI
+from .notion import FakeNotion
 from .oauth import FakeOAuthProvider, pkce_challenge, pkce_pair
 from .slack import FakeSlack
 from .smtp import FakeSMTP, ReceivedEmail
@@ -56,6 +61,11 @@ __all__ = [
     "FakeAnthropic",
     "FakeDiscord",
     "FakeGitHub",
+    "FakeGoogle",
+    "FakeHubSpot",
+    "FakeJira",
+    "FakeLinear",
+    "FakeNotion",
     "FakeOAuthProvider",
     "FakeOpenAI",
     "FakeSMTP",

@@ -144,9 +144,14 @@ class ProviderAPI:
 
     def fail(self, response: GuardedResponse, payload: Any = None) -> UpstreamAPIError:
         detail = " ".join(error_detail(payload).split())
+        status = response.status_code
+        hint = ""
+        if status == 401:
+            hint = f"; the {self.display} credential was refused, reconnect or replace it"
+        elif status == 403:
+            hint = f"; the {self.display} credential lacks access to this resource"
         return UpstreamAPIError(
-            f"{self.display} API returned HTTP {response.status_code}"
-            + (f": {detail}" if detail else ""),
+            f"{self.display} API returned HTTP {status}" + (f": {detail}" if detail else "") + hint,
             details={"provider": self.provider, "status": response.status_code},
         )
 
