@@ -24,6 +24,7 @@ READ_METHODS = frozenset({"get", "head", "options"})
 # Set by the client or by the credential; an operation's own parameter cannot set them.
 _MANAGED_HEADERS = frozenset({"accept", "content-type", "authorization", "content-length", "host"})
 _MAX_BLOCK_DESCRIPTION = 1_000
+NO_INPUT_FIELD = "confirm"
 _JSON_TYPES = ("application/json",)
 _FORM = "application/x-www-form-urlencoded"
 _MULTIPART = "multipart/form-data"
@@ -359,6 +360,15 @@ def convert_operation(
     for name in re.findall(r"{([^}]+)}", path):
         if not any(p["in"] == "path" and p["name"] == name for p in stored_params):
             raise SkipOperation(f"path template variable {{{name}}} has no parameter")
+    if not properties:
+        # run_block shows the schema for a call without inputs (docs/sources.md): an
+        # operation that takes none gets one explicit input, so a model can still run it.
+        properties[NO_INPUT_FIELD] = {
+            "type": "boolean",
+            "const": True,
+            "description": "Set to true to call the API (this operation takes no other inputs)",
+        }
+        required.append(NO_INPUT_FIELD)
     input_schema: dict[str, Any] = {
         "type": "object",
         "properties": properties,
