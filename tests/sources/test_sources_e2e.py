@@ -10,7 +10,6 @@ the first, and a redirect to another host carries no credential.
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -216,7 +215,9 @@ async def test_a_redirect_to_another_host_drops_the_credential(
         alice.id, {"provider": "petstore", "type": "api_key", "api_key": ALICE_KEY}
     )
     upstream.queue_response(Response.redirect(elsewhere.url("/landing")))
-    ran = await tool(clients["alice"], "run_block", {"block_id": INVENTORY, "input_data": {"confirm": True}})
+    ran = await tool(
+        clients["alice"], "run_block", {"block_id": INVENTORY, "input_data": {"confirm": True}}
+    )
     assert ran["type"] == "block_output", ran
     assert ran["outputs"]["body"] == [{"landed": True}]
     [first] = upstream.requests
