@@ -122,6 +122,12 @@ class Settings(BaseSettings):
     setup_link_ttl_seconds: int = Field(
         default=1800, ge=60, le=7 * 86_400, description="How long a setup link stays valid."
     )
+    user_verifier_url: str | None = Field(
+        default=None,
+        description="The host application's page that confirms an OAuth connect for its "
+        "signed-in user (POST /api/v1/oauth/verify); unset: the browser session a setup link "
+        "opens confirms it (docs/oauth.md).",
+    )
     mcp_max_sessions_per_user: int = Field(
         default=20,
         ge=0,
@@ -175,6 +181,17 @@ class Settings(BaseSettings):
         plain = parts.scheme in ("http", "https") and parts.hostname
         if not plain or parts.query or parts.fragment:
             raise ValueError("must be an http(s) URL such as https://blockpilot.example.com")
+        return value
+
+    @field_validator("user_verifier_url")
+    @classmethod
+    def _verifier_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment:
+            raise ValueError("must be an http(s) URL such as https://app.example.com/verify")
         return value
 
     @field_validator("copilot_excluded_block_types")

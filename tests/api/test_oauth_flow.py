@@ -2,13 +2,16 @@
 
 The app runs in-process (its public URL is ``http://testserver``); the provider is a
 :class:`~blockpilot.testing.FakeOAuthProvider` on a real socket. The "browser" is httpx:
-it opens the login URL at the provider, takes the redirect back, and brings it to the
-callback. The callback's token exchange is a real HTTP call from the app to the provider.
+the ``anon`` client opens the login (start) URL, which signs it in for the user with a
+cookie, follows on to the provider, takes the redirect back, brings it to the callback, and
+confirms on the page the callback shows. The callback's token exchange is a real HTTP call
+from the app to the provider.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -17,7 +20,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
-from api_helpers import assert_error
 from fastapi import FastAPI
 from sqlalchemy import select
 
@@ -27,6 +29,7 @@ from blockpilot.settings import Settings
 from blockpilot.storage.tables import oauth_states
 from blockpilot.storage.users import User
 from blockpilot.testing import FakeOAuthProvider, pkce_challenge
+from tests.api.api_helpers import assert_error
 
 PUBLIC_URL = "http://testserver"
 CALLBACK = f"{PUBLIC_URL}/api/v1/integrations/github/callback"
@@ -67,10 +70,14 @@ async def login(client: httpx.AsyncClient, scopes: str | None = "repo,read:user"
     return response.json()
 
 
-async def authorize(login_url: str) -> str:
-    """What a browser does at the provider: open the URL, get redirected back."""
+async def authorize(anon: httpx.AsyncClient, login_url: str) -> str:
+    """What a browser does: open the start link (a session cookie for *anon*), then, at the
+    provider, get redirected back."""
+    assert login_url.startswith(PUBLIC_URL + "/oauth/start/")
+    start = await anon.get(path_of(login_url))
+    assert start.status_code == 303, start.text
     async with httpx.AsyncClient(trust_env=False) as browser:
-        response = await browser.get(login_url)
+        response = await browser.get(start.headers["location"])
     assert response.status_code == 302, response.text
     location = response.headers["location"]
     assert location.startswith(CALLBACK + "?")
@@ -83,11 +90,28 @@ def query(url: str) -> dict[str, str]:
 
 def path_of(url: str) -> str:
     parts = urlsplit(url)
-    return f"{parts.path}?{parts.query}"
+    return f"{parts.path}?{parts.query}" if parts.query else parts.path
+
+
+def confirm_form(page: str) -> dict[str, str]:
+    fields = dict(re.findall(r'name="(flow_id|csrf)" value="([^"]+)"', page))
+    assert set(fields) == {"flow_id", "csrf"}, page
+    return fields
+
+
+async def finish(anon: httpx.AsyncClient, callback: str) -> httpx.Response:
+    """Bring the redirect back to the callback and, on the confirm page, confirm."""
+    response = await anon.get(callback)
+    if 'name="flow_id"' not in response.text:
+        return response
+    assert response.status_code == 200 and "Connect GitHub to" in response.text
+    return await anon.post(
+        "/oauth/confirm", data={**confirm_form(response.text), "decision": "connect"}
+    )
 
 
 async def connect(client: httpx.AsyncClient, anon: httpx.AsyncClient) -> httpx.Response:
-    return await anon.get(path_of(await authorize((await login(client))["login_url"])))
+    return await finish(anon, path_of(await authorize(anon, (await login(client))["login_url"])))
 
 
 async def stored(pilot: Pilot, user: User) -> list[OAuth2Credentials]:
@@ -109,13 +133,21 @@ def assert_html_error(response: httpx.Response, *phrases: str) -> None:
 
 
 async def test_login_url_carries_client_redirect_scopes_state_and_s256_challenge(
-    as_alice: httpx.AsyncClient, pilot: Pilot, provider: FakeOAuthProvider
+    as_alice: httpx.AsyncClient, anon: httpx.AsyncClient, pilot: Pilot, provider: FakeOAuthProvider
 ) -> None:
     started = time.time()
     body = await login(as_alice)
     assert set(body) == {"login_url", "state_expires_at", "provider", "scopes"}
-    assert body["login_url"].startswith(provider.authorize_url + "?")
-    params = query(body["login_url"])
+    # A start link: it signs the browser in for Alice, then goes on to the provider.
+    assert body["login_url"].startswith(PUBLIC_URL + "/oauth/start/")
+    start = await anon.get(path_of(body["login_url"]))
+    assert start.status_code == 303 and "blockpilot_session" in start.headers["set-cookie"]
+    assert (
+        "HttpOnly" in start.headers["set-cookie"] and "SameSite=lax" in start.headers["set-cookie"]
+    )
+    provider_url = start.headers["location"]
+    assert provider_url.startswith(provider.authorize_url + "?")
+    params = query(provider_url)
     assert params["client_id"] == "gh-client"
     assert params["redirect_uri"] == CALLBACK
     assert params["response_type"] == "code"
@@ -141,8 +173,7 @@ async def test_connect_stores_encrypted_tokens_with_granted_scopes_and_username(
     provider: FakeOAuthProvider,
 ) -> None:
     body = await login(as_alice)
-    challenge = query(body["login_url"])["code_challenge"]
-    response = await anon.get(path_of(await authorize(body["login_url"])))
+    response = await finish(anon, path_of(await authorize(anon, body["login_url"])))
 
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/html")
@@ -160,6 +191,8 @@ async def test_connect_stores_encrypted_tokens_with_granted_scopes_and_username(
     for secret in creds.secret_values():
         assert secret not in response.text
     # The code was exchanged with the verifier whose challenge the login URL carried.
+    [authorization] = provider.requests_to("/authorize", "GET")
+    challenge = authorization.query["code_challenge"]
     [exchange] = provider.requests_to("/token", "POST")
     form = exchange.form()
     assert form["grant_type"] == "authorization_code"
@@ -177,8 +210,8 @@ async def test_a_state_works_once(
     alice: User,
     provider: FakeOAuthProvider,
 ) -> None:
-    callback = path_of(await authorize((await login(as_alice))["login_url"]))
-    assert (await anon.get(callback)).status_code == 200
+    callback = path_of(await authorize(anon, (await login(as_alice))["login_url"]))
+    assert (await finish(anon, callback)).status_code == 200
     exchanges = provider.token_requests
 
     again = await anon.get(callback)
@@ -196,7 +229,7 @@ async def test_tampered_state_is_refused_and_nothing_stored(
     alice: User,
     provider: FakeOAuthProvider,
 ) -> None:
-    params = query(await authorize((await login(as_alice))["login_url"]))
+    params = query(await authorize(anon, (await login(as_alice))["login_url"]))
     state = params["state"]
     params["state"] = {
         "flip": state[:-1] + ("A" if state[-1] != "A" else "B"),
@@ -218,7 +251,7 @@ async def test_expired_state_is_refused(
     alice: User,
     provider: FakeOAuthProvider,
 ) -> None:
-    callback = path_of(await authorize((await login(as_alice))["login_url"]))
+    callback = path_of(await authorize(anon, (await login(as_alice))["login_url"]))
     app.state.web.oauth.states.clock = lambda: time.time() + 601
     assert_html_error(await anon.get(callback), "expired")
     assert provider.token_requests == 0
@@ -228,9 +261,9 @@ async def test_expired_state_is_refused(
 async def test_state_just_inside_ten_minutes_still_works(
     app: FastAPI, as_alice: httpx.AsyncClient, anon: httpx.AsyncClient, pilot: Pilot, alice: User
 ) -> None:
-    callback = path_of(await authorize((await login(as_alice))["login_url"]))
+    callback = path_of(await authorize(anon, (await login(as_alice))["login_url"]))
     app.state.web.oauth.states.clock = lambda: time.time() + 590
-    assert (await anon.get(callback)).status_code == 200
+    assert (await finish(anon, callback)).status_code == 200
     assert len(await stored(pilot, alice)) == 1
 
 
@@ -242,8 +275,8 @@ async def test_another_users_code_cannot_finish_this_users_login(
     alice: User,
     bob: User,
 ) -> None:
-    alice_back = query(await authorize((await login(as_alice))["login_url"]))
-    bob_back = query(await authorize((await login(as_bob))["login_url"]))
+    bob_back = query(await authorize(anon, (await login(as_bob))["login_url"]))
+    alice_back = query(await authorize(anon, (await login(as_alice))["login_url"]))  # signed in
     # Bob's code with Alice's state: the PKCE verifier bound to Alice's state does not
     # match the challenge Bob's code was issued for, so the provider refuses the exchange.
     mixed = {"code": bob_back["code"], "state": alice_back["state"]}
@@ -270,7 +303,7 @@ async def test_state_of_one_provider_is_refused_by_another(
     provider: FakeOAuthProvider,
 ) -> None:
     configure(monkeypatch, "google", provider)
-    params = query(await authorize((await login(as_alice))["login_url"]))
+    params = query(await authorize(anon, (await login(as_alice))["login_url"]))
     response = await anon.get("/api/v1/integrations/google/callback?" + urlencode(params))
     assert_html_error(response, "another provider")
     assert provider.token_requests == 0
@@ -285,7 +318,7 @@ async def test_provider_error_is_shown_without_echoing_its_description(
     provider: FakeOAuthProvider,
 ) -> None:
     provider.deny_next_authorization()
-    params = query(await authorize((await login(as_alice))["login_url"]))
+    params = query(await authorize(anon, (await login(as_alice))["login_url"]))
     assert params["error"] == "access_denied" and "code" not in params
     params["error_description"] = "<script>alert(1)</script> Call +1 555 0100 to fix"
     response = await anon.get("/api/v1/integrations/github/callback?" + urlencode(params))
@@ -319,7 +352,7 @@ async def test_token_endpoint_down_stores_nothing(
     pilot: Pilot,
     alice: User,
 ) -> None:
-    callback = path_of(await authorize((await login(as_alice))["login_url"]))
+    callback = path_of(await authorize(anon, (await login(as_alice))["login_url"]))
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
@@ -419,9 +452,9 @@ async def test_connect_ignores_proxy_variables_of_the_environment(
     pilot: Pilot,
     alice: User,
 ) -> None:
-    callback = path_of(await authorize((await login(as_alice))["login_url"]))
+    callback = path_of(await authorize(anon, (await login(as_alice))["login_url"]))
     _dead_proxy_in_env(monkeypatch)
-    response = await anon.get(callback)
+    response = await finish(anon, callback)
     assert response.status_code == 200, response.text
     [creds] = await stored(pilot, alice)
     assert creds.username == "octocat"  # the userinfo call went direct too
@@ -437,7 +470,7 @@ async def test_a_huge_token_answer_connects_nothing(
     from blockpilot.oauth.http import MAX_RESPONSE_BYTES
     from blockpilot.testing import Response
 
-    callback = path_of(await authorize((await login(as_alice))["login_url"]))
+    callback = path_of(await authorize(anon, (await login(as_alice))["login_url"]))
     huge = {"access_token": "at_huge_0123456789", "token_type": "bearer", "expires_in": 3600}
     huge["padding"] = "x" * (2 * MAX_RESPONSE_BYTES)
     provider.queue_response(Response.json(huge), path="/token")

@@ -487,9 +487,17 @@ async def test_connect_button_signs_in_with_the_provider_for_the_links_user(
     assert parse_qs(urlsplit(login_url).query)["scope"] == ["read:user repo"]
     async with httpx.AsyncClient(trust_env=False) as browser:
         back = (await browser.get(login_url)).headers["location"]
-    done = await anon.get(urlsplit(back).path + "?" + urlsplit(back).query)
+    # The browser that opened the link is signed in as Alice: it is asked to confirm which
+    # account goes to which blockpilot user, and only its confirmation stores the account.
+    confirm = await anon.get(urlsplit(back).path + "?" + urlsplit(back).query)
+    assert confirm.status_code == 200, confirm.text
+    assert "Connect GitHub to alice?" in confirm.text and "mona" in confirm.text
+    assert await pilot.credential_store.list_meta(alice.id) == []
+    fields = dict(re.findall(r'name="(flow_id|csrf)" value="([^"]+)"', confirm.text))
+    done = await anon.post("/oauth/confirm", data={**fields, "decision": "connect"})
     assert done.status_code == 200, done.text
     assert "Connected." in done.text and "Read Issue" in done.text and "mona" in done.text
+    assert "for alice" in done.text
     [meta] = await pilot.credential_store.list_meta(alice.id)
     assert (meta.provider, meta.type, meta.scopes) == ("github", "oauth2", ["read:user", "repo"])
     assert await pilot.credential_store.list_meta(bob.id) == []

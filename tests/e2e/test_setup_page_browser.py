@@ -64,6 +64,7 @@ class Service:
     api_key: str
     openai: FakeOpenAI
     github: GitHubTrustingProvider
+    oauth: FakeOAuthProvider
 
     def client(self) -> httpx.Client:
         return httpx.Client(
@@ -143,7 +144,7 @@ def service(
                     break
                 threading.Event().wait(0.01)
             assert server.started, "the server did not start"
-            yield Service(base_url, api_key, openai, github)
+            yield Service(base_url, api_key, openai, github, oauth)
         finally:
             server.should_exit = True
             thread.join(15)
@@ -233,8 +234,12 @@ def test_connect_button_runs_the_oauth_flow_in_the_browser(service: Service, pag
 
         page.goto(entry["setup_url"])
         page.get_by_role("button", name="Connect GitHub").click()
-        # The provider approves and sends the browser back to the callback.
+        # The provider approves and sends the browser back to the callback, which asks this
+        # browser (signed in as alice by the setup link) to confirm who gets which account.
         page.wait_for_url(f"{service.base_url}/api/v1/integrations/github/callback?*")
+        expect(page.get_by_role("heading", level=1)).to_have_text("Connect GitHub to alice?")
+        expect(page.get_by_role("main")).to_contain_text("mona")
+        page.get_by_role("button", name="Connect GitHub").click()
         expect(page.get_by_role("status")).to_have_text(
             "Connected. Go back to the chat and ask the copilot to continue."
         )
@@ -245,3 +250,92 @@ def test_connect_button_runs_the_oauth_flow_in_the_browser(service: Service, pag
         assert second["type"] == "block_output", second
         assert second["outputs"]["title"] == ["Setup page works"]
         assert second["outputs"]["user"] == ["octocat"]
+
+
+def credentials_of(client: httpx.Client) -> list[dict[str, Any]]:
+    response = client.get("/api/v1/credentials")
+    assert response.status_code == 200, response.text
+    return list(response.json()["credentials"])
+
+
+def test_a_forwarded_link_connects_nothing_in_another_browser(
+    service: Service, browser: Any
+) -> None:
+    """OAuth account-linking CSRF (issue 11, item 2), in two browser contexts.
+
+    Alice starts a connect and forwards the provider's sign-in link to another person (the
+    attack: a provider that skips consent sends that person's browser straight back). Their
+    browser has no blockpilot session for Alice: nothing is connected. A forwarded setup link
+    signs the other browser in as Alice, but the confirm page names Alice and the account,
+    and "Do not connect" stores nothing. Alice's own browser then connects, once.
+    """
+    expect = sync_api.expect
+    service.github.add_issue("octo", "demo", 8, "Two browsers", body="csrf")
+    args = {"issue_url": f"{service.github.base_url}/repos/octo/demo/issues/8"}
+    alice_context = browser.new_context(locale="en-US")
+    other_context = browser.new_context(locale="en-US")
+    try:
+        alice_page, other_page = alice_context.new_page(), other_context.new_page()
+        with service.client() as client:
+            first = run_block(client, GITHUB_ISSUE, args)
+            [entry] = first["setup_info"]["user_readiness"]["missing_credentials"].values()
+
+            # 1. Alice's browser starts the connect; she copies the provider's sign-in link
+            #    instead of following it (her browser's own request, cookies and all).
+            alice_page.goto(entry["setup_url"])
+            csrf = alice_page.locator("input[name=csrf]").first.get_attribute("value")
+            started = alice_context.request.post(
+                entry["setup_url"] + "/connect", form={"csrf": csrf}, max_redirects=0
+            )
+            assert started.status == 303, started.text()
+            captured = [started.headers["location"]]
+            assert captured[0].startswith(service.oauth.authorize_url + "?")
+
+            # 2. The other person opens it: the provider sends them back at once, and their
+            #    browser is not signed in as Alice.
+            service.github.login = "someone-else"
+            other_page.goto(captured[0])
+            other_page.wait_for_url(f"{service.base_url}/api/v1/integrations/github/callback?*")
+            expect(other_page.get_by_role("heading", level=1)).to_have_text(
+                "Could not connect GitHub"
+            )
+            expect(other_page.get_by_role("alert")).to_contain_text("not signed in to blockpilot")
+            expect(other_page.get_by_role("alert")).to_contain_text("Nothing was saved")
+            assert credentials_of(client) == []
+
+            # 3. A forwarded setup link: the confirm page names Alice and the account.
+            other_page.goto(entry["setup_url"])
+            other_page.get_by_role("button", name="Connect GitHub").click()
+            expect(other_page.get_by_role("heading", level=1)).to_have_text(
+                "Connect GitHub to alice?"
+            )
+            expect(other_page.get_by_role("main")).to_contain_text("someone-else")
+            other_page.get_by_role("button", name="Do not connect").click()
+            expect(other_page.get_by_role("alert")).to_contain_text("was not connected")
+            assert credentials_of(client) == []
+            assert run_block(client, GITHUB_ISSUE, args)["type"] == "setup_requirements"
+
+            # 4. Alice's own browser connects her account.
+            service.github.login = "mona"
+            alice_page.goto(entry["setup_url"])
+            alice_page.get_by_role("button", name="Connect GitHub").click()
+            expect(alice_page.get_by_role("heading", level=1)).to_have_text(
+                "Connect GitHub to alice?"
+            )
+            alice_page.get_by_role("button", name="Connect GitHub").click()
+            expect(alice_page.get_by_role("status")).to_contain_text("Connected.")
+            expect(alice_page.get_by_role("main")).to_contain_text("mona")
+            [stored] = credentials_of(client)
+            assert stored["provider"] == "github" and stored["title"] == "GitHub (mona)"
+            second = run_block(client, GITHUB_ISSUE, args, session=first["session_id"])
+            assert second["type"] == "block_output", second
+
+            # 5. The link stored its credential: it is used up (issue 11, item 8).
+            other_page.goto(entry["setup_url"])
+            expect(other_page.get_by_role("heading", level=1)).to_have_text(
+                "This setup link was already used"
+            )
+            assert len(credentials_of(client)) == 1
+    finally:
+        alice_context.close()
+        other_context.close()

@@ -36,6 +36,7 @@ from blockpilot.api.routes import (
 )
 from blockpilot.mcp import MCPHttpApp, api_key_authenticator
 from blockpilot.pilot import Pilot
+from blockpilot.web import connect as connect_pages
 from blockpilot.web import setup as setup_page
 
 JSON_BODY_LIMIT = 2 * 1024 * 1024
@@ -132,6 +133,7 @@ def create_app(
     # OAuth connect (its callback has no API key) and the setup page (HTML, not in OpenAPI).
     app.include_router(integrations.router, prefix=API_PREFIX)
     app.include_router(setup_page.router)
+    app.include_router(connect_pages.router)
     # A Route, not a Mount: POST /mcp must not be redirected to /mcp/. First, because routes
     # are matched in order and matching every API route first cost ~40 µs per MCP request.
     app.router.routes.insert(0, Route("/mcp", endpoint=mcp_http, methods=["GET", "POST", "DELETE"]))

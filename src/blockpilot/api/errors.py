@@ -35,7 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 from blockpilot import errors as bp
-from blockpilot.oauth.flow import OAuthCallbackError
+from blockpilot.oauth.flow import OAuthCallbackError, OAuthUserMismatchError
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +97,8 @@ ERROR_TABLE: dict[type[bp.BlockpilotError], HttpError] = {
     bp.OriginNotAllowedError: HttpError(403),
     # The OAuth callback answers the person's browser with an HTML page, at this status.
     OAuthCallbackError: HttpError(400),
+    # A pending OAuth connect verified by another user than the one who started it.
+    OAuthUserMismatchError: HttpError(403),
     bp.BlockLoadError: HttpError(500, _INTERNAL),
     # Block errors normally travel inside a 200 tool response; should one reach this door,
     # it is the block's (upstream's) failure, not the caller's, except for bad input.

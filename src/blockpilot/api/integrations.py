@@ -1,29 +1,40 @@
-"""OAuth2 connect: ``GET /integrations/{provider}/login`` and the provider's redirect back.
+"""OAuth2 connect: ``GET /integrations/{provider}/login``, the provider's redirect back, and
+the user verification that stores the account (see ``docs/oauth.md``).
 
-``/login`` is an API call (Bearer key) that returns the authorization URL to show the person;
-``/callback`` is where the person's browser comes back from the provider, without an API
-key: the single-use state it carries says whose login it is. The callback answers with an
-HTML page, since a person reads it. :func:`attach` also gives every ``setup_requirements``
-response of the app's Pilot its ``setup_url`` links.
+``/login`` is an API call (Bearer key) that returns a start link to show the person: opening
+it signs that browser in for the user and goes on to the provider. ``/callback`` is where
+the browser comes back, without an API key: the single-use state says whose login it is,
+but not whose browser this is, so the account is *parked*, not stored. It is stored only
+when the flow's own user verifies it: by default the browser session of that user confirms
+it on the page the callback shows; with ``BLOCKPILOT_USER_VERIFIER_URL`` the browser goes to
+the host application, which confirms it for its signed-in user with ``POST /oauth/verify``.
+:func:`attach` also gives every ``setup_requirements`` response its ``setup_url`` links.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from pydantic import BaseModel, Field
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, RedirectResponse
 
 from blockpilot.api.deps import CurrentUser
 from blockpilot.api.errors import http_error_for
 from blockpilot.api.limits import rate_limit
 from blockpilot.api.routes import API_PREFIX, error_responses
 from blockpilot.credentials.matching import provider_display_name
-from blockpilot.oauth.flow import OAuthCallbackError, parse_scopes
+from blockpilot.oauth.flow import (
+    OAuthCallbackError,
+    OAuthFlowNotFoundError,
+    OAuthUserMismatchError,
+    parse_scopes,
+)
 from blockpilot.pilot import Pilot
-from blockpilot.web.pages import connected_body, html_page, message_page, readable_block_name
+from blockpilot.web.connect import confirm_page
+from blockpilot.web.pages import SECURITY_HEADERS, message_page
 from blockpilot.web.services import WebServices, build_services, services_of
 
 router = APIRouter(tags=["integrations"])
@@ -51,7 +62,11 @@ def attach(app: FastAPI, pilot: Pilot) -> WebServices:
 class LoginResponse(BaseModel):
     """Where to send the person to connect the account."""
 
-    login_url: str = Field(description="The provider's authorization URL; open it in a browser.")
+    login_url: str = Field(
+        description="A start link to open in the person's browser: it signs that browser in "
+        "for you (a short-lived cookie) and goes on to the provider's authorization page. "
+        "The connect is stored only when that browser (or your user verifier) confirms it."
+    )
     state_expires_at: datetime = Field(description="The login must finish before this time.")
     provider: str
     scopes: list[str] = Field(description="The scopes requested (provider defaults included).")
@@ -61,10 +76,12 @@ class LoginResponse(BaseModel):
     "/integrations/{provider}/login",
     summary="Start connecting an account (OAuth2 authorization code + PKCE)",
     description=(
-        "Returns the provider's authorization URL with a single-use state (valid 10 minutes) "
-        "bound to you, the provider and a PKCE S256 challenge. After the person approves, the "
-        "provider redirects to `/integrations/{provider}/callback`, which stores the tokens "
-        "encrypted as your `oauth2` credential. 404 if no OAuth app is configured for the provider."
+        "Returns a start link (valid 10 minutes) that signs the person's browser in for you "
+        "and redirects to the provider's authorization URL, with a single-use state bound to "
+        "you, the provider and a PKCE S256 challenge. The provider redirects back to "
+        "`/integrations/{provider}/callback`, which parks the tokens until you verify the "
+        "connect: in the same browser (a confirm page), or, with `BLOCKPILOT_USER_VERIFIER_URL`, "
+        "through `POST /oauth/verify`. 404 if no OAuth app is configured for the provider."
     ),
     responses=error_responses(401, 404, 422, 429),
     dependencies=[Depends(rate_limit)],
@@ -84,7 +101,9 @@ async def login(
     start = await services.oauth.start(user.id, provider, parse_scopes(scopes))
     response.headers["Cache-Control"] = "no-store"
     return LoginResponse(
-        login_url=start.login_url,
+        login_url=services.links.start_url(
+            user.id, start.login_url, start.state_expires_at.timestamp()
+        ),
         state_expires_at=start.state_expires_at,
         provider=start.provider,
         scopes=start.scopes,
@@ -117,27 +136,135 @@ async def callback(
     ] = None,
 ) -> Response:
     services = services_of(request.app.state)
+    session = services.sessions.of(request)
+    verifier = services.user_verifier_url
+
+    def verifiable(user_id: str) -> bool:
+        # The host application verifies its own users; otherwise only this browser can.
+        return verifier is not None or (session is not None and session.user_id == user_id)
+
     try:
-        connected = await services.oauth.finish(provider, code=code, state=state, error=error)
+        parked = await services.oauth.finish(
+            provider, code=code, state=state, error=error, park_if=verifiable
+        )
     except OAuthCallbackError as exc:
         name = provider_display_name(provider) if len(provider) <= 64 else "the provider"
         status = http_error_for(type(exc)).status
         return message_page(f"Could not connect {name}", exc.message, status=status)
-    user = await services.pilot.users.find(connected.user_id)
-    account = f" ({connected.username})" if connected.username else ""
-    lines = [
-        f"Your {connected.provider_name} account{account} is "
-        f"{'connected again' if connected.reconnected else 'connected'} to blockpilot"
-        + (f" for {user.name}." if user is not None else "."),
-    ]
-    if connected.credential.scopes:
-        lines.append("Permissions granted: " + ", ".join(connected.credential.scopes) + ".")
-    context: dict[str, Any] = connected.context or {}
-    block = services.pilot.catalog.registry.get(str(context.get("block_id", "")))
-    if block is not None:
-        lines.append(f"The copilot can now run {readable_block_name(block.name)}.")
-    title = f"{connected.provider_name} connected"
-    return html_page(title, connected_body(title, lines))
+    if verifier is not None:
+        separator = "&" if "?" in verifier else "?"
+        target = (
+            verifier
+            + separator
+            + urlencode({"flow_id": parked.flow_id, "provider": parked.provider})
+        )
+        return RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
+    assert session is not None  # verifiable() said so
+    return await confirm_page(services, parked, session)
 
 
-__all__ = ["CALLBACK_PATH", "LoginResponse", "attach", "callback_url", "router"]
+class VerifyRequest(BaseModel):
+    """A pending connect to store for the signed-in user of the host application."""
+
+    flow_id: str = Field(
+        min_length=1, max_length=128, description="The `flow_id` your verifier page received."
+    )
+    user_id: str | None = Field(
+        default=None,
+        max_length=36,
+        description="Optional: the blockpilot user id your application has signed in; it "
+        "must be the API key's user.",
+    )
+
+
+class PendingConnectInfo(BaseModel):
+    """A connect that waits for verification: who would be connected to what (no secrets)."""
+
+    flow_id: str
+    user_id: str
+    provider: str
+    account: str | None = Field(description="The provider account's name, when it tells one.")
+    scopes: list[str]
+    expires_at: datetime
+
+
+class VerifiedConnect(BaseModel):
+    """The connect is stored as the user's `oauth2` credential."""
+
+    user_id: str
+    provider: str
+    account: str | None = Field(description="The provider account's name, when it tells one.")
+    credential_id: str
+    title: str
+    scopes: list[str]
+    reconnected: bool
+
+
+@router.get(
+    "/oauth/flows/{flow_id}",
+    summary="Look at a pending connect before verifying it",
+    description=(
+        "For a user verifier page: which provider account waits to be connected to you. "
+        "404 unless the flow is pending and was started by the API key's user."
+    ),
+    responses=error_responses(401, 404, 429),
+    dependencies=[Depends(rate_limit)],
+)
+async def pending_connect(flow_id: str, request: Request, user: CurrentUser) -> PendingConnectInfo:
+    services = services_of(request.app.state)
+    parked = await services.oauth.peek(flow_id)
+    if parked is None or parked.user_id != user.id:
+        raise OAuthFlowNotFoundError(
+            "No pending connect of yours with this flow id (verified, expired or unknown).",
+            details={"reason": "flow_unknown"},
+        )
+    return PendingConnectInfo(
+        flow_id=flow_id,
+        user_id=parked.user_id,
+        provider=parked.provider,
+        account=parked.username,
+        scopes=parked.scopes,
+        expires_at=datetime.fromtimestamp(parked.expires_at, UTC),
+    )
+
+
+@router.post(
+    "/oauth/verify",
+    summary="Verify a pending connect for the signed-in user (user verifier)",
+    description=(
+        "With `BLOCKPILOT_USER_VERIFIER_URL`, the callback sends the browser to your page "
+        "with `?flow_id=…`; your page checks who is signed in to your application and calls "
+        "this with that user's API key. Only the user who started the login can verify it: "
+        "another user's key gets 403 `oauth_user_mismatch` and the flow is discarded. A flow "
+        "verifies once and expires after 10 minutes (404 `oauth_flow_not_found`)."
+    ),
+    responses=error_responses(401, 403, 404, 422, 429),
+    dependencies=[Depends(rate_limit)],
+)
+async def verify(body: VerifyRequest, request: Request, user: CurrentUser) -> VerifiedConnect:
+    services = services_of(request.app.state)
+    if body.user_id is not None and body.user_id != user.id:
+        await services.oauth.pending.discard(body.flow_id)
+        raise OAuthUserMismatchError(
+            "user_id is not the API key's user; the connect was discarded and nothing was saved.",
+            details={"reason": "user_mismatch"},
+        )
+    connected = await services.oauth.complete(body.flow_id, user.id)
+    return VerifiedConnect(
+        user_id=connected.user_id,
+        provider=connected.provider,
+        account=connected.username,
+        credential_id=connected.credential.id,
+        title=connected.credential.title or connected.provider_name,
+        scopes=list(connected.credential.scopes or ()),
+        reconnected=connected.reconnected,
+    )
+
+
+__all__ = [
+    "CALLBACK_PATH",
+    "LoginResponse",
+    "attach",
+    "callback_url",
+    "router",
+]

@@ -5,17 +5,21 @@
 2. The browser comes back to the callback; :meth:`OAuthFlow.finish` consumes the state,
    exchanges the code at the provider's token URL (operator-set, hence trusted: no SSRF
    guard, but no proxy from the environment and a capped answer, see
-   :mod:`blockpilot.oauth.http`) with the verifier, and stores the tokens as an encrypted
-   ``oauth2`` credential of the state's user.
+   :mod:`blockpilot.oauth.http`) with the verifier, and *parks* the tokens as a pending flow
+   (:mod:`blockpilot.oauth.pending`): the browser that came back may not be the user's.
+3. :meth:`OAuthFlow.complete` stores the parked tokens as an encrypted ``oauth2`` credential,
+   only when the user who verifies the flow is the one who started it (a browser session of
+   that user, or the host application's user verifier; see ``docs/oauth.md``).
 
 Refreshing the stored tokens later is the job of
-:class:`~blockpilot.credentials.manager.IntegrationCredentialsManager` (docs/architecture.md, credential resolution); this
-module only connects accounts.
+:class:`~blockpilot.credentials.manager.IntegrationCredentialsManager` (docs/architecture.md,
+credential resolution); this module only connects accounts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 import re
 import time
@@ -32,6 +36,7 @@ from blockpilot.credentials.matching import provider_display_name
 from blockpilot.credentials.models import CredentialsMeta, OAuth2Credentials
 from blockpilot.errors import InvalidInputError, NetworkError, NotFoundError, ResponseTooLargeError
 from blockpilot.oauth.http import MAX_RESPONSE_BYTES, call_endpoint
+from blockpilot.oauth.pending import PendingFlow, PendingFlowStore
 from blockpilot.oauth.providers import OAuthProvider
 from blockpilot.oauth.state import OAuthStateError, OAuthStateStore, PendingLogin, pkce_s256
 from blockpilot.settings import Settings
@@ -91,6 +96,32 @@ class OAuthCallbackError(InvalidInputError):
     code = "oauth_callback_failed"
 
 
+class OAuthFlowNotFoundError(NotFoundError):
+    """No pending connect with that flow id (never parked, already verified, or expired)."""
+
+    code = "oauth_flow_not_found"
+
+
+class OAuthUserMismatchError(InvalidInputError):
+    """The user verifying a pending connect is not the user who started it."""
+
+    code = "oauth_user_mismatch"
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedConnect:
+    """A connect that came back from the provider and waits for its user's verification."""
+
+    flow_id: str
+    user_id: str
+    provider: str
+    provider_name: str
+    username: str | None
+    scopes: list[str]
+    context: dict[str, Any] | None
+    expires_at: float
+
+
 @dataclass(frozen=True, slots=True)
 class LoginStart:
     """Where to send the browser, and until when the state is valid."""
@@ -112,6 +143,19 @@ class ConnectedAccount:
     username: str | None
     reconnected: bool
     context: dict[str, Any] | None
+
+
+def _parked(flow_id: str, flow: PendingFlow) -> ParkedConnect:
+    return ParkedConnect(
+        flow_id=flow_id,
+        user_id=flow.user_id,
+        provider=flow.provider,
+        provider_name=provider_display_name(flow.provider),
+        username=flow.account,
+        scopes=list(flow.scopes),
+        context=flow.context,
+        expires_at=flow.expires_at,
+    )
 
 
 def parse_scopes(value: str | Iterable[str] | None) -> list[str]:
@@ -150,6 +194,7 @@ class OAuthFlow:
     Args:
         providers: The configured OAuth app of a provider, or None (``Pilot.oauth_provider``).
         states: Where pending logins wait for their callback.
+        pending: Where connects wait for their user's verification.
         credentials: Where the tokens are stored (encrypted).
         settings: For provider overrides (``BLOCKPILOT_PROVIDER_<NAME>_USERINFO_URL``).
         redirect_uri_for: The callback URL of a provider, as the browser reaches it.
@@ -161,6 +206,7 @@ class OAuthFlow:
         *,
         providers: Callable[[str], OAuthProvider | None],
         states: OAuthStateStore,
+        pending: PendingFlowStore,
         credentials: CredentialStore,
         settings: Settings,
         redirect_uri_for: Callable[[str], str],
@@ -168,6 +214,7 @@ class OAuthFlow:
     ) -> None:
         self._providers = providers
         self.states = states
+        self.pending = pending
         self._credentials = credentials
         self._settings = settings
         self._redirect_uri_for = redirect_uri_for
@@ -239,8 +286,13 @@ class OAuthFlow:
         code: str | None,
         state: str | None,
         error: str | None = None,
-    ) -> ConnectedAccount:
-        """Handle the provider's redirect back: validate, exchange, store.
+        park_if: Callable[[str], bool] = lambda user_id: True,
+    ) -> ParkedConnect:
+        """Handle the provider's redirect back: validate, exchange, park until verified.
+
+        *park_if* gets the state's user: when it says no (nobody here can verify the flow),
+        the state is spent and no code is exchanged, so no token of this browser's account
+        is ever held for that user.
 
         Raises:
             ProviderNotConfiguredError: no app for *provider_name*.
@@ -274,21 +326,68 @@ class OAuthFlow:
                 "the copilot for a new link.",
                 details={"reason": f"state_{exc.reason}"},
             ) from None
+        if not park_if(pending.user_id):
+            raise OAuthCallbackError(
+                "This browser is not signed in to blockpilot as the person who started this "
+                f"sign-in, so the {display} account was not connected. Nothing was saved. If "
+                "you started it, open the setup link from your chat in this browser and connect "
+                "from there; if someone sent you this link, you can ignore it.",
+                details={"reason": "not_verified"},
+            )
         tokens = await self._exchange(provider, code, pending)
         creds = await self._credentials_from(provider, tokens, pending)
-        meta, reconnected = await self._store(pending.user_id, creds)
+        flow_id, parked = await self.pending.park(pending.user_id, creds, pending.context)
+        logger.info(
+            "oauth connect waits for verification",
+            extra={"provider": provider.name, "user_id": pending.user_id},
+        )
+        return _parked(flow_id, parked)
+
+    async def peek(self, flow_id: str) -> ParkedConnect | None:
+        """The pending connect *flow_id* (no secrets), or None."""
+        flow = await self.pending.peek(flow_id)
+        return _parked(flow_id, flow) if flow is not None else None
+
+    async def complete(self, flow_id: str, user_id: str) -> ConnectedAccount:
+        """Store the pending connect *flow_id*, if *user_id* is the user who started it.
+
+        A flow is used up by any attempt: a mismatch discards it.
+
+        Raises:
+            OAuthFlowNotFoundError: unknown, already verified or expired flow.
+            OAuthUserMismatchError: *user_id* is not the flow's user; nothing was stored.
+        """
+        taken = await self.pending.take(flow_id)
+        if taken is None:
+            raise OAuthFlowNotFoundError(
+                "No pending connect with this flow id: it was already verified, it expired "
+                "(they last 10 minutes), or it never existed. Nothing was saved.",
+                details={"reason": "flow_unknown"},
+            )
+        flow, creds = taken
+        if not hmac.compare_digest(flow.user_id.encode(), user_id.encode()):
+            logger.warning(
+                "oauth connect refused: verified by another user",
+                extra={"provider": flow.provider, "user_id": flow.user_id},
+            )
+            raise OAuthUserMismatchError(
+                "This connect was started by another blockpilot user; it was discarded and "
+                "nothing was saved.",
+                details={"reason": "user_mismatch"},
+            )
+        meta, reconnected = await self._store(flow.user_id, creds)
         logger.info(
             "oauth account connected",
-            extra={"provider": provider.name, "credential_id": meta.id, "user_id": pending.user_id},
+            extra={"provider": flow.provider, "credential_id": meta.id, "user_id": flow.user_id},
         )
         return ConnectedAccount(
-            user_id=pending.user_id,
-            provider=provider.name,
-            provider_name=display,
+            user_id=flow.user_id,
+            provider=flow.provider,
+            provider_name=provider_display_name(flow.provider),
             credential=meta,
             username=creds.username,
             reconnected=reconnected,
-            context=pending.context,
+            context=flow.context,
         )
 
     # -- internals ----------------------------------------------------------------------------

@@ -162,6 +162,35 @@ oauth_states = Table(
     Index("ix_oauth_states_expires", "expires_at"),
 )
 
+# OAuth connects waiting for the right user's verification (migration 0005): docs/oauth.md.
+oauth_pending_flows = Table(
+    "oauth_pending_flows",
+    metadata,
+    # sha256 (hex) of the random flow id; the id itself is never stored.
+    Column("flow_hash", String(64), primary_key=True),
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("provider", String(64), nullable=False),
+    Column("account", String(100)),  # the provider account's name, when the provider says
+    Column("scopes", JSON, nullable=False),
+    # AES-256-GCM token of the credential; associated data binds the flow hash and the user.
+    Column("sealed", LargeBinary, nullable=False),
+    Column("context", JSON),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_oauth_pending_flows_expires", "expires_at"),
+)
+
+# Setup links that stored a credential (migration 0005): a link works once.
+setup_link_uses = Table(
+    "setup_link_uses",
+    metadata,
+    Column("link_hash", String(64), primary_key=True),  # sha256 (hex) of the token
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", Float, nullable=False),  # the link's own expiry: then the row goes
+    Index("ix_setup_link_uses_expires", "expires_at"),
+)
+
 # Imported sources of blocks (migration 0006, docs/sources.md): an OpenAPI description (or
 # another kind) whose operations become blocks. ``updated_at`` changes on every refresh.
 block_sources = Table(

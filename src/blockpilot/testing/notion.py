@@ -28,6 +28,18 @@ def _rich(text: str) -> list[dict[str, Any]]:
     return [{"type": "text", "text": {"content": text}, "plain_text": text}]
 
 
+def _stored(block: dict[str, Any]) -> dict[str, Any]:
+    """A block as Notion stores it: with an id and ``plain_text`` on its rich text."""
+    kind = str(block.get("type") or "")
+    body = dict(block.get(kind) or {})
+    body["rich_text"] = [
+        {**part, "plain_text": (part.get("text") or {}).get("content", "")}
+        for part in body.get("rich_text") or []
+        if isinstance(part, dict)
+    ]
+    return {"object": "block", "id": str(uuid.uuid4()), "type": kind, kind: body}
+
+
 class FakeNotion(TokenAPIServer):
     """``POST /v1/search``, ``GET /v1/pages/{id}``, ``POST /v1/pages``,
     ``GET``/``PATCH /v1/blocks/{id}/children``, ``GET /v1/databases/{id}`` and
@@ -206,7 +218,7 @@ class FakeNotion(TokenAPIServer):
             blocks = self.children.get(_key(params["id"]))
             if blocks is None:
                 return self.error_response(404, f"Could not find block with ID: {params['id']}.")
-            blocks.extend(children)
+            blocks.extend(_stored(child) for child in children)
         return Response.json({"object": "list", "results": children, "has_more": False})
 
     def _create_page(self, request: RecordedRequest, params: dict[str, str]) -> Response:
@@ -233,7 +245,7 @@ class FakeNotion(TokenAPIServer):
             name: {"type": "title", **value} for name, value in props.items()
         })  # fmt: skip
         with self._lock:
-            self.children[_key(page_id)] = list(children)
+            self.children[_key(page_id)] = [_stored(child) for child in children]
             return Response.json(self.pages[_key(page_id)])
 
     def _get_database(self, request: RecordedRequest, params: dict[str, str]) -> Response:

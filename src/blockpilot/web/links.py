@@ -23,6 +23,14 @@ key stays in the ring, and nothing else needs configuring. The token carries no 
 no secret: it authorises only *adding* a credential (or connecting an account) for that user,
 for that requirement, until it expires.
 
+A link stores at most one credential (:mod:`blockpilot.web.link_uses`), and opening it signs
+the browser in for its user (:mod:`blockpilot.web.sessions`): see ``docs/oauth.md``.
+
+*Start links* (``<public_url>/oauth/start/<token>``, what ``GET /integrations/{provider}/login``
+returns) use the same format with label ``blockpilot-oauth-start.v1.`` and the payload
+``{"v": 1, "u": user id, "l": the provider's authorization URL, "exp": ...}``: opening one
+signs the browser in for the user and redirects to the provider.
+
 The setup form carries an anti-CSRF field: ``base64url(HMAC-SHA256(key, "blockpilot-setup-csrf.v1."
 + token))``, checked in constant time with the token on every POST.
 """
@@ -45,6 +53,8 @@ TOKEN_VERSION = 1
 MAX_TOKEN_CHARS = 4096
 _LINK_LABEL = b"blockpilot-setup-link.v1."
 _CSRF_LABEL = b"blockpilot-setup-csrf.v1."
+_START_LABEL = b"blockpilot-oauth-start.v1."
+MAX_START_TOKEN_CHARS = 8192
 KEY_PURPOSE = "setup-links"
 
 
@@ -107,7 +117,7 @@ class SetupLinks:
     # -- signing --------------------------------------------------------------------------
 
     def token(self, user_id: str, block_id: str, entry: dict[str, Any]) -> str:
-        """A token for the missing credential *entry* (docs/architecture.md, credential resolution step 4) of *user_id*."""
+        """A token for the missing credential *entry* (docs/architecture.md) of *user_id*."""
         now = int(self.clock())
         types = entry.get("types") or [entry.get("type") or "api_key"]
         payload = {
@@ -131,6 +141,46 @@ class SetupLinks:
     def setup_url_builder(self, user_id: str, block_id: str, entry: dict[str, Any]) -> str | None:
         """A :data:`~blockpilot.runner.SetupUrlBuilder` for ``Pilot.set_setup_url_builder``."""
         return self.url(user_id, block_id, entry)
+
+    def start_url(self, user_id: str, login_url: str, expires_at: float) -> str:
+        """A link that signs the browser in for *user_id*, then goes on to *login_url*."""
+        payload = {"v": TOKEN_VERSION, "u": user_id, "l": login_url, "exp": int(expires_at)}
+        body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
+        token = f"{body}.{_b64(self._sign(self._keys[0], _START_LABEL, body))}"
+        return f"{self.public_url}/oauth/start/{token}"
+
+    def verify_start(self, token: str) -> tuple[str, str]:
+        """The ``(user id, authorization URL)`` of a genuine, unexpired start token.
+
+        Raises:
+            SetupLinkError: ``invalid`` or ``expired``.
+        """
+        if not isinstance(token, str) or not 0 < len(token) <= MAX_START_TOKEN_CHARS:
+            raise SetupLinkError("invalid")
+        body, dot, signature = token.partition(".")
+        try:
+            given = _unb64(signature)
+        except (binascii.Error, ValueError):
+            raise SetupLinkError("invalid") from None
+        if not dot or not body or not self._matches(_START_LABEL, body, given):
+            raise SetupLinkError("invalid")
+        try:
+            payload = json.loads(_unb64(body))
+            user_id, login_url, expires_at = payload["u"], payload["l"], payload["exp"]
+        except (binascii.Error, ValueError, TypeError, KeyError):
+            raise SetupLinkError("invalid") from None
+        if (
+            payload.get("v") != TOKEN_VERSION
+            or not isinstance(user_id, str)
+            or not isinstance(login_url, str)
+            or not login_url.startswith(("https://", "http://"))
+            or isinstance(expires_at, bool)
+            or not isinstance(expires_at, int)
+        ):
+            raise SetupLinkError("invalid")
+        if expires_at <= self.clock():
+            raise SetupLinkError("expired")
+        return user_id, login_url
 
     def csrf_token(self, token: str) -> str:
         return _b64(self._sign(self._keys[0], _CSRF_LABEL, token))

@@ -62,6 +62,7 @@ section > :last-child, .panel > :last-child { margin-bottom: 0; }
 .success strong { color: var(--good); }
 .lead { font-size: 1.05rem; }
 .or { text-align: center; color: var(--muted); margin: -.5rem 0 .75rem; }
+button.secondary { background: #fff; color: var(--accent); }
 """
 CSS_HASH = base64.b64encode(hashlib.sha256(CSS.encode()).digest()).decode()
 SECURITY_HEADERS = {
@@ -331,4 +332,52 @@ def connected_body(title: str, lines: Iterable[str]) -> str:
         '<div class="panel success" role="status"><p><strong>Connected.</strong> '
         "Go back to the chat and ask the copilot to continue.</p></div>\n"
         f'<section aria-label="Details">{details}<p>You can close this page.</p></section>'
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PendingConnect:
+    """What the confirm page shows about a connect that waits for its user."""
+
+    flow_id: str
+    provider_name: str
+    account: str | None
+    user_name: str
+    scopes: Sequence[str]
+    block_name: str | None
+
+
+def confirm_body(connect: PendingConnect, *, action: str, csrf: str) -> str:
+    """The last step of a connect: who is connected to whom, and a button to say yes."""
+    provider = e(connect.provider_name)
+    account = e(connect.account) if connect.account else f"the {provider} account you used"
+    rows = [
+        ("blockpilot user", f"<strong>{e(connect.user_name)}</strong>"),
+        (f"{provider} account", f"<strong>{account}</strong>"),
+    ]
+    if connect.scopes:
+        rows.append(("Permissions", ", ".join(f"<code>{e(s)}</code>" for s in connect.scopes)))
+    if connect.block_name:
+        rows.append(("For", e(readable_block_name(connect.block_name))))
+    facts = "\n".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
+    hidden = (
+        f'<input type="hidden" name="flow_id" value="{e(connect.flow_id)}">'
+        f'<input type="hidden" name="csrf" value="{e(csrf)}">'
+    )
+    user = e(connect.user_name)
+    return (
+        f"<h1>Connect {provider} to {user}?</h1>\n"
+        f'<p class="lead">The copilot of the blockpilot user <strong>{user}</strong> '
+        f"will act with your {provider} account <strong>{account}</strong>.</p>\n"
+        '<section aria-labelledby="who-h">\n<h2 id="who-h">What will be connected</h2>\n'
+        f"<dl>\n{facts}\n</dl>\n</section>\n"
+        '<div class="panel alert" role="note"><p><strong>Check the names.</strong> If you are '
+        f"not {e(connect.user_name)}, or someone sent you this link, choose "
+        "“Do not connect”: nothing is saved.</p></div>\n"
+        f'<form method="post" action="{e(action)}">{hidden}'
+        '<input type="hidden" name="decision" value="connect">'
+        f'<button type="submit">Connect {provider}</button></form>\n'
+        f'<form method="post" action="{e(action)}">{hidden}'
+        '<input type="hidden" name="decision" value="cancel">'
+        '<button type="submit" class="secondary">Do not connect</button></form>'
     )

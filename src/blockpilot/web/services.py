@@ -7,9 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from blockpilot.oauth.flow import OAuthFlow
+from blockpilot.oauth.pending import PendingFlowStore
 from blockpilot.oauth.state import OAuthStateStore
 from blockpilot.pilot import Pilot
+from blockpilot.web import sessions
+from blockpilot.web.link_uses import SetupLinkUses
 from blockpilot.web.links import KEY_PURPOSE, SetupLinks
+from blockpilot.web.sessions import BrowserSessions
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +21,9 @@ class WebServices:
     pilot: Pilot
     links: SetupLinks
     oauth: OAuthFlow
+    sessions: BrowserSessions
+    link_uses: SetupLinkUses
+    user_verifier_url: str | None
 
 
 def build_services(pilot: Pilot, callback_url_for: Callable[[str, str], str]) -> WebServices:
@@ -36,12 +43,25 @@ def build_services(pilot: Pilot, callback_url_for: Callable[[str, str], str]) ->
     flow = OAuthFlow(
         providers=pilot.oauth_provider,
         states=OAuthStateStore(pilot.engine, pilot.cipher),
+        pending=PendingFlowStore(pilot.engine, pilot.cipher),
         credentials=pilot.credential_store,
         settings=settings,
         redirect_uri_for=lambda provider: callback_url_for(public_url, provider),
     )
+    browser_sessions = BrowserSessions(
+        pilot.cipher.key_ring.derived_keys(sessions.KEY_PURPOSE),
+        secure=public_url.startswith("https://"),
+        ttl_seconds=settings.setup_link_ttl_seconds,
+    )
     pilot.set_setup_url_builder(links.setup_url_builder)
-    return WebServices(pilot, links, flow)
+    return WebServices(
+        pilot,
+        links,
+        flow,
+        browser_sessions,
+        SetupLinkUses(pilot.engine),
+        settings.user_verifier_url,
+    )
 
 
 def services_of(app_state: Any) -> WebServices:

@@ -5,6 +5,10 @@ names the user and the one requirement, and is all the authority these routes ac
 needs the token *and* the form's anti-CSRF field (derived from the token), and stores only
 the requirement's provider, only a type the requirement accepts, and only for the token's
 user. No secret is ever written back into a page.
+
+Opening the page signs the browser in for the link's user (:mod:`blockpilot.web.sessions`),
+which is what lets an OAuth connect started here be confirmed in this browser; and a link
+stores one credential only (:mod:`blockpilot.web.link_uses`). See ``docs/oauth.md``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from blockpilot.credentials.matching import provider_display_name
 from blockpilot.errors import InvalidInputError
 from blockpilot.storage.users import User
+from blockpilot.web.connect import used_link_page
+from blockpilot.web.link_uses import hash_link
 from blockpilot.web.links import SetupGrant, SetupLinkError
 from blockpilot.web.pages import (
     SECURITY_HEADERS,
@@ -74,6 +80,8 @@ async def _open(
             "The account this link was made for no longer exists. Nothing was saved.",
             status=410,
         )
+    if await services.link_uses.used(hash_link(token)):
+        return used_link_page()
     return services, grant, user
 
 
@@ -196,7 +204,9 @@ async def show_setup_page(token: str, request: Request) -> Response:
     if isinstance(opened, HTMLResponse):
         return opened
     services, grant, user = opened
-    return _render(request, services, grant, user, token)
+    page = _render(request, services, grant, user, token)
+    services.sessions.sign_in(page, grant.user_id)
+    return page
 
 
 @router.post("/setup/{token}", response_class=HTMLResponse)
@@ -214,12 +224,19 @@ async def save_credential(token: str, request: Request) -> Response:
             hint="Reload the setup page and use one of its forms.",
         )
     state = FormState(kind=kind, title=_first(form, "title").strip()[:200])
+    link = hash_link(token)
+    if not await services.link_uses.claim(link, grant.user_id, grant.expires_at):
+        return used_link_page()
     try:
         data = _credential_data(grant, kind, form, state)
         meta = await services.pilot.add_credentials(grant.user_id, data)
     except InvalidInputError as exc:
+        await services.link_uses.release(link)  # a mistake in the form does not use the link
         state.error = _friendly(exc.message)
         return _render(request, services, grant, user, token, state, status=422)
+    except BaseException:
+        await services.link_uses.release(link)
+        raise
     provider_name = provider_display_name(grant.provider)
     block = services.pilot.catalog.registry.get(grant.block_id)
     lines = [
@@ -251,9 +268,18 @@ async def connect_account(token: str, request: Request) -> Response:
         grant.user_id,
         grant.provider,
         grant.scopes,
-        context={"block_id": grant.block_id, "field": grant.field_id, "via": "setup_page"},
+        context={
+            "block_id": grant.block_id,
+            "field": grant.field_id,
+            "via": "setup_page",
+            # The link is used up when the connect is confirmed, not before.
+            "link": hash_link(token),
+            "link_expires_at": grant.expires_at,
+        },
     )
-    return RedirectResponse(start.login_url, status_code=303, headers=SECURITY_HEADERS)
+    redirect = RedirectResponse(start.login_url, status_code=303, headers=SECURITY_HEADERS)
+    services.sessions.sign_in(redirect, grant.user_id)
+    return redirect
 
 
 def _credential_data(
