@@ -171,15 +171,16 @@ class SourceService:
         return SourceResult(record, parsed)
 
     async def refresh(self, name: str, spec_text: str | None = None) -> SourceResult:
-        """Parse the source again (fetching its URL anew when it came from one) and store it.
+        """Parse the source again (re-reading its URL or file where it came from one), store it.
 
         Block ids stay the same; a changed schema reaches every process on its next check.
         """
         record = await self.store.get(name)
         if spec_text is None:
             spec_text = record.spec_text
-            if record.location and record.location.startswith(("http://", "https://")):
-                spec_text, _ = await self.read_spec(record.location)
+            location = record.location or ""
+            if location.startswith(("http://", "https://")) or Path(location).is_file():
+                spec_text, _ = await self.read_spec(location)
         options = SourceOptions(
             base_url=record.base_url if record.config.get("base_url_trusted") else None,
             include_tags=record.include_tags,
