@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import unquote
 
 from ._http import LOCALHOST, RecordedRequest, Response
 from ._provider import TokenAPIServer, page_of
@@ -108,7 +109,7 @@ class FakeHubSpot(TokenAPIServer):
         if isinstance(store, Response):
             return store
         id_property = request.query.get("idProperty")
-        key = params["id"]
+        key = unquote(params["id"])
         with self._lock:
             if id_property:
                 obj = next(
