@@ -277,7 +277,10 @@ class GithubListIssuesBlock(GithubBlockBase):
 class GithubMakeIssueBlock(GithubBlockBase):
     id = "caa307db-ec70-46ff-b383-9469e9efbcbc"
     effect = BlockEffect.WRITE
-    description = "Creates (opens) a new issue in a GitHub repository with a title and body."
+    description = (
+        "Creates (opens, files) a new issue in a GitHub repository, such as a bug report or a "
+        "feature request, with a title and body."
+    )
     categories = frozenset({BlockCategory.DEVELOPER_TOOLS, BlockCategory.ISSUE_TRACKING})
 
     class Input(BlockSchemaInput):

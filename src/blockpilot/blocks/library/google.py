@@ -162,9 +162,9 @@ class GmailReadBlock(GoogleBlockBase):
     id = "39f1fd68-d43d-43e6-97b1-1ac7b22539fc"
     effect = BlockEffect.READ
     description = (
-        "Reads or searches e-mails in the user's Gmail inbox with a Gmail search query (e.g. "
-        "'is:unread', 'from:alice invoice', 'newer_than:7d'); returns sender, subject, date, "
-        "snippet and body."
+        "Reads or searches emails in the user's Gmail inbox (mailbox) with a Gmail search "
+        "query (e.g. 'is:unread', 'from:alice invoice', 'newer_than:7d'); returns sender, "
+        "subject, date, snippet and body of each email."
     )
     categories = frozenset({BlockCategory.COMMUNICATION})
 
