@@ -33,6 +33,7 @@ EXPECTED = {
     ("GET", "/api/v1/executions"), ("GET", "/api/v1/executions/{execution_id}"),
     ("GET", "/api/v1/integrations/{provider}/login"),
     ("GET", "/api/v1/integrations/{provider}/callback"),
+    ("GET", "/api/v1/oauth/flows/{flow_id}"), ("POST", "/api/v1/oauth/verify"),
 }  # fmt: skip
 # The OAuth callback is opened by the person's browser: no API key, and it answers in HTML.
 BROWSER_ROUTES = {"/api/v1/integrations/{provider}/callback"}

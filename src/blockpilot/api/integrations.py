@@ -14,18 +14,20 @@ the host application, which confirms it for its signed-in user with ``POST /oaut
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.responses import HTMLResponse, RedirectResponse
 
+from blockpilot.api.body import json_body, read_json_object
 from blockpilot.api.deps import CurrentUser
 from blockpilot.api.errors import http_error_for
 from blockpilot.api.limits import rate_limit
 from blockpilot.api.routes import API_PREFIX, error_responses
 from blockpilot.credentials.matching import provider_display_name
+from blockpilot.errors import InvalidInputError
 from blockpilot.oauth.flow import (
     OAuthCallbackError,
     OAuthFlowNotFoundError,
@@ -163,18 +165,25 @@ async def callback(
     return await confirm_page(services, parked, session)
 
 
-class VerifyRequest(BaseModel):
-    """A pending connect to store for the signed-in user of the host application."""
-
-    flow_id: str = Field(
-        min_length=1, max_length=128, description="The `flow_id` your verifier page received."
-    )
-    user_id: str | None = Field(
-        default=None,
-        max_length=36,
-        description="Optional: the blockpilot user id your application has signed in; it "
-        "must be the API key's user.",
-    )
+VERIFY_BODY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "flow_id": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 128,
+            "description": "The `flow_id` your verifier page received.",
+        },
+        "user_id": {
+            "type": "string",
+            "maxLength": 36,
+            "description": "Optional: the blockpilot user your application has signed in; "
+            "it must be the API key's user.",
+        },
+    },
+    "required": ["flow_id"],
+    "additionalProperties": False,
+}
 
 
 class PendingConnectInfo(BaseModel):
@@ -238,18 +247,28 @@ async def pending_connect(flow_id: str, request: Request, user: CurrentUser) -> 
         "another user's key gets 403 `oauth_user_mismatch` and the flow is discarded. A flow "
         "verifies once and expires after 10 minutes (404 `oauth_flow_not_found`)."
     ),
-    responses=error_responses(401, 403, 404, 422, 429),
+    responses=error_responses(400, 401, 403, 404, 413, 415, 422, 429),
     dependencies=[Depends(rate_limit)],
+    openapi_extra=json_body(VERIFY_BODY_SCHEMA, description='{"flow_id": "…"}'),
 )
-async def verify(body: VerifyRequest, request: Request, user: CurrentUser) -> VerifiedConnect:
+async def verify(request: Request, user: CurrentUser) -> VerifiedConnect:
     services = services_of(request.app.state)
-    if body.user_id is not None and body.user_id != user.id:
-        await services.oauth.pending.discard(body.flow_id)
+    data = await read_json_object(request)
+    flow_id, user_id = data.get("flow_id"), data.get("user_id")
+    if (
+        not set(data) <= {"flow_id", "user_id"}
+        or not isinstance(flow_id, str)
+        or not 0 < len(flow_id) <= 128
+        or (user_id is not None and not isinstance(user_id, str))
+    ):
+        raise InvalidInputError('The body must be {"flow_id": "...", "user_id": "..." (optional)}')
+    if user_id is not None and user_id != user.id:
+        await services.oauth.pending.discard(flow_id)
         raise OAuthUserMismatchError(
             "user_id is not the API key's user; the connect was discarded and nothing was saved.",
             details={"reason": "user_mismatch"},
         )
-    connected = await services.oauth.complete(body.flow_id, user.id)
+    connected = await services.oauth.complete(flow_id, user.id)
     return VerifiedConnect(
         user_id=connected.user_id,
         provider=connected.provider,
