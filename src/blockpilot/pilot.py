@@ -16,12 +16,20 @@ from blockpilot.blocks.registry import BlockRegistry
 from blockpilot.catalog import Catalog, CopilotExclusions
 from blockpilot.credentials.crypto import CredentialCipher, KeyRing, load_or_create_key_file
 from blockpilot.credentials.manager import IntegrationCredentialsManager, SystemCredentials
-from blockpilot.credentials.models import Credentials, CredentialsAdapter, CredentialsMeta
+from blockpilot.credentials.models import (
+    Credentials,
+    CredentialsAdapter,
+    CredentialsMeta,
+    UserPasswordCredentials,
+    require_bound_server,
+)
+from blockpilot.credentials.servers import SERVER_BOUND_PROVIDERS, ServerAddress
 from blockpilot.errors import (
     BlockpilotError,
     ConfigurationError,
     DecryptionError,
     EncryptionKeyError,
+    CredentialNotFoundError,
     InvalidInputError,
     NotFoundError,
     SessionNotFoundError,
@@ -333,14 +341,41 @@ def parse_credentials(data: dict[str, Any]) -> Credentials:
 
     payload = {k: v for k, v in data.items() if k != "id"}
     try:
-        return CredentialsAdapter.validate_python(payload)
+        creds = CredentialsAdapter.validate_python(payload)
     except ValidationError as exc:
         problems = "; ".join(f"{k}: {', '.join(v)}" for k, v in validation_errors(exc).items())
         raise InvalidInputError(
             f"Invalid credential: {problems}. Types: api_key (api_key), "
             "oauth2 (access_token, refresh_token, scopes), "
-            "user_password (username, password), host_scoped (host, headers)"
+            "user_password (username, password; host for smtp), host_scoped (host, headers)"
         ) from None
 
 
 __all__ = ["Pilot", "parse_credentials", "BlockpilotError"]
+    async def set_credential_host(self, user_id: str, cred_id: str, host: str) -> CredentialsMeta:
+        """Bind a server-bound credential (SMTP) to its server, e.g. one stored before the
+        binding existed (docs/security.md); the secret is re-encrypted with the host.
+
+        Raises:
+            CredentialNotFoundError: The user has no such credential.
+            InvalidInputError: It is not a server-bound credential, or *host* is invalid.
+        """
+        creds = await self.credential_store.get(user_id, cred_id)
+        if creds is None:
+            raise CredentialNotFoundError(f"Credential {cred_id[:80]!r} not found")
+        if not isinstance(creds, UserPasswordCredentials) or (
+            creds.provider not in SERVER_BOUND_PROVIDERS
+        ):
+            raise InvalidInputError(
+                f"Only {', '.join(sorted(SERVER_BOUND_PROVIDERS))} username/password "
+                "credentials are bound to a server; this one is not"
+            )
+        server = ServerAddress.parse(host)
+        await self.credential_store.update(user_id, creds.model_copy(update={"host": str(server)}))
+        meta = await self.credential_store.get_meta(user_id, cred_id)
+        if meta is None:  # deleted meanwhile
+            raise CredentialNotFoundError(f"Credential {cred_id[:80]!r} not found")
+        return meta
+
+    require_bound_server(creds)
+    return creds

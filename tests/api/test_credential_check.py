@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from api_helpers import assert_error
 
 from blockpilot.api import create_app
 from blockpilot.credentials.checks import check_credentials
@@ -18,6 +17,7 @@ from blockpilot.net.client import GuardedHTTPClient
 from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
 from blockpilot.testing import FakeAnthropic, FakeGitHub, FakeOpenAI, Response
+from tests.api.api_helpers import assert_error
 
 GITHUB_TOKEN = "ghp_" + "Q1w2E3r4T5y6U7i8O9p0A1s2D3f4G5h6J7k8"
 OPENAI_KEY = "sk-openai-check-0a1b2c3d4e5f6a7b"
@@ -198,7 +198,7 @@ async def test_provider_errors_other_than_auth_are_not_a_confirmation(
     ("credential", "message"),
     [
         (
-            {"provider": "smtp", "type": "user_password", "username": "me", "password": "pw-1234"},
+            {"provider": "smtp", "type": "user_password", "username": "me", "password": "pw-1234", "host": "smtp.example.com"},
             "No live check for provider smtp",
         ),
         (

@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from blockpilot import errors as error_module
-from blockpilot.cli.app import app
 from blockpilot.cli.errors import (
     EXIT_AUTH,
     EXIT_BLOCK_FAILED,
@@ -43,38 +42,6 @@ Invoke = Callable[..., Result]
 
 def _clean_environ() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("BLOCKPILOT_")}
-
-
-@pytest.fixture
-def key() -> str:
-    return KeyRing.generate_key()
-
-
-@pytest.fixture
-def env(home: Path, key: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The CLI's environment: a temporary home and a fixed key; nothing of the developer's."""
-    for name in list(os.environ):
-        if name.startswith("BLOCKPILOT_"):
-            monkeypatch.delenv(name)
-    # A fixed width: tables must not depend on the terminal (xdist workers have none).
-    return {"BLOCKPILOT_HOME": str(home), "BLOCKPILOT_ENCRYPTION_KEYS": key, "COLUMNS": "200"}
-
-
-@pytest.fixture
-def cli(env: dict[str, str]) -> Invoke:
-    runner = CliRunner()
-
-    def invoke(*args: str, input: str | None = None, **overrides: str) -> Result:
-        return runner.invoke(app, list(args), env={**env, **overrides}, input=input)
-
-    return invoke
-
-
-@pytest.fixture
-def demo(cli: Invoke) -> dict[str, str]:
-    result = cli("users", "create", "demo")
-    assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 def _one_error_line(result: Result) -> str:
@@ -412,6 +379,7 @@ def test_credentials_list_never_shows_the_secret(cli: Invoke, demo: dict[str, st
             "type": "user_password",
             "username": "me@example.com",
             "password": CANARY_PASSWORD,
+            "host": "smtp.example.com",
         },
         {
             "provider": "http",

@@ -32,7 +32,8 @@ def add(
             "--json",
             help=(
                 f"The credential as a JSON object, e.g. '{_EXAMPLE}'. Types: api_key (api_key), "
-                "oauth2 (access_token, refresh_token, scopes), user_password (username, password), "
+                "oauth2 (access_token, refresh_token, scopes), user_password (username, password; "
+                "host for smtp: the server it is sent to), "
                 "host_scoped (host, headers). Use '-' to read it from stdin (keeps secrets out of "
                 "shell history)."
             ),
@@ -102,9 +103,36 @@ def _flags(meta: CredentialsMeta) -> str:
     flags = []
     if meta.is_default:
         flags.append("default")
-    if meta.needs_reauthorization:
+    if meta.needs_host:
+        flags.append("host needed: blockpilot credentials set-host")
+    elif meta.needs_reauthorization:
         flags.append("reconnect needed")
     return ", ".join(flags)
+
+
+@app.command("set-host")
+def set_host(
+    user: UserOption,
+    credential_id: Annotated[
+        str, typer.Argument(metavar="ID", help="The credential's id.", show_default=False)
+    ],
+    host: Annotated[
+        str,
+        typer.Argument(
+            metavar="HOST[:PORT]",
+            help="The server the credential is for, e.g. smtp.example.com:587.",
+            show_default=False,
+        ),
+    ],
+) -> None:
+    """Bind an SMTP credential to its server (needed once for those stored before the binding);
+    it is then sent to that server only. Prints its metadata."""
+
+    async def body(pilot: Pilot) -> CredentialsMeta:
+        found = await resolve_user(pilot, user)
+        return await pilot.set_credential_host(found.id, credential_id.strip(), host)
+
+    print_json(_public(with_pilot(body)))
 
 
 @app.command("delete")

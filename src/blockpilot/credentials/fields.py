@@ -32,6 +32,12 @@ class CredentialsFieldInfo:
     discriminator: str | None = None
     discriminator_mapping: Mapping[str, str] | None = None
     discriminator_values: frozenset[str] = field(default_factory=frozenset)
+    # Server binding (SMTP): the inputs naming the server and its port, and the server the
+    # run asked for ("host" or "host:port"; None when the input is empty: the credential's
+    # own server is used). Only credentials bound to that server fit.
+    server_input: str | None = None
+    port_input: str | None = None
+    server: str | None = None
 
     def discriminate(self, value: Any) -> CredentialsFieldInfo:
         """Narrow by the discriminator input's *value*.
@@ -51,6 +57,24 @@ class CredentialsFieldInfo:
             return replace(self, provider=frozenset({mapped}), discriminator_values=values)
         return replace(self, discriminator_values=values)
 
+    def bind_server(self, host: Any, port: Any) -> CredentialsFieldInfo:
+        """Record the server a run asks for (the values of the server and port inputs).
+
+        An invalid host is recorded as given: no credential is bound to it, so the field
+        stays missing (and the run's input validation names the problem).
+        """
+        if self.server_input is None or not isinstance(host, str) or not host.strip():
+            return self
+        from blockpilot.credentials.servers import ServerAddress  # noqa: PLC0415
+        from blockpilot.errors import InvalidInputError  # noqa: PLC0415
+
+        number = port if isinstance(port, int) and not isinstance(port, bool) else None
+        try:
+            server = str(ServerAddress.of(host, number))
+        except InvalidInputError:
+            server = host.strip()[:300]
+        return replace(self, server=server)
+
     def to_schema_extra(self) -> dict[str, Any]:
         extra: dict[str, Any] = {
             "credentials_provider": sorted(self.provider),
@@ -62,6 +86,10 @@ class CredentialsFieldInfo:
             extra["discriminator"] = self.discriminator
         if self.discriminator_mapping is not None:
             extra["discriminator_mapping"] = dict(self.discriminator_mapping)
+        if self.server_input:
+            extra["credentials_server_input"] = self.server_input
+        if self.port_input:
+            extra["credentials_port_input"] = self.port_input
         return extra
 
 
@@ -72,6 +100,8 @@ def CredentialsField(  # noqa: N802 - reads like a type, as pydantic's Field doe
     required_scopes: Iterable[str] = (),
     discriminator: str | None = None,
     discriminator_mapping: Mapping[str, str] | None = None,
+    server_input: str | None = None,
+    port_input: str | None = None,
     title: str | None = None,
     description: str = "Credentials to use",
 ) -> Any:
@@ -84,6 +114,9 @@ def CredentialsField(  # noqa: N802 - reads like a type, as pydantic's Field doe
         discriminator: Input field whose value narrows the provider (with a mapping) or
             names the URL the credential will be sent to (without one).
         discriminator_mapping: Discriminator value → provider.
+        server_input: Input naming the server a username/password credential is sent to;
+            only credentials bound to that server fit (see credentials.servers).
+        port_input: Input naming that server's port.
     """
     info = CredentialsFieldInfo(
         provider=frozenset(providers),
@@ -91,6 +124,8 @@ def CredentialsField(  # noqa: N802 - reads like a type, as pydantic's Field doe
         required_scopes=frozenset(required_scopes),
         discriminator=discriminator,
         discriminator_mapping=dict(discriminator_mapping) if discriminator_mapping else None,
+        server_input=server_input,
+        port_input=port_input,
     )
     return Field(
         title=title,
@@ -110,6 +145,8 @@ def field_info_from_schema_extra(extra: Mapping[str, Any]) -> CredentialsFieldIn
         required_scopes=frozenset(extra.get("credentials_scopes", ())),
         discriminator=extra.get("discriminator"),
         discriminator_mapping=dict(mapping) if mapping is not None else None,
+        server_input=extra.get("credentials_server_input"),
+        port_input=extra.get("credentials_port_input"),
     )
 
 
@@ -127,6 +164,11 @@ def field_info_problems(
         problems.append(
             f"credentials field {name!r} discriminator {info.discriminator!r} is not an input"
         )
+    for kind, input_name in (("server", info.server_input), ("port", info.port_input)):
+        if input_name is not None and input_name not in set(input_fields):
+            problems.append(
+                f"credentials field {name!r} {kind} input {input_name!r} is not an input"
+            )
     if len(info.provider) > 1 and not info.discriminator_mapping:
         problems.append(f"credentials field {name!r} has several providers but no mapping")
     if info.discriminator_mapping and not set(info.discriminator_mapping.values()) <= info.provider:

@@ -15,6 +15,7 @@ from blockpilot.credentials.models import CredentialsMeta
 from blockpilot.errors import InvalidInputError
 
 PROVIDER_NAMES = {
+from blockpilot.credentials.servers import SERVER_BOUND_PROVIDERS, ServerAddress
     "openai": "OpenAI",
     "anthropic": "Anthropic",
     "ollama": "Ollama",
@@ -81,8 +82,6 @@ def credential_fits(
     if meta.needs_reauthorization:
         return False
     if meta.type == "api_key" and meta.expires_at is not None and meta.expires_at <= time.time():
-        return False
-    if meta.type == "api_key" and meta.expires_at is not None and meta.expires_at <= time.time():
         return False  # an expired key only earns a 401 (OAuth2 tokens are refreshed instead)
     if meta.type == "oauth2" and not info.required_scopes <= set(meta.scopes or ()):
         return False
@@ -91,9 +90,23 @@ def credential_fits(
     return True
 
 
+    if meta.provider in SERVER_BOUND_PROVIDERS and meta.type == "user_password":
+        return _server_fits(meta, info)
 def _requested_id(value: Any) -> str | None:
     if isinstance(value, str) and value.strip():
         return value.strip()
+def _server_fits(meta: CredentialsMeta, info: CredentialsFieldInfo) -> bool:
+    """A server-bound credential fits only a run on its own server (docs/security.md)."""
+    if not meta.host or meta.needs_host or info.server_input is None:
+        return False  # no host confirmed yet, or a block that cannot say where it sends it
+    if info.server is None:
+        return True  # the run uses the credential's own server
+    try:
+        return ServerAddress.parse(meta.host).admits(ServerAddress.parse(info.server))
+    except InvalidInputError:
+        return False
+
+
     if isinstance(value, Mapping) and isinstance(value.get("id"), str):
         return str(value["id"])
     return None
@@ -178,6 +191,8 @@ def build_missing_credentials_from_field_info(
         missing[name] = entry
     return missing
 
+        if info.server is not None:
+            entry["host"] = info.server  # the server the run named: store a credential for it
 
 def _first_host(urls: frozenset[str]) -> str | None:
     for url in sorted(urls):
@@ -206,6 +221,13 @@ def discriminated_requirements(
         if info.discriminator is None:
             resolved[name] = info
             continue
+        if info.server_input is not None:
+            info = info.bind_server(
+                input_data.get(info.server_input, defaults.get(info.server_input)),
+                input_data.get(info.port_input, defaults.get(info.port_input))
+                if info.port_input
+                else None,
+            )
         value = input_data.get(info.discriminator, defaults.get(info.discriminator))
         resolved[name] = info.discriminate(value) if isinstance(value, str | int | float) else info
     return resolved

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, field_validator
 
 from blockpilot.credentials.hosts import HostPattern
+from blockpilot.credentials.servers import ServerAddress, needs_server
 from blockpilot.errors import InvalidInputError
 from blockpilot.ids import new_id
 
@@ -34,6 +35,9 @@ class CredentialsMeta(BaseModel):
     is_default: bool = False
     is_system: bool = False
     needs_reauthorization: bool = False
+    # A server-bound credential (SMTP) stored before the binding: used nowhere until the
+    # person confirms its host (docs/security.md).
+    needs_host: bool = False
     created_at: datetime | None = None
     last_used_at: datetime | None = None
 
@@ -123,13 +127,39 @@ class UserPasswordCredentials(_CredentialsBase):
     type: Literal["user_password"] = "user_password"
     username: SecretStr = Field(min_length=1, max_length=1024)
     password: SecretStr = Field(min_length=1, max_length=8192)
+    # The server (host or host:port) the credential may authenticate to; required for the
+    # providers in credentials.servers.SERVER_BOUND_PROVIDERS (SMTP).
+    host: str | None = Field(default=None, max_length=300)
+
+    @field_validator("host")
+    @classmethod
+    def _valid_server(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(ServerAddress.parse(value))
+        except InvalidInputError as exc:
+            raise ValueError(exc.message) from None
+
+    @property
+    def server(self) -> ServerAddress | None:
+        return None if self.host is None else ServerAddress.parse(self.host)
 
     def secret_values(self) -> list[str]:
-        return [self.username.get_secret_value(), self.password.get_secret_value()]
+        username, password = self.username.get_secret_value(), self.password.get_secret_value()
+        # Also the strings protocols encode whole, so a server echoing an AUTH PLAIN blob
+        # (base64 of "\0user\0password") or a Basic header is redacted: their encoded
+        # forms come from redaction.secret_forms. AUTH LOGIN sends each part on its own.
+        return [username, password, f"\0{username}\0{password}", f"{username}:{password}"]
 
     def auth_header(self) -> str:
         raw = f"{self.username.get_secret_value()}:{self.password.get_secret_value()}"
         return "Basic " + base64.b64encode(raw.encode()).decode()
+
+    def meta(self, **extra: Any) -> CredentialsMeta:
+        return super().meta(
+            host=self.host, needs_host=needs_server(self.provider, self.type, self.host), **extra
+        )
 
 
 class HostScopedCredentials(_CredentialsBase):
@@ -174,6 +204,22 @@ class HostScopedCredentials(_CredentialsBase):
 
     def meta(self, **extra: Any) -> CredentialsMeta:
         return super().meta(host=self.host, **extra)
+
+
+def require_bound_server(creds: _CredentialsBase) -> None:
+    """Refuse a new credential of a server-bound provider (SMTP) that names no server.
+
+    Raises:
+        InvalidInputError: It names none (stored rows from before the binding still load).
+    """
+    if isinstance(creds, UserPasswordCredentials) and needs_server(
+        creds.provider, creds.type, creds.host
+    ):
+        raise InvalidInputError(
+            f"A {creds.provider} credential needs the host of its server, e.g. "
+            '"host": "smtp.example.com" or "smtp.example.com:587": the username and password '
+            "are sent to that server only"
+        )
 
 
 Credentials = Annotated[

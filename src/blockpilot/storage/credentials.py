@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blockpilot.credentials.crypto import CredentialCipher, credential_aad
 from blockpilot.credentials.models import Credentials, CredentialsAdapter, CredentialsMeta
+from blockpilot.credentials.servers import needs_server
 from blockpilot.errors import (
     ConflictError,
     CredentialNotFoundError,
@@ -66,6 +67,7 @@ def _meta(row: Any) -> CredentialsMeta:
         expires_at=row.expires_at,
         is_default=bool(row.is_default),
         needs_reauthorization=bool(row.needs_reauth),
+        needs_host=needs_server(row.provider, row.type, row.host),
         created_at=aware(row.created_at),
         last_used_at=aware(row.last_used_at),
     )

@@ -24,11 +24,22 @@ def smtp() -> Iterator[FakeSMTP]:
 
 
 async def _creds(
-    pilot, user, password: str = PASSWORD, username: str = "mailer@example.com"
+    pilot,
+    user,
+    password: str = PASSWORD,
+    username: str = "mailer@example.com",
+    host: str = "127.0.0.1",
 ) -> str:
+    # SMTP credentials are bound to their server (tests/security/test_sec_smtp_binding.py).
     meta = await pilot.add_credentials(
         user.id,
-        {"provider": "smtp", "type": "user_password", "username": username, "password": password},
+        {
+            "provider": "smtp",
+            "type": "user_password",
+            "username": username,
+            "password": password,
+            "host": host,
+        },
     )
     return meta.id
 
@@ -132,7 +143,8 @@ async def test_body_with_smtp_commands_stays_one_message(pilot, alice, run, smtp
 async def test_smtp_on_loopback_not_allowed_is_blocked(make_pilot, run, smtp) -> None:
     pilot = await make_pilot()  # no allowed hosts: loopback is internal
     alice, _ = await pilot.users.create("alice")
-    await _creds(pilot, alice)
+    for server in ("127.0.0.1", "localhost", "::1"):
+        await _creds(pilot, alice, host=server)
     for server in ("127.0.0.1", "localhost", "0x7f.1", "::1"):
         r = await run(pilot, alice, MAIL, _mail(smtp.port, smtp_server=server))
         assert r["type"] == "error", (server, r)

@@ -12,7 +12,7 @@ from blockpilot.api.routes import error_responses
 from blockpilot.api.schemas import CredentialCheckResult, CredentialList
 from blockpilot.credentials.checks import CredentialChecker
 from blockpilot.credentials.models import CredentialsAdapter, CredentialsMeta
-from blockpilot.errors import CredentialNotFoundError
+from blockpilot.errors import CredentialNotFoundError, InvalidInputError
 
 router = APIRouter(tags=["credentials"])
 
@@ -58,6 +58,33 @@ async def add_credentials(
     meta = await pilot.add_credentials(user.id, data, is_default=default)
     response.headers["Location"] = f"{request.url.path}/{meta.id}"
     return meta
+
+
+@router.patch(
+    "/credentials/{credential_id}",
+    summary="Bind one of your SMTP credentials to its server",
+    description='Body `{"host": "smtp.example.com:587"}`: the server (host, optional '
+    "port) the credential is sent to, and only to. Needed once for SMTP credentials stored "
+    "before the binding (`needs_host` in the listing). Returns the metadata.",
+    responses=error_responses(400, 404, 413, 415, 422),
+    openapi_extra=json_body(
+        {
+            "type": "object",
+            "properties": {"host": {"type": "string", "maxLength": 300}},
+            "required": ["host"],
+            "additionalProperties": False,
+        },
+        description='{"host": "smtp.example.com:587"}',
+    ),
+)
+async def update_credentials(
+    credential_id: str, request: Request, user: CurrentUser, pilot: PilotDep
+) -> CredentialsMeta:
+    data = await read_json_object(request)
+    host = data.get("host")
+    if set(data) != {"host"} or not isinstance(host, str):
+        raise InvalidInputError('The body must be {"host": "smtp.example.com[:port]"}')
+    return await pilot.set_credential_host(user.id, credential_id, host)
 
 
 @router.delete(

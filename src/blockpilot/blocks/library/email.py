@@ -9,10 +9,12 @@ from blockpilot.blocks.base import Block, BlockCategory, BlockEffect, BlockOutpu
 from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, Integer, SchemaField
 from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import CredentialsMetaInput, UserPasswordCredentials
-from blockpilot.errors import BlockExecutionError
+from blockpilot.credentials.servers import ServerAddress
+from blockpilot.errors import BlockExecutionError, InvalidInputError
 from blockpilot.executions.context import ExecutionContext
 
 SMTP_TIMEOUT_SECONDS = 30
+DEFAULT_SMTP_PORT = 587
 
 
 def _send_mail(
@@ -73,6 +75,27 @@ def _send_mail(
         smtp.send_message(message)
 
 
+def _server(input_data: Any, credentials: UserPasswordCredentials) -> ServerAddress | str:
+    """The server to authenticate to, or why there is none.
+
+    Matching hands over only a credential bound to the server the run names; this check
+    holds even if that ever broke: the password goes to the credential's server or nowhere.
+    """
+    bound = credentials.server
+    if bound is None:
+        return (
+            "This SMTP credential names no server yet; confirm its host with "
+            "`blockpilot credentials set-host ID HOST[:PORT]` (nothing was sent)"
+        )
+    try:
+        requested = ServerAddress.of(input_data.smtp_server or bound.host, input_data.smtp_port)
+    except InvalidInputError as exc:
+        return f"smtp_server: {exc.message}"
+    if not bound.admits(requested):
+        return f"The SMTP credential is for {bound}, not {requested}; nothing was sent"
+    return ServerAddress(requested.host, requested.port or bound.port)
+
+
 class SendEmailBlock(Block):
     id = "4335878a-394e-4e67-adf2-919877ff49ae"
     effect = BlockEffect.WRITE
@@ -88,16 +111,24 @@ class SendEmailBlock(Block):
         )
         subject: str = SchemaField(description="Subject of the e-mail", max_length=998)
         body: str = SchemaField(description="Text of the e-mail", max_length=1_000_000)
-        smtp_server: str = SchemaField(
-            default="smtp.gmail.com", description="SMTP server host name", max_length=253
+        smtp_server: str | None = SchemaField(
+            default=None,
+            description="SMTP server host name; empty: the server the SMTP credential is for",
+            max_length=253,
         )
-        smtp_port: Integer = SchemaField(
-            default=587, ge=1, le=65535, description="SMTP server port"
+        smtp_port: Integer | None = SchemaField(
+            default=None,
+            ge=1,
+            le=65535,
+            description="SMTP server port; empty: the credential's port, else 587",
         )
+        # Only a credential bound to the server the run names fits (docs/security.md).
         credentials: CredentialsMetaInput = CredentialsField(
             providers=["smtp"],
             supported_types=["user_password"],
-            description="SMTP username and password",
+            server_input="smtp_server",
+            port_input="smtp_port",
+            description="SMTP username and password, bound to their server",
         )
 
     class Output(BlockSchemaOutput):
@@ -123,9 +154,14 @@ class SendEmailBlock(Block):
         if any(ch in input_data.subject for ch in "\r\n"):
             yield "error", "subject must be a single line"
             return
+        server = _server(input_data, credentials)
+        if isinstance(server, str):
+            yield "error", server
+            return
+        host, port = server.host, server.port or DEFAULT_SMTP_PORT
         http = execution_context.http
-        address = await http.checked_address(input_data.smtp_server, input_data.smtp_port)
-        allow_plaintext = http.policy.is_exempt(input_data.smtp_server, input_data.smtp_port)
+        address = await http.checked_address(host, port)
+        allow_plaintext = http.policy.is_exempt(host, port)
         import smtplib  # noqa: PLC0415
         import ssl
 
@@ -133,8 +169,8 @@ class SendEmailBlock(Block):
             await asyncio.to_thread(
                 _send_mail,
                 address,
-                input_data.smtp_server,
-                input_data.smtp_port,
+                host,
+                port,
                 credentials,
                 to,
                 input_data.subject,
