@@ -354,7 +354,13 @@ async def test_credential_listings_never_show_secrets(open_pilot: Any) -> None:
     )
     await pilot.add_credentials(
         user.id,
-        {"provider": "smtp", "type": "user_password", "username": "alice", "password": secrets[1]},
+        {
+            "provider": "smtp",
+            "type": "user_password",
+            "username": "alice",
+            "password": secrets[1],
+            "host": "smtp.example.com",
+        },
     )
     await pilot.add_credentials(
         user.id,

@@ -119,6 +119,7 @@ async def world(
             "type": "user_password",
             "username": "alice",
             "password": secrets[3],
+            "host": "smtp.example.com",
         },
         "host_scoped": {
             "provider": "http",
