@@ -67,6 +67,9 @@ INSTRUCTIONS = (
     "When a result says an account must be connected, show the user the setup link and wait."
 )
 ELICITATION_TIMEOUT_SECONDS = 300.0
+PROGRESS_INTERVAL_SECONDS = 5.0
+"""How often a tool call reports progress while it runs, to a client that sent a progress
+token (``docs/mcp.md``)."""
 _MAX_REMEMBERED_SESSIONS = 10_000
 
 _TITLES = {
@@ -163,8 +166,10 @@ class BlockpilotMCP:
         *,
         elicitation_timeout: float = ELICITATION_TIMEOUT_SECONDS,
         tool_call_slot: ToolCallSlot | None = None,
+        progress_interval: float = PROGRESS_INTERVAL_SECONDS,
     ) -> None:
         self.pilot = pilot
+        self.progress_interval = progress_interval
         self.resolve_user = (
             fixed_user(user_resolver) if isinstance(user_resolver, str) else user_resolver
         )
@@ -225,8 +230,12 @@ class BlockpilotMCP:
         slot = self.tool_call_slot(user_id) if self.tool_call_slot and user_id else nullcontext()
         try:
             async with slot:
-                response = await self.pilot.call_tool(
-                    params.name, arguments, user_id=user_id, session_id=session_id
+                response = await self._reporting_progress(
+                    ctx,
+                    params.name,
+                    self.pilot.call_tool(
+                        params.name, arguments, user_id=user_id, session_id=session_id
+                    ),
                 )
         except RateLimitedError as exc:  # too many tool calls of this user in flight
             return tool_result(ErrorResponse(message=exc.message, error=exc.code, code=exc.code))
@@ -235,6 +244,40 @@ class BlockpilotMCP:
         if response.type == ResponseType.REVIEW_REQUIRED.value:
             return await self._review_required(ctx, params, response)
         return tool_result(response)
+
+    async def _reporting_progress(
+        self, ctx: Context, tool: str, call: Awaitable[ToolResponseBase]
+    ) -> ToolResponseBase:
+        """Await *call*; meanwhile, if the client sent a progress token, tell it every
+        ``progress_interval`` seconds that the call is still running (``docs/mcp.md``).
+
+        Cancellation needs nothing here: on ``notifications/cancelled`` the SDK cancels this
+        handler, and the runner records the run as ``cancelled``.
+        """
+        if _progress_token(ctx) is None:
+            return await call
+        started = anyio.current_time()
+
+        async def report() -> None:
+            step = 0
+            while True:
+                await anyio.sleep(self.progress_interval)
+                step += 1
+                elapsed = anyio.current_time() - started
+                try:
+                    await ctx.session.report_progress(
+                        step, None, f"{tool} still running ({elapsed:.0f} s)"
+                    )
+                except Exception as exc:  # the client went away; the call goes on
+                    logger.info("Progress not delivered: %s", type(exc).__name__)
+                    return
+
+        async with anyio.create_task_group() as reporting:
+            reporting.start_soon(report)
+            try:
+                return await call
+            finally:
+                reporting.cancel_scope.cancel()
 
     async def _user(self, ctx: Context) -> str | None:
         user = self.resolve_user(ctx)
@@ -335,6 +378,14 @@ def _outcome(actions: list[str]) -> str | None:
     return "The user dismissed the link."
 
 
+def _progress_token(ctx: Context) -> str | int | None:
+    meta: Any = ctx.meta
+    if not meta:
+        return None
+    token = meta.get("progress_token", meta.get("progressToken"))
+    return token if isinstance(token, (str, int)) and not isinstance(token, bool) else None
+
+
 def _copy(schema: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(schema)
 
@@ -345,6 +396,7 @@ def build_mcp_server(
     *,
     elicitation_timeout: float = ELICITATION_TIMEOUT_SECONDS,
     tool_call_slot: ToolCallSlot | None = None,
+    progress_interval: float = PROGRESS_INTERVAL_SECONDS,
 ) -> Server[ConversationState]:
     """The MCP server for *pilot*: tools ``find_block`` and ``run_block``.
 
@@ -356,6 +408,8 @@ def build_mcp_server(
             elicitation (2025 protocol) before returning the setup links anyway.
         tool_call_slot: Held around each tool call of a user (a concurrency cap); a
             :class:`~blockpilot.errors.RateLimitedError` on entry becomes an error result.
+        progress_interval: Seconds between progress notifications of a running tool call
+            whose request carried a progress token.
 
     Returns:
         A low-level ``mcp.server.Server``: serve it over stdio with :func:`serve_stdio`, over
@@ -368,7 +422,11 @@ def build_mcp_server(
             result = await client.call_tool("find_block", {"query": "email"})
     """
     handlers = BlockpilotMCP(
-        pilot, user_resolver, elicitation_timeout=elicitation_timeout, tool_call_slot=tool_call_slot
+        pilot,
+        user_resolver,
+        elicitation_timeout=elicitation_timeout,
+        tool_call_slot=tool_call_slot,
+        progress_interval=progress_interval,
     )
     server: Server[ConversationState] = Server(
         SERVER_NAME,
