@@ -10,7 +10,9 @@ Sections (all by default, or pick with ``--only``):
 4. ``find`` — find_block latency on 11, ~1,000 and ~10,000 blocks; recall@1/@5 on
    ``bench/queries.json``;
 5. ``scale`` — credential resolution at 100/1,000/10,000 users × 20 credentials;
-   1,000 concurrent 100 ms runs.
+   1,000 concurrent 100 ms runs;
+6. ``sources`` — imported OpenAPI operations: recall@1/@5 of the ``imported`` queries of
+   ``bench/queries.json``; start-up and find_block with 10,220 source blocks.
 
 Prints a table of results and ratios against the baselines, and writes
 ``bench/results/<name>.json`` and ``<name>.png``. ``--quick`` takes under two minutes.
@@ -33,7 +35,7 @@ import blockpilot
 from bench import report
 from bench.common import machine
 
-SECTIONS = ("inprocess", "http", "find", "scale")
+SECTIONS = ("inprocess", "http", "find", "scale", "sources")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -121,6 +123,10 @@ def main() -> None:
         from bench import scale
 
         timed("scale", lambda: asyncio.run(scale.run(quick=args.quick)))
+    if "sources" in sections:
+        from bench import sources
+
+        timed("sources", lambda: asyncio.run(sources.run(quick=args.quick)))
 
     rows = report.summary_rows(results)
     payload = {

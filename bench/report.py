@@ -194,6 +194,39 @@ def summary_rows(results: dict[str, Any]) -> list[Row]:
             )
         )
         rows.append(_row("4 find_block", "recall@1", find["recall_at_1"]))
+    sources = results.get("sources")
+    if sources:
+        quality, big = sources["quality"], sources["scale"]
+        rows.append(
+            _row(
+                "6 sources",
+                f"recall@5 ({quality['queries']} queries, imported operations)",
+                quality["recall_at_5"],
+                target="≥ 0.90",
+                met=quality["recall_at_5"] >= 0.9,
+            )
+        )
+        rows.append(_row("6 sources", "recall@1 (imported operations)", quality["recall_at_1"]))
+        rows.append(
+            _row(
+                "6 sources",
+                f"Pilot.open with {big['source_blocks']:,} source blocks",
+                big["open_with_sources_s"],
+                unit="s",
+                baseline=big["open_without_sources_s"],
+                baseline_name="without sources",
+            )
+        )
+        rows.append(
+            _row(
+                "6 sources",
+                f"find_block p50 ({big['blocks']:,} blocks, first index build "
+                f"{big['first_index_build_s']:.1f} s)",
+                big["p50_us"],
+                unit="µs",
+                baseline_name=f"p99 {big['p99_us'] / 1000:.2f} ms",
+            )
+        )
     scale = results.get("scale")
     if scale:
         by = scale["by_users"]

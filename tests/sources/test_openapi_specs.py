@@ -43,6 +43,11 @@ def parse(name: str, **options: Any) -> Any:
     return _parsed[key]
 
 
+def full(parsed: Any) -> list[dict[str, Any]]:
+    """The stored operations in full (schemas, parameters, credential placements)."""
+    return [json.loads(detail) for detail in parsed.config["details"]]
+
+
 def operation_count(name: str) -> int:
     text = (DATA / SPECS[name]).read_text(encoding="utf-8")
     from blockpilot.sources.openapi.document import load_document
@@ -58,7 +63,7 @@ def test_every_operation_is_a_block_or_skipped_with_a_reason(name: str) -> None:
     assert (parsed.blocks, len(parsed.skipped)) == (blocks, skipped)
     assert parsed.blocks + len(parsed.skipped) == operation_count(name)
     assert all(s.reason for s in parsed.skipped)
-    for op in parsed.config["operations"]:
+    for op in full(parsed):
         schema = operation_input_schema(name, op)
         for fmt in ("openai-strict", "anthropic", "gemini"):
             convert_schema(schema, fmt)  # raises if the provider could not take it
@@ -82,7 +87,7 @@ def test_effects_follow_the_method() -> None:
 
 
 def test_security_schemes_become_credential_requirements() -> None:
-    ops = {op["key"]: op for op in parse("petstore").config["operations"]}
+    ops = {op["key"]: op for op in full(parse("petstore"))}
     assert ops["getPetById"]["auth"]["types"] == ["api_key", "oauth2"]
     assert ops["getPetById"]["auth"]["placements"]["api_key"] == {
         "in": "header",
@@ -93,7 +98,7 @@ def test_security_schemes_become_credential_requirements() -> None:
     assert ops["getOrderById"]["auth"] is None  # no security: no credentials
     # deletePet lists the api_key header as a parameter: the credential fills it, not the model
     assert "api_key" not in ops["deletePet"]["input"]["properties"]
-    gmaps = parse("gmaps").config["operations"]
+    gmaps = full(parse("gmaps"))
     assert {json.dumps(op["auth"]["placements"], sort_keys=True) for op in gmaps} == {
         json.dumps({"api_key": {"in": "query", "name": "key", "scheme": "ApiKeyAuth"}})
     }
@@ -163,9 +168,10 @@ def test_recursive_schemas_are_cut_with_a_marker() -> None:
     parsed = source_kind("openapi").parse(
         "tree", spec, SourceOptions(base_url="https://api.example.com")
     )
-    body = parsed.config["operations"][0]["input"]["properties"]["body"]
+    [op] = full(parsed)
+    body = op["input"]["properties"]["body"]
     assert body["properties"]["children"]["items"]["description"] == RECURSION_MARKER
-    assert parsed.config["operations"][0]["input"]["required"] == ["body"]
+    assert op["input"]["required"] == ["body"]
 
 
 @pytest.mark.parametrize(

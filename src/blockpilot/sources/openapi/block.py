@@ -124,19 +124,28 @@ class OpenAPIOperationBlock(Block):
 
     def __init__(
         self, *, source: str, block_id: str, name: str, base_url: str, trusted: bool,
-        operation: Mapping[str, Any],
+        summary: Mapping[str, Any], detail: str | Mapping[str, Any],
     ) -> None:  # fmt: skip
         self.id = block_id  # type: ignore[misc]
         self.source = source
         self._name = name
         self.base_url = base_url.rstrip("/")
         self.trusted = trusted
-        self.operation = operation
-        self.description = operation["description"]  # type: ignore[misc]
-        self.effect = BlockEffect(operation["effect"])  # type: ignore[misc]
+        self.summary = summary
+        # The full operation (schemas, parameters) stays JSON text until first needed: a
+        # catalogue of 10,000 operations then loads without decoding every schema.
+        self._detail = detail
+        self.description = summary["description"]  # type: ignore[misc]
+        self.effect = BlockEffect(summary["effect"])  # type: ignore[misc]
         self._input: type[OpenAPIInput] | None = None
         self._output: type[OpenAPIOutput] | None = None
         self._validator: Draft202012Validator | None = None
+
+    @property
+    def operation(self) -> Mapping[str, Any]:
+        if isinstance(self._detail, str):
+            self._detail = json.loads(self._detail)
+        return cast(Mapping[str, Any], self._detail)
 
     @property
     def name(self) -> str:
@@ -163,8 +172,7 @@ class OpenAPIOperationBlock(Block):
         return self._output
 
     def search_fields(self) -> tuple[tuple[str, str], ...]:
-        props = self.operation["input"]["properties"]
-        return tuple((name, str(p.get("description", ""))) for name, p in props.items())
+        return tuple((str(name), str(text)) for name, text in self.summary["fields"])
 
     def _make_input(self) -> type[OpenAPIInput]:
         schema = self.operation["input"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -21,7 +22,8 @@ from blockpilot.sources.openapi.operations import (
 from blockpilot.storage.sources import SourceRecord
 from blockpilot.tools.schemas import convert_schema
 
-CONFIG_FORMAT = 1
+CONFIG_FORMAT = 2
+_SEARCH_FIELD_CHARS = 200
 EXPORT_CHECKS = ("openai-strict", "anthropic", "gemini")
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9]+")
 
@@ -94,6 +96,7 @@ class OpenAPIKind:
         tags = {t.lower() for t in options.include_tags}
         wanted = set(options.include_operations)
         operations: list[dict[str, Any]] = []
+        details: list[str] = []  # each operation's full form, as JSON text (docs/sources.md)
         skipped: list[Skipped] = []
         names: set[str] = set()
         keys: set[str] = set()
@@ -134,7 +137,8 @@ class OpenAPIKind:
                     op_name, n = f"{base}_{n}", n + 1
                 names.add(op_name.lower())
                 op["name"] = op_name
-                operations.append(op)
+                operations.append(_summary(op))
+                details.append(json.dumps(op, separators=(",", ":")))
         missing = wanted - keys
         skipped += [Skipped(k, "no such operationId in the description") for k in sorted(missing)]
         info = document.get("info") or {}
@@ -145,6 +149,7 @@ class OpenAPIKind:
             "base_url_trusted": trusted,
             "oauth2": oauth,
             "operations": operations,
+            "details": details,
             "skipped": [s.to_dict() for s in skipped],
         }
         return ParsedSource(
@@ -163,11 +168,31 @@ class OpenAPIKind:
         return [
             OpenAPIOperationBlock(
                 source=record.name,
-                block_id=source_block_id(record.name, op["key"]),
-                name=op["name"],
+                block_id=source_block_id(record.name, summary["key"]),
+                name=summary["name"],
                 base_url=base_url,
                 trusted=trusted,
-                operation=op,
+                summary=summary,
+                detail=detail,
             )
-            for op in config["operations"]
+            for summary, detail in zip(config["operations"], config["details"], strict=True)
         ]
+
+
+def _summary(op: Mapping[str, Any]) -> dict[str, Any]:
+    """What listing, search and ``sources show`` need of an operation, without its schemas."""
+    auth = op.get("auth")
+    return {
+        "key": op["key"],
+        "name": op["name"],
+        "method": op["method"],
+        "path": op["path"],
+        "description": op["description"],
+        "effect": op["effect"],
+        "tags": op["tags"],
+        "auth": None if auth is None else {"types": auth["types"], "scopes": auth["scopes"]},
+        "fields": [
+            [name, str(prop.get("description", ""))[:_SEARCH_FIELD_CHARS]]
+            for name, prop in op["input"]["properties"].items()
+        ],
+    }
