@@ -164,7 +164,9 @@ class FakeGoogle(TokenAPIServer):
             return self.error_response(403, "Request had insufficient authentication scopes.")
         return None
 
-    def _page(self, request: RecordedRequest, items: list[Any], default: int) -> tuple[list, Any]:
+    def _page(
+        self, request: RecordedRequest, items: list[Any], default: int
+    ) -> tuple[list[Any], str | None]:
         size = max(1, int(request.query.get("maxResults", default)))
         start = int(request.query.get("pageToken") or 0)
         nxt = str(start + size) if start + size < len(items) else None
@@ -247,7 +249,7 @@ class FakeGoogle(TokenAPIServer):
         except ValueError:
             return None
         parsed = email.message_from_bytes(data, policy=email.policy.default)
-        return parsed if parsed["To"] else None  # type: ignore[return-value]
+        return parsed if parsed["To"] else None
 
     def _send(self, request: RecordedRequest, params: dict[str, str]) -> Response:
         denied = self._allowed(request, "gmail.send", "gmail.compose", "gmail.modify")

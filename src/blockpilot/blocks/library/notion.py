@@ -99,7 +99,8 @@ _MARKDOWN_PREFIX = {
 def block_markdown(block: dict[str, Any]) -> str:
     """One Notion block as a line of Markdown (unknown kinds are left out)."""
     kind = str(block.get("type") or "")
-    body = block.get(kind) if isinstance(block.get(kind), dict) else {}
+    found = block.get(kind)
+    body: dict[str, Any] = found if isinstance(found, dict) else {}
     text = plain(body.get("rich_text"))
     if kind == "paragraph":
         return text
