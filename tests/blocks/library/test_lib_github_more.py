@@ -260,3 +260,17 @@ async def test_merging_needs_approval_by_default(make_pilot, monkeypatch, github
     r = await run(pilot, alice, gh.GithubMergePullRequestBlock.id, {"pr_url": f"{REPO}/pull/3"})
     assert r["type"] == "review_required" and r["effect"] == "destructive", r
     assert github.hits == 0 and not github.pull("octo", "demo", 3)["merged"]
+
+
+async def test_secondary_rate_limit_is_a_rate_limit(env, github) -> None:
+    pilot, alice, _ = env
+    await add_key(pilot, alice, "github", TOKEN)
+    limited = github.error_response(
+        403, "You have exceeded a secondary rate limit.", {"Retry-After": "42"}
+    )
+    github.queue_response(limited)
+    r = await run(pilot, alice, gh.GithubListBranchesBlock.id, {"repo_url": REPO})
+    assert_failed(r, "GitHub rate limit reached (HTTP 403)", "42 seconds")
+    github.queue_response(github.error_response(403, "Resource not accessible by integration"))
+    r = await run(pilot, alice, gh.GithubListBranchesBlock.id, {"repo_url": REPO})
+    assert_failed(r, "HTTP 403", "Resource not accessible", "lacks access")

@@ -10,7 +10,7 @@ Every provider block (GitHub, Google, Notion, Linear, Jira, HubSpot) goes throug
   redirect);
 * path segments that come from the model are percent-encoded, so an id such as ``../x``
   cannot walk to another endpoint of the API;
-* HTTP 429 (and GitHub's 403 with ``x-ratelimit-remaining: 0``) raise
+* HTTP 429 (and GitHub's 403 with ``x-ratelimit-remaining: 0`` or ``retry-after``) raise
   :class:`~blockpilot.errors.UpstreamRateLimitedError` with the provider's wait time; any
   other error status raises :class:`~blockpilot.errors.UpstreamAPIError` with the
   provider's own message, cut short.
@@ -79,8 +79,14 @@ def _retry_after(response: GuardedResponse) -> float:
 
 
 def is_rate_limited(response: GuardedResponse) -> bool:
+    """HTTP 429, or GitHub's 403 for an exhausted primary limit (``x-ratelimit-remaining:
+    0``) or a secondary limit (``retry-after``)."""
     return response.status_code == 429 or (
-        response.status_code == 403 and response.headers.get("x-ratelimit-remaining") == "0"
+        response.status_code == 403
+        and (
+            response.headers.get("x-ratelimit-remaining") == "0"
+            or "retry-after" in response.headers
+        )
     )
 
 
