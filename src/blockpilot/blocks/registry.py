@@ -45,6 +45,15 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "blockpilot.blocks.library.hubspot",
     "blockpilot.blocks.library.workspace_files",
     "blockpilot.blocks.library.graph_only",
+    "blockpilot.blocks.library.slack",
+    "blockpilot.blocks.library.discord",
+    "blockpilot.blocks.library.telegram",
+    "blockpilot.blocks.library.todoist",
+    "blockpilot.blocks.library.airtable",
+    "blockpilot.blocks.library.text",
+    "blockpilot.blocks.library.data",
+    "blockpilot.blocks.library.dates",
+    "blockpilot.blocks.library.collections",
 )
 
 
