@@ -314,6 +314,31 @@ class Pilot:
         creds = parse_credentials(data)
         return await self.credential_store.add(user_id, creds, is_default=is_default)
 
+    async def set_credential_host(self, user_id: str, cred_id: str, host: str) -> CredentialsMeta:
+        """Bind a server-bound credential (SMTP) to its server, e.g. one stored before the
+        binding existed (docs/security.md); the secret is re-encrypted with the host.
+
+        Raises:
+            CredentialNotFoundError: The user has no such credential.
+            InvalidInputError: It is not a server-bound credential, or *host* is invalid.
+        """
+        creds = await self.credential_store.get(user_id, cred_id)
+        if creds is None:
+            raise CredentialNotFoundError(f"Credential {cred_id[:80]!r} not found")
+        if not isinstance(creds, UserPasswordCredentials) or (
+            creds.provider not in SERVER_BOUND_PROVIDERS
+        ):
+            raise InvalidInputError(
+                f"Only {', '.join(sorted(SERVER_BOUND_PROVIDERS))} username/password "
+                "credentials are bound to a server; this one is not"
+            )
+        server = ServerAddress.parse(host)
+        await self.credential_store.update(user_id, creds.model_copy(update={"host": str(server)}))
+        meta = await self.credential_store.get_meta(user_id, cred_id)
+        if meta is None:  # deleted meanwhile
+            raise CredentialNotFoundError(f"Credential {cred_id[:80]!r} not found")
+        return meta
+
 
 def _lock_manager(settings: Settings) -> LockManager:
     if not settings.redis_url:
@@ -349,33 +374,8 @@ def parse_credentials(data: dict[str, Any]) -> Credentials:
             "oauth2 (access_token, refresh_token, scopes), "
             "user_password (username, password; host for smtp), host_scoped (host, headers)"
         ) from None
+    require_bound_server(creds)
+    return creds
 
 
 __all__ = ["Pilot", "parse_credentials", "BlockpilotError"]
-    async def set_credential_host(self, user_id: str, cred_id: str, host: str) -> CredentialsMeta:
-        """Bind a server-bound credential (SMTP) to its server, e.g. one stored before the
-        binding existed (docs/security.md); the secret is re-encrypted with the host.
-
-        Raises:
-            CredentialNotFoundError: The user has no such credential.
-            InvalidInputError: It is not a server-bound credential, or *host* is invalid.
-        """
-        creds = await self.credential_store.get(user_id, cred_id)
-        if creds is None:
-            raise CredentialNotFoundError(f"Credential {cred_id[:80]!r} not found")
-        if not isinstance(creds, UserPasswordCredentials) or (
-            creds.provider not in SERVER_BOUND_PROVIDERS
-        ):
-            raise InvalidInputError(
-                f"Only {', '.join(sorted(SERVER_BOUND_PROVIDERS))} username/password "
-                "credentials are bound to a server; this one is not"
-            )
-        server = ServerAddress.parse(host)
-        await self.credential_store.update(user_id, creds.model_copy(update={"host": str(server)}))
-        meta = await self.credential_store.get_meta(user_id, cred_id)
-        if meta is None:  # deleted meanwhile
-            raise CredentialNotFoundError(f"Credential {cred_id[:80]!r} not found")
-        return meta
-
-    require_bound_server(creds)
-    return creds
