@@ -12,10 +12,10 @@ from urllib.parse import urlsplit
 from blockpilot.credentials.fields import CredentialsFieldInfo
 from blockpilot.credentials.hosts import HostPattern
 from blockpilot.credentials.models import CredentialsMeta
+from blockpilot.credentials.servers import SERVER_BOUND_PROVIDERS, ServerAddress
 from blockpilot.errors import InvalidInputError
 
 PROVIDER_NAMES = {
-from blockpilot.credentials.servers import SERVER_BOUND_PROVIDERS, ServerAddress
     "openai": "OpenAI",
     "anthropic": "Anthropic",
     "ollama": "Ollama",
@@ -87,14 +87,11 @@ def credential_fits(
         return False
     if meta.type == "host_scoped":
         return _host_fits(meta, info, for_execution=for_execution)
+    if meta.provider in SERVER_BOUND_PROVIDERS and meta.type == "user_password":
+        return _server_fits(meta, info)
     return True
 
 
-    if meta.provider in SERVER_BOUND_PROVIDERS and meta.type == "user_password":
-        return _server_fits(meta, info)
-def _requested_id(value: Any) -> str | None:
-    if isinstance(value, str) and value.strip():
-        return value.strip()
 def _server_fits(meta: CredentialsMeta, info: CredentialsFieldInfo) -> bool:
     """A server-bound credential fits only a run on its own server (docs/security.md)."""
     if not meta.host or meta.needs_host or info.server_input is None:
@@ -107,6 +104,9 @@ def _server_fits(meta: CredentialsMeta, info: CredentialsFieldInfo) -> bool:
         return False
 
 
+def _requested_id(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return value.strip()
     if isinstance(value, Mapping) and isinstance(value.get("id"), str):
         return str(value["id"])
     return None
@@ -188,11 +188,11 @@ def build_missing_credentials_from_field_info(
         }
         if info.discriminator_values and info.discriminator_mapping is None:
             entry["host"] = _first_host(info.discriminator_values)
+        if info.server is not None:
+            entry["host"] = info.server  # the server the run named: store a credential for it
         missing[name] = entry
     return missing
 
-        if info.server is not None:
-            entry["host"] = info.server  # the server the run named: store a credential for it
 
 def _first_host(urls: frozenset[str]) -> str | None:
     for url in sorted(urls):
@@ -218,9 +218,6 @@ def discriminated_requirements(
     """Apply each field's discriminator, from ``input_data`` else the schema default."""
     resolved: dict[str, CredentialsFieldInfo] = {}
     for name, info in fields.items():
-        if info.discriminator is None:
-            resolved[name] = info
-            continue
         if info.server_input is not None:
             info = info.bind_server(
                 input_data.get(info.server_input, defaults.get(info.server_input)),
@@ -228,6 +225,9 @@ def discriminated_requirements(
                 if info.port_input
                 else None,
             )
+        if info.discriminator is None:
+            resolved[name] = info
+            continue
         value = input_data.get(info.discriminator, defaults.get(info.discriminator))
         resolved[name] = info.discriminate(value) if isinstance(value, str | int | float) else info
     return resolved
