@@ -54,6 +54,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "blockpilot.blocks.library.data",
     "blockpilot.blocks.library.dates",
     "blockpilot.blocks.library.collections",
+    "blockpilot.blocks.library.web",
 )
 
 

@@ -51,6 +51,7 @@ from .linear import FakeLinear
 from .llm import FakeAnthropic, FakeOpenAI
 from .notion import FakeNotion
 from .oauth import FakeOAuthProvider, pkce_challenge, pkce_pair
+from .search import FakeExa, FakeJina, FakeOpenWeatherMap
 from .slack import FakeSlack
 from .smtp import FakeSMTP, ReceivedEmail
 from .telegram import FakeTelegram
@@ -60,7 +61,9 @@ __all__ = [
     "FakeAirtable",
     "FakeAnthropic",
     "FakeDiscord",
+    "FakeExa",
     "FakeGitHub",
+    "FakeJina",
     "FakeGoogle",
     "FakeHubSpot",
     "FakeJira",
@@ -68,6 +71,7 @@ __all__ = [
     "FakeNotion",
     "FakeOAuthProvider",
     "FakeOpenAI",
+    "FakeOpenWeatherMap",
     "FakeSMTP",
     "FakeSlack",
     "FakeTelegram",
