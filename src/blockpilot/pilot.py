@@ -7,7 +7,6 @@ import contextlib
 import logging
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -237,9 +236,9 @@ class Pilot:
         await self.close()
 
     def _http_policy(self) -> DestinationPolicy:
-        # Operator-set provider base URLs are trusted, even on a private network.
-        trusted = [_host_port(url) for url in self.provider_urls.values()]
-        return DestinationPolicy.from_host_list([*self.settings.http_allowed_hosts, *trusted])
+        # Only BLOCKPILOT_HTTP_ALLOWED_HOSTS is exempt for every block. Operator-set provider
+        # base URLs are exempt for that provider's blocks only (runner.trusted).
+        return DestinationPolicy.from_host_list(self.settings.http_allowed_hosts)
 
     def oauth_provider(self, name: str) -> OAuthProvider | None:
         provider = OAuthProvider.from_settings(name, self.settings)
@@ -346,16 +345,6 @@ def _lock_manager(settings: Settings) -> LockManager:
     from blockpilot.redis_locks import RedisLockManager
 
     return RedisLockManager(settings.redis_url, lease_seconds=settings.lock_lease_seconds)
-
-
-def _host_port(url: str) -> str:
-    parts = urlsplit(url)
-    host = (
-        f"[{parts.hostname}]"
-        if parts.hostname and ":" in parts.hostname
-        else (parts.hostname or "")
-    )
-    return f"{host}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
 
 
 def parse_credentials(data: dict[str, Any]) -> Credentials:

@@ -85,6 +85,33 @@ def secret_forms(secret: str) -> set[str]:
     return {f for f in forms if len(f) >= _MIN_SECRET_CHARS}
 
 
+_PART_SEPARATORS = re.compile(r"[\s,;=]+")
+# Words a stored header value holds beside its secret ("Bearer X", "Token X", "k=X; Path=/").
+_NOT_SECRET_PARTS = frozenset(
+    {"bearer", "basic", "token", "digest", "apikey", "path", "domain", "httponly", "secure"}
+)
+
+
+def secret_parts(value: str) -> list[str]:
+    """The secret-looking parts of a stored value such as a header (``Bearer X`` → ``X``).
+
+    An upstream may echo the token alone, without the scheme the stored value carries, so
+    each part that could be a secret is scrubbed on its own too: at least
+    ``_MIN_SECRET_CHARS`` long, not a scheme or attribute name, and not a plain word (a
+    token has digits, mixed case or symbols).
+    """
+    parts = [p for p in _PART_SEPARATORS.split(value.strip()) if p]
+    if len(parts) < 2:
+        return []
+    return [
+        part
+        for part in parts
+        if len(part) >= _MIN_SECRET_CHARS
+        and part.casefold() not in _NOT_SECRET_PARTS
+        and not (part.isalpha() and (part.islower() or part.istitle()))
+    ]
+
+
 # Above this many secret forms a redactor finds them through an index of their last
 # _MIN_SECRET_CHARS characters (one dict lookup per text position) instead of one substring
 # search per form: with the secrets of thousands of users that is ~1,000x cheaper per text.

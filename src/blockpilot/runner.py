@@ -35,6 +35,7 @@ from blockpilot.errors import (
 from blockpilot.executions.context import ExecutionContext
 from blockpilot.ids import SyntheticIds
 from blockpilot.net.client import GuardedHTTPClient
+from blockpilot.net.policy import TrustedDestinations
 from blockpilot.redaction import Redactor
 from blockpilot.storage.common import utcnow
 from blockpilot.storage.executions import ExecutionRecord, ExecutionStore
@@ -147,6 +148,9 @@ class BlockRunner:
     ) -> None:
         self.http = http
         self.provider_urls = provider_urls
+        # Which operator-set base URLs each block may reach (blocks declare their scopes);
+        # block sources add theirs with ``trusted.add(scope, base_url)``.
+        self.trusted = TrustedDestinations(provider_urls)
         self.catalog = catalog
         self.credentials = credentials
         self.workspaces = workspaces
@@ -562,7 +566,8 @@ class BlockRunner:
             dry_run=dry_run,
         ).attach(
             files=self.workspaces.for_workspace(workspace),
-            http=self.http,
+            # The operator's base URLs are exempt for this block's own scopes only.
+            http=self.http.with_exemptions(self.trusted.for_scopes(block.network_scopes())),
             provider_urls=self.provider_urls,
         )
 

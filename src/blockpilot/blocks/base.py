@@ -111,6 +111,18 @@ class Block(ABC):
     effect: ClassVar[BlockEffect] = BlockEffect.WRITE
     Input: ClassVar[type[BlockSchemaInput]]
     Output: ClassVar[type[BlockSchemaOutput]]
+    # Providers (or block sources) whose operator-set base URL this block may reach even on
+    # a private network. None: the providers of its credentials fields. Generic blocks that
+    # request any URL set frozenset() (docs/security.md, "Operator base URLs").
+    trusted_scopes: ClassVar[frozenset[str] | None] = None
+
+    @classmethod
+    def network_scopes(cls) -> frozenset[str]:
+        """The scopes whose operator-set destinations this block's runs may reach."""
+        if cls.trusted_scopes is not None:
+            return cls.trusted_scopes
+        fields = cls.Input.credentials_fields()
+        return frozenset(provider for info in fields.values() for provider in info.provider)
 
     @property
     def name(self) -> str:

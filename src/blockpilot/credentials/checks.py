@@ -27,6 +27,7 @@ from blockpilot.credentials.manager import IntegrationCredentialsManager
 from blockpilot.credentials.models import APIKeyCredentials, Credentials, OAuth2Credentials
 from blockpilot.errors import CredentialNotFoundError, NetworkError, OAuthRefreshError
 from blockpilot.net.client import GuardedHTTPClient, GuardedResponse
+from blockpilot.net.policy import TrustedDestinations
 from blockpilot.redaction import Redactor
 
 CHECK_TIMEOUT_SECONDS = 10.0
@@ -189,6 +190,11 @@ class CredentialChecker:
         self._credentials = credentials
         self._http = http
         self._provider_urls = provider_urls
+        self._trusted = TrustedDestinations(provider_urls)
+
+    def _client_for(self, provider: str) -> GuardedHTTPClient:
+        # A provider's operator-set base URL is exempt for its own credentials only.
+        return self._http.with_exemptions(self._trusted.for_scopes({provider}))
 
     async def check(self, user_id: str, cred_id: str) -> CredentialCheck:
         """Check credential *cred_id* of *user_id*.
@@ -201,7 +207,9 @@ class CredentialChecker:
         if stored is None:
             raise CredentialNotFoundError(f"Credential {cred_id[:80]!r} not found")
         if stored.provider not in CHECKED_PROVIDERS:
-            return await check_credentials(stored, self._http, self._provider_urls)
+            return await check_credentials(
+                stored, self._client_for(stored.provider), self._provider_urls
+            )
         try:
             creds = await self._credentials.get(user_id, cred_id)  # refreshes OAuth2 if due
         except OAuthRefreshError as exc:
@@ -210,4 +218,4 @@ class CredentialChecker:
             )
         if creds is None:  # deleted meanwhile
             raise CredentialNotFoundError(f"Credential {cred_id[:80]!r} not found")
-        return await check_credentials(creds, self._http, self._provider_urls)
+        return await check_credentials(creds, self._client_for(creds.provider), self._provider_urls)

@@ -13,6 +13,7 @@ from blockpilot.credentials.hosts import HostPattern
 from blockpilot.credentials.servers import ServerAddress, needs_server
 from blockpilot.errors import InvalidInputError
 from blockpilot.ids import new_id
+from blockpilot.redaction import secret_parts
 
 CredentialsType = Literal["api_key", "oauth2", "user_password", "host_scoped"]
 # Unix seconds up to the year 9999: larger values would overflow the database's integers.
@@ -194,7 +195,9 @@ class HostScopedCredentials(_CredentialsBase):
         return {name: secret.get_secret_value() for name, secret in self.headers.items()}
 
     def secret_values(self) -> list[str]:
-        return [secret.get_secret_value() for secret in self.headers.values()]
+        values = [secret.get_secret_value() for secret in self.headers.values()]
+        # "Bearer X" is stored whole; an upstream echoing X alone must be scrubbed too.
+        return values + [part for value in values for part in secret_parts(value)]
 
     def auth_header(self) -> str | None:
         for name, secret in self.headers.items():

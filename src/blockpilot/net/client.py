@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json as jsonlib
 import re
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.message import Message
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from ipaddress import ip_address
@@ -20,6 +21,7 @@ import httpx
 
 from blockpilot.errors import NetworkError, UpstreamTimeoutError
 from blockpilot.net.body import ACCEPT_ENCODING, read_body
+from blockpilot.net.logs import install_query_string_filter
 from blockpilot.net.policy import DestinationPolicy
 from blockpilot.net.ranges import IPAddress, blocked_reason
 from blockpilot.net.transport import Pin, PinnedTransport, pinned
@@ -36,6 +38,8 @@ from blockpilot.net.urls import (
 from blockpilot.strict_json import replace_lone_surrogates
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+install_query_string_filter()  # httpx logs request URLs at INFO: never their query strings
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
@@ -194,6 +198,7 @@ class GuardedHTTPClient:
     ) -> None:
         self.policy = policy or DestinationPolicy()
         self._resolver = resolver or system_resolver
+        self._owns_pool = True
         self._client = httpx.AsyncClient(
             transport=transport or PinnedTransport(),
             follow_redirects=False,
@@ -203,6 +208,23 @@ class GuardedHTTPClient:
             headers={"accept-encoding": ACCEPT_ENCODING},
             timeout=self.policy.timeout_seconds,
         )
+
+    def with_exemptions(self, destinations: Iterable[tuple[str, int | None]]) -> GuardedHTTPClient:
+        """A view of this client for one block run, with *destinations* exempt from the
+        private-address guard for that run only (its provider's or source's operator-set
+        base URL; see :class:`blockpilot.net.policy.TrustedDestinations`).
+
+        The exemption holds for requests that start at one of *destinations* and their
+        redirects, never for a redirect into them from another host. The view shares this
+        client's connection pool; closing it closes nothing.
+        """
+        scoped = frozenset(destinations)
+        if scoped <= self.policy.scoped_hosts:
+            return self
+        view = copy.copy(self)
+        view.policy = replace(self.policy, scoped_hosts=self.policy.scoped_hosts | scoped)
+        view._owns_pool = False
+        return view
 
     async def __aenter__(self) -> GuardedHTTPClient:
         return self
@@ -216,8 +238,9 @@ class GuardedHTTPClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close pooled connections."""
-        await self._client.aclose()
+        """Close pooled connections (a view from :meth:`with_exemptions` leaves them open)."""
+        if self._owns_pool:
+            await self._client.aclose()
 
     async def request(
         self,
@@ -278,13 +301,16 @@ class GuardedHTTPClient:
     ) -> GuardedResponse:
         first: Destination | None = None
         redirects: list[str] = []
+        scoped = True  # this block's own exemptions: only for a chain that starts at one
         while True:
             dest = parse_destination(url, self.policy.allowed_schemes)
             call.host = dest.host
-            first = first or dest
+            if first is None:
+                first = dest
+                scoped = self.policy.is_exempt(dest.host, dest.port)
             if dest.origin != first.origin:
                 call.left_origin = True  # sticky: a later hop back does not re-arm secrets
-            response = await self._send(dest, call, seconds)
+            response = await self._send(dest, call, seconds, scoped=scoped)
             try:
                 location = response.headers.get("location")
                 if response.status_code not in REDIRECT_STATUSES or location is None:
@@ -310,8 +336,10 @@ class GuardedHTTPClient:
             url = _join(dest, location)
             call.follow(response.status_code)
 
-    async def _send(self, dest: Destination, call: _Call, seconds: float) -> httpx.Response:
-        addresses = await self._vet(dest.host, dest.port, dest.ip)
+    async def _send(
+        self, dest: Destination, call: _Call, seconds: float, *, scoped: bool
+    ) -> httpx.Response:
+        addresses = await self._vet(dest.host, dest.port, dest.ip, scoped=scoped)
         with _upstream_errors(dest.host, seconds):
             request = self._client.build_request(
                 call.method,
@@ -359,9 +387,11 @@ class GuardedHTTPClient:
             raise _timeout(normal, seconds) from None
         return addresses[0]
 
-    async def _vet(self, host: str, port: int, ip: IPAddress | None) -> tuple[str, ...]:
+    async def _vet(
+        self, host: str, port: int, ip: IPAddress | None, *, scoped: bool = True
+    ) -> tuple[str, ...]:
         """Resolve *host* once and check every address; return the ones to connect to."""
-        exempt = self.policy.is_exempt(host, port)
+        exempt = self.policy.is_exempt(host, port, scoped=scoped)
         if ip is not None:
             ips: list[IPAddress] = [ip]
         elif _is_localhost_name(host) and not exempt:

@@ -95,6 +95,7 @@ async def _send(
 class SendWebRequestBlock(Block):
     id = "6595ae1f-b924-42cb-9a41-551a0611c4b4"
     effect = BlockEffect.WRITE
+    trusted_scopes = frozenset()  # any URL: no operator base URL is exempt for it
     description = "Sends an HTTP request (GET, POST, ...) to a public URL and returns the response."
     categories = frozenset({BlockCategory.OUTPUT, BlockCategory.DEVELOPER_TOOLS})
 
@@ -114,6 +115,7 @@ class SendWebRequestBlock(Block):
 class SendAuthenticatedWebRequestBlock(Block):
     id = "fff86bcd-e001-4bad-a7f6-2eae4720c8dc"
     effect = BlockEffect.WRITE
+    trusted_scopes = frozenset()  # any URL: no operator base URL is exempt for it
     description = (
         "Sends an HTTP request with the user's stored headers for that host (e.g. an API token), "
         "which are sent to that host only."
