@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
-import bp_database
 import pytest
 
+from blockpilot.blocks.registry import BlockRegistry
 from blockpilot.credentials.crypto import KeyRing
 from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
 from blockpilot.storage.users import User
+from tests import bp_database
 
 
 @pytest.fixture
@@ -43,11 +44,22 @@ def _postgres_databases() -> Iterator[bp_database.PostgresDatabases | None]:
         databases.close()
 
 
+@pytest.fixture(scope="session")
+def _sqlite_template(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> bp_database.SqliteTemplate | None:
+    """One migrated SQLite file per test process, copied into each test's home."""
+    if bp_database.BACKEND != "sqlite":
+        return None
+    return bp_database.SqliteTemplate(tmp_path_factory.mktemp("sqlite-template"))
+
+
 @pytest.fixture
 def settings_factory(
     home: Path,
     monkeypatch: pytest.MonkeyPatch,
     _postgres_databases: bp_database.PostgresDatabases | None,
+    _sqlite_template: bp_database.SqliteTemplate | None,
 ) -> Iterator[Callable[..., Settings]]:
     """Build Settings for the temp home; tests pass overrides (e.g. http_allowed_hosts)."""
     # Keep the developer's own environment out of the tests.
@@ -73,7 +85,10 @@ def settings_factory(
                 _postgres_databases.admin_url, databases[0]
             )
         values.update(overrides)
-        return Settings.load(**values)
+        settings = Settings.load(**values)
+        if _sqlite_template is not None and settings.database_url is None:
+            _sqlite_template.copy_to(settings.home / "blockpilot.db")
+        return settings
 
     yield make
     # Everything that uses this factory is torn down by now (it was set up after it).
@@ -88,9 +103,27 @@ def settings(settings_factory) -> Settings:
 
 
 @pytest.fixture
-async def pilot(settings: Settings) -> AsyncIterator[Pilot]:
-    p = await Pilot.open(settings)
+def pilot_settings(settings: Settings) -> Settings:
+    """The settings of the ``pilot`` fixture. A test module that needs other settings
+    overrides this fixture (or ``pilot_registry``), never ``pilot`` itself, so ``alice`` and
+    ``bob`` are always users of the one Pilot the test gets."""
+    return settings
+
+
+@pytest.fixture
+def pilot_registry() -> BlockRegistry | None:
+    """The block registry of the ``pilot`` fixture; None is the default catalogue."""
+    return None
+
+
+@pytest.fixture
+async def pilot(
+    pilot_settings: Settings, pilot_registry: BlockRegistry | None
+) -> AsyncIterator[Pilot]:
+    p = await Pilot.open(pilot_settings, registry=pilot_registry)
     try:
+        if pilot_registry is not None:
+            assert not p.registry.problems, p.registry.problems
         yield p
     finally:
         await p.close()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import collections.abc
 import importlib
+import importlib.metadata
+import typing
+from typing import Any
 
 import blockpilot
 
@@ -22,10 +26,19 @@ def test_public_api_is_exactly_the_documented_names() -> None:
     assert set(blockpilot.__all__) == EXPECTED
 
 
-def test_every_public_name_resolves() -> None:
+def test_every_public_name_is_the_blockpilot_object_of_that_name() -> None:
     module = importlib.import_module("blockpilot")
-    for name in blockpilot.__all__:
-        assert getattr(module, name) is not None
+    for name in set(blockpilot.__all__) - {"BlockOutput", "__version__"}:
+        value = getattr(module, name)
+        assert value.__name__ == name, name
+        assert value.__module__.startswith("blockpilot."), (name, value.__module__)
+    # A block's run yields (output name, value) pairs.
+    assert typing.get_origin(blockpilot.BlockOutput) is collections.abc.AsyncIterator
+    assert typing.get_args(blockpilot.BlockOutput)[0] == tuple[str, Any]
+
+
+def test_version_is_the_installed_distributions() -> None:
+    assert blockpilot.__version__ == importlib.metadata.version("blockpilot")
 
 
 def test_error_codes_are_unique_per_meaning() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +21,7 @@ _PIECES = st.sampled_from(
 _TEXT = st.lists(st.one_of(_PIECES, st.text(max_size=12)), max_size=12).map("".join)
 
 
+@pytest.mark.slow
 @settings(max_examples=3000, deadline=None)
 @given(_TEXT)
 @example("bas\u0130c abcdefgh12345")

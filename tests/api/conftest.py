@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from api_helpers import ClientFactory
 from fastapi import FastAPI
 
 from blockpilot.api import create_app
 from blockpilot.pilot import Pilot
 from blockpilot.storage.users import User
 from blockpilot.testing import serve_asgi
+from tests.api.api_helpers import ClientFactory
 
 
 @pytest.fixture

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from api_helpers import ClientFactory, assert_error
 
 from blockpilot.pilot import Pilot
 from blockpilot.storage.users import User
+from tests.api.api_helpers import ClientFactory, assert_error
 
 
 @pytest.mark.parametrize(

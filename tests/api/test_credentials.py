@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from api_helpers import assert_error
 
 from blockpilot.pilot import Pilot
 from blockpilot.storage.users import User
+from tests.api.api_helpers import assert_error
 
 CANARY = "sk-canary-5f3e9a0d7c2b4e61a8f0"
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from api_helpers import ClientFactory
 from sqlalchemy import text
 
 from blockpilot.pilot import Pilot
 from blockpilot.storage.engine import create_engine
+from tests.api.api_helpers import ClientFactory
 
 
 async def _refused() -> None:

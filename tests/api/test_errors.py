@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from api_helpers import ClientFactory, assert_error
 from fastapi import FastAPI
 
 from blockpilot import errors
 from blockpilot.api.app import JSON_BODY_LIMIT
 from blockpilot.api.errors import ERROR_TABLE, http_error_for
+from tests.api.api_helpers import ClientFactory, assert_error
 
 SECRET_DETAIL = "postgresql://admin:hunter2@db.internal/prod"
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import httpx
-from api_helpers import assert_error
+
+from tests.api.api_helpers import assert_error
 
 CALCULATOR = "b1ab9b19-67a6-406d-abf5-2dba76d00c79"
 

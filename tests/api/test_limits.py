@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from api_helpers import assert_error
 
 from blockpilot.api import create_app
 from blockpilot.api.limits import InProcessRateLimiter
@@ -22,6 +21,7 @@ from blockpilot.errors import RateLimitedError
 from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
 from blockpilot.testing import serve_asgi
+from tests.api.api_helpers import assert_error
 
 
 class _Gate:

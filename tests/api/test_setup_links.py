@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -79,12 +79,8 @@ def settings(
 
 
 @pytest.fixture
-async def pilot(settings: Settings) -> AsyncIterator[Pilot]:
-    registry = BlockRegistry(
-        [*BlockRegistry.default_sources(), ("setup", lambda: (TwoAccountsBlock,))]
-    )
-    async with await Pilot.open(settings, registry=registry) as opened:
-        yield opened
+def pilot_registry() -> BlockRegistry:
+    return BlockRegistry([*BlockRegistry.default_sources(), ("setup", lambda: (TwoAccountsBlock,))])
 
 
 async def run_block(

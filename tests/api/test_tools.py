@@ -6,10 +6,10 @@ import json
 
 import httpx
 import pytest
-from api_helpers import assert_error
 
 from blockpilot.pilot import Pilot
 from blockpilot.storage.users import User
+from tests.api.api_helpers import assert_error
 
 CALCULATOR = "b1ab9b19-67a6-406d-abf5-2dba76d00c79"
 LLM_QUERY = {"query": "call a large language model"}

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from api_helpers import assert_error
 
 from blockpilot.api.body import parse_json_object
 from blockpilot.api.errors import MalformedBodyError
 from blockpilot.strict_json import StrictJSONError, loads_strict
+from tests.api.api_helpers import assert_error
 
 DOCUMENT = '{"query": "calculator ü"}'
 JSON = {"Content-Type": "application/json"}

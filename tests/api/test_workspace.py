@@ -6,12 +6,12 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
-from api_helpers import assert_error, raw_asgi_request
 from fastapi import FastAPI
 
 from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
 from blockpilot.storage.users import User
+from tests.api.api_helpers import assert_error, raw_asgi_request
 
 FILES = "/api/v1/workspace/files"
 

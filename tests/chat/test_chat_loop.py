@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,6 +14,7 @@ from rich.console import Console
 from blockpilot.chat import ChatConfig, ChatProviderError, main, run_chat
 from blockpilot.errors import ConfigurationError, UserNotFoundError
 from blockpilot.pilot import Pilot
+from blockpilot.settings import Settings
 from blockpilot.storage.users import User
 from blockpilot.testing import FakeAnthropic, FakeOpenAI
 
@@ -37,15 +38,11 @@ def anthropic() -> Iterator[FakeAnthropic]:
 
 
 @pytest.fixture
-async def pilot(
+def pilot_settings(
     settings_factory: Any, monkeypatch: pytest.MonkeyPatch, anthropic: FakeAnthropic
-) -> AsyncIterator[Pilot]:
+) -> Settings:
     monkeypatch.setenv("BLOCKPILOT_PROVIDER_ANTHROPIC_BASE_URL", anthropic.origin)
-    opened = await Pilot.open(settings_factory())
-    try:
-        yield opened
-    finally:
-        await opened.close()
+    return settings_factory()
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from blockpilot.cli.errors import EXIT_CODES
 from blockpilot.settings import Settings
 
@@ -23,6 +25,7 @@ def _section(title: str) -> str:
     return README[start : end if end != -1 else None]
 
 
+@pytest.mark.slow
 def test_the_library_example_runs(tmp_path: Path) -> None:
     example = re.findall(r"```python\n(.*?)```", README, re.S)[0]
     env = {k: v for k, v in os.environ.items() if not k.startswith("BLOCKPILOT_")}

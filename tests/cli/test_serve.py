@@ -108,6 +108,7 @@ def assert_clean_log(stderr: str, *secrets: str) -> list[dict[str, object]]:
     return records
 
 
+@pytest.mark.slow
 def test_serve_answers_then_stops_cleanly_on_sigterm(
     env: dict[str, str], start: StartServer
 ) -> None:
@@ -142,6 +143,7 @@ def test_serve_answers_then_stops_cleanly_on_sigterm(
     assert [e["status"] for e in json.loads(listed.stdout)] == ["completed"], listed.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_is_a_clean_stop_too(start: StartServer) -> None:
     server = start()
     server.wait_ready()
@@ -149,6 +151,7 @@ def test_ctrl_c_is_a_clean_stop_too(start: StartServer) -> None:
     assert_clean_log(server.stderr())
 
 
+@pytest.mark.slow
 def test_a_port_in_use_is_one_error_line_and_exit_5(start: StartServer) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -161,6 +164,7 @@ def test_a_port_in_use_is_one_error_line_and_exit_5(start: StartServer) -> None:
     assert stderr.splitlines()[-1].startswith("Error: The server could not start on 127.0.0.1:")
 
 
+@pytest.mark.slow
 def test_a_wrong_encryption_key_fails_before_listening(
     env: dict[str, str], start: StartServer
 ) -> None:

@@ -1,4 +1,7 @@
-"""Host patterns of host-scoped credentials and URL matching (docs/architecture.md#credential-resolution)."""
+"""Host patterns of host-scoped credentials and URL matching.
+
+See docs/architecture.md#credential-resolution.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Credential matching (docs/architecture.md#credential-resolution) at unit level: field infos, discriminators, picking."""
+"""Credential matching at unit level: field infos, discriminators, picking.
+
+See docs/architecture.md#credential-resolution.
+"""
 
 from __future__ import annotations
 

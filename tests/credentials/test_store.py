@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bp_database import is_postgresql, stored_bytes
 from sqlalchemy import select, text, update
 
 from blockpilot.blocks.library.llm import AITextGeneratorBlock
@@ -15,6 +14,7 @@ from blockpilot.credentials.crypto import KeyRing
 from blockpilot.errors import DecryptionError, EncryptionKeyError
 from blockpilot.pilot import Pilot
 from blockpilot.storage.tables import credentials as table
+from tests.bp_database import is_postgresql, stored_bytes
 
 SECRET = "sk-test-store-secret-0123456789abcdef"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from mcp_helpers import SETUP_BASE
 
 from blockpilot.pilot import Pilot
+from tests.mcp.mcp_helpers import SETUP_BASE
 
 
 @pytest.fixture

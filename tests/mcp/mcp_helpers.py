@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bp_database import database_env
+from tests.bp_database import database_env
 
 EMAIL_BLOCK_ID = "4335878a-394e-4e67-adf2-919877ff49ae"
 CALCULATOR_BLOCK_ID = "b1ab9b19-67a6-406d-abf5-2dba76d00c79"

@@ -14,13 +14,6 @@ import pytest
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
-from mcp_helpers import (
-    CALCULATOR_BLOCK_ID,
-    EMAIL_BLOCK_ID,
-    MCP_HEADERS,
-    SETUP_BASE,
-    initialize,
-)
 from mcp_types import INVALID_PARAMS, ElicitRequestURLParams, ElicitResult
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -30,6 +23,13 @@ from blockpilot.mcp.http import Authenticate
 from blockpilot.pilot import Pilot
 from blockpilot.storage.users import User
 from blockpilot.testing import serve_asgi
+from tests.mcp.mcp_helpers import (
+    CALCULATOR_BLOCK_ID,
+    EMAIL_BLOCK_ID,
+    MCP_HEADERS,
+    SETUP_BASE,
+    initialize,
+)
 
 TIMEOUT = 20
 INIT = initialize()

@@ -9,13 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
-from mcp_helpers import CALCULATOR_BLOCK_ID, MCP_HEADERS, initialize
 
 from blockpilot.api import create_app
 from blockpilot.mcp import response_modes
 from blockpilot.mcp.response_modes import needs_sse
 from blockpilot.pilot import Pilot
 from blockpilot.testing import serve_asgi
+from tests.mcp.mcp_helpers import CALCULATOR_BLOCK_ID, MCP_HEADERS, initialize
 
 URL_ELICITATION = {"elicitation": {"form": {}, "url": {}}}
 

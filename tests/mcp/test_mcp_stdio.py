@@ -12,12 +12,12 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client, MCPError, StdioServerParameters
-from mcp_helpers import CALCULATOR_BLOCK_ID, EMAIL_BLOCK_ID, server_env
 from mcp_types import INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR
 
 from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
 from blockpilot.storage.users import User
+from tests.mcp.mcp_helpers import CALCULATOR_BLOCK_ID, EMAIL_BLOCK_ID, server_env
 
 TIMEOUT = 20
 
@@ -74,6 +74,7 @@ async def test_sdk_client_over_stdio(
     assert await pilot.sessions.get(alice.id, sessions.pop()) is not None
 
 
+@pytest.mark.slow
 async def test_malformed_lines_get_json_rpc_errors_and_the_server_keeps_serving(
     alice: User, env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -119,6 +120,7 @@ async def test_malformed_lines_get_json_rpc_errors_and_the_server_keeps_serving(
     assert process.returncode == 0
 
 
+@pytest.mark.slow
 def test_unknown_user_is_one_line_on_stderr(
     pilot: Pilot, env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from mcp import Client
 from mcp.server import Server
-from mcp_helpers import CALCULATOR_BLOCK_ID
 
 from blockpilot.mcp import build_mcp_server
 from blockpilot.pilot import Pilot
 from blockpilot.storage.users import User
+from tests.mcp.mcp_helpers import CALCULATOR_BLOCK_ID
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from net_servers import LocalServer, canary_server  # noqa: F401 - the `canary` fixture
+
+from tests.net.net_servers import LocalServer, canary_server  # noqa: F401 - the `canary` fixture
 
 
 @pytest.fixture

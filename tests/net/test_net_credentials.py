@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from net_servers import Hit, LocalServer, StubResolver, make_tls, redirect
 
 from blockpilot.errors import NetworkError
 from blockpilot.net import DestinationPolicy, GuardedHTTPClient
 from blockpilot.net.transport import PinnedTransport
+from tests.net.net_servers import Hit, LocalServer, StubResolver, make_tls, redirect
 
 SECRET = "canary-secret-7f3a"
 SENSITIVE = {"X-Api-Key": SECRET, "Authorization": f"Bearer {SECRET}"}

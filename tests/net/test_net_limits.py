@@ -11,10 +11,10 @@ import zlib
 
 import httpx
 import pytest
-from net_servers import LocalServer, StubResolver, reply, stall, stream
 
 from blockpilot.errors import NetworkError, ResponseTooLargeError, UpstreamTimeoutError
 from blockpilot.net import DestinationPolicy, GuardedHTTPClient, GuardedResponse
+from tests.net.net_servers import LocalServer, StubResolver, reply, stall, stream
 
 MiB = 1024 * 1024
 

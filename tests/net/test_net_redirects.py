@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from net_servers import LocalServer, StubResolver, redirect, reply
 
 from blockpilot.errors import DestinationBlockedError, NetworkError
 from blockpilot.net import DestinationPolicy, GuardedHTTPClient
+from tests.net.net_servers import LocalServer, StubResolver, redirect, reply
 
 STATUSES = [301, 302, 303, 307, 308]
 # Location forms that all land on the (non-exempt) canary port.

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import httpcore
 import pytest
-from net_servers import FakeInternet, LocalServer, StubResolver, redirect
 
 from blockpilot.errors import DestinationBlockedError, NetworkError
 from blockpilot.net import DestinationPolicy, GuardedHTTPClient
 from blockpilot.net.client import system_resolver
 from blockpilot.net.transport import Pin, PinnedNetworkBackend, PinnedTransport, pinned
+from tests.net.net_servers import FakeInternet, LocalServer, StubResolver, redirect
 
 PUBLIC = "93.184.215.14"
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import httpx
 import pytest
-from rel_helpers import SLOW_WRITE_BLOCK_ID, Serve, base_env, cli, install_plugin
 
 from blockpilot.credentials.crypto import KeyRing
+from tests.reliability.rel_helpers import SLOW_WRITE_BLOCK_ID, Serve, base_env, cli, install_plugin
 
 FINAL = {"completed", "failed", "timed_out", "cancelled", "interrupted"}
 

@@ -1,4 +1,4 @@
-"""A full disk (docs/security.md#reliability-promises): workspace writes fail with a typed error, leave no
+"""A full disk (docs/security.md): workspace writes fail with a typed error, leave no
 partial file, and a run whose cut output cannot be saved still ends with a final record."""
 
 from __future__ import annotations
@@ -16,16 +16,15 @@ import pytest
 from blockpilot.api import create_app
 from blockpilot.errors import WorkspaceError
 from blockpilot.pilot import Pilot
+from blockpilot.settings import Settings
 
 STORE_VALUE_ID = "1ff065e9-88e8-4358-9d82-8dc91f622ba9"
 WRITE_FILE_ID = "5a0a5a52-6f3c-4c55-8c39-1f0f5d0b7d21"
 
 
 @pytest.fixture
-async def pilot(settings_factory: Any) -> AsyncIterator[Pilot]:
-    opened = await Pilot.open(settings_factory(max_output_chars=1000))
-    yield opened
-    await opened.close()
+def pilot_settings(settings_factory: Any) -> Settings:
+    return settings_factory(max_output_chars=1000)
 
 
 @pytest.fixture

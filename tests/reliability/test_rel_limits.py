@@ -7,22 +7,18 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import sys
 import time
 import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from rel_helpers import Serve, base_env, cli
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "net"))
-from net_servers import LocalServer, reply, stall, stream  # noqa: E402
-
-from blockpilot.credentials.crypto import KeyRing  # noqa: E402
+from blockpilot.credentials.crypto import KeyRing
+from tests.net.net_servers import LocalServer, reply, stall, stream
+from tests.reliability.rel_helpers import Serve, base_env, cli
 
 MB = 1_000_000
 MiB = 1024 * 1024

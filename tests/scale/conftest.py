@@ -12,9 +12,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import bp_database
 import pytest
-from scale_services import PostgresCluster, RedisServer, postgres_bin, redis_server_bin
+
+from tests import bp_database
+from tests.scale.scale_services import PostgresCluster, RedisServer, postgres_bin, redis_server_bin
 
 REQUIRED = os.environ.get("BLOCKPILOT_TEST_REQUIRE_SCALE", "") == "1"
 

@@ -7,11 +7,11 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from scale_services import RedisServer
 
 from blockpilot.api.limits import InProcessRateLimiter, limiter_for
 from blockpilot.api.redis_limits import RedisRateLimiter
 from blockpilot.errors import RateLimitedError
+from tests.scale.scale_services import RedisServer
 
 Limiters = Callable[..., RedisRateLimiter]
 

@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 import redis.asyncio as redis_asyncio
-from scale_services import RedisServer
 
 from blockpilot.locks import LeaseLostError, LockUnavailableError
 from blockpilot.redis_locks import KEY_PREFIX, RedisLockManager
+from tests.scale.scale_services import RedisServer
 
 Managers = Callable[..., RedisLockManager]
 

@@ -12,15 +12,16 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 import redis.asyncio as redis_asyncio
-from scale_services import RedisServer
 
 from blockpilot.credentials.manager import IntegrationCredentialsManager
 from blockpilot.credentials.models import OAuth2Credentials
 from blockpilot.errors import ConflictError, OAuthRefreshError
 from blockpilot.pilot import Pilot
 from blockpilot.redis_locks import KEY_PREFIX, RedisLockManager
+from blockpilot.settings import Settings
 from blockpilot.storage.users import User
 from blockpilot.testing import FakeOAuthProvider
+from tests.scale.scale_services import RedisServer
 
 
 @pytest.fixture
@@ -30,17 +31,11 @@ def provider() -> Iterator[FakeOAuthProvider]:
 
 
 @pytest.fixture
-async def pilot(
-    settings_factory, monkeypatch, provider, redis_server: RedisServer
-) -> AsyncIterator[Pilot]:
+def pilot_settings(settings_factory, monkeypatch, provider, redis_server: RedisServer) -> Settings:
     monkeypatch.setenv("BLOCKPILOT_PROVIDER_GITHUB_CLIENT_ID", provider.client_id)
     monkeypatch.setenv("BLOCKPILOT_PROVIDER_GITHUB_CLIENT_SECRET", provider.client_secret or "")
     monkeypatch.setenv("BLOCKPILOT_PROVIDER_GITHUB_TOKEN_URL", provider.token_url)
-    p = await Pilot.open(settings_factory(redis_url=redis_server.url, lock_lease_seconds=1.0))
-    try:
-        yield p
-    finally:
-        await p.close()
+    return settings_factory(redis_url=redis_server.url, lock_lease_seconds=1.0)
 
 
 @pytest.fixture

@@ -35,13 +35,13 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from scale_services import PostgresCluster, RedisServer, free_port
 
 from blockpilot.blocks.library.github import GithubReadIssueBlock
 from blockpilot.credentials.crypto import KeyRing
 from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
 from blockpilot.testing import FakeGitHub, FakeOAuthProvider, RecordedRequest, Response
+from tests.scale.scale_services import PostgresCluster, RedisServer, free_port
 
 GH = GithubReadIssueBlock.id
 FAST_ISSUE = "https://github.com/octo/demo/issues/7"

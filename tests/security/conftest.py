@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sec_helpers import (  # noqa: F401 - canary_server: the `canary` fixture of tests/net
+
+from blockpilot.pilot import Pilot
+from blockpilot.settings import Settings
+from tests.security.sec_helpers import (  # noqa: F401 - canary_server: the `canary` fixture of tests/net
     CANARIES,
     LocalServer,
     canary_server,
@@ -23,18 +26,34 @@ from sec_helpers import (  # noqa: F401 - canary_server: the `canary` fixture of
     guarded_client,
 )
 
-from blockpilot.pilot import Pilot
-from blockpilot.settings import Settings
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: a test that takes seconds (subprocesses, kills)")
-
 
 @pytest.fixture(scope="session", autouse=True)
+def _canary_sweep() -> Iterator[None]:
+    """The canary sweep (docs/security.md), when the session ends.
+
+    Every canary secret the suite planted (as API keys, OAuth tokens, passwords and
+    host-scoped headers) is looked for — raw, URL-encoded and base64 in its common
+    spellings — in every log record captured during the security tests, every response,
+    exception text and CLI/subprocess output the tests registered, every file in the data
+    folders the services used (database, WAL, workspace blobs, crash logs) and every column
+    of every database row except the encrypted ``credentials.secret``. It must be nowhere.
+    Under pytest-xdist each worker sweeps what its own tests planted and saw.
+    """
+    yield
+    CANARIES.stop_capture()
+    if not CANARIES.canaries:
+        return
+    if not CANARIES.logs.texts:
+        pytest.fail("canaries were planted but no log record was captured: the capture broke")
+    found = CANARIES.sweep()
+    if found:
+        pytest.fail("canary secrets leaked:\n" + "\n".join(found[:50]), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
 def _capture_every_log_record() -> Iterator[None]:
-    """Every log record of the security suite is kept for the final canary sweep (which
-    stops the capture, so the rest of a session runs with the usual logging)."""
+    """Every log record of a security test, its fixtures' teardown included, is kept for
+    the sweep (the rest of the session logs as usual)."""
     CANARIES.start_capture()
     try:
         yield

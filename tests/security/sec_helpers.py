@@ -13,7 +13,6 @@ import json
 import logging
 import secrets
 import sqlite3
-import sys
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -22,14 +21,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "net"))
-
-from net_servers import FakeInternet, LocalServer, StubResolver, canary_server  # noqa: E402
-
-from blockpilot.net import DestinationPolicy, GuardedHTTPClient  # noqa: E402
-from blockpilot.net.transport import PinnedTransport  # noqa: E402
-from blockpilot.pilot import Pilot  # noqa: E402
-from blockpilot.testing import serve_asgi as serve_app  # noqa: E402
+from blockpilot.net import DestinationPolicy, GuardedHTTPClient
+from blockpilot.net.transport import PinnedTransport
+from blockpilot.pilot import Pilot
+from blockpilot.testing import serve_asgi as serve_app
+from tests.net.net_servers import FakeInternet, LocalServer, StubResolver, canary_server
 
 __all__ = [
     "CANARIES",
@@ -102,8 +98,9 @@ class CanaryRegistry:
 
     Tests plant canaries with :meth:`new`, register what the service produced (responses,
     exception texts, CLI output, subprocess logs) with :meth:`saw`, and the data folders of
-    the services they ran with :meth:`watch_home`; logs are captured for the whole session.
-    ``test_sec_zz_canary_sweep`` then looks for every canary in every form in all of it.
+    the services they ran with :meth:`watch_home`; the logs of every security test are captured.
+    When the session ends, the ``_canary_sweep`` fixture (``conftest.py``) looks for every
+    canary in every form in all of it.
     """
 
     canaries: list[str] = field(default_factory=list)

@@ -16,8 +16,15 @@ from typing import Any
 
 import httpx
 import pytest
-from net_servers import Hit, LocalServer, StubResolver, make_tls, redirect, reply
-from sec_helpers import (
+
+from blockpilot.api import create_app
+from blockpilot.credentials.hosts import HostPattern
+from blockpilot.net import DestinationPolicy, GuardedHTTPClient
+from blockpilot.net.transport import PinnedTransport
+from blockpilot.net.urls import normalise_host
+from blockpilot.pilot import Pilot
+from tests.net.net_servers import Hit, LocalServer, StubResolver, make_tls, redirect, reply
+from tests.security.sec_helpers import (
     AUTH_WEB_REQUEST_ID,
     CANARIES,
     GITHUB_ISSUE_ID,
@@ -26,13 +33,6 @@ from sec_helpers import (
     leak_forms,
     tool_json,
 )
-
-from blockpilot.api import create_app
-from blockpilot.credentials.hosts import HostPattern
-from blockpilot.net import DestinationPolicy, GuardedHTTPClient
-from blockpilot.net.transport import PinnedTransport
-from blockpilot.net.urls import normalise_host
-from blockpilot.pilot import Pilot
 
 LOOKALIKE_HOSTS = [
     "api.test.evil",

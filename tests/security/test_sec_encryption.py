@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bp_database import SyncDatabase, database_env
-from sec_helpers import CANARIES, GITHUB_ISSUE_ID, LLM_ID, tool_json
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
@@ -27,6 +25,8 @@ from blockpilot.errors import DecryptionError, EncryptionKeyError
 from blockpilot.pilot import Pilot
 from blockpilot.storage.credentials import _columns, _plaintext
 from blockpilot.storage.tables import credentials as table
+from tests.bp_database import SyncDatabase, database_env
+from tests.security.sec_helpers import CANARIES, GITHUB_ISSUE_ID, LLM_ID, tool_json
 
 SCRIPT = Path(sys.executable).with_name("blockpilot")
 

@@ -24,9 +24,9 @@ from typing import Any
 from urllib.parse import quote, quote_plus, urlsplit
 
 import httpcore
+import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
-from sec_helpers import StubResolver
 
 from blockpilot.blocks.registry import BlockRegistry
 from blockpilot.credentials.hosts import HostPattern
@@ -46,6 +46,7 @@ from blockpilot.redaction import REDACTED, Redactor
 from blockpilot.runner import MAX_INPUT_DEPTH, input_shape_problem
 from blockpilot.strict_json import MAX_DEPTH, StrictJSONError, loads_strict
 from blockpilot.workspaces.paths import normalise_path
+from tests.security.sec_helpers import StubResolver
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -84,6 +85,7 @@ def _depth(value: Any) -> int:
 # --------------------------------------------------------------------------- input validation
 
 
+@pytest.mark.slow
 @FAST
 @given(json_value, st.integers(1024, 1 << 20))
 def test_input_shape_problem_never_raises(value: Any, max_bytes: int) -> None:
@@ -115,6 +117,7 @@ def _block_fields() -> list[tuple[str, type]]:
     st.sampled_from([b for b in _REGISTRY.all()]),
     st.dictionaries(st.text(max_size=12), json_value, max_size=8),
 )
+@pytest.mark.slow
 def test_block_input_validation_raises_only_its_own_error(block: Any, data: dict[str, Any]) -> None:
     names = sorted(block.Input.field_names())
     data = {**{n: v for n, v in zip(names, data.values(), strict=False)}, **data}
@@ -122,10 +125,11 @@ def test_block_input_validation_raises_only_its_own_error(block: Any, data: dict
         block.validate_input(data)
 
 
+@pytest.mark.slow
 def test_run_block_on_random_inputs_is_never_an_internal_error(settings_factory: Any) -> None:
     """run_block end to end on random input_data for every block the copilot may run
     (network blocks get a resolver that knows no name and an internet with no route)."""
-    from sec_helpers import guard_pilot, guarded_client
+    from tests.security.sec_helpers import guard_pilot, guarded_client
 
     with asyncio.Runner() as loop:
         pilot = loop.run(Pilot.open(settings_factory()))

@@ -13,13 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
-from net_servers import LocalServer, reply
-from sec_helpers import CALCULATOR_ID, CANARIES, WEB_REQUEST_ID, serve_app, tool_json
 from typer.testing import CliRunner
 
 from blockpilot.api import create_app
 from blockpilot.cli.app import app as cli_app
 from blockpilot.strict_json import StrictJSONError, loads_strict
+from tests.net.net_servers import LocalServer, reply
+from tests.security.sec_helpers import CALCULATOR_ID, CANARIES, WEB_REQUEST_ID, serve_app, tool_json
 
 DEEP = 10_000
 
@@ -165,6 +165,7 @@ async def test_mcp_messages_are_never_500(served: Any) -> None:
         assert alive.status_code == 200 and "block_list" in alive.text
 
 
+@pytest.mark.slow
 def test_cli_options_are_exit_2_with_one_error_line(
     home: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

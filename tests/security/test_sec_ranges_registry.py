@@ -38,7 +38,7 @@ def test_neighbours_stay_public(address: str) -> None:
 
 
 async def test_a_web_request_to_the_azure_host_endpoint_is_refused(open_pilot) -> None:
-    from sec_helpers import WEB_REQUEST_ID, tool_json
+    from tests.security.sec_helpers import WEB_REQUEST_ID, tool_json
 
     pilot = await open_pilot()
     alice, _ = await pilot.users.create("alice")

@@ -17,8 +17,17 @@ from typing import Any
 
 import pytest
 from mcp import Client
-from net_servers import redirect, reply
-from sec_helpers import (
+from typer.testing import CliRunner
+
+from blockpilot.api import create_app
+from blockpilot.cli.app import app as cli_app
+from blockpilot.credentials.hosts import HostPattern
+from blockpilot.errors import InvalidInputError
+from blockpilot.mcp import build_mcp_server
+from blockpilot.net import DestinationPolicy, GuardedHTTPClient
+from blockpilot.pilot import Pilot
+from tests.net.net_servers import redirect, reply
+from tests.security.sec_helpers import (
     AUTH_WEB_REQUEST_ID,
     CANARIES,
     EMAIL_ID,
@@ -31,15 +40,6 @@ from sec_helpers import (
     guard_pilot,
     tool_json,
 )
-from typer.testing import CliRunner
-
-from blockpilot.api import create_app
-from blockpilot.cli.app import app as cli_app
-from blockpilot.credentials.hosts import HostPattern
-from blockpilot.errors import InvalidInputError
-from blockpilot.mcp import build_mcp_server
-from blockpilot.net import DestinationPolicy, GuardedHTTPClient
-from blockpilot.pilot import Pilot
 
 # --------------------------------------------------------------------------- payloads
 

@@ -21,7 +21,15 @@ from typing import Any
 import httpx
 import pytest
 from mcp import Client
-from sec_helpers import (
+from typer.testing import CliRunner
+
+from blockpilot.api import create_app
+from blockpilot.cli.app import app as cli_app
+from blockpilot.mcp import build_mcp_server
+from blockpilot.pilot import Pilot
+from blockpilot.settings import Settings
+from blockpilot.testing import FakeGitHub, FakeOAuthProvider
+from tests.security.sec_helpers import (
     AUTH_WEB_REQUEST_ID,
     CALCULATOR_ID,
     CANARIES,
@@ -32,14 +40,6 @@ from sec_helpers import (
     WRITE_FILE_ID,
     serve_app,
 )
-from typer.testing import CliRunner
-
-from blockpilot.api import create_app
-from blockpilot.cli.app import app as cli_app
-from blockpilot.mcp import build_mcp_server
-from blockpilot.pilot import Pilot
-from blockpilot.settings import Settings
-from blockpilot.testing import FakeGitHub, FakeOAuthProvider
 
 ALICE_FILE = "/alice/diary.txt"
 ALICE_FILE_BODY = b"alice's private words 5e1f"
@@ -381,6 +381,7 @@ async def test_mcp_two_user_matrix(world: World) -> None:
     await _assert_no_side_effects(world)
 
 
+@pytest.mark.slow
 async def test_cli_two_user_matrix(world: World) -> None:
     env = {
         "BLOCKPILOT_HOME": str(world.settings.home),

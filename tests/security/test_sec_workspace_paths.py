@@ -20,7 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sec_helpers import CANARIES, LIST_FILES_ID, READ_FILE_ID, WRITE_FILE_ID, tool_json
 from typer.testing import CliRunner
 
 from blockpilot.api import create_app
@@ -29,6 +28,13 @@ from blockpilot.errors import WorkspaceError, WorkspaceFileNotFoundError, Worksp
 from blockpilot.pilot import Pilot
 from blockpilot.workspaces.manager import WorkspaceFiles
 from blockpilot.workspaces.paths import normalise_path
+from tests.security.sec_helpers import (
+    CANARIES,
+    LIST_FILES_ID,
+    READ_FILE_ID,
+    WRITE_FILE_ID,
+    tool_json,
+)
 
 HOSTILE = [
     "../x",
@@ -171,6 +177,7 @@ async def test_hostile_paths_through_the_file_api(setup: Any, tmp_path: Path) ->
         assert len(name) == 32 and all(c in "0123456789abcdef" for c in name), name
 
 
+@pytest.mark.slow
 async def test_hostile_paths_through_the_blocks_http_and_cli(
     setup: Any, tmp_path: Path, home: Path
 ) -> None:
@@ -343,6 +350,7 @@ async def test_a_symlink_swapped_in_mid_write_never_leads_outside(
         assert list(outside.iterdir()) == [], f"swap before open #{swap_at} wrote outside"
 
 
+@pytest.mark.slow
 async def test_a_racing_symlink_flipper_never_gets_a_write_outside(
     setup: Any, tmp_path: Path
 ) -> None:

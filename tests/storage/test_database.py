@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from bp_database import is_postgresql
 from sqlalchemy import select, text
 
 from blockpilot.errors import ConflictError
@@ -25,6 +24,7 @@ from blockpilot.storage.executions import ExecutionRecord
 from blockpilot.storage.tables import executions, metadata
 from blockpilot.storage.users import User
 from blockpilot.storage.workspaces import WorkspaceStore
+from tests.bp_database import is_postgresql
 
 
 async def test_migrations_build_exactly_the_declared_tables(pilot: Pilot) -> None:

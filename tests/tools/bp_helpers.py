@@ -6,11 +6,10 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from bp_test_blocks import ALL_BLOCKS, CONFIG_DISABLED
-
 from blockpilot.blocks.base import Block
 from blockpilot.blocks.registry import BlockRegistry
 from blockpilot.pilot import Pilot
+from tests.tools.bp_test_blocks import ALL_BLOCKS, CONFIG_DISABLED
 
 
 def make_registry(

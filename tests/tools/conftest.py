@@ -6,12 +6,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from bp_helpers import make_registry
-from bp_test_blocks import CALLS
 
 from blockpilot.blocks.registry import BlockRegistry
 from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
+from tests.tools.bp_helpers import make_registry
+from tests.tools.bp_test_blocks import CALLS
 
 
 @pytest.fixture(autouse=True)
@@ -20,13 +20,9 @@ def _clear_calls() -> None:
 
 
 @pytest.fixture
-async def pilot(settings: Settings) -> AsyncIterator[Pilot]:
-    p = await Pilot.open(settings, registry=make_registry())
-    assert not p.registry.problems, p.registry.problems
-    try:
-        yield p
-    finally:
-        await p.close()
+def pilot_registry() -> BlockRegistry:
+    """The tools tests' Pilot has the test blocks besides the built-in ones."""
+    return make_registry()
 
 
 PilotFactory = Callable[..., Awaitable[Pilot]]

@@ -1,17 +1,16 @@
-"""Execution records (docs/architecture.md#execution-records): every run is audited and survives restarts."""
+"""Execution records (docs/architecture.md): every run is audited and survives restarts."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from bp_helpers import add_api_key, run_block
-from bp_test_blocks import ApiKeyEchoBlock, EchoTextBlock, FailingBlock, SlowBlock
-
 from blockpilot.pilot import Pilot
 from blockpilot.storage.common import utcnow
 from blockpilot.storage.executions import ExecutionRecord
 from blockpilot.storage.users import User
+from tests.tools.bp_helpers import add_api_key, run_block
+from tests.tools.bp_test_blocks import ApiKeyEchoBlock, EchoTextBlock, FailingBlock, SlowBlock
 
 
 async def test_record_is_running_while_the_block_runs_then_completed(

@@ -6,8 +6,14 @@ import json
 from typing import Any
 
 import pytest
-from bp_helpers import call, make_registry
-from bp_test_blocks import (
+
+from blockpilot.blocks.base import Block, BlockCategory
+from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, SchemaField
+from blockpilot.pilot import Pilot
+from blockpilot.settings import DEFAULT_EXCLUDED_BLOCK_IDS, DEFAULT_EXCLUDED_BLOCK_TYPES
+from blockpilot.storage.users import User
+from tests.tools.bp_helpers import call, make_registry
+from tests.tools.bp_test_blocks import (
     ALL_BLOCKS,
     ApiKeyEchoBlock,
     ConfigDisabledByIdBlock,
@@ -21,12 +27,6 @@ from bp_test_blocks import (
     OrchestratorLikeBlock,
     StickyNoteBlock,
 )
-
-from blockpilot.blocks.base import Block, BlockCategory
-from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, SchemaField
-from blockpilot.pilot import Pilot
-from blockpilot.settings import DEFAULT_EXCLUDED_BLOCK_IDS, DEFAULT_EXCLUDED_BLOCK_TYPES
-from blockpilot.storage.users import User
 
 SUGGESTIONS = [
     "Try broader keywords like 'email', 'http', 'text', 'ai'",
@@ -168,10 +168,15 @@ async def test_excluded_and_disabled_blocks_are_never_listed(
     for block in ALL_BLOCKS:
         queries.add(block.__name__)
         queries.update(block.description.split())
+    listed: set[str] = set()
     for query in sorted(queries):
         data = await find(p, alice, query)
+        assert data["type"] in ("block_list", "no_results"), (query, data)
         assert not hidden & set(_ids(data)), query
-        assert data["count"] <= 10 if data["type"] == "block_list" else True
+        assert data.get("count", 0) == len(data.get("blocks", [])) <= 10, query
+        listed.update(_ids(data))
+    # The queries reach every visible block, so the check above saw real result lists.
+    assert listed == {b.id for b in ALL_BLOCKS if b.__name__ in _VISIBLE}
 
 
 _VISIBLE = {
@@ -209,6 +214,7 @@ async def test_block_list_message_items_and_hint(pilot: Pilot, alice: User) -> N
 async def test_compact_items_are_small_and_have_no_schemas(pilot: Pilot, alice: User) -> None:
     for query in ("text", "api key provider", "echo"):
         data = await find(pilot, alice, query)
+        assert data["blocks"], query  # the loop below checks something
         for item in data["blocks"]:
             assert len(json.dumps(item)) < 500, item
             assert not item.get("input_schema")

@@ -12,20 +12,20 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
-from bp_database import is_postgresql, stored_bytes
-from bp_helpers import add_api_key, add_host_scoped, call, run_block
-from bp_test_blocks import (
+
+from blockpilot.errors import WorkspaceFileNotFoundError
+from blockpilot.pilot import Pilot
+from blockpilot.settings import Settings
+from blockpilot.storage.users import User
+from tests.bp_database import is_postgresql, stored_bytes
+from tests.tools.bp_helpers import add_api_key, add_host_scoped, call, run_block
+from tests.tools.bp_test_blocks import (
     ApiKeyEchoBlock,
     BigOutputBlock,
     EchoTextBlock,
     HostRequestBlock,
     calls_of,
 )
-
-from blockpilot.errors import WorkspaceFileNotFoundError
-from blockpilot.pilot import Pilot
-from blockpilot.settings import Settings
-from blockpilot.storage.users import User
 
 # --------------------------------------------------------------------------- two users
 

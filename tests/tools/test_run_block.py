@@ -1,4 +1,4 @@
-"""run_block (docs/architecture.md#the-run_block-checklist): every check in order, with its message and code, then execution."""
+"""run_block (docs/architecture.md): every check in order with its message and code, then a run."""
 
 from __future__ import annotations
 
@@ -8,8 +8,13 @@ import re
 from typing import Any
 
 import pytest
-from bp_helpers import add_api_key, run_block
-from bp_test_blocks import (
+
+from blockpilot.blocks.base import Block
+from blockpilot.executions.context import ExecutionContext
+from blockpilot.pilot import Pilot
+from blockpilot.storage.users import User
+from tests.tools.bp_helpers import add_api_key, run_block
+from tests.tools.bp_test_blocks import (
     CALLS,
     ORCHESTRATOR_ID,
     ApiKeyEchoBlock,
@@ -28,11 +33,6 @@ from bp_test_blocks import (
     StickyNoteBlock,
     calls_of,
 )
-
-from blockpilot.blocks.base import Block
-from blockpilot.executions.context import ExecutionContext
-from blockpilot.pilot import Pilot
-from blockpilot.storage.users import User
 
 SETUP_MESSAGE = (
     "Block 'ApiKeyEchoBlock' requires credentials that are not configured. Please set up the "

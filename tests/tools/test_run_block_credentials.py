@@ -5,8 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from bp_helpers import add_api_key, add_host_scoped, add_oauth, run_block
-from bp_test_blocks import (
+from sqlalchemy import update
+
+from blockpilot.credentials.manager import system_credential_id
+from blockpilot.pilot import Pilot
+from blockpilot.storage.tables import credentials as credentials_table
+from blockpilot.storage.users import User
+from tests.tools.bp_helpers import add_api_key, add_host_scoped, add_oauth, run_block
+from tests.tools.bp_test_blocks import (
     CALLS,
     ApiKeyEchoBlock,
     GithubScopedBlock,
@@ -14,12 +20,6 @@ from bp_test_blocks import (
     LlmLikeBlock,
     calls_of,
 )
-from sqlalchemy import update
-
-from blockpilot.credentials.manager import system_credential_id
-from blockpilot.pilot import Pilot
-from blockpilot.storage.tables import credentials as credentials_table
-from blockpilot.storage.users import User
 
 
 def used(data: dict[str, Any]) -> tuple[str, str]:

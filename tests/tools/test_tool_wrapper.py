@@ -7,13 +7,13 @@ import logging
 from typing import Any, ClassVar
 
 import pytest
-from bp_helpers import call, run_block
-from bp_test_blocks import CALLS, EchoTextBlock, SlowBlock
 
 from blockpilot.pilot import Pilot
 from blockpilot.storage.users import User
 from blockpilot.tools.base import DEFAULT_TOOL_TIMEOUT, BaseTool, ToolCall
 from blockpilot.tools.responses import ErrorResponse, ToolResponseBase
+from tests.tools.bp_helpers import call, run_block
+from tests.tools.bp_test_blocks import CALLS, EchoTextBlock, SlowBlock
 
 
 class CountingTool(BaseTool):

@@ -102,7 +102,7 @@ def _entry_point_sources() -> Iterator[tuple[str, BlockSource]]:
 
 
 def check_block_class(cls: type[Block]) -> list[str]:
-    """Load-time checks (docs/library.md#rules-a-block-must-follow); an empty list means the block is well formed."""
+    """Load-time checks (docs/library.md); an empty list means the block is well formed."""
     problems: list[str] = []
     name = cls.__name__
     if not name.endswith("Block"):

@@ -1,4 +1,7 @@
-"""Matching a user's credentials to a block's credentials requirements (docs/architecture.md#credential-resolution)."""
+"""Matching a user's credentials to a block's credentials requirements.
+
+The rules are in docs/architecture.md#credential-resolution.
+"""
 
 from __future__ import annotations
 
@@ -168,7 +171,7 @@ def match_credentials_to_requirements(
 def build_missing_credentials_from_field_info(
     fields: Mapping[str, CredentialsFieldInfo], matched_keys: Any = ()
 ) -> dict[str, dict[str, Any]]:
-    """Setup entries for every field not in *matched_keys* (docs/architecture.md#credential-resolution, step 4)."""
+    """Setup entries for every field not in *matched_keys* (credential resolution, step 4)."""
     matched = set(matched_keys)
     missing: dict[str, dict[str, Any]] = {}
     for name, info in fields.items():

@@ -1,4 +1,4 @@
-"""Blocks that only make sense inside a graph; the copilot excludes them (docs/tools.md#exclusions)."""
+"""Blocks that only make sense inside a graph; the copilot excludes them (docs/tools.md)."""
 
 from __future__ import annotations
 
