@@ -536,3 +536,32 @@ async def test_setup_posts_count_against_the_users_rate_limit(
     limited = await anon.post(path, data=form)
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
     assert "Too many" in limited.text
+
+
+async def test_smtp_form_names_the_server_the_run_asked_for_and_binds_the_credential(
+    as_alice: httpx.AsyncClient, anon: httpx.AsyncClient, pilot: Pilot, alice: User
+) -> None:
+    """SMTP credentials are bound to their server (docs/security.md): the form asks for it."""
+    from blockpilot.testing import FakeSMTP
+
+    email_block = "4335878a-394e-4e67-adf2-919877ff49ae"
+    with FakeSMTP(username="me@example.com", password="smtp-pw-4242") as smtp:
+        mail = {"to_email": "b@example.org", "subject": "s", "body": "b",
+                "smtp_server": "127.0.0.1", "smtp_port": smtp.port}  # fmt: skip
+        [entry] = missing_of(await run_block(as_alice, email_block, mail)).values()
+        server = f"127.0.0.1:{smtp.port}"
+        assert entry["host"] == server
+        page = await open_page(anon, setup_path(entry))
+        assert f'name="host" required maxlength="300" value="{server}"' in page
+        response = await submit(
+            anon,
+            setup_path(entry),
+            {"kind": "user_password", "host": server, "username": "me@example.com",
+             "password": "smtp-pw-4242"},
+        )  # fmt: skip
+        assert response.status_code == 200, response.text
+        [meta] = await pilot.credential_store.list_meta(alice.id)
+        assert meta.host == server and not meta.needs_host
+        body = await run_block(as_alice, email_block, mail)
+        assert body["type"] == "block_output", body
+        assert [login for _, login, ok in smtp.auth_attempts if ok] == ["me@example.com"]

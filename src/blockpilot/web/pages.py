@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 from starlette.responses import HTMLResponse
 
+from blockpilot.credentials.servers import SERVER_BOUND_PROVIDERS
+
 CSS = """
 :root { color-scheme: light; --ink: #1b1f24; --muted: #4a5360; --line: #c9d1db;
   --accent: #0b57d0; --accent-ink: #ffffff; --bad: #a4161a; --good: #0f6b35; --bg: #f6f8fa; }
@@ -271,11 +273,26 @@ def _api_key_form(req: Requirement, action: str, csrf: str, state: FormState) ->
     )
 
 
+def _server_field(req: Requirement) -> str:
+    # SMTP credentials are sent to the one server they name (docs/security.md).
+    if req.provider not in SERVER_BOUND_PROVIDERS:
+        return ""
+    return (
+        '<label for="login-host">Server (host or host:port)</label>'
+        f'<input type="text" id="login-host" name="host" required maxlength="300" '
+        f'value="{e(req.host or "")}" autocomplete="off" spellcheck="false" '
+        'aria-describedby="login-host-hint">'
+        '<p class="hint" id="login-host-hint">The username and password are sent to this '
+        "server only.</p>"
+    )
+
+
 def _user_password_form(req: Requirement, action: str, csrf: str, state: FormState) -> str:
     return (
         '<section aria-labelledby="login-h">\n'
         f'<h2 id="login-h">Add a username and password</h2>\n'
         f'<form method="post" action="{e(action)}">{_hidden(csrf, "user_password")}'
+        f"{_server_field(req)}"
         '<label for="login-user">Username</label>'
         '<input type="text" id="login-user" name="username" required maxlength="1024" '
         'autocomplete="off" spellcheck="false">'

@@ -22,6 +22,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from blockpilot.credentials.matching import provider_display_name
+from blockpilot.credentials.servers import SERVER_BOUND_PROVIDERS
 from blockpilot.errors import InvalidInputError
 from blockpilot.storage.users import User
 from blockpilot.web.connect import used_link_page
@@ -300,6 +301,11 @@ def _credential_data(
         if not username or not password:
             raise InvalidInputError("Enter both the username and the password.")
         data["username"], data["password"] = username, password
+        if grant.provider in SERVER_BOUND_PROVIDERS:  # sent to that server only
+            host = _first(form, "host").strip() or (grant.host or "")
+            if not host:
+                raise InvalidInputError("Enter the server the username and password are for.")
+            data["host"] = host
     else:
         host = _first(form, "host").strip()
         state.host = host[:300]
