@@ -145,6 +145,11 @@ async def test_a_whole_conversation_find_details_setup_connect_run_answer(
         "setup_requirements",
         "block_output",
     ]
+    # The person saw the setup link (below); the model's copy has none (issue 11, item 8).
+    setup = json.loads(tool_messages[2]["content"])
+    [missing] = setup["setup_info"]["user_readiness"]["missing_credentials"].values()
+    assert "setup_url" not in missing and missing["link_shown"] is True
+    assert all("bp.example/connect" not in str(m["content"]) for m in last)
     calls = [c for m in last if m["role"] == "assistant" for c in m.get("tool_calls", [])]
     assert [m["tool_call_id"] for m in tool_messages] == [c["id"] for c in calls]
     assert [m["content"] for m in last if m["role"] == "user"] == [

@@ -140,7 +140,9 @@ async def test_setup_link_and_url_elicitation_over_http(
     link = f"{SETUP_BASE}/smtp?block={EMAIL_BLOCK_ID}"
     assert asked == [link]
     assert result.structured_content["type"] == "setup_requirements"
-    assert link in result.content[0].text and result.is_error is False
+    # The person was shown the link: the model's result does not repeat it (issue 11, item 8).
+    assert link not in str(result.content) and link not in json.dumps(result.structured_content)
+    assert "shown to the user directly" in result.content[0].text and result.is_error is False
 
 
 async def test_requests_without_a_valid_key_are_401(url: str) -> None:

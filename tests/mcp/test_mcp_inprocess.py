@@ -191,6 +191,10 @@ async def test_url_elicitation_where_the_client_supports_it(
         assert handler.seen[0].elicitation_id  # required on the 2025-11-25 wire
     assert result.structured_content["type"] == "setup_requirements"
     assert note in result.content[0].text
+    # Shown and accepted: the link stays out of what the model reads (issue 11, item 8).
+    link = f"{SETUP_BASE}/smtp?block={EMAIL_BLOCK_ID}"
+    shown = link in str(result.content) or link in json.dumps(result.structured_content)
+    assert shown is (action != "accept")
 
 
 async def test_no_user_means_need_login(pilot: Pilot) -> None:

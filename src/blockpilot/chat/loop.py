@@ -25,7 +25,7 @@ from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
 from blockpilot.storage.users import User
 from blockpilot.tools.export import export_tools
-from blockpilot.tools.responses import ErrorResponse, ToolResponseBase
+from blockpilot.tools.responses import ErrorResponse, SetupRequirementsResponse, ToolResponseBase
 from blockpilot.tools.schemas import restore_arguments
 
 logger = logging.getLogger(__name__)
@@ -141,10 +141,16 @@ class ChatLoop:
             ToolCallRecord(name=name, arguments=raw, response=response)
         )
         self.view.tool_result(response)
+        # The view showed the person any setup link; the model gets the result without it.
+        for_model = (
+            response.without_setup_urls()
+            if isinstance(response, SetupRequirementsResponse)
+            else response
+        )
         return {
             "role": "tool",
             "tool_call_id": str(call.get("id") or ""),
-            "content": response.to_json(),
+            "content": for_model.to_json(),
         }
 
     async def _execute(self, name: str, raw: Any) -> ToolResponseBase:

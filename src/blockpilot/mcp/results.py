@@ -59,6 +59,7 @@ class SetupLink:
     provider_name: str
     type: str
     url: str | None
+    shown: bool = False  # the front door showed the person the link; the model gets none
 
 
 def setup_links(data: dict[str, Any]) -> list[SetupLink]:
@@ -81,6 +82,7 @@ def setup_links(data: dict[str, Any]) -> list[SetupLink]:
                 provider_name=str(entry.get("provider_name") or provider),
                 type=str(entry.get("type") or "api_key"),
                 url=entry.get("setup_url") or None,
+                shown=bool(entry.get("link_shown")),
             )
         )
     return links
@@ -112,7 +114,12 @@ def setup_text(data: dict[str, Any], *, user_hint: str = "USER", outcome: str | 
     with_url = [link for link in links if link.url]
     for link in with_url:
         lines.append(f"Connect {link.provider_name} ({link.field}): {link.url}")
-    without = [link for link in links if not link.url]
+    lines.extend(
+        f"Connect {link.provider_name} ({link.field}): the link was shown to the user directly."
+        for link in links
+        if not link.url and link.shown
+    )
+    without = [link for link in links if not link.url and not link.shown]
     if without:
         lines.append("Add the credential on the server running blockpilot:")
         lines.extend(f"  {add_credential_command(link, user_hint)}" for link in without)

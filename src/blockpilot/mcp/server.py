@@ -18,7 +18,7 @@ import inspect
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,7 +51,12 @@ from blockpilot.mcp.results import (
     tool_result,
 )
 from blockpilot.pilot import Pilot
-from blockpilot.tools.responses import ErrorResponse, ResponseType, ToolResponseBase
+from blockpilot.tools.responses import (
+    ErrorResponse,
+    ResponseType,
+    SetupRequirementsResponse,
+    ToolResponseBase,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -314,7 +319,9 @@ class BlockpilotMCP:
                 )
             answers = [a for a in params.input_responses.values() if isinstance(a, ElicitResult)]
             return tool_result(
-                response, note=_outcome([a.action for a in answers]), user_hint=user_hint
+                _links_shown(response) if _all_accepted([a.action for a in answers]) else response,
+                note=_outcome([a.action for a in answers]),
+                user_hint=user_hint,
             )
         if not ctx.session.can_send_request:
             return tool_result(response, user_hint=user_hint)
@@ -322,7 +329,12 @@ class BlockpilotMCP:
             await self._elicit(ctx, _elicitation_message(link, block_name), str(link.url))
             for link in links
         ]
-        return tool_result(response, note=_outcome([a for a in actions if a]), user_hint=user_hint)
+        delivered = [a for a in actions if a]
+        return tool_result(
+            _links_shown(response) if _all_accepted(actions) else response,
+            note=_outcome(delivered),
+            user_hint=user_hint,
+        )
 
     async def _review_required(
         self, ctx: Context, params: CallToolRequestParams, response: ToolResponseBase
@@ -366,6 +378,18 @@ class BlockpilotMCP:
                 return None
             return result.action
         return None
+
+
+def _all_accepted(actions: Sequence[str | None]) -> bool:
+    return bool(actions) and all(action == "accept" for action in actions)
+
+
+def _links_shown(response: ToolResponseBase) -> ToolResponseBase:
+    """The result for the model once the client showed the person the setup links: without
+    them (a link opens the setup page for this user; docs/oauth.md)."""
+    if isinstance(response, SetupRequirementsResponse):
+        return response.without_setup_urls()
+    return response
 
 
 def _outcome(actions: list[str]) -> str | None:

@@ -142,6 +142,26 @@ class SetupRequirementsResponse(ToolResponseBase):
     graph_id: str | None = None
     graph_version: int | None = None
 
+    def without_setup_urls(self) -> SetupRequirementsResponse:
+        """A copy without the ``setup_url`` links, for the model when the front door has shown
+        them to the person directly: a link opens the setup page for this user, so it stays
+        out of text a model reads and could repeat elsewhere (``docs/oauth.md``)."""
+
+        def strip(entry: Any) -> Any:
+            if isinstance(entry, dict) and "setup_url" in entry:
+                return {**{k: v for k, v in entry.items() if k != "setup_url"}, "link_shown": True}
+            return entry
+
+        info = self.setup_info.model_copy(deep=True)
+        info.user_readiness.missing_credentials = {
+            key: strip(entry) for key, entry in info.user_readiness.missing_credentials.items()
+        }
+        info.requirements = {
+            key: [strip(entry) for entry in entries] if key == "credentials" else entries
+            for key, entries in info.requirements.items()
+        }
+        return self.model_copy(update={"setup_info": info})
+
 
 class BlockOutputResponse(ToolResponseBase):
     type: ResponseType = ResponseType.BLOCK_OUTPUT
