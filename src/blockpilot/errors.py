@@ -9,7 +9,8 @@ Messages never contain secret values.
 
     BlockpilotError                         error
     ├── ConfigurationError                  configuration_error
-    │   └── EncryptionKeyError              encryption_key_error
+    │   ├── EncryptionKeyError              encryption_key_error
+    │   └── StorageUnusableError            storage_unusable
     ├── InvalidInputError                   invalid_input
     ├── AuthenticationRequiredError         auth_required
     ├── NotFoundError                       not_found
@@ -38,7 +39,8 @@ Messages never contain secret values.
     │       └── ReauthorizationRequiredError reauthorization_required
     ├── WorkspaceError                      workspace_error
     │   ├── WorkspacePathError              invalid_path
-    │   └── WorkspaceQuotaError             file_too_large
+    │   ├── WorkspaceQuotaError             file_too_large
+    │   └── QuotaExceededError              quota_exceeded
     └── NetworkError                        network_error
         ├── DestinationBlockedError         destination_blocked
         ├── ResponseTooLargeError           response_too_large
@@ -86,6 +88,13 @@ class EncryptionKeyError(ConfigurationError):
     code = "encryption_key_error"
 
 
+class StorageUnusableError(ConfigurationError):
+    """The database or the data folder cannot be used at start: damaged, not writable or
+    full. The service refuses to start rather than run on (or over) it (``docs/storage.md``)."""
+
+    code = "storage_unusable"
+
+
 class InvalidInputError(BlockpilotError):
     """A caller sent arguments that are malformed or of the wrong shape."""
 
@@ -96,6 +105,13 @@ class AuthenticationRequiredError(BlockpilotError):
     """The operation needs a signed-in user."""
 
     code = "auth_required"
+
+
+class AdminRequiredError(BlockpilotError):
+    """The operation needs an operator: a user named in ``BLOCKPILOT_ADMIN_USERS``
+    (docs/sources.md)."""
+
+    code = "admin_required"
 
 
 class NotFoundError(BlockpilotError):
@@ -256,6 +272,13 @@ class WorkspacePathError(WorkspaceError):
 
 class WorkspaceQuotaError(WorkspaceError):
     code = "file_too_large"
+
+
+class QuotaExceededError(WorkspaceError):
+    """The user's workspace would hold more than ``BLOCKPILOT_MAX_WORKSPACE_BYTES_PER_USER``;
+    delete files first (``docs/configuration.md``)."""
+
+    code = "quota_exceeded"
 
 
 class NetworkError(BlockpilotError):

@@ -48,6 +48,12 @@ from blockpilot.storage.executions import ExecutionStore
 from blockpilot.storage.leases import ProcessIdentity, ProcessLeases
 from blockpilot.storage.sessions import ChatSession, SessionStore
 from blockpilot.storage.sources import SourceStore
+from blockpilot.storage.startup import (
+    check_database,
+    check_database_file,
+    database_name,
+    unusable_storage,
+)
 from blockpilot.storage.users import UserStore
 from blockpilot.storage.workspaces import WorkspaceStore
 from blockpilot.tools.base import BaseTool, ToolCall
@@ -121,6 +127,7 @@ class Pilot:
             WorkspaceStore(engine),
             settings.home / "workspaces",
             max_file_bytes=settings.max_file_bytes,
+            max_workspace_bytes=settings.max_workspace_bytes_per_user,
         )
         self.provider_urls = settings.provider_base_urls()
         self.http = GuardedHTTPClient(self._http_policy())
@@ -147,14 +154,33 @@ class Pilot:
 
     @classmethod
     async def open(cls, settings: Settings | None = None, **kwargs: Any) -> Pilot:
-        """Connect, migrate, check the encryption key and recover from a crash."""
+        """Connect, migrate, check the encryption key and recover from a crash.
+
+        Raises:
+            StorageUnusableError: The database is damaged, or it or the data folder cannot
+                be written (a full disk, a read-only file): see docs/storage.md.
+        """
         install_log_redaction()
         settings = settings or Settings.load()
+        try:
+            return await cls._open(settings, **kwargs)
+        except Exception as exc:
+            unusable = unusable_storage(
+                exc, database_name(settings.effective_database_url), settings.home
+            )
+            if unusable is None:
+                raise
+            raise unusable from None
+
+    @classmethod
+    async def _open(cls, settings: Settings, **kwargs: Any) -> Pilot:
         settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         cipher = CredentialCipher(_keyring(settings))
+        check_database_file(settings.effective_database_url)
         engine = create_engine(settings.effective_database_url)
         try:
             await migrate(engine)
+            await check_database(engine)
             pilot = cls(settings, engine, cipher, **kwargs)
             try:
                 await pilot.credential_store.verify_readable()

@@ -79,6 +79,7 @@ ERROR_TABLE: dict[type[bp.BlockpilotError], HttpError] = {
     bp.BlockpilotError: HttpError(500, _INTERNAL),
     bp.ConfigurationError: HttpError(500, _MISCONFIGURED),
     bp.EncryptionKeyError: HttpError(500, _MISCONFIGURED),
+    bp.StorageUnusableError: HttpError(500, _MISCONFIGURED),
     bp.InvalidInputError: HttpError(422),
     MalformedBodyError: HttpError(400),
     UnsupportedMediaTypeError: HttpError(415),
@@ -95,6 +96,7 @@ ERROR_TABLE: dict[type[bp.BlockpilotError], HttpError] = {
     bp.RateLimitedError: HttpError(429),
     bp.TooManySessionsError: HttpError(429),
     bp.OriginNotAllowedError: HttpError(403),
+    bp.AdminRequiredError: HttpError(403),
     # The OAuth callback answers the person's browser with an HTML page, at this status.
     OAuthCallbackError: HttpError(400),
     # A pending OAuth connect verified by another user than the one who started it.
@@ -115,6 +117,7 @@ ERROR_TABLE: dict[type[bp.BlockpilotError], HttpError] = {
     bp.WorkspaceError: HttpError(400),
     bp.WorkspacePathError: HttpError(400),
     bp.WorkspaceQuotaError: HttpError(413),
+    bp.QuotaExceededError: HttpError(413),
     bp.NetworkError: HttpError(502),
     bp.DestinationBlockedError: HttpError(400),
     bp.ResponseTooLargeError: HttpError(502),

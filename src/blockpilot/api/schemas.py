@@ -35,8 +35,9 @@ class Readiness(BaseModel):
     status: Literal["ready", "unavailable"] = Field(
         description="Whether the service can serve requests."
     )
-    checks: dict[str, Literal["ok", "unreachable"]] = Field(
-        description="Result of each dependency check."
+    checks: dict[str, Literal["ok", "unreachable", "not_writable"]] = Field(
+        description="Result of each dependency check: the database must answer a read and "
+        "take a write (this process's lease)."
     )
 
 

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
+import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,29 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+_SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+
+def _owner_only_database_files(database: Path) -> None:
+    """Create the SQLite file readable by its owner only, and narrow existing ones.
+
+    SQLite creates a database with the process umask (0644 usually) and gives its ``-wal``
+    and ``-shm`` files the database file's mode, so creating the file 0600 first is enough
+    for all three; a folder that already existed (its 0700 not applied) no longer leaves
+    the credentials' ciphertexts world-readable. See docs/storage.md.
+    """
+    if database.name.startswith("file:"):
+        return  # a URI filename: SQLite opens it, not us
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+    for suffix in _SQLITE_COMPANIONS:
+        path = database.with_name(database.name + suffix)
+        with contextlib.suppress(FileNotFoundError):
+            mode = path.lstat().st_mode
+            if stat.S_ISREG(mode) and mode & 0o077:
+                path.chmod(0o600)
+
+
 def _without_nul(value: Any) -> Any:
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd") if "\x00" in value else value
@@ -111,6 +136,7 @@ def create_engine(url: str) -> AsyncEngine:
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                _owner_only_database_files(Path(parsed.database))
             engine = create_async_engine(parsed, connect_args={"timeout": 30})
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
             return engine
@@ -180,7 +206,24 @@ def is_database_unavailable(exc: BaseException) -> bool:
     return False
 
 
-_SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o")
+_SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o", "disk is full")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether *exc* (or what caused it) says the disk or the database is full: SQLite's
+    ``SQLITE_FULL``, PostgreSQL's ``disk_full`` (53100), or ``ENOSPC``/``EDQUOT``."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "disk is full" in str(current).lower() or getattr(current, "sqlstate", "") == "53100":
+            return True
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return False
+
+
 _DRIVER_MODULES = ("sqlalchemy.", "asyncpg.", "aiosqlite.", "blockpilot.storage.")
 
 

@@ -8,8 +8,9 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from blockpilot.errors import QuotaExceededError
 from blockpilot.ids import new_id
 from blockpilot.storage.common import aware, utcnow
 from blockpilot.storage.tables import workspace_files as files
@@ -103,8 +104,16 @@ class WorkspaceStore:
         size_bytes: int,
         checksum: str,
         mime_type: str,
+        quota_bytes: int = 0,
     ) -> tuple[WorkspaceFile, str | None]:
-        """Point *path* at *blob*; returns the row and the replaced blob (to delete), if any."""
+        """Point *path* at *blob*; returns the row and the replaced blob (to delete), if any.
+
+        With *quota_bytes* (0: none), the change is rolled back with
+        :class:`~blockpilot.errors.QuotaExceededError` when the workspace's files would then
+        hold more than that in all; the sum is taken in the transaction that makes the change,
+        with concurrent writers of the workspace serialised, so racing writes cannot both
+        slip under the quota.
+        """
         now = utcnow()
         values = {
             "blob": blob,
@@ -119,6 +128,8 @@ class WorkspaceStore:
             existing = await self.file_by_path(workspace_id, path)
             try:
                 async with self._engine.begin() as conn:
+                    if quota_bytes and conn.dialect.name == "postgresql":
+                        await self._lock_workspace(conn, workspace_id)
                     if existing is None:
                         file_id = new_id()
                         await conn.execute(
@@ -141,12 +152,50 @@ class WorkspaceStore:
                         if not result.rowcount:
                             continue  # someone replaced it meanwhile; re-read and retry
                         old_blob = existing[1]
+                    if quota_bytes:
+                        await self._enforce_quota(conn, workspace_id, quota_bytes)
             except IntegrityError:
                 continue  # created concurrently under the same path; retry as an update
             found = await self.file_by_id(workspace_id, file_id)
             assert found is not None
             return found[0], old_blob
         raise RuntimeError("workspace file kept changing concurrently; giving up")
+
+    @staticmethod
+    async def _lock_workspace(conn: AsyncConnection, workspace_id: str) -> None:
+        # PostgreSQL: writers of one workspace take turns, so each sums the others' writes.
+        # SQLite needs no lock (and a read first would make its write fail on a stale
+        # snapshot): the write takes the database's one write lock before the sum is read.
+        await conn.execute(
+            select(workspaces.c.id).where(workspaces.c.id == workspace_id).with_for_update()
+        )
+
+    @staticmethod
+    async def _enforce_quota(conn: AsyncConnection, workspace_id: str, quota_bytes: int) -> None:
+        used = int(
+            await conn.scalar(
+                select(func.coalesce(func.sum(files.c.size_bytes), 0)).where(
+                    files.c.workspace_id == workspace_id
+                )
+            )
+            or 0
+        )
+        if used > quota_bytes:
+            raise QuotaExceededError(
+                f"The workspace would hold {used} bytes; its quota is {quota_bytes} bytes. "
+                "Delete files you no longer need, or write a smaller file.",
+                details={"used_bytes": used, "quota_bytes": quota_bytes},
+            )
+
+    async def bytes_used(self, workspace_id: str, *, except_path: str | None = None) -> int:
+        """Bytes the workspace's files hold, not counting the file at *except_path*."""
+        query = select(func.coalesce(func.sum(files.c.size_bytes), 0)).where(
+            files.c.workspace_id == workspace_id
+        )
+        if except_path is not None:
+            query = query.where(files.c.path != except_path)
+        async with self._engine.connect() as conn:
+            return int(await conn.scalar(query) or 0)
 
     async def list_files(
         self, workspace_id: str, prefix: str, *, limit: int, offset: int

@@ -17,8 +17,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from blockpilot.errors import WorkspaceError, WorkspaceFileNotFoundError, WorkspaceQuotaError
+from blockpilot.errors import (
+    QuotaExceededError,
+    WorkspaceError,
+    WorkspaceFileNotFoundError,
+    WorkspaceQuotaError,
+)
 from blockpilot.locks import InProcessLockManager
+from blockpilot.storage.engine import is_disk_full
 from blockpilot.storage.workspaces import WorkspaceStore
 from blockpilot.workspaces.models import Workspace, WorkspaceFile
 from blockpilot.workspaces.paths import normalise_path, normalise_prefix
@@ -234,6 +240,9 @@ class WorkspaceManager:
     rename) and then switches the row, so a crash never leaves a half-written file. Temp
     files of writers killed mid-write (``SIGKILL``: no cleanup runs) are swept when the
     manager opens, by :func:`sweep_temp_files`.
+
+    *max_workspace_bytes* (0: none) is each workspace's quota, so one user cannot fill the
+    disk that every user's files and the database share (docs/configuration.md).
     """
 
     def __init__(
@@ -242,11 +251,13 @@ class WorkspaceManager:
         root: Path,
         *,
         max_file_bytes: int,
+        max_workspace_bytes: int = 0,
         temp_file_max_age_seconds: float = TEMP_FILE_MAX_AGE_SECONDS,
     ) -> None:
         self._store = store
         self._root = root
         self.max_file_bytes = max_file_bytes
+        self.max_workspace_bytes = max_workspace_bytes
         self.swept_temp_files = sweep_temp_files(root, max_age_seconds=temp_file_max_age_seconds)
         # Writers of one path in this process take turns; other processes are handled by
         # the store's compare-and-swap retries.
@@ -291,6 +302,9 @@ class WorkspaceFiles:
                 f"File is {len(data)} bytes; the limit is {limit} bytes. Write a smaller file.",
                 details={"size_bytes": len(data), "limit_bytes": limit},
             )
+        room = await self._room(virtual)
+        if room is not None and len(data) > room:
+            raise self._over_quota(room)
         mime = (
             mime_type
             or mimetypes.guess_type(virtual)[0]
@@ -312,6 +326,7 @@ class WorkspaceFiles:
         disk as it comes, so memory stays one chunk whatever the file's size."""
         virtual = normalise_path(path)
         limit = self._manager.max_file_bytes
+        room = await self._room(virtual)
         mime = mime_type or mimetypes.guess_type(virtual)[0] or "application/octet-stream"
         blob = _new_blob_name()
         directory = self._manager._blob_dir(self.workspace.id)
@@ -326,6 +341,8 @@ class WorkspaceFiles:
                         f"File is larger than the limit of {limit} bytes. Write a smaller file.",
                         details={"limit_bytes": limit},
                     )
+                if room is not None and sink.size + len(chunk) > room:
+                    raise self._over_quota(room)  # counted as it streams: refused mid-way
                 if chunk:
                     await asyncio.to_thread(sink.write, chunk)
             await asyncio.to_thread(sink.commit)
@@ -336,6 +353,23 @@ class WorkspaceFiles:
             await asyncio.to_thread(sink.abort)
             raise
         return await self._point_at(virtual, blob, sink.size, sink.digest.hexdigest(), mime)
+
+    async def _room(self, virtual: str) -> int | None:
+        """Bytes a file at *virtual* may have within the quota (what it replaces is freed),
+        or None without a quota. A first, early answer: the store has the last word."""
+        quota = self._manager.max_workspace_bytes
+        if not quota:
+            return None
+        used = await self._store.bytes_used(self.workspace.id, except_path=virtual)
+        return max(quota - used, 0)
+
+    def _over_quota(self, room: int) -> QuotaExceededError:
+        quota = self._manager.max_workspace_bytes
+        return QuotaExceededError(
+            f"The workspace is over its quota of {quota} bytes ({room} bytes left). "
+            "Delete files you no longer need, or write a smaller file; nothing was written.",
+            details={"quota_bytes": quota, "available_bytes": room},
+        )
 
     async def _point_at(
         self, virtual: str, blob: str, size: int, checksum: str, mime: str
@@ -351,6 +385,7 @@ class WorkspaceFiles:
                     size_bytes=size,
                     checksum=checksum,
                     mime_type=mime,
+                    quota_bytes=self._manager.max_workspace_bytes,
                 )
         except BaseException:
             _remove_blob(directory, blob)
@@ -456,8 +491,23 @@ class WorkspaceFiles:
         )
 
     async def delete(self, path: str) -> bool:
-        blob = await self._store.delete_file(self.workspace.id, normalise_path(path))
+        """Delete the file at *path*; False if there is none. Works on a full disk too."""
+        virtual = normalise_path(path)
+        directory = self._manager._blob_dir(self.workspace.id)
+        try:
+            blob = await self._store.delete_file(self.workspace.id, virtual)
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            # Even a delete must be logged by the database (its WAL grows): on a full disk,
+            # free the file's own bytes first, then record the delete. Should that still
+            # fail, the row is left naming missing data (read as damaged) until a retry.
+            found = await self._store.file_by_path(self.workspace.id, virtual)
+            if found is None:
+                return False
+            await asyncio.to_thread(_remove_blob, directory, found[1])
+            blob = await self._store.delete_file(self.workspace.id, virtual)
         if blob is None:
             return False
-        _remove_blob(self._manager._blob_dir(self.workspace.id), blob)
+        await asyncio.to_thread(_remove_blob, directory, blob)
         return True
