@@ -16,6 +16,7 @@ Canary access tokens prove a parked connect never lies in the database in plaint
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -260,6 +261,25 @@ async def test_a_parked_connect_is_encrypted_and_expires(
         "/oauth/confirm", data={**_confirm_fields(page.text), "decision": "connect"}
     )
     assert late.status_code == 410 and await _stored(pilot, alice) == []
+
+
+async def test_the_access_log_never_holds_a_start_or_setup_token(
+    browser: Callable[..., httpx.AsyncClient],
+    pilot: Pilot,
+    alice: User,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    api, person = browser(await _key(pilot, alice)), browser()
+    start = _path(await _login_url(api))
+    setup = await _setup_url(api)
+    with caplog.at_level(logging.INFO, logger="blockpilot.api.access"):
+        assert (await person.get(start)).status_code == 303
+        assert (await person.get(setup)).status_code == 200
+    lines = [r.getMessage() for r in caplog.records if r.name == "blockpilot.api.access"]
+    assert any("/oauth/start/[token]" in line for line in lines)
+    assert any("/setup/[token]" in line for line in lines)
+    for token in (start.rsplit("/", 1)[1], setup.rsplit("/", 1)[1]):
+        assert all(token[:20] not in line for line in lines)
 
 
 # ------------------------------------------------------------------------- the user verifier

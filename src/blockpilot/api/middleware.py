@@ -30,7 +30,8 @@ access_logger = logging.getLogger("blockpilot.api.access")
 REQUEST_ID_HEADER = "X-Request-Id"
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 _MAX_LOGGED_PATH = 300
-_SETUP_TOKEN = re.compile(r"^/setup/[^/]+")
+# Setup links and OAuth start links are credentials: their tokens never reach a log line.
+_LINK_TOKEN = re.compile(r"^/(setup|oauth/start)/[^/]+")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -44,7 +45,7 @@ def _logged_path(scope: Scope) -> str:
     # The raw (still percent-encoded) path: no control characters can reach the log line.
     raw = scope.get("raw_path")
     path = bytes(raw).decode("latin-1") if raw else str(scope.get("path", ""))
-    path = _SETUP_TOKEN.sub("/setup/[token]", path.split("?", 1)[0])  # links are credentials
+    path = _LINK_TOKEN.sub(r"/\1/[token]", path.split("?", 1)[0])
     return path if len(path) <= _MAX_LOGGED_PATH else path[:_MAX_LOGGED_PATH] + "..."
 
 
