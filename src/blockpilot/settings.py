@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     copilot_excluded_block_ids: CommaList = DEFAULT_EXCLUDED_BLOCK_IDS
     copilot_excluded_block_types: CommaList = DEFAULT_EXCLUDED_BLOCK_TYPES
     http_allowed_hosts: CommaList = ()
+    # Users (names or ids) whose API keys may manage sources over HTTP (docs/sources.md).
+    admin_users: CommaList = ()
     block_timeout_seconds: float = Field(default=120.0, gt=0, le=86_400)
     tool_timeout_seconds: float = Field(default=120.0, gt=0, le=86_400)
     max_output_chars: int = Field(default=80_000, ge=1_000)

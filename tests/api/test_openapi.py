@@ -14,11 +14,12 @@ from blockpilot.api.routes import (
     executions,
     health,
     sessions,
+    sources,
     tools,
     workspace,
 )
 
-API_MODULES = (tools, blocks, sessions, credentials, workspace, executions, integrations)
+API_MODULES = (tools, blocks, sessions, credentials, workspace, executions, integrations, sources)
 
 EXPECTED = {
     ("GET", "/healthz"), ("GET", "/readyz"),
@@ -34,6 +35,9 @@ EXPECTED = {
     ("GET", "/api/v1/integrations/{provider}/login"),
     ("GET", "/api/v1/integrations/{provider}/callback"),
     ("GET", "/api/v1/oauth/flows/{flow_id}"), ("POST", "/api/v1/oauth/verify"),
+    ("GET", "/api/v1/sources"), ("POST", "/api/v1/sources"),
+    ("GET", "/api/v1/sources/{name}"), ("DELETE", "/api/v1/sources/{name}"),
+    ("POST", "/api/v1/sources/{name}/refresh"),
 }  # fmt: skip
 # The OAuth callback is opened by the person's browser: no API key, and it answers in HTML.
 BROWSER_ROUTES = {"/api/v1/integrations/{provider}/callback"}

@@ -31,6 +31,7 @@ from blockpilot.api.routes import (
     executions,
     health,
     sessions,
+    sources,
     tools,
     workspace,
 )
@@ -129,6 +130,7 @@ def create_app(
     api = APIRouter(prefix=API_PREFIX, dependencies=api_dependencies, responses=api_responses)
     for module in (tools, blocks, sessions, credentials, workspace, executions):
         api.include_router(module.router)
+    api.include_router(sources.router)  # admin keys only (docs/sources.md)
     app.include_router(api)
     # OAuth connect (its callback has no API key) and the setup page (HTML, not in OpenAPI).
     app.include_router(integrations.router, prefix=API_PREFIX)

@@ -54,6 +54,7 @@ EXIT_CODES: dict[str, int] = {
     "invalid_input": EXIT_USAGE,
     "auth_required": EXIT_AUTH,
     "admin_required": EXIT_AUTH,
+    "admin_required": EXIT_AUTH,
     "not_found": EXIT_NOT_FOUND,
     "block_not_found": EXIT_NOT_FOUND,
     "user_not_found": EXIT_NOT_FOUND,
