@@ -13,6 +13,7 @@ Messages never contain secret values.
     │   └── StorageUnusableError            storage_unusable
     ├── InvalidInputError                   invalid_input
     ├── AuthenticationRequiredError         auth_required
+    ├── AdminRequiredError                  admin_required
     ├── NotFoundError                       not_found
     │   ├── BlockNotFoundError              block_not_found
     │   ├── UserNotFoundError               user_not_found
