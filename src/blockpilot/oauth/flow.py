@@ -54,11 +54,13 @@ MAX_SCOPES = 30
 DEFAULT_SCOPES: dict[str, tuple[str, ...]] = {
     "github": ("read:user",),
     "google": ("openid", "email"),
+    "hubspot": ("oauth",),  # HubSpot refuses an app's authorization without it
 }
 # Provider-specific authorization parameters: Google only returns a refresh token for
-# offline access, and only on consent.
+# offline access, and only on consent; Notion wants the token to belong to a user.
 EXTRA_AUTHORIZE_PARAMS: dict[str, dict[str, str]] = {
     "google": {"access_type": "offline", "prompt": "consent", "include_granted_scopes": "true"},
+    "notion": {"owner": "user"},  # Notion's authorize URL requires it
 }
 # Where the account's name is cheap to learn; BLOCKPILOT_PROVIDER_<NAME>_USERINFO_URL overrides.
 DEFAULT_USERINFO_URLS: dict[str, str] = {
@@ -232,7 +234,7 @@ class OAuthFlow:
             raise ProviderNotConfiguredError(
                 f"No OAuth app is configured for {shown!r}; the operator sets "
                 "BLOCKPILOT_PROVIDER_<NAME>_CLIENT_ID and _CLIENT_SECRET (and, for providers "
-                "other than github and google, _AUTHORIZE_URL and _TOKEN_URL)",
+                "without known endpoints, _AUTHORIZE_URL and _TOKEN_URL)",
                 details={"provider": shown},
             )
         return provider

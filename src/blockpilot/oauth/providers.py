@@ -49,7 +49,7 @@ KNOWN_ENDPOINTS: dict[str, tuple[str, str]] = {
 # rotate refresh tokens (spent on first use, reuse may revoke the grant), so it is never
 # refreshed without the shared lock; BLOCKPILOT_PROVIDER_<NAME>_ROTATES_REFRESH_TOKENS=false
 # says otherwise for one provider.
-STATIC_REFRESH_TOKEN_PROVIDERS = frozenset({"google"})
+STATIC_REFRESH_TOKEN_PROVIDERS = frozenset({"google", "hubspot"})
 
 
 @dataclass(frozen=True)

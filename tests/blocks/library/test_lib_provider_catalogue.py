@@ -1,22 +1,27 @@
-"""docs/provider-blocks.md lists every GitHub, Google, Notion, Linear, Jira and HubSpot block
-with its effect and scopes exactly as the code declares them (the table cannot drift)."""
+"""The GitHub, Google, Notion, Linear, Jira and HubSpot blocks as a catalogue: documented in
+docs/provider-blocks.md exactly as declared (the table cannot drift), and every provider they
+accept OAuth2 for has known authorize and token endpoints."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from blockpilot.blocks.registry import BlockRegistry
+from blockpilot.oauth.providers import KNOWN_ENDPOINTS
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "provider-blocks.md"
 MODULES = ("github", "google", "notion", "linear", "jira", "hubspot")
 
 
+def provider_blocks() -> list[Any]:
+    return [b for b in BlockRegistry().all() if type(b).__module__.rsplit(".", 1)[-1] in MODULES]
+
+
 def table_rows() -> list[str]:
     """The row each provider block must have in the page's tables."""
     rows = []
-    for block in BlockRegistry().all():
-        if type(block).__module__.rsplit(".", 1)[-1] not in MODULES:
-            continue
+    for block in provider_blocks():
         info = block.Input.credentials_fields()["credentials"]
         scopes = ", ".join(f"`{s}`" for s in sorted(info.required_scopes)) or "—"
         rows.append(f"| `{block.name}` | {block.effect.value} | {scopes} |")
@@ -29,6 +34,15 @@ def test_every_provider_block_is_documented_with_effect_and_scopes() -> None:
     assert len(rows) == 40
     missing = [row for row in rows if row not in text]
     assert not missing, "update docs/provider-blocks.md:\n" + "\n".join(missing)
+
+
+def test_every_oauth_provider_has_known_endpoints() -> None:
+    for block in provider_blocks():
+        info = block.Input.credentials_fields()["credentials"]
+        if "oauth2" in info.supported_types:
+            for provider in info.provider:
+                authorize, token = KNOWN_ENDPOINTS[provider]
+                assert authorize.startswith("https://") and token.startswith("https://")
 
 
 if __name__ == "__main__":  # print the rows, to paste into the page
