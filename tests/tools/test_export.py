@@ -41,7 +41,14 @@ def test_mcp_shape(pilot: Pilot) -> None:
     tools = pilot.export_tools("mcp")
     assert [t["name"] for t in tools] == ["find_block", "run_block"]
     for tool in tools:
-        assert tool.keys() == {"name", "description", "inputSchema"}
+        assert tool.keys() == {
+            "name",
+            "title",
+            "description",
+            "inputSchema",
+            "outputSchema",
+            "annotations",
+        }
         assert tool["inputSchema"]["type"] == "object"
 
 

@@ -435,8 +435,16 @@ def test_tools_export_in_every_format(fmt: str) -> None:
         elif fmt == "gemini":
             assert entry.keys() == {"name", "description", "parameters"}
             assert gemini_problems(entry["parameters"]) == []
-        else:
-            assert entry.keys() == {"name", "description", "inputSchema"}
+        else:  # MCP: the tools/list entry (title, and for tool instances outputSchema, hints)
+            assert {"name", "description", "inputSchema"} <= entry.keys()
+            assert entry.keys() <= {
+                "name",
+                "title",
+                "description",
+                "inputSchema",
+                "outputSchema",
+                "annotations",
+            }
         json.dumps(entry)
 
 

@@ -28,7 +28,11 @@ from typing import Any
 
 from mcp_types import CallToolResult, TextContent
 
-from blockpilot.tools.responses import ErrorResponse, ResponseType, ToolResponseBase
+from blockpilot.tools.responses import (
+    ErrorResponse,
+    ResponseType,
+    ToolResponseBase,
+)
 
 ERROR_TYPES = frozenset(
     {
@@ -37,17 +41,6 @@ ERROR_TYPES = frozenset(
         ResponseType.INPUT_VALIDATION_ERROR.value,
     }
 )
-
-#: ``outputSchema`` of both tools: every response has these; the rest depends on ``type``.
-RESPONSE_OUTPUT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "type": {"type": "string", "enum": [t.value for t in ResponseType]},
-        "message": {"type": "string"},
-        "session_id": {"type": ["string", "null"]},
-    },
-    "required": ["type", "message"],
-}
 
 
 @dataclass(frozen=True, slots=True)

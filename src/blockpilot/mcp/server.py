@@ -13,7 +13,6 @@ no connection, keeps one session per user for the server's lifetime.
 
 from __future__ import annotations
 
-import copy
 import inspect
 import logging
 import uuid
@@ -37,20 +36,19 @@ from mcp_types import (
     ListToolsResult,
     PaginatedRequestParams,
     Tool,
-    ToolAnnotations,
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from blockpilot import __version__
 from blockpilot.errors import NotFoundError, RateLimitedError
 from blockpilot.mcp.results import (
-    RESPONSE_OUTPUT_SCHEMA,
     SetupLink,
     internal_error_result,
     setup_links,
     tool_result,
 )
 from blockpilot.pilot import Pilot
+from blockpilot.tools.export import export_tool
 from blockpilot.tools.responses import (
     ErrorResponse,
     ResponseType,
@@ -76,28 +74,6 @@ PROGRESS_INTERVAL_SECONDS = 5.0
 """How often a tool call reports progress while it runs, to a client that sent a progress
 token (``docs/mcp.md``)."""
 _MAX_REMEMBERED_SESSIONS = 10_000
-
-_TITLES = {
-    "find_block": "Find block",
-    "run_block": "Run block",
-    "continue_run_block": "Continue an approved block run",
-    "get_execution": "Get an execution",
-}
-_ANNOTATIONS = {
-    "find_block": ToolAnnotations(title="Find block", read_only_hint=True, open_world_hint=False),
-    "run_block": ToolAnnotations(
-        title="Run block", read_only_hint=False, destructive_hint=True, open_world_hint=True
-    ),
-    "continue_run_block": ToolAnnotations(
-        title="Continue an approved block run",
-        read_only_hint=False,
-        destructive_hint=True,
-        open_world_hint=True,
-    ),
-    "get_execution": ToolAnnotations(
-        title="Get an execution", read_only_hint=True, open_world_hint=False
-    ),
-}
 
 
 def fixed_user(user_id: str) -> UserResolver:
@@ -182,17 +158,8 @@ class BlockpilotMCP:
         self.tool_call_slot = tool_call_slot
 
     def tools(self) -> list[Tool]:
-        return [
-            Tool(
-                name=tool.name,
-                title=_TITLES.get(tool.name),
-                description=tool.description,
-                input_schema=_copy(tool.parameters),
-                output_schema=_copy(RESPONSE_OUTPUT_SCHEMA),
-                annotations=_ANNOTATIONS.get(tool.name),
-            )
-            for tool in self.pilot.tools.values()
-        ]
+        # One definition: GET /api/v1/tools?format=mcp returns the same (docs/mcp.md).
+        return [Tool.model_validate(export_tool(tool, "mcp")) for tool in self.pilot.tools.values()]
 
     async def list_tools(
         self, ctx: Context, params: PaginatedRequestParams | None
@@ -408,10 +375,6 @@ def _progress_token(ctx: Context) -> str | int | None:
         return None
     token = meta.get("progress_token", meta.get("progressToken"))
     return token if isinstance(token, (str, int)) and not isinstance(token, bool) else None
-
-
-def _copy(schema: dict[str, Any]) -> dict[str, Any]:
-    return copy.deepcopy(schema)
 
 
 def build_mcp_server(

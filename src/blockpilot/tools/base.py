@@ -16,6 +16,29 @@ DEFAULT_TOOL_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True, slots=True)
+class ToolHints:
+    """What calling a tool does, for clients that ask before acting (MCP tool annotations).
+
+    The defaults are the cautious answer: it may change anything, irreversibly, in the world
+    outside. See ``docs/mcp.md``.
+    """
+
+    read_only: bool = False
+    destructive: bool = True
+    idempotent: bool = False
+    open_world: bool = True
+
+    def as_mcp(self) -> dict[str, bool]:
+        """The MCP ``ToolAnnotations`` hint fields."""
+        return {
+            "readOnlyHint": self.read_only,
+            "destructiveHint": self.destructive,
+            "idempotentHint": self.idempotent,
+            "openWorldHint": self.open_world,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class ToolCall:
     """Who calls a tool and in which chat session."""
 
@@ -36,9 +59,20 @@ class BaseTool(ABC):
     description: ClassVar[str]
     parameters: ClassVar[dict[str, Any]]
     requires_auth: ClassVar[bool] = True
+    title: ClassVar[str | None] = None
+    """A human-readable name (shown by MCP clients)."""
 
     def __init__(self, timeout_seconds: float = DEFAULT_TOOL_TIMEOUT) -> None:
         self.timeout_seconds = timeout_seconds
+
+    def hints(self) -> ToolHints:
+        """What calling this tool does (see :class:`ToolHints`); override to say less."""
+        return ToolHints()
+
+    def time_limit(self, arguments: dict[str, Any]) -> float:
+        """Seconds this call may take before it is answered ``timeout``; a tool whose body
+        has its own, inner limit extends this so that the inner one fires first."""
+        return self.timeout_seconds
 
     @abstractmethod
     async def _execute(self, call: ToolCall, **arguments: Any) -> ToolResponseBase:
@@ -67,7 +101,8 @@ class BaseTool(ABC):
                 code="invalid_arguments",
                 session_id=call.session_id,
             )
-        deadline = asyncio.timeout(self.timeout_seconds)
+        limit = self.time_limit(arguments)
+        deadline = asyncio.timeout(limit)
         try:
             async with deadline:
                 return await self._execute(call, **arguments)
@@ -75,7 +110,7 @@ class BaseTool(ABC):
             if not deadline.expired():  # raised inside the body: a failure, not our timeout
                 return self._unexpected(call)
             return ErrorResponse(
-                message=f"{self.name} timed out after {self.timeout_seconds:g}s",
+                message=f"{self.name} timed out after {limit:g}s",
                 error="timeout",
                 code="timeout",
                 session_id=call.session_id,

@@ -10,6 +10,7 @@ from blockpilot.tools.responses import ToolResponseBase
 
 
 class ContinueRunBlockTool(BaseTool):
+    title = "Continue an approved block run"
     name = "continue_run_block"
     description = (
         "Run a block call that needed the user's approval, once they approved it: pass the "

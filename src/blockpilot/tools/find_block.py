@@ -8,7 +8,7 @@ from blockpilot.blocks.base import Block
 from blockpilot.blocks.schema import get_inputs_from_schema
 from blockpilot.catalog import Catalog
 from blockpilot.ids import is_uuid
-from blockpilot.tools.base import BaseTool, ToolCall
+from blockpilot.tools.base import BaseTool, ToolCall, ToolHints
 from blockpilot.tools.responses import (
     BlockInfoSummary,
     BlockInputFieldInfo,
@@ -45,6 +45,7 @@ def block_summary(block: Block, *, include_schemas: bool) -> BlockInfoSummary:
 
 
 class FindBlockTool(BaseTool):
+    title = "Find block"
     name = "find_block"
     description = (
         "Search the available blocks (integrations such as sending e-mail, calling an LLM, "
@@ -73,6 +74,9 @@ class FindBlockTool(BaseTool):
     def __init__(self, catalog: Catalog, timeout_seconds: float = 120.0) -> None:
         super().__init__(timeout_seconds)
         self._catalog = catalog
+
+    def hints(self) -> ToolHints:
+        return ToolHints(read_only=True, destructive=False, idempotent=True, open_world=False)
 
     async def _execute(self, call: ToolCall, **arguments: Any) -> ToolResponseBase:
         query = arguments.get("query")

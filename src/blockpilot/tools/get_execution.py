@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from blockpilot.runner import BlockRunner
-from blockpilot.tools.base import BaseTool, ToolCall
+from blockpilot.tools.base import BaseTool, ToolCall, ToolHints
 from blockpilot.tools.responses import ToolResponseBase
 
 
 class GetExecutionTool(BaseTool):
+    title = "Get an execution"
     name = "get_execution"
     description = (
         "Look up one of the user's block runs by its execution_id (from run_block answers): "
@@ -30,6 +31,9 @@ class GetExecutionTool(BaseTool):
     def __init__(self, runner: BlockRunner, timeout_seconds: float = 120.0) -> None:
         super().__init__(timeout_seconds)
         self._runner = runner
+
+    def hints(self) -> ToolHints:
+        return ToolHints(read_only=True, destructive=False, idempotent=True, open_world=False)
 
     async def _execute(self, call: ToolCall, **arguments: Any) -> ToolResponseBase:
         return await self._runner.execution_status(

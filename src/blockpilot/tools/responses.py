@@ -28,6 +28,18 @@ class ResponseType(str, Enum):  # noqa: UP042 - StrEnum would change str() and f
     EXECUTION_STATUS = "execution_status"
 
 
+RESPONSE_OUTPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "type": {"type": "string", "enum": [t.value for t in ResponseType]},
+        "message": {"type": "string"},
+        "session_id": {"type": ["string", "null"]},
+    },
+    "required": ["type", "message"],
+}
+"""JSON Schema every tool response fits (the rest of the fields depend on ``type``)."""
+
+
 class ToolResponseBase(BaseModel):
     model_config = ConfigDict(use_enum_values=True, validate_default=True)
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from blockpilot.blocks.base import BlockEffect
 from blockpilot.runner import BlockRunner
-from blockpilot.tools.base import BaseTool, ToolCall
+from blockpilot.tools.base import BaseTool, ToolCall, ToolHints
 from blockpilot.tools.responses import ErrorResponse, ToolResponseBase
 
 
 class RunBlockTool(BaseTool):
+    title = "Run block"
     name = "run_block"
     description = (
         "Run a block found with find_block, for the signed-in user with their own connected "
@@ -48,6 +50,22 @@ class RunBlockTool(BaseTool):
     def __init__(self, runner: BlockRunner, timeout_seconds: float = 120.0) -> None:
         super().__init__(timeout_seconds)
         self._runner = runner
+
+    def time_limit(self, arguments: dict[str, Any]) -> float:
+        # The runner owns a run's time limit: the block timeout, which the caller and the
+        # execution record see (block_timeout / timed_out). The tool's own limit only bounds
+        # the work around the block, added on top so it never pre-empts it (docs/tools.md).
+        return self._runner.time_limit(arguments.get("block_id")) + self.timeout_seconds
+
+    def hints(self) -> ToolHints:
+        """From the effects of the blocks it can run: destructive if any of them is, read-only
+        only if all of them only read (``docs/mcp.md``)."""
+        catalog = self._runner.catalog
+        effects = {b.effect for b in catalog.registry.all() if catalog.usable(b)}
+        read_only = bool(effects) and effects == {BlockEffect.READ}
+        return ToolHints(
+            read_only=read_only, destructive=BlockEffect.DESTRUCTIVE in effects, open_world=True
+        )
 
     async def _execute(self, call: ToolCall, **arguments: Any) -> ToolResponseBase:
         dry_run = arguments.get("dry_run")

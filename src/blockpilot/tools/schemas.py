@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, Protocol, get_args
 
 from blockpilot.errors import InvalidInputError
+from blockpilot.tools.responses import RESPONSE_OUTPUT_SCHEMA
 
 ToolFormat = Literal["openai", "anthropic", "mcp", "openai-strict", "gemini"]
 TOOL_FORMATS: tuple[str, ...] = get_args(ToolFormat)
@@ -796,7 +797,22 @@ def export_tool(tool: ExportableTool, fmt: str) -> dict[str, Any]:
         if schema.get("properties"):
             declaration["parameters"] = schema
         return declaration
-    return {"name": tool.name, "description": tool.description, "inputSchema": schema}
+    return _mcp_tool(tool, schema)
+
+
+def _mcp_tool(tool: ExportableTool, schema: dict[str, Any]) -> dict[str, Any]:
+    """The MCP ``Tool`` (what ``tools/list`` answers, ``docs/mcp.md``): name, title,
+    description, input and output schema, and annotations from the tool's hints."""
+    entry: dict[str, Any] = {"name": tool.name}
+    title = getattr(tool, "title", None)
+    if title:
+        entry["title"] = title
+    entry |= {"description": tool.description, "inputSchema": schema}
+    hints = None if isinstance(tool, type) else getattr(tool, "hints", None)
+    if callable(hints):  # a blockpilot tool (BaseTool): it answers with a tool response
+        entry["outputSchema"] = copy.deepcopy(RESPONSE_OUTPUT_SCHEMA)
+        entry["annotations"] = {**({"title": title} if title else {}), **hints().as_mcp()}
+    return entry
 
 
 def export_tools(tools: Iterable[ExportableTool], fmt: str) -> list[dict[str, Any]]:
