@@ -1,4 +1,5 @@
-"""The README stays true: its example runs, its tables match the code, its test command is CI's."""
+"""The README and the docs stay true: the README's example runs and its test command is CI's;
+the tables in docs/ (exit codes, configuration, HTTP errors) match the code."""
 
 from __future__ import annotations
 
@@ -19,10 +20,13 @@ ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
-def _section(title: str) -> str:
-    start = README.index(title)
-    end = README.find("\n## ", start + len(title))
-    return README[start : end if end != -1 else None]
+def _section(page: str, title: str) -> str:
+    """The part of docs/<page> from *title* to the next heading of the same level."""
+    text = (ROOT / "docs" / page).read_text(encoding="utf-8")
+    start = text.index(title)
+    level = title.split(" ", 1)[0]
+    end = text.find(f"\n{level} ", start + len(title))
+    return text[start : end if end != -1 else None]
 
 
 @pytest.mark.slow
@@ -40,7 +44,7 @@ def test_the_library_example_runs(tmp_path: Path) -> None:
 def test_the_exit_code_table_lists_every_code_with_its_exit_code() -> None:
     documented: dict[str, int] = {}
     for exit_code, codes in re.findall(
-        r"^\| (\d+) \|[^|]*\|([^|]*)\|$", _section("### Exit codes"), re.M
+        r"^\| (\d+) \|[^|]*\|([^|]*)\|$", _section("cli.md", "### Exit codes"), re.M
     ):
         for code in re.findall(r"`([a-z_]+)`", codes):
             documented[code] = int(exit_code)
@@ -49,7 +53,7 @@ def test_the_exit_code_table_lists_every_code_with_its_exit_code() -> None:
 
 
 def test_the_configuration_table_lists_every_setting() -> None:
-    table = _section("## Configuration")
+    table = _section("configuration.md", "# Configuration")
     for name in Settings.model_fields:
         assert f"`BLOCKPILOT_{name.upper()}`" in table, name
     for dynamic in (
@@ -83,7 +87,9 @@ def test_the_http_error_table_lists_every_code_with_its_status() -> None:
     from blockpilot.errors import BlockpilotError
 
     documented: dict[str, int] = {}
-    rows = re.findall(r"^\| (\d{3}) \|[^|]*\|([^|]*)\|$", _section("### HTTP errors"), re.M)
+    rows = re.findall(
+        r"^\| (\d{3}) \|[^|]*\|([^|]*)\|$", _section("service.md", "## HTTP errors"), re.M
+    )
     for status, codes in rows:
         for code in re.findall(r"`([a-z_]+)`", codes):
             documented[code] = int(status)

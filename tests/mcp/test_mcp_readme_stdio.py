@@ -1,8 +1,8 @@
-"""The README's stdio config for Claude Desktop works as written (issue 11 #17).
+"""The documented stdio config for Claude Desktop works as written (issue 11 #17).
 
 Claude Desktop spawns ``command`` with ``args`` and ``env`` from its JSON config, without a
 shell and without the venv on ``PATH`` (``"command": "blockpilot"`` failed with ``spawn
-blockpilot ENOENT``). The test takes the snippet from the README, puts in the path the
+blockpilot ENOENT``). The test takes the snippet from docs/service.md, puts in the path the
 README tells people to print (``realpath .venv/bin/blockpilot``), spawns it the same way
 and speaks MCP over its stdio: ``initialize``, then ``tools/list``.
 """
@@ -23,7 +23,7 @@ TIMEOUT = 90  # two cold starts of the CLI on a busy 2-core machine
 
 
 def _stdio_section() -> str:
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    readme = (REPO / "docs" / "service.md").read_text(encoding="utf-8")
     start = readme.index("**MCP over stdio**")
     return readme[start : readme.index("**MCP over streamable HTTP**", start)]
 
