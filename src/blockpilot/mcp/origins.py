@@ -157,7 +157,7 @@ class OriginPolicy:
         origin = headers.get("origin")
         if not self.origin_allowed(origin):
             raise OriginNotAllowedError(
-                f"Origin {origin[:200]!r} is not allowed to use this MCP endpoint (a web page "
+                f"Origin {str(origin)[:200]!r} is not allowed to use this MCP endpoint (a web page "
                 "of another site). To allow it, add it to BLOCKPILOT_MCP_ALLOWED_ORIGINS",
                 details={"header": "Origin"},
             )

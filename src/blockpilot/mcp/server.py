@@ -247,9 +247,10 @@ class BlockpilotMCP:
         async with anyio.create_task_group() as reporting:
             reporting.start_soon(report)
             try:
-                return await call
+                response = await call
             finally:
                 reporting.cancel_scope.cancel()
+        return response
 
     async def _user(self, ctx: Context) -> str | None:
         user = self.resolve_user(ctx)
