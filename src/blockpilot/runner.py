@@ -161,6 +161,13 @@ class BlockRunner:
         self.instance_id = instance_id
         self.idempotency_wait_seconds = idempotency_wait_seconds
 
+    def time_limit(self, block_id: Any) -> float:
+        """Seconds a run of *block_id* may take: the block's own timeout, else
+        ``BLOCKPILOT_BLOCK_TIMEOUT_SECONDS`` (also for an id that names no block)."""
+        block = self.catalog.registry.get(block_id) if isinstance(block_id, str) else None
+        own = block.timeout_seconds if block is not None else None
+        return own or self.limits.block_timeout_seconds
+
     async def run(
         self,
         *,
@@ -641,7 +648,7 @@ class BlockRunner:
             "graph_id": ids.graph_id,
             **cred_kwargs,
         }
-        timeout = block.timeout_seconds or self.limits.block_timeout_seconds
+        timeout = self.time_limit(block.id)
         outputs: dict[str, list[Any]] = {}
         deadline = asyncio.timeout(timeout)
         try:
