@@ -121,6 +121,9 @@ class OpenAPIOperationBlock(Block):
     """One operation of an imported OpenAPI source."""
 
     categories: ClassVar[frozenset[BlockCategory]] = frozenset({BlockCategory.DEVELOPER_TOOLS})
+    # No provider base URL is exempt for these blocks; their own base URL is, per run
+    # (sources/http.py).
+    trusted_scopes: ClassVar[frozenset[str] | None] = frozenset()
 
     def __init__(
         self, *, source: str, block_id: str, name: str, base_url: str, trusted: bool,
