@@ -55,6 +55,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "blockpilot.blocks.library.dates",
     "blockpilot.blocks.library.collections",
     "blockpilot.blocks.library.web",
+    "blockpilot.blocks.library.sql",
 )
 
 
