@@ -84,7 +84,9 @@ class AddToListBlock(Block):
 class AddToDictionaryBlock(Block):
     id = "fc533517-1a04-453c-9b46-a68043be57ec"
     effect = BlockEffect.READ
-    description = "Adds or replaces keys of a dictionary; returns the new dictionary."
+    description = (
+        "Adds or replaces keys (fields) of a dictionary (object); returns the new dictionary."
+    )
     categories = frozenset({BlockCategory.DATA, BlockCategory.BASIC})
 
     class Input(BlockSchemaInput):

@@ -143,7 +143,10 @@ class ExtractJsonPathBlock(Block):
 class ReadCsvBlock(Block):
     id = "6f2475c7-0b9f-48a5-ab69-62723ed534c4"
     effect = BlockEffect.READ
-    description = "Reads CSV text into rows: objects by column name (with a header row) or lists."
+    description = (
+        "Reads CSV (comma-separated values) text or a table into rows: objects by column name "
+        "(with a header row) or lists."
+    )
     categories = frozenset({BlockCategory.DATA, BlockCategory.TEXT})
 
     class Input(BlockSchemaInput):

@@ -93,8 +93,8 @@ class ExtractTextInformationBlock(Block):
     id = "f94ff32f-fde5-4a52-8bea-05cd577d5e85"
     effect = BlockEffect.READ
     description = (
-        "Extracts parts of a text with a regular expression (a capture group), the first "
-        "match or all matches."
+        "Extracts (pulls out) parts of a text, such as numbers or e-mail addresses, with a "
+        "regular expression: the first match or all matches."
     )
     categories = frozenset({BlockCategory.TEXT})
 
@@ -145,7 +145,8 @@ class TextReplaceBlock(Block):
     id = "4bd968bb-bee7-4351-8f2a-79098b923a44"
     effect = BlockEffect.READ
     description = (
-        "Replaces every occurrence of a piece of text with another (plain text, no regex)."
+        "Replaces (swaps) every occurrence of a word or piece of text in a string with another "
+        "(plain text, no regex)."
     )
     categories = frozenset({BlockCategory.TEXT})
 
@@ -169,8 +170,8 @@ class RegexReplaceBlock(Block):
     id = "1f1f0f96-3bc2-46cc-816d-5c5500deca4a"
     effect = BlockEffect.READ
     description = (
-        "Replaces the matches of a regular expression in a text; the replacement may use "
-        "groups such as \\1 or \\g<name>."
+        "Regex substitution: replaces the matches of a regular expression in a text; the "
+        "replacement may use groups such as \\1 or \\g<name>."
     )
     categories = frozenset({BlockCategory.TEXT})
 

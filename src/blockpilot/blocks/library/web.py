@@ -42,8 +42,8 @@ class ExtractWebsiteContentBlock(Block):
     id = "14262b66-b8ab-41d5-84e0-839e67ed7bdc"
     effect = BlockEffect.READ
     description = (
-        "Reads a web page and returns its main text as clean Markdown (no scripts, styles or "
-        "menus), with its title and links."
+        "Reads a web page (website URL) and gives its text as clean Markdown (no scripts, "
+        "styles or menus), with its title and links."
     )
     categories = frozenset({BlockCategory.SEARCH})
 
@@ -361,8 +361,8 @@ class SearchTheWebBlock(Block):
     id = "4b77770c-e853-45d2-934a-4bae2bcba04c"
     effect = BlockEffect.READ
     description = (
-        "Searches the web with Jina Search and returns the top pages with title, URL, "
-        "description and content."
+        "Searches the web (a Google-like internet search) with Jina Search and returns the top "
+        "pages with title, URL, description and content."
     )
     categories = frozenset({BlockCategory.SEARCH})
 
