@@ -69,6 +69,9 @@ DEFAULT_USERINFO_URLS: dict[str, str] = {
 }
 _USERNAME_FIELDS = ("login", "preferred_username", "email", "username", "name")
 
+# Providers whose authorize URL wants scopes separated by commas, not spaces.
+COMMA_SCOPE_PROVIDERS = frozenset({"slack", "todoist"})
+
 # Error codes a provider may send back to the callback (RFC 6749 §4.1.2.1), in words.
 _PROVIDER_ERRORS = {
     "access_denied": "access was declined on the provider's page",
@@ -265,7 +268,7 @@ class OAuthFlow:
             "client_id": provider.client_id,
             "redirect_uri": redirect_uri,
             "response_type": "code",
-            "scope": " ".join(wanted),
+            "scope": ("," if provider.name in COMMA_SCOPE_PROVIDERS else " ").join(wanted),
             "state": state,
             "code_challenge": pkce_s256(pending.code_verifier),
             "code_challenge_method": "S256",

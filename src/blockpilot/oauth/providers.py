@@ -42,6 +42,18 @@ KNOWN_ENDPOINTS: dict[str, tuple[str, str]] = {
         "https://app.hubspot.com/oauth/authorize",
         "https://api.hubapi.com/oauth/v1/token",
     ),
+    "slack": (
+        "https://slack.com/oauth/v2/authorize",
+        "https://slack.com/api/oauth.v2.access",
+    ),
+    "todoist": (
+        "https://todoist.com/oauth/authorize",
+        "https://todoist.com/oauth/access_token",
+    ),
+    "airtable": (
+        "https://airtable.com/oauth2/v1/authorize",
+        "https://airtable.com/oauth2/v1/token",
+    ),
 }
 
 

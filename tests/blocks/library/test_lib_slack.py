@@ -162,3 +162,34 @@ async def test_token_never_follows_a_redirect_to_another_host(
     assert other.hits >= 1  # the redirect was followed, without the token
     assert TOKEN not in headers_seen(other)
     assert TOKEN not in str(r)
+
+
+@pytest.mark.parametrize(
+    ("provider", "authorize", "token"),
+    [
+        ("slack", "https://slack.com/oauth/v2/authorize", "https://slack.com/api/oauth.v2.access"),
+        (
+            "todoist",
+            "https://todoist.com/oauth/authorize",
+            "https://todoist.com/oauth/access_token",
+        ),
+        (
+            "airtable",
+            "https://airtable.com/oauth2/v1/authorize",
+            "https://airtable.com/oauth2/v1/token",
+        ),
+    ],
+)
+def test_oauth_apps_use_the_providers_real_endpoints(
+    settings_factory, monkeypatch, provider, authorize, token
+) -> None:
+    from blockpilot.oauth.flow import COMMA_SCOPE_PROVIDERS
+    from blockpilot.oauth.providers import OAuthProvider
+
+    monkeypatch.setenv(f"BLOCKPILOT_PROVIDER_{provider.upper()}_CLIENT_ID", "client-id")
+    monkeypatch.setenv(f"BLOCKPILOT_PROVIDER_{provider.upper()}_CLIENT_SECRET", "client-secret")
+    app = OAuthProvider.from_settings(provider, settings_factory())
+    assert app is not None
+    assert (app.authorize_url, app.token_url) == (authorize, token)
+    # Slack and Todoist read the scope parameter as a comma-separated list.
+    assert (provider in COMMA_SCOPE_PROVIDERS) == (provider != "airtable")
