@@ -4,6 +4,7 @@ signed-in user, with that user's own encrypted credentials.
 The curated public API; everything else is importable from its module but may change.
 """
 
+from blockpilot._version import __version__
 from blockpilot.blocks.base import Block, BlockCategory, BlockOutput, BlockType
 from blockpilot.blocks.registry import BlockRegistry
 from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, SchemaField
@@ -38,8 +39,6 @@ from blockpilot.tools.responses import (
     SetupRequirementsResponse,
     ToolResponseBase,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "APIKeyCredentials",

@@ -12,6 +12,9 @@ Messages never contain secret values.
     │   ├── EncryptionKeyError              encryption_key_error
     │   └── StorageUnusableError            storage_unusable
     ├── InvalidInputError                   invalid_input
+    │   ├── MalformedBodyError              malformed_body (HTTP: a body that is not JSON)
+    │   ├── UnsupportedMediaTypeError       unsupported_media_type (HTTP)
+    │   └── SchemaConversionError           invalid_input (a schema a dialect cannot express)
     ├── AuthenticationRequiredError         auth_required
     ├── AdminRequiredError                  admin_required
     ├── NotFoundError                       not_found
@@ -20,8 +23,10 @@ Messages never contain secret values.
     │   ├── CredentialNotFoundError         credential_not_found
     │   ├── SessionNotFoundError            session_not_found
     │   ├── ExecutionNotFoundError          execution_not_found
-    │   └── WorkspaceFileNotFoundError      file_not_found
+    │   ├── WorkspaceFileNotFoundError      file_not_found
+    │   └── ToolNotFoundError               tool_not_found
     ├── ConflictError                       conflict
+    ├── RequestTooLargeError                request_too_large (HTTP: a body over the limit)
     ├── RateLimitedError                    rate_limited
     │   └── TooManySessionsError            too_many_sessions
     ├── OriginNotAllowedError               origin_not_allowed
@@ -45,7 +50,8 @@ Messages never contain secret values.
     └── NetworkError                        network_error
         ├── DestinationBlockedError         destination_blocked
         ├── ResponseTooLargeError           response_too_large
-        └── UpstreamTimeoutError            upstream_timeout
+        ├── UpstreamTimeoutError            upstream_timeout
+        └── ChatProviderError               chat_provider_error (blockpilot chat's model)
 """
 
 from __future__ import annotations
@@ -305,6 +311,40 @@ class ResponseTooLargeError(NetworkError):
 
 class UpstreamTimeoutError(NetworkError):
     code = "upstream_timeout"
+
+
+class MalformedBodyError(InvalidInputError):
+    """The request body is not parseable JSON (syntax, encoding, NaN, nesting)."""
+
+    code = "malformed_body"
+
+
+class UnsupportedMediaTypeError(InvalidInputError):
+    """The request body is not declared as JSON."""
+
+    code = "unsupported_media_type"
+
+
+class SchemaConversionError(InvalidInputError):
+    """A schema cannot be expressed in a provider's dialect (e.g. it is recursive)."""
+
+
+class ToolNotFoundError(NotFoundError):
+    """A tool call names no tool of this service."""
+
+    code = "tool_not_found"
+
+
+class RequestTooLargeError(BlockpilotError):
+    """The request body is larger than the route accepts."""
+
+    code = "request_too_large"
+
+
+class ChatProviderError(NetworkError):
+    """The chat model endpoint failed or answered something that is not a chat completion."""
+
+    code = "chat_provider_error"
 
 
 __all__ = [name for name in dir() if name.endswith("Error")]

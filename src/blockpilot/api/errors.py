@@ -9,16 +9,11 @@ test checks that every class of the tree has its own row. Rows with a ``public_m
 hide the error's own text (it may name files, keys or hosts of the operator): the caller
 gets the public message and the request id, the server log gets the real message.
 
-A few errors exist only at this door, for HTTP problems that have no in-process
-counterpart (a body that is not JSON, a body too large, a tool name in the URL)::
-
-    InvalidInputError
-    ├── MalformedBodyError                  malformed_body (400)
-    └── UnsupportedMediaTypeError           unsupported_media_type (415)
-    NotFoundError
-    └── ToolNotFoundError                   tool_not_found (404)
-    BlockpilotError
-    └── RequestTooLargeError                request_too_large (413)
+A few errors are raised only at this door, for HTTP problems that have no in-process
+counterpart (a body that is not JSON, a body too large, a tool name in the URL); like every
+error they live in :mod:`blockpilot.errors` and are re-exported here:
+``MalformedBodyError`` (400), ``UnsupportedMediaTypeError`` (415), ``ToolNotFoundError``
+(404), ``RequestTooLargeError`` (413).
 """
 
 from __future__ import annotations
@@ -35,33 +30,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 from blockpilot import errors as bp
+from blockpilot.errors import (  # re-exported: other modules import them from here
+    MalformedBodyError,
+    RequestTooLargeError,
+    ToolNotFoundError,
+    UnsupportedMediaTypeError,
+)
 from blockpilot.oauth.flow import OAuthCallbackError, OAuthUserMismatchError
 
 logger = logging.getLogger(__name__)
-
-
-class MalformedBodyError(bp.InvalidInputError):
-    """The request body is not parseable JSON (syntax, encoding, NaN, nesting)."""
-
-    code = "malformed_body"
-
-
-class UnsupportedMediaTypeError(bp.InvalidInputError):
-    """The request body is not declared as JSON."""
-
-    code = "unsupported_media_type"
-
-
-class ToolNotFoundError(bp.NotFoundError):
-    """``POST /tools/{name}`` names no tool of this service."""
-
-    code = "tool_not_found"
-
-
-class RequestTooLargeError(bp.BlockpilotError):
-    """The request body is larger than the route accepts."""
-
-    code = "request_too_large"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +97,8 @@ ERROR_TABLE: dict[type[bp.BlockpilotError], HttpError] = {
     bp.WorkspaceQuotaError: HttpError(413),
     bp.QuotaExceededError: HttpError(413),
     bp.NetworkError: HttpError(502),
+    bp.ChatProviderError: HttpError(502),
+    bp.SchemaConversionError: HttpError(422),
     bp.DestinationBlockedError: HttpError(400),
     bp.ResponseTooLargeError: HttpError(502),
     bp.UpstreamTimeoutError: HttpError(504),

@@ -8,14 +8,8 @@ from typing import Any
 import httpx
 
 from blockpilot.chat.config import ChatConfig
-from blockpilot.errors import NetworkError
+from blockpilot.errors import ChatProviderError  # re-exported: callers import it from here
 from blockpilot.redaction import SECRETS, Redactor
-
-
-class ChatProviderError(NetworkError):
-    """The chat model endpoint failed or answered something that is not a chat completion."""
-
-    code = "chat_provider_error"
 
 
 class ChatCompletionsClient:

@@ -41,7 +41,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, Protocol, get_args
 
-from blockpilot.errors import InvalidInputError
+from blockpilot.errors import InvalidInputError, SchemaConversionError
 from blockpilot.tools.responses import RESPONSE_OUTPUT_SCHEMA
 
 ToolFormat = Literal["openai", "anthropic", "mcp", "openai-strict", "gemini"]
@@ -98,10 +98,6 @@ _JSON_ARRAY_HINT = "A JSON array, written as a string."
 _JSON_VALUE_HINT = (
     "Any JSON value, written as a string of JSON (e.g. '\"text\"', '42', '{\"a\": 1}')."
 )
-
-
-class SchemaConversionError(InvalidInputError):
-    """A schema cannot be expressed in a provider's dialect (e.g. it is recursive)."""
 
 
 class ExportableTool(Protocol):
