@@ -19,7 +19,7 @@ from blockpilot.settings import Settings
 from blockpilot.storage.users import User
 from tests.mcp.mcp_helpers import CALCULATOR_BLOCK_ID, EMAIL_BLOCK_ID, server_env
 
-TIMEOUT = 20
+TIMEOUT = 60  # a cold start of the CLI (imports every block) on a busy 2-core machine
 
 
 @pytest.fixture
