@@ -199,7 +199,7 @@ class SourceService:
         await self.sync(force=True)
 
     async def list(self) -> list[dict[str, Any]]:
-        return [summary(r) for r in await self.store.list()]
+        return [summary(r) for r in await self.store.all()]
 
     async def show(self, name: str) -> dict[str, Any]:
         record = await self.store.get(name)

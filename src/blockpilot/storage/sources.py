@@ -113,7 +113,7 @@ class SourceStore:
             raise _not_found(name)
         return found
 
-    async def list(self) -> list[SourceRecord]:
+    async def all(self) -> list[SourceRecord]:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(select(block_sources).order_by(block_sources.c.name))).all()
         return [_record(r) for r in rows]
@@ -135,7 +135,7 @@ class SourceStore:
                     select(block_sources.c.name, block_sources.c.id, block_sources.c.updated_at)
                 )
             ).all()
-        return {r.name: f"{r.id}:{aware(r.updated_at).isoformat()}" for r in rows}  # type: ignore[union-attr]
+        return {r.name: f"{r.id}:{r.updated_at.isoformat()}" for r in rows}
 
     async def remove(self, name: str) -> None:
         async with self._engine.begin() as conn:

@@ -154,14 +154,14 @@ class OpenAPIOperationBlock(Block):
     def name(self) -> str:
         return self._name
 
-    @property  # type: ignore[override]
-    def Input(self) -> type[OpenAPIInput]:  # noqa: N802 - the Block attribute's name
+    @property
+    def Input(self) -> type[OpenAPIInput]:  # type: ignore[override]  # noqa: N802
         if self._input is None:
             self._input = self._make_input()
         return self._input
 
-    @property  # type: ignore[override]
-    def Output(self) -> type[OpenAPIOutput]:  # noqa: N802
+    @property
+    def Output(self) -> type[OpenAPIOutput]:  # type: ignore[override]  # noqa: N802
         if self._output is None:
             model = create_model(
                 f"{self._name}_Output",

@@ -78,7 +78,8 @@ def oauth2_config(scheme: Mapping[str, Any]) -> dict[str, Any] | None:
     for flow_name in ("authorizationCode", "implicit", "clientCredentials", "password"):
         flow = flows.get(flow_name)
         if isinstance(flow, Mapping):
-            scopes = flow.get("scopes") if isinstance(flow.get("scopes"), Mapping) else {}
+            raw = flow.get("scopes")
+            scopes: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
             return {
                 "flow": flow_name,
                 "authorize_url": str(flow.get("authorizationUrl") or ""),
