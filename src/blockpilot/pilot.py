@@ -16,19 +16,17 @@ from blockpilot.catalog import Catalog, CopilotExclusions
 from blockpilot.credentials.crypto import CredentialCipher, KeyRing, load_or_create_key_file
 from blockpilot.credentials.manager import IntegrationCredentialsManager, SystemCredentials
 from blockpilot.credentials.models import (
-    Credentials,
-    CredentialsAdapter,
     CredentialsMeta,
     UserPasswordCredentials,
-    require_bound_server,
 )
+from blockpilot.credentials.parsing import parse_credentials
 from blockpilot.credentials.servers import SERVER_BOUND_PROVIDERS, ServerAddress
 from blockpilot.errors import (
     BlockpilotError,
     ConfigurationError,
+    CredentialNotFoundError,
     DecryptionError,
     EncryptionKeyError,
-    CredentialNotFoundError,
     InvalidInputError,
     NotFoundError,
     SessionNotFoundError,
@@ -40,8 +38,8 @@ from blockpilot.net.policy import DestinationPolicy
 from blockpilot.oauth.providers import OAuthProvider
 from blockpilot.redaction import SECRETS, install_log_redaction
 from blockpilot.runner import BlockRunner, RunLimits, SetupUrlBuilder
-from blockpilot.sources.service import SourceService
 from blockpilot.settings import Settings
+from blockpilot.sources.service import SourceService
 from blockpilot.storage.credentials import CredentialStore
 from blockpilot.storage.engine import create_engine, is_database_unavailable, migrate
 from blockpilot.storage.executions import ExecutionStore
@@ -371,26 +369,6 @@ def _lock_manager(settings: Settings) -> LockManager:
     from blockpilot.redis_locks import RedisLockManager
 
     return RedisLockManager(settings.redis_url, lease_seconds=settings.lock_lease_seconds)
-
-
-def parse_credentials(data: dict[str, Any]) -> Credentials:
-    """A credential from user input; errors name the fields, never echo secret values."""
-    from pydantic import ValidationError
-
-    from blockpilot.blocks.base import validation_errors
-
-    payload = {k: v for k, v in data.items() if k != "id"}
-    try:
-        creds = CredentialsAdapter.validate_python(payload)
-    except ValidationError as exc:
-        problems = "; ".join(f"{k}: {', '.join(v)}" for k, v in validation_errors(exc).items())
-        raise InvalidInputError(
-            f"Invalid credential: {problems}. Types: api_key (api_key), "
-            "oauth2 (access_token, refresh_token, scopes), "
-            "user_password (username, password; host for smtp), host_scoped (host, headers)"
-        ) from None
-    require_bound_server(creds)
-    return creds
 
 
 __all__ = ["Pilot", "parse_credentials", "BlockpilotError"]
