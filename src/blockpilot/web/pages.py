@@ -1,7 +1,9 @@
-"""Server-rendered HTML for the setup page and the OAuth pages: no template engine, no script.
+"""Server-rendered HTML for the setup page and the OAuth pages: no script.
 
-Every value that reaches a page goes through :func:`e` (``html.escape``); the page builders
-take plain data and return strings, so they are easy to test. The pages are plain forms
+The page frame, the message, success and confirm pages are Jinja2 templates
+(``web/templates/*.html``, autoescaped: every value is text, none becomes markup). The setup
+page's forms are still built here, every value through :func:`e` (``html.escape``), and
+reach the frame as markup. The pages are plain forms
 that work without JavaScript, with a ``lang``, landmarks (banner, main, contentinfo), one
 ``h1``, labels tied to every input, visible focus, and messages that say "Error:" or
 "Connected" in words rather than by colour alone.
@@ -15,7 +17,11 @@ import html
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
 
+import jinja2
+from markupsafe import Markup
 from starlette.responses import HTMLResponse
 
 from blockpilot.credentials.servers import SERVER_BOUND_PROVIDERS
@@ -99,21 +105,27 @@ def readable_block_name(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", base)
 
 
-def layout(title: str, body: str) -> str:
-    return (
-        "<!doctype html>\n"
-        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        '<meta name="referrer" content="no-referrer">\n'
-        '<meta name="robots" content="noindex">\n'
-        f"<title>{e(title)} · blockpilot</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
-        '<a class="skip" href="#main">Skip to main content</a>\n'
-        '<header role="banner"><p class="brand">blockpilot</p></header>\n'
-        f'<main id="main" tabindex="-1">\n{body}\n</main>\n'
-        '<footer role="contentinfo"><p>Credentials you enter here are stored encrypted and '
-        "used only for your own runs. They are never shown again, not even to the copilot."
-        "</p></footer>\n</body>\n</html>\n"
+@lru_cache(maxsize=1)
+def _templates() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("blockpilot.web", "templates"),
+        autoescape=True,  # every value is text; nothing a user, provider or model sent is markup
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
+
+
+def render(template: str, **values: Any) -> str:
+    """The template *template* (under ``web/templates``) with *values*, autoescaped."""
+    return _templates().get_template(template).render(**values)
+
+
+def layout(title: str, body: str) -> str:
+    """The page frame around *body* (markup: built by a template or escaped here)."""
+    # The style block is trusted markup whose hash the Content-Security-Policy allows.
+    return render("layout.html", title=title, css=Markup(CSS), body=Markup(body))
 
 
 def html_page(title: str, body: str, status: int = 200) -> HTMLResponse:
@@ -124,15 +136,7 @@ def message_page(
     title: str, message: str, *, status: int, hint: str | None = None, success: bool = False
 ) -> HTMLResponse:
     """A page that only tells something: an error (with what to do) or a success."""
-    label = "Connected." if success else "Error:"
-    role = "status" if success else "alert"
-    css = "panel success" if success else "panel alert"
-    body = (
-        f"<h1>{e(title)}</h1>\n"
-        f'<div class="{css}" role="{role}"><p><strong>{e(label)}</strong> {e(message)}</p></div>'
-    )
-    if hint:
-        body += f"\n<p>{e(hint)}</p>"
+    body = render("message.html", title=title, message=message, hint=hint, success=success)
     return html_page(title, body, status)
 
 
@@ -343,13 +347,7 @@ def _headers_form(req: Requirement, action: str, csrf: str, state: FormState) ->
 
 def connected_body(title: str, lines: Iterable[str]) -> str:
     """A success page: what was saved, and where to go next."""
-    details = "".join(f"<p>{e(line)}</p>" for line in lines)
-    return (
-        f"<h1>{e(title)}</h1>\n"
-        '<div class="panel success" role="status"><p><strong>Connected.</strong> '
-        "Go back to the chat and ask the copilot to continue.</p></div>\n"
-        f'<section aria-label="Details">{details}<p>You can close this page.</p></section>'
-    )
+    return render("connected.html", title=title, lines=list(lines))
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,35 +364,5 @@ class PendingConnect:
 
 def confirm_body(connect: PendingConnect, *, action: str, csrf: str) -> str:
     """The last step of a connect: who is connected to whom, and a button to say yes."""
-    provider = e(connect.provider_name)
-    account = e(connect.account) if connect.account else f"the {provider} account you used"
-    rows = [
-        ("blockpilot user", f"<strong>{e(connect.user_name)}</strong>"),
-        (f"{provider} account", f"<strong>{account}</strong>"),
-    ]
-    if connect.scopes:
-        rows.append(("Permissions", ", ".join(f"<code>{e(s)}</code>" for s in connect.scopes)))
-    if connect.block_name:
-        rows.append(("For", e(readable_block_name(connect.block_name))))
-    facts = "\n".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
-    hidden = (
-        f'<input type="hidden" name="flow_id" value="{e(connect.flow_id)}">'
-        f'<input type="hidden" name="csrf" value="{e(csrf)}">'
-    )
-    user = e(connect.user_name)
-    return (
-        f"<h1>Connect {provider} to {user}?</h1>\n"
-        f'<p class="lead">The copilot of the blockpilot user <strong>{user}</strong> '
-        f"will act with your {provider} account <strong>{account}</strong>.</p>\n"
-        '<section aria-labelledby="who-h">\n<h2 id="who-h">What will be connected</h2>\n'
-        f"<dl>\n{facts}\n</dl>\n</section>\n"
-        '<div class="panel alert" role="note"><p><strong>Check the names.</strong> If you are '
-        f"not {e(connect.user_name)}, or someone sent you this link, choose "
-        "“Do not connect”: nothing is saved.</p></div>\n"
-        f'<form method="post" action="{e(action)}">{hidden}'
-        '<input type="hidden" name="decision" value="connect">'
-        f'<button type="submit">Connect {provider}</button></form>\n'
-        f'<form method="post" action="{e(action)}">{hidden}'
-        '<input type="hidden" name="decision" value="cancel">'
-        '<button type="submit" class="secondary">Do not connect</button></form>'
-    )
+    block = readable_block_name(connect.block_name) if connect.block_name else None
+    return render("confirm.html", connect=connect, block_title=block, action=action, csrf=csrf)
