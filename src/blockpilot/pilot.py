@@ -11,6 +11,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from blockpilot.approvals.gate import ApprovalGate, ApprovalUrlBuilder
+from blockpilot.approvals.policy import operator_rules
 from blockpilot.blocks.registry import BlockRegistry
 from blockpilot.catalog import Catalog, CopilotExclusions
 from blockpilot.credentials.crypto import CredentialCipher, KeyRing, load_or_create_key_file
@@ -43,7 +45,10 @@ from blockpilot.sources.service import SourceService
 from blockpilot.storage.credentials import CredentialStore
 from blockpilot.storage.engine import create_engine, is_database_unavailable, migrate
 from blockpilot.storage.executions import ExecutionStore
+from blockpilot.storage.idempotency import IdempotencyStore
 from blockpilot.storage.leases import ProcessIdentity, ProcessLeases
+from blockpilot.storage.policies import PolicyStore
+from blockpilot.storage.reviews import ReviewStore
 from blockpilot.storage.sessions import ChatSession, SessionStore
 from blockpilot.storage.sources import SourceStore
 from blockpilot.storage.startup import (
@@ -55,8 +60,10 @@ from blockpilot.storage.startup import (
 from blockpilot.storage.users import UserStore
 from blockpilot.storage.workspaces import WorkspaceStore
 from blockpilot.tools.base import BaseTool, ToolCall
+from blockpilot.tools.continue_run_block import ContinueRunBlockTool
 from blockpilot.tools.export import export_tools
 from blockpilot.tools.find_block import FindBlockTool
+from blockpilot.tools.get_execution import GetExecutionTool
 from blockpilot.tools.responses import ErrorResponse, ToolResponseBase
 from blockpilot.tools.run_block import RunBlockTool
 from blockpilot.workspaces.manager import WorkspaceManager
@@ -128,6 +135,21 @@ class Pilot:
             max_workspace_bytes=settings.max_workspace_bytes_per_user,
         )
         self.provider_urls = settings.provider_base_urls()
+        try:
+            rules = operator_rules(settings.policy_ask_effects, settings.policy_deny_effects)
+        except InvalidInputError as exc:
+            raise ConfigurationError(
+                f"BLOCKPILOT_POLICY_ASK_EFFECTS / BLOCKPILOT_POLICY_DENY_EFFECTS: {exc.message}"
+            ) from None
+        self.policies = PolicyStore(engine)
+        self.reviews = ReviewStore(engine)
+        self.gate = ApprovalGate(
+            self.policies,
+            self.reviews,
+            IdempotencyStore(engine, dead_after_seconds=2 * settings.process_lease_seconds),
+            rules,
+            review_ttl_seconds=settings.review_ttl_seconds,
+        )
         self.http = GuardedHTTPClient(self._http_policy())
         # Imported sources of blocks (OpenAPI descriptions; docs/sources.md).
         self.sources = SourceService(SourceStore(engine), self.registry, self.http)
@@ -143,11 +165,19 @@ class Pilot:
                 max_output_chars=settings.max_output_chars,
                 max_input_bytes=settings.max_input_bytes,
             ),
+            gate=self.gate,
+            instance_id=self.leases.instance_id,
+            idempotency_wait_seconds=settings.idempotency_wait_seconds,
         )
         timeout = settings.tool_timeout_seconds
         self.tools: dict[str, BaseTool] = {
             tool.name: tool
-            for tool in (FindBlockTool(self.catalog, timeout), RunBlockTool(self.runner, timeout))
+            for tool in (
+                FindBlockTool(self.catalog, timeout),
+                RunBlockTool(self.runner, timeout),
+                ContinueRunBlockTool(self.runner, timeout),
+                GetExecutionTool(self.runner, timeout),
+            )
         }
 
     @classmethod
@@ -273,6 +303,9 @@ class Pilot:
 
     def set_setup_url_builder(self, builder: SetupUrlBuilder | None) -> None:
         self.runner.setup_url_builder = builder
+
+    def set_approval_url_builder(self, builder: ApprovalUrlBuilder | None) -> None:
+        self.gate.approval_url_builder = builder
 
     # -- sessions and tools ---------------------------------------------------------------
 

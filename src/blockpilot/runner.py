@@ -303,12 +303,19 @@ class BlockRunner:
         inputs = {k: v for k, v in raw_input.items() if k not in cred_fields}
         credential_ids = [m.id for m in match.matched.values()]
         digest = call_digest(user_id, block.id, inputs, credential_ids)
+        ids = SyntheticIds.for_run(session_id, block.id)
         if idempotency_key is not None:
             key_digest = call_digest(user_id, block.id, {"dry_run": dry_run, **inputs}, [])
-            replay = await self._claim_key(user_id, session_id, idempotency_key, key_digest)
-            if replay is not None:
-                return replay
-        ids = SyntheticIds.for_run(session_id, block.id)
+            while True:
+                replay = await self._claim_key(user_id, session_id, idempotency_key, key_digest)
+                if replay is not None:
+                    return replay
+                # The fence: only the process that records the execution id may run.
+                if await gate.idempotency.begin_run(
+                    user_id, idempotency_key, self.instance_id, ids.node_exec_id
+                ):
+                    break
+                # Another process took the claim over, thinking this one gone: wait for it.
         started = False
         try:
             if verdict.decision is Decision.ASK and not dry_run:
@@ -326,8 +333,6 @@ class BlockRunner:
                 )
                 if refusal is not None:
                     return refusal
-            if idempotency_key is not None:
-                await gate.idempotency.set_execution(user_id, idempotency_key, ids.node_exec_id)
             started = True
             response = await self._execute(
                 block, user_id, session_id, typed_input, raw_input, match, dry_run, ids=ids
@@ -336,7 +341,7 @@ class BlockRunner:
             if idempotency_key is not None and not started:
                 # Nothing ran (a review is needed, or the approval was used up): the key is
                 # free for the call that will run.
-                await gate.idempotency.release(user_id, idempotency_key)
+                await gate.idempotency.release(user_id, idempotency_key, self.instance_id)
         if idempotency_key is not None:
             await self.executions.flush()
             await gate.idempotency.finish(
@@ -414,10 +419,14 @@ class BlockRunner:
                 )
             if entry.status == DONE and entry.response is not None:
                 return _replayed(entry, session_id)
-            if not entry.claimer_alive:
-                if entry.execution_status is None:
-                    # Its process died before the block started: nothing happened; take over.
-                    await gate.idempotency.release(user_id, key, entry.instance_id)
+            if not entry.claimer_alive and entry.execution_status != "running":
+                # (A running record is left to the lease sweep, which knows better.)
+                if entry.execution_id is None:
+                    # Its process is gone and had not started the block: nothing happened.
+                    if await gate.idempotency.take_over(
+                        user_id, key, entry.instance_id or "", self.instance_id
+                    ):
+                        return None
                     continue
                 return _unknown_outcome(entry, session_id)
             if loop.time() >= give_up:
@@ -862,7 +871,13 @@ def _replayed(entry: IdempotencyEntry, session_id: str | None) -> ToolResponseBa
 
 def _unknown_outcome(entry: IdempotencyEntry, session_id: str | None) -> ErrorResponse:
     status = entry.execution_status
-    if status == "interrupted":
+    if status is None:
+        message = (
+            "The first call with this idempotency_key was interrupted before the block started "
+            "(the server stopped): nothing was done. Use a new key to try again."
+        )
+        status = "not_started"
+    elif status == "interrupted":
         message = (
             "The first call with this idempotency_key was interrupted while the block was "
             "running (the server stopped): whether it took effect is unknown. Check before "

@@ -115,6 +115,27 @@ class Settings(BaseSettings):
         description="A connection whose request line and headers have not all arrived this "
         "long after it opened (or after the next request began) is closed.",
     )
+    policy_ask_effects: CommaList = Field(
+        default=("destructive",),
+        description="Effects (read, write, destructive) whose blocks need a person's approval "
+        "before they run (docs/approvals.md).",
+    )
+    policy_deny_effects: CommaList = Field(
+        default=(), description="Effects whose blocks never run (docs/approvals.md)."
+    )
+    review_ttl_seconds: int = Field(
+        default=3600,
+        ge=60,
+        le=30 * 86_400,
+        description="How long a review waits for a decision, and an approval for its run.",
+    )
+    idempotency_wait_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3_600,
+        description="How long a call waits for an earlier call with the same idempotency key "
+        "to finish before answering idempotency_in_progress.",
+    )
     log_level: str = "INFO"
     public_url: str | None = Field(
         default=None,
@@ -162,6 +183,8 @@ class Settings(BaseSettings):
         "http_allowed_hosts",
         "mcp_allowed_hosts",
         "mcp_allowed_origins",
+        "policy_ask_effects",
+        "policy_deny_effects",
         mode="before",
     )
     @classmethod

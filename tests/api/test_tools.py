@@ -109,7 +109,9 @@ async def test_unknown_tool_is_404_and_creates_no_session(as_alice: httpx.AsyncC
     error = assert_error(
         await as_alice.post("/api/v1/tools/delete_everything", json={}), 404, "tool_not_found"
     )
-    assert error["details"] == {"available_tools": ["find_block", "run_block"]}
+    assert error["details"] == {
+        "available_tools": ["find_block", "run_block", "continue_run_block", "get_execution"]
+    }
     assert (await as_alice.get("/api/v1/sessions")).json() == {"sessions": []}
 
 

@@ -135,7 +135,12 @@ async def test_a_whole_conversation_find_details_setup_connect_run_answer(
     assert len(requests) == 6 and chat_llm.pending_script == 0
     assert all(r.header("Authorization") == f"Bearer {CHAT_KEY}" for r in requests)
     body = requests[0].json()
-    assert [t["function"]["name"] for t in body["tools"]] == ["find_block", "run_block"]
+    assert [t["function"]["name"] for t in body["tools"]] == [
+        "find_block",
+        "run_block",
+        "continue_run_block",
+        "get_execution",
+    ]
     assert body["messages"][0]["role"] == "system" and body["model"] == "gpt-4o-mini"
     last = sent_messages(chat_llm)[-1]
     tool_messages = [m for m in last if m["role"] == "tool"]

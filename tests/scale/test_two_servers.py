@@ -12,7 +12,10 @@ CLI, PostgreSQL and Redis are Debian's servers, the OAuth provider and GitHub ar
 * PostgreSQL restarted and stopped under load: 503 and not ready while down, no 500s, back
   without restarting blockpilot, and every run a client was told about is in the database;
 * Redis down: refreshing a rotating token fails closed with a clear error, everything else
-  keeps working, and it all recovers by itself.
+  keeps working, and it all recovers by itself;
+* at most once: twenty concurrent calls with one Idempotency-Key over both processes run the
+  block once, and an approval survives a SIGKILL of the process that recorded it and is used
+  once (docs/approvals.md).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import asyncpg
 import httpx
 import pytest
 
+from blockpilot.approvals.policy import Decision, PolicyRule, Selector
 from blockpilot.blocks.library.github import GithubReadIssueBlock
 from blockpilot.credentials.crypto import KeyRing
 from blockpilot.pilot import Pilot
@@ -497,3 +501,76 @@ async def test_redis_down_fails_rotating_refresh_closed_and_recovers(
         )
     assert [r.json()["type"] for r in results] == ["block_output"] * 6
     assert deployment.provider.refresh_count == 1
+
+
+# -- at-most-once across processes (docs/approvals.md) --------------------------------------
+
+
+async def _call_until_admitted(
+    client: httpx.AsyncClient, server: Server, account: Account, headers: dict[str, str]
+) -> dict[str, Any]:
+    while True:
+        response = await client.post(
+            f"{server.url}/api/v1/tools/run_block",
+            json={"block_id": GH, "input_data": {"issue_url": FAST_ISSUE}},
+            headers={"Authorization": f"Bearer {account.api_key}", **headers},
+        )
+        if response.status_code != 429:  # over the per-user cap: retry, as a client would
+            assert response.status_code == 200, response.text
+            return dict(response.json())
+        await asyncio.sleep(random.uniform(0.02, 0.1))
+
+
+async def _executions(deployment: Deployment, account: Account) -> list[Any]:
+    return await query(
+        deployment, "SELECT id, status FROM executions WHERE user_id = $1", account.user_id
+    )
+
+
+async def test_twenty_concurrent_calls_with_one_key_over_two_processes_run_once(
+    deployment: Deployment,
+) -> None:
+    account = await deployment.new_account("idem", expires_in=3600)
+    a, b = deployment.servers[:2]
+    key = {"Idempotency-Key": "create-issue-42"}
+    async with httpx.AsyncClient(timeout=60) as client:
+        answers = await asyncio.gather(
+            *(_call_until_admitted(client, (a, b)[i % 2], account, key) for i in range(20))
+        )
+    assert {r["type"] for r in answers} == {"block_output"}, [
+        r for r in answers if r["type"] != "block_output"
+    ]
+    assert len({r["execution_id"] for r in answers}) == 1
+    assert sum(not r["replayed"] for r in answers) == 1
+    rows = await _executions(deployment, account)
+    assert [row["status"] for row in rows] == ["completed"]
+
+
+async def test_an_approval_survives_a_sigkill_and_runs_once(deployment: Deployment) -> None:
+    account = await deployment.new_account("approver", expires_in=3600)
+    pilot = await Pilot.open(deployment.pilot_settings())
+    try:
+        await pilot.policies.add(
+            PolicyRule(Selector.EFFECT, "read", Decision.ASK, user_id=account.user_id)
+        )
+    finally:
+        await pilot.close()
+    doomed = deployment.start_server("approvals")
+    survivor = deployment.servers[1]
+    auth = {"Authorization": f"Bearer {account.api_key}"}
+    async with httpx.AsyncClient(timeout=60) as client:
+        asked = await _call_until_admitted(client, doomed, account, {})
+        assert asked["type"] == "review_required"
+        approved = await client.post(
+            f"{doomed.url}/api/v1/reviews/{asked['review_id']}/approve", headers=auth
+        )
+        assert approved.status_code == 200 and approved.json()["status"] == "approved"
+        doomed.process.send_signal(signal.SIGKILL)
+        doomed.process.wait(timeout=15)
+
+        ran = await _call_until_admitted(client, survivor, account, {})
+        assert ran["type"] == "block_output", ran
+        again = await _call_until_admitted(client, survivor, account, {})
+        assert again["type"] == "review_required" and again["review_id"] != asked["review_id"]
+    rows = await _executions(deployment, account)
+    assert [row["status"] for row in rows] == ["completed"]

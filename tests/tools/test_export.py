@@ -12,7 +12,12 @@ from blockpilot.pilot import Pilot
 
 def test_openai_shape(pilot: Pilot) -> None:
     tools = pilot.export_tools("openai")
-    assert [t["function"]["name"] for t in tools] == ["find_block", "run_block"]
+    assert [t["function"]["name"] for t in tools] == [
+        "find_block",
+        "run_block",
+        "continue_run_block",
+        "get_execution",
+    ]
     for tool in tools:
         assert tool.keys() == {"type", "function"}
         assert tool["type"] == "function"
@@ -31,7 +36,12 @@ def test_openai_shape(pilot: Pilot) -> None:
 
 def test_anthropic_shape(pilot: Pilot) -> None:
     tools = pilot.export_tools("anthropic")
-    assert [t["name"] for t in tools] == ["find_block", "run_block"]
+    assert [t["name"] for t in tools] == [
+        "find_block",
+        "run_block",
+        "continue_run_block",
+        "get_execution",
+    ]
     for tool in tools:
         assert tool.keys() == {"name", "description", "input_schema"}
         assert tool["input_schema"] == pilot.tools[tool["name"]].parameters
@@ -39,7 +49,12 @@ def test_anthropic_shape(pilot: Pilot) -> None:
 
 def test_mcp_shape(pilot: Pilot) -> None:
     tools = pilot.export_tools("mcp")
-    assert [t["name"] for t in tools] == ["find_block", "run_block"]
+    assert [t["name"] for t in tools] == [
+        "find_block",
+        "run_block",
+        "continue_run_block",
+        "get_execution",
+    ]
     for tool in tools:
         assert tool.keys() == {
             "name",

@@ -30,6 +30,8 @@ from blockpilot.api.routes import (
     error_responses,
     executions,
     health,
+    policy,
+    reviews,
     sessions,
     sources,
     tools,
@@ -38,6 +40,7 @@ from blockpilot.api.routes import (
 from blockpilot.mcp import MCPHttpApp, api_key_authenticator
 from blockpilot.pilot import Pilot
 from blockpilot.web import connect as connect_pages
+from blockpilot.web import reviews as review_pages
 from blockpilot.web import setup as setup_page
 
 JSON_BODY_LIMIT = 2 * 1024 * 1024
@@ -87,6 +90,7 @@ def create_app(
         if pilot is not None:
             app.state.pilot = pilot
             integrations.attach(app, pilot)
+            review_pages.attach(app, pilot)
             async with mcp_http.lifespan():
                 yield
             return
@@ -94,6 +98,7 @@ def create_app(
         app.state.pilot = opened
         try:
             integrations.attach(app, opened)
+            review_pages.attach(app, opened)
             async with mcp_http.lifespan():
                 yield
         finally:
@@ -119,6 +124,7 @@ def create_app(
     if pilot is not None:
         app.state.pilot = pilot  # usable without running the lifespan (in-process test clients)
         integrations.attach(app, pilot)
+        review_pages.attach(app, pilot)
     app.state.limiter = limiter  # None: built from the Pilot's settings on first use
     install_error_handlers(app)
     api_dependencies = [Depends(current_user), Depends(rate_limit)]
@@ -128,7 +134,7 @@ def create_app(
     )
     app.include_router(health.router)
     api = APIRouter(prefix=API_PREFIX, dependencies=api_dependencies, responses=api_responses)
-    for module in (tools, blocks, sessions, credentials, workspace, executions):
+    for module in (tools, blocks, sessions, credentials, workspace, executions, policy, reviews):
         api.include_router(module.router)
     api.include_router(sources.router)  # admin keys only (docs/sources.md)
     app.include_router(api)
@@ -136,6 +142,7 @@ def create_app(
     app.include_router(integrations.router, prefix=API_PREFIX)
     app.include_router(setup_page.router)
     app.include_router(connect_pages.router)
+    app.include_router(review_pages.router)
     # A Route, not a Mount: POST /mcp must not be redirected to /mcp/. First, because routes
     # are matched in order and matching every API route first cost ~40 µs per MCP request.
     app.router.routes.insert(0, Route("/mcp", endpoint=mcp_http, methods=["GET", "POST", "DELETE"]))

@@ -7,7 +7,7 @@ calls, in any number of processes, exactly one wins; the others read the winner'
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -30,12 +30,23 @@ class IdempotencyEntry:
     response: dict[str, Any] | None
     created_at: datetime
     execution_status: str | None = None  # the linked execution record's status, if any
-    claimer_alive: bool = True  # the claiming process still holds its lease
+    claimer_alive: bool = True  # the claiming process's lease is not long expired
 
 
 class IdempotencyStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    """Claims of idempotency keys.
+
+    Args:
+        engine: The database.
+        dead_after_seconds: How long past its lease's expiry a claiming process is taken
+            for gone. More than the lease itself: a busy process may renew late, and
+            taking the claim of a live process over would let the call run twice (the
+            fence in :meth:`begin_run` stops that, but the live one then waits).
+    """
+
+    def __init__(self, engine: AsyncEngine, dead_after_seconds: float = 60.0) -> None:
         self._engine = engine
+        self._dead_after = timedelta(seconds=dead_after_seconds)
 
     async def claim(
         self, user_id: str, key: str, digest: str, instance_id: str
@@ -75,7 +86,7 @@ class IdempotencyStore:
                 ).outerjoin(
                     process_leases,
                     (process_leases.c.instance_id == idempotency_keys.c.instance_id)
-                    & (process_leases.c.expires_at > utcnow()),
+                    & (process_leases.c.expires_at > utcnow() - self._dead_after),
                 )
             )
             .where((idempotency_keys.c.user_id == user_id) & (idempotency_keys.c.key == key))
@@ -96,13 +107,41 @@ class IdempotencyStore:
             claimer_alive=row.live_instance is not None,
         )
 
-    async def set_execution(self, user_id: str, key: str, execution_id: str) -> None:
+    async def begin_run(self, user_id: str, key: str, instance_id: str, execution_id: str) -> bool:
+        """Record that the claim's run starts now; False if this process lost the claim.
+
+        The fence for at-most-once: of the claimer and a process that took the claim over
+        (believing the claimer dead), only the one whose conditional UPDATE sets the
+        execution id may run the block.
+        """
         async with self._engine.begin() as conn:
-            await conn.execute(
+            result = await conn.execute(
                 update(idempotency_keys)
-                .where((idempotency_keys.c.user_id == user_id) & (idempotency_keys.c.key == key))
+                .where(
+                    (idempotency_keys.c.user_id == user_id)
+                    & (idempotency_keys.c.key == key)
+                    & (idempotency_keys.c.instance_id == instance_id)
+                    & idempotency_keys.c.execution_id.is_(None)
+                )
                 .values(execution_id=execution_id)
             )
+        return bool(result.rowcount)
+
+    async def take_over(self, user_id: str, key: str, dead_instance: str, instance_id: str) -> bool:
+        """Take the claim of a process that is gone and had not started the run yet."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(idempotency_keys)
+                .where(
+                    (idempotency_keys.c.user_id == user_id)
+                    & (idempotency_keys.c.key == key)
+                    & (idempotency_keys.c.instance_id == dead_instance)
+                    & (idempotency_keys.c.status == RUNNING)
+                    & idempotency_keys.c.execution_id.is_(None)
+                )
+                .values(instance_id=instance_id)
+            )
+        return bool(result.rowcount)
 
     async def finish(
         self, user_id: str, key: str, execution_id: str | None, response: dict[str, Any]
@@ -119,18 +158,18 @@ class IdempotencyStore:
                 )
             )
 
-    async def release(self, user_id: str, key: str, instance_id: str | None = None) -> None:
-        """Forget a claim whose call ran nothing (refused before any side effect); with
-        *instance_id*, only that process's claim (taking over from a process that died)."""
-        condition = (
-            (idempotency_keys.c.user_id == user_id)
-            & (idempotency_keys.c.key == key)
-            & (idempotency_keys.c.status == RUNNING)
-        )
-        if instance_id is not None:
-            condition &= idempotency_keys.c.instance_id == instance_id
+    async def release(self, user_id: str, key: str, instance_id: str) -> None:
+        """Forget this process's claim whose call ran nothing (refused before any side
+        effect), so the next call with the key may run."""
         async with self._engine.begin() as conn:
-            await conn.execute(idempotency_keys.delete().where(condition))
+            await conn.execute(
+                idempotency_keys.delete().where(
+                    (idempotency_keys.c.user_id == user_id)
+                    & (idempotency_keys.c.key == key)
+                    & (idempotency_keys.c.status == RUNNING)
+                    & (idempotency_keys.c.instance_id == instance_id)
+                )
+            )
 
     async def response_for(self, user_id: str, execution_id: str) -> dict[str, Any] | None:
         """The kept response of the idempotent call that led to *execution_id*, if any."""

@@ -191,6 +191,61 @@ setup_link_uses = Table(
     Index("ix_setup_link_uses_expires", "expires_at"),
 )
 
+# Per-user narrowing of the operator's policy (migration 0007): docs/approvals.md.
+policy_rules = Table(
+    "policy_rules",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("session_id", String(64)),  # NULL: every session of the user
+    Column("selector", String(16), nullable=False),  # effect | block | source | provider | mode
+    Column("value", String(200), nullable=False),
+    Column("decision", String(8), nullable=False),  # allow | ask | deny | dry_run
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_policy_rules_user", "user_id"),
+)
+
+# Calls that waited for a person's decision (migration 0007): docs/approvals.md.
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("session_id", String(64), nullable=False),
+    Column("block_id", String(36), nullable=False),
+    Column("block_name", String(200), nullable=False),
+    Column("effect", String(16), nullable=False),
+    # sha256 of (user, block, canonical inputs, credential ids): what an approval is bound to.
+    Column("digest", String(64), nullable=False),
+    Column("input_data", JSON, nullable=False),
+    Column("credential_ids", JSON, nullable=False),
+    Column("rule", String(300), nullable=False),
+    Column("status", String(12), nullable=False),  # pending|approved|rejected|used|expired
+    Column("reason", Text),
+    Column("decided_by", String(200)),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("execution_id", String(120)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_reviews_user_digest", "user_id", "digest"),
+    Index("ix_reviews_user_created", "user_id", "created_at"),
+)
+
+# At-most-once run_block calls (migration 0007): the first call with a key claims it.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("status", String(12), nullable=False),  # running | done
+    Column("execution_id", String(120)),
+    Column("instance_id", String(64)),  # the process that claimed it (see process_leases)
+    Column("response", JSON),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+)
+
 # Imported sources of blocks (migration 0006, docs/sources.md): an OpenAPI description (or
 # another kind) whose operations become blocks. ``updated_at`` changes on every refresh.
 block_sources = Table(
