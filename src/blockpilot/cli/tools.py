@@ -125,8 +125,8 @@ def _exit_code(doc: dict[str, Any]) -> int:
         return exit_code_for(doc.get("code"))
     if kind in ("block_details", "input_validation_error"):
         return EXIT_USAGE
-    if kind in ("setup_requirements", "need_login"):
-        return EXIT_AUTH
+    if kind in ("setup_requirements", "need_login", "review_required"):
+        return EXIT_AUTH  # a person must act first
     return EXIT_OK
 
 
@@ -141,10 +141,29 @@ def _render(doc: dict[str, Any], *, block: str, user: str) -> None:
         _render_setup(console, doc, user=user)
     elif kind == "input_validation_error":
         _render_invalid(console, doc)
+    elif kind == "review_required":
+        _render_review(console, doc)
     elif kind == "error":
         print_error(doc.get("message", "the block could not run"))
     else:  # pragma: no cover - run_block has no other outcomes
         console.print(Text(doc.get("message", "")))
+
+
+def _render_review(console: Console, doc: dict[str, Any]) -> None:
+    """A call waiting for a person's approval (docs/approvals.md): what, why, and how."""
+    console.print(
+        Text(f"Approval needed: {doc['block_name']} ({doc['effect']}); nothing ran.", style="bold"),
+        soft_wrap=True,
+    )
+    console.print(Text(f"Why: {doc['rule']}", style="dim"), soft_wrap=True)
+    if doc.get("approval_url"):
+        console.print(Text(f"Approve or reject at: {doc['approval_url']}"), soft_wrap=True)
+    console.print(
+        Text(
+            f"Or: blockpilot reviews approve {doc['review_id']}  (then run the same command again)"
+        ),
+        soft_wrap=True,
+    )
 
 
 def _footer(doc: dict[str, Any]) -> Text:
