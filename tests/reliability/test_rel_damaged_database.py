@@ -141,9 +141,12 @@ async def test_an_undamaged_database_starts(settings_factory: Callable[..., Sett
         assert [u.name for u in await pilot.users.list()] == ["alice"]
 
 
-async def test_a_new_installation_starts_empty(settings_factory: Callable[..., Settings]) -> None:
+async def test_a_new_installation_starts_empty(
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
     """No file at all is a new installation, not damage."""
-    settings = settings_factory()
+    key = settings_factory().encryption_keys  # (the fixture also clears BLOCKPILOT_* variables)
+    settings = Settings.load(home=tmp_path / "new-home", encryption_keys=key)
     assert not (settings.home / "blockpilot.db").exists()
     async with await Pilot.open(settings) as pilot:
         assert await pilot.users.list() == []
