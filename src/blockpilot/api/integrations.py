@@ -216,7 +216,7 @@ class VerifiedConnect(BaseModel):
         "For a user verifier page: which provider account waits to be connected to you. "
         "404 unless the flow is pending and was started by the API key's user."
     ),
-    responses=error_responses(401, 404, 429),
+    responses=error_responses(401, 404, 422, 429),
     dependencies=[Depends(rate_limit)],
 )
 async def pending_connect(flow_id: str, request: Request, user: CurrentUser) -> PendingConnectInfo:
