@@ -121,19 +121,13 @@ async def test_timeout_error_raised_by_the_body_is_not_reported_as_the_tool_time
     assert "upstream took too long" in caplog.text
 
 
-async def test_the_tool_timeout_does_not_pre_empt_the_block_timeout(
-    pilot_factory: Any, alice: User
-) -> None:
+async def test_the_tool_timeout_does_not_pre_empt_the_block_timeout(pilot_factory: Any) -> None:
     p = await pilot_factory(tool_timeout_seconds=0.1)
     # SlowBlock's own timeout (0.2 s) is longer than the tool's (0.1 s): the run still gets
     # its block's limit (the runner owns it; the tool's is added on top, docs/tools.md).
-    data = await run_block(p, alice.id, SlowBlock.id, {"seconds": 0.15})
-    assert data["type"] == "block_output", data
-    data = await run_block(p, alice.id, SlowBlock.id, {"seconds": 5})
-    assert data["type"] == "error" and data["code"] == "block_timeout", data
-    assert data["message"].endswith("timed out after 0.2s")
-    records = await p.executions.list(alice.id)
-    assert sorted(r.status for r in records) == ["completed", "timed_out"]
+    # The timing itself is tested with wide margins in tests/reliability.
+    assert p.tools["run_block"].time_limit({"block_id": SlowBlock.id}) == 0.2 + 0.1
+    assert p.tools["find_block"].time_limit({"query": "x"}) == 0.1
 
 
 async def test_unexpected_exception_is_generic_and_logged_with_traceback(
