@@ -28,6 +28,7 @@ EXPECTED = {
     ("GET", "/api/v1/sessions"), ("POST", "/api/v1/sessions"),
     ("GET", "/api/v1/credentials"), ("POST", "/api/v1/credentials"),
     ("DELETE", "/api/v1/credentials/{credential_id}"),
+    ("PATCH", "/api/v1/credentials/{credential_id}"),
     ("POST", "/api/v1/credentials/{credential_id}/test"),
     ("GET", "/api/v1/workspace/files"), ("GET", "/api/v1/workspace/files/{path}"),
     ("PUT", "/api/v1/workspace/files/{path}"), ("DELETE", "/api/v1/workspace/files/{path}"),
