@@ -38,6 +38,9 @@ def block_row(pilot: Pilot, block: Block) -> dict[str, Any]:
     info = block.info()
     info["disabled"] = pilot.registry.is_disabled(block)
     info["copilot_excluded"] = pilot.catalog.exclusions.excludes(block)
+    info["providers"] = sorted(
+        {p for field in block.Input.credentials_fields().values() for p in field.provider}
+    )
     return info
 
 
@@ -90,16 +93,19 @@ def list_blocks(json_output: JsonFlag = False) -> None:
             return "disabled"
         return "graph only" if row["copilot_excluded"] else "ok"
 
+    def provider(row: dict[str, Any]) -> str:
+        return ", ".join(row["providers"]) or "(no account)"
+
     console = stdout_console()
     console.print(
         table(
-            f"Blocks ({len(rows)})",
-            ["Name", "Type", "Categories", "Status", "Id", "Description"],
+            f"Blocks ({len(rows)}), by the provider whose account they use",
+            ["Provider", "Name", "Effect", "Status", "Id", "Description"],
             (
-                [r["name"], r["block_type"], r["categories"], status(r), r["id"], r["description"]]
-                for r in rows
+                [provider(r), r["name"], r["effect"], status(r), r["id"], r["description"]]
+                for r in sorted(rows, key=lambda r: (provider(r), r["name"]))
             ),
-            optional=("Type", "Categories", "Description"),
+            optional=("Description",),
             width=console.width,
         )
     )
