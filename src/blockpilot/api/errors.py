@@ -86,6 +86,8 @@ ERROR_TABLE: dict[type[bp.BlockpilotError], HttpError] = {
     bp.BlockInputError: HttpError(422),
     bp.BlockOutputError: HttpError(502),
     bp.BlockExecutionError: HttpError(502),
+    bp.UpstreamAPIError: HttpError(502),
+    bp.UpstreamRateLimitedError: HttpError(502),
     bp.BlockTimeoutError: HttpError(504),
     bp.CredentialsError: HttpError(409),
     bp.CredentialsUnavailableError: HttpError(409),
