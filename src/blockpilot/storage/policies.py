@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -26,10 +27,17 @@ def _rule(row: Any) -> PolicyRule:
 
 
 class PolicyStore:
-    """Rules a user (or an operator for a user) added to narrow the operator's policy."""
+    """Rules a user (or an operator for a user) added to narrow the operator's policy.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    Every run_block reads its user's rules, so they are cached per process for
+    ``cache_seconds``: a change made through this process applies at once, one made through
+    another process within that time (docs/approvals.md).
+    """
+
+    def __init__(self, engine: AsyncEngine, cache_seconds: float = 1.0) -> None:
         self._engine = engine
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, list[PolicyRule]]] = {}
 
     async def add(self, rule: PolicyRule) -> PolicyRule:
         """Store *rule* (its ``user_id`` must be set); a rule with the same target replaces
@@ -66,9 +74,21 @@ class PolicyStore:
                     created_at=utcnow(),
                 )
             )
+        self._cache.pop(rule.user_id, None)
         return stored
 
     async def for_user(self, user_id: str) -> list[PolicyRule]:
+        now = time.monotonic()
+        cached = self._cache.get(user_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        rules = await self._load(user_id)
+        if len(self._cache) >= 10_000:
+            self._cache.clear()
+        self._cache[user_id] = (now + self._cache_seconds, rules)
+        return rules
+
+    async def _load(self, user_id: str) -> list[PolicyRule]:
         async with self._engine.connect() as conn:
             rows = (
                 await conn.execute(
@@ -80,6 +100,7 @@ class PolicyStore:
         return [_rule(r) for r in rows]
 
     async def remove(self, user_id: str, rule_id: str) -> bool:
+        self._cache.pop(user_id, None)
         async with self._engine.begin() as conn:
             result = await conn.execute(
                 delete(policy_rules).where(
