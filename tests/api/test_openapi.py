@@ -13,13 +13,18 @@ from blockpilot.api.routes import (
     credentials,
     executions,
     health,
+    policy,
+    reviews,
     sessions,
     sources,
     tools,
     workspace,
 )
 
-API_MODULES = (tools, blocks, sessions, credentials, workspace, executions, integrations, sources)
+API_MODULES = (
+    tools, blocks, sessions, credentials, workspace, executions, integrations, sources, policy,
+    reviews,
+)  # fmt: skip
 
 EXPECTED = {
     ("GET", "/healthz"), ("GET", "/readyz"),
@@ -39,6 +44,10 @@ EXPECTED = {
     ("GET", "/api/v1/sources"), ("POST", "/api/v1/sources"),
     ("GET", "/api/v1/sources/{name}"), ("DELETE", "/api/v1/sources/{name}"),
     ("POST", "/api/v1/sources/{name}/refresh"),
+    ("GET", "/api/v1/policy"), ("POST", "/api/v1/policy/rules"),
+    ("DELETE", "/api/v1/policy/rules/{rule_id}"),
+    ("GET", "/api/v1/reviews"), ("GET", "/api/v1/reviews/{review_id}"),
+    ("POST", "/api/v1/reviews/{review_id}/approve"), ("POST", "/api/v1/reviews/{review_id}/reject"),
 }  # fmt: skip
 # The OAuth callback is opened by the person's browser: no API key, and it answers in HTML.
 BROWSER_ROUTES = {"/api/v1/integrations/{provider}/callback"}

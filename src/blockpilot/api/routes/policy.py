@@ -50,7 +50,7 @@ async def get_policy(user: CurrentUser, pilot: PilotDep) -> PolicyDocument:
     "/policy/rules",
     summary="Add (or replace) one of your rules",
     status_code=201,
-    responses=error_responses(404),
+    responses=error_responses(400, 404, 413, 415, 422),
 )
 async def add_rule(body: PolicyRuleIn, user: CurrentUser, pilot: PilotDep) -> dict[str, Any]:
     if body.session_id is not None and await pilot.sessions.get(user.id, body.session_id) is None:

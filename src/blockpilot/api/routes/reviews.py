@@ -75,7 +75,7 @@ async def approve(review_id: str, user: CurrentUser, pilot: PilotDep) -> dict[st
 @router.post(
     "/reviews/{review_id}/reject",
     summary="Reject a pending review",
-    responses=error_responses(404, 409),
+    responses=error_responses(400, 404, 409, 413, 415, 422),
 )
 async def reject(
     review_id: str, user: CurrentUser, pilot: PilotDep, body: Rejection | None = None

@@ -65,7 +65,7 @@ class SourceResultOut(BaseModel):
     "/sources",
     status_code=201,
     summary="Import a source (admin)",
-    responses=_ADMIN_ERRORS,
+    responses={**_ADMIN_ERRORS, **error_responses(400, 413, 415, 422)},
 )
 async def add_source(body: SourceIn, _admin: AdminUser, pilot: PilotDep) -> SourceResultOut:
     if (body.spec_url is None) == (body.spec_text is None):
