@@ -115,3 +115,7 @@ def _load_builtin_kinds() -> None:
         from blockpilot.sources.openapi.kind import OpenAPIKind
 
         register_kind(OpenAPIKind())
+    if "mcp" not in _KINDS:
+        from blockpilot.sources.mcp.kind import MCPKind
+
+        register_kind(MCPKind())

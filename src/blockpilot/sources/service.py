@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -170,12 +171,51 @@ class SourceService:
         await self.sync(force=True)
         return SourceResult(record, parsed)
 
-    async def refresh(self, name: str, spec_text: str | None = None) -> SourceResult:
+    async def add_mcp(
+        self,
+        name: str,
+        url: str,
+        *,
+        auth: str = "none",
+        include_tools: tuple[str, ...] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> SourceResult:
+        """Add a remote MCP server: list its tools (with the operator's *headers*), store them."""
+        check_source_name(name)
+        text = await self._mcp_listing(url, auth, headers)
+        options = SourceOptions(base_url=url, include_operations=include_tools, location=url)
+        return await self.add("mcp", name, text, options)
+
+    async def _mcp_listing(self, url: str, auth: str, headers: Mapping[str, str] | None) -> str:
+        from blockpilot.sources.mcp.kind import AUTH_MODES, listing_text
+        from blockpilot.sources.mcp.sessions import list_tools
+        from blockpilot.sources.openapi.kind import check_base_url
+
+        if auth not in AUTH_MODES:
+            raise InvalidInputError(
+                f"Unknown --auth {auth[:20]!r}; use one of: {', '.join(AUTH_MODES)}",
+                details={"auth": auth[:20]},
+            )
+        check_base_url(url, "URL")
+        return listing_text(url, auth, await list_tools(url, headers or {}))
+
+    async def refresh(
+        self,
+        name: str,
+        spec_text: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> SourceResult:
         """Parse the source again (re-reading its URL or file where it came from one), store it.
 
         Block ids stay the same; a changed schema reaches every process on its next check.
+        An MCP source lists its server's tools again (with the operator's *headers*).
         """
         record = await self.store.get(name)
+        if spec_text is None and record.kind == "mcp":
+            spec_text = await self._mcp_listing(
+                record.config["url"], record.config["auth"], headers
+            )
         if spec_text is None:
             spec_text = record.spec_text
             location = record.location or ""
@@ -204,6 +244,17 @@ class SourceService:
     async def show(self, name: str) -> dict[str, Any]:
         record = await self.store.get(name)
         doc = summary(record)
+        if record.kind == "mcp":
+            doc["auth"] = record.config.get("auth")
+            doc["operations"] = [
+                {"name": t["name"], "operation": t["key"], "method": "MCP", "path": t["key"],
+                 "effect": t["effect"],
+                 "credentials": ["api_key"] if record.config.get("auth") == "bearer" else [],
+                 "scopes": []}
+                for t in record.config.get("operations", [])
+            ]  # fmt: skip
+            doc["skipped"] = record.config.get("skipped", [])
+            return doc
         doc["operations"] = [
             {
                 "name": op["name"],

@@ -1,0 +1,158 @@
+"""The runtime block of one MCP tool: validate, call it in the user's upstream session, shape.
+
+Built on the OpenAPI operation block (lazy schema models, jsonschema validation, the
+credentials input); only the call and the outputs differ (docs/sources.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import mimetypes
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import Field, create_model
+
+from blockpilot.blocks.base import BlockOutput
+from blockpilot.credentials.models import Credentials
+from blockpilot.errors import BlockExecutionError, ReauthorizationRequiredError
+from blockpilot.executions.context import ExecutionContext
+from blockpilot.sources.mcp.sessions import UpstreamUnauthorizedError, session_pool
+from blockpilot.sources.openapi.block import OpenAPIOperationBlock, OpenAPIOutput
+
+MAX_ERROR_CHARS = 2_000
+RUN_FIELD = "run"
+_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def tool_operation(tool: Mapping[str, Any], auth: str) -> dict[str, Any]:
+    """The stored form of *tool*: its input schema, description and output schema."""
+    schema = {k: v for k, v in dict(tool["inputSchema"]).items() if k != "$schema"}
+    schema["type"] = "object"
+    schema.setdefault("properties", {})
+    no_inputs = not schema["properties"]
+    if no_inputs:
+        # run_block answers a call without inputs with the schema, so a tool that takes none
+        # gets one input that says "run it" (and is not sent to the server).
+        schema["properties"] = {
+            RUN_FIELD: {"type": "boolean", "description": "true: run this tool (it has no inputs)"}
+        }
+        schema["required"] = [RUN_FIELD]
+    title = (tool.get("annotations") or {}).get("title") or tool.get("title")
+    description = str(tool.get("description") or title or tool["name"])[:4000]
+    return {
+        "key": tool["name"],
+        "description": description,
+        "input": schema,
+        "output": tool.get("outputSchema"),
+        "no_inputs": no_inputs,
+        "auth": {"types": ["api_key"], "scopes": []} if auth == "bearer" else None,
+    }
+
+
+def tool_output_schema(op: Mapping[str, Any]) -> dict[str, Any]:
+    structured = dict(op.get("output") or {"type": "object"})
+    structured.pop("$schema", None)
+    structured["description"] = "The tool's structured result"
+    return {
+        "type": "object",
+        "properties": {
+            "result": structured,
+            "text": {"type": "string", "description": "A text item of the tool's result"},
+            "file": {
+                "type": "string",
+                "description": "An image or other binary item, saved as workspace://<file id>",
+            },
+            "error": {"type": "string", "description": "Error message if the block failed"},
+        },
+    }
+
+
+class MCPToolBlock(OpenAPIOperationBlock):
+    """One tool of a remote MCP server, called with the signed-in user's own token."""
+
+    @property
+    def Output(self) -> type[OpenAPIOutput]:  # type: ignore[override]  # noqa: N802
+        if self._output is None:
+            model = create_model(
+                f"{self._name}_Output",
+                __base__=OpenAPIOutput,
+                result=(Any, Field(default=None, description="Structured result")),
+                text=(str | None, Field(default=None, description="Text item")),
+                file=(str | None, Field(default=None, description="workspace:// reference")),
+            )
+            model.operation_schema = tool_output_schema(self.operation)
+            self._output = model
+        return self._output
+
+    async def run(self, input_data: Any, **kwargs: Any) -> BlockOutput:
+        context: ExecutionContext = kwargs["execution_context"]
+        credentials: Credentials | None = kwargs.get("credentials")
+        arguments = {
+            name: getattr(input_data, name)
+            for name in input_data.model_fields_set
+            if name != "credentials"
+        }
+        if self.operation.get("no_inputs"):
+            arguments = {}
+        token = None
+        if self.operation.get("auth"):
+            secret = getattr(credentials, "api_key", None)
+            if secret is None:
+                raise BlockExecutionError(f"{self.name}: an API key (token) credential is needed")
+            token = secret.get_secret_value()
+        try:
+            result = await session_pool().call_tool(
+                user_id=context.user_id,
+                chat_session=context.session_id or "",
+                source=self.source,
+                url=self.base_url,
+                token=token,
+                tool=self.operation["key"],
+                arguments=arguments,
+            )
+        except UpstreamUnauthorizedError:
+            raise ReauthorizationRequiredError(
+                f"The MCP server {self.source!r} refused the stored token (HTTP 401); "
+                f"reconnect: add a new API key for provider {self.source!r}",
+                details={"provider": self.source, "reconnect": True},
+            ) from None
+        texts = [item.text for item in result.content if getattr(item, "type", "") == "text"]
+        if result.is_error:
+            message = " ".join(texts)[:MAX_ERROR_CHARS] or "the tool reported an error"
+            raise BlockExecutionError(
+                f"{self.name}: {message}", block_name=self.name, block_id=self.id
+            )
+        if result.structured_content is not None:
+            yield "result", result.structured_content
+        for text in texts:
+            yield "text", text
+        for n, item in enumerate(result.content):
+            saved = await _save_binary(context, self.name, n, item)
+            if saved is not None:
+                yield "file", saved
+
+
+async def _save_binary(context: ExecutionContext, block: str, n: int, item: Any) -> str | None:
+    """Save an image, audio or embedded blob item to the workspace; its workspace:// URI."""
+    kind = getattr(item, "type", "")
+    data: str | None = None
+    mime = "application/octet-stream"
+    if kind in ("image", "audio"):
+        data, mime = item.data, item.mime_type or mime
+    elif kind == "resource" and hasattr(item.resource, "blob"):
+        data, mime = item.resource.blob, item.resource.mime_type or mime
+    if data is None:
+        return None
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise BlockExecutionError(
+            f"{block}: the server sent a {kind} item that is not base64"
+        ) from None
+    ext = mimetypes.guess_extension(mime) or ".bin"
+    path = f"/mcp/{_FILE_CHARS.sub('_', block)}/{context.node_exec_id}-{n}{ext}"
+    record = await context.files.write(path, raw, mime_type=mime)
+    return record.uri

@@ -1,0 +1,144 @@
+"""The ``mcp`` kind of source: each tool of a remote MCP server becomes a block.
+
+The stored "spec" is the server's own ``tools/list`` answer (plus its URL and auth mode), so
+every process builds the same blocks without contacting the server (docs/sources.md).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from blockpilot.blocks.base import Block
+from blockpilot.errors import InvalidInputError
+from blockpilot.sources.base import ParsedSource, Skipped, SourceOptions, source_block_id
+from blockpilot.sources.mcp.block import MCPToolBlock, tool_operation
+from blockpilot.sources.openapi.block import operation_input_schema
+from blockpilot.sources.openapi.document import SpecError
+from blockpilot.sources.openapi.kind import check_base_url, exporter_problem
+from blockpilot.storage.sources import SourceRecord
+
+CONFIG_FORMAT = 1
+AUTH_MODES = ("none", "bearer")
+_NAME_CHARS = re.compile(r"[^A-Za-z0-9]+")
+_SEARCH_FIELD_CHARS = 200
+
+
+def listing_text(url: str, auth: str, tools: Sequence[Mapping[str, Any]]) -> str:
+    """The text stored as the source's spec: what the server listed, and where it is."""
+    return json.dumps({"url": url, "auth": auth, "tools": list(tools)}, sort_keys=True)
+
+
+def tool_effect(annotations: Mapping[str, Any] | None) -> str:
+    """``readOnlyHint`` → read, ``destructiveHint`` → destructive, anything else → write."""
+    hints = annotations or {}
+    if hints.get("readOnlyHint") is True:
+        return "read"
+    if hints.get("destructiveHint") is True:
+        return "destructive"
+    return "write"
+
+
+def _tool_problem(tool: Mapping[str, Any]) -> str | None:
+    schema = tool.get("inputSchema")
+    if not isinstance(schema, Mapping) or schema.get("type", "object") != "object":
+        return "its inputSchema is not a JSON object schema"
+    props = schema.get("properties", {})
+    if not isinstance(props, Mapping):
+        return "its inputSchema properties are not an object"
+    if "credentials" in props:
+        return "it has an input named 'credentials', which blockpilot reserves"
+    return None
+
+
+class MCPKind:
+    kind = "mcp"
+
+    def parse(self, name: str, spec_text: str, options: SourceOptions) -> ParsedSource:
+        try:
+            listing = json.loads(spec_text)
+        except ValueError:
+            raise SpecError("$", "the stored tool listing is not JSON") from None
+        if not isinstance(listing, Mapping) or not isinstance(listing.get("tools"), list):
+            raise SpecError("$.tools", "must be a list of tools")
+        url = check_base_url(str(listing.get("url") or ""), "URL")
+        auth = str(listing.get("auth") or "none")
+        if auth not in AUTH_MODES:
+            raise InvalidInputError(
+                f"Unknown --auth {auth[:20]!r}; use one of: {', '.join(AUTH_MODES)}",
+                details={"auth": auth[:20]},
+            )
+        wanted = set(options.include_operations)
+        tools: list[dict[str, Any]] = []
+        skipped: list[Skipped] = []
+        names: set[str] = set()
+        seen: set[str] = set()
+        for tool in listing["tools"]:
+            if not isinstance(tool, Mapping) or not isinstance(tool.get("name"), str):
+                skipped.append(Skipped(str(tool)[:80], "not a tool with a name"))
+                continue
+            key = tool["name"]
+            if wanted and key not in wanted:
+                continue
+            if key in seen:
+                skipped.append(Skipped(key, "duplicate tool name"))
+                continue
+            seen.add(key)
+            problem = _tool_problem(tool)
+            op = None if problem else tool_operation(tool, auth)
+            if op is not None:
+                problem = exporter_problem(operation_input_schema(name, op))
+            if problem is not None:
+                skipped.append(Skipped(key, problem))
+                continue
+            block_name = f"{name}_" + (_NAME_CHARS.sub("_", key).strip("_") or "tool")
+            base, n = block_name, 2
+            while block_name.lower() in names:
+                block_name, n = f"{base}_{n}", n + 1
+            names.add(block_name.lower())
+            assert op is not None
+            tools.append(
+                {
+                    "key": key,
+                    "name": block_name,
+                    "description": op["description"],
+                    "effect": tool_effect(tool.get("annotations")),
+                    "fields": [
+                        [field, str(prop.get("description", ""))[:_SEARCH_FIELD_CHARS]]
+                        for field, prop in op["input"]["properties"].items()
+                    ],
+                    "detail": json.dumps(op, separators=(",", ":")),
+                }
+            )
+        skipped += [Skipped(k, "the server lists no such tool") for k in sorted(wanted - seen)]
+        config = {
+            "format": CONFIG_FORMAT,
+            "title": name,
+            "url": url,
+            "auth": auth,
+            "operations": tools,
+            "skipped": [s.to_dict() for s in skipped],
+        }
+        return ParsedSource(config=config, base_url=url, blocks=len(tools), skipped=skipped)
+
+    def build_blocks(self, record: SourceRecord) -> Sequence[Block]:
+        config = record.config
+        if config.get("format") != CONFIG_FORMAT:
+            raise InvalidInputError(
+                f"Source {record.name!r} was stored by another blockpilot version; "
+                "run 'blockpilot sources refresh' to rebuild it"
+            )
+        return [
+            MCPToolBlock(
+                source=record.name,
+                block_id=source_block_id(record.name, "tool:" + tool["key"]),
+                name=tool["name"],
+                base_url=config["url"],
+                trusted=True,
+                summary=tool,
+                detail=tool["detail"],
+            )
+            for tool in config["operations"]
+        ]

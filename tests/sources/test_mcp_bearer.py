@@ -1,0 +1,158 @@
+"""A remote MCP server that needs each user's own bearer token, end to end through Python.
+
+The upstream is a local server on the ``mcp`` SDK behind a bearer check that records, for
+every JSON-RPC request, whose token carried it. find → ``{}`` → setup requirements → token
+added → run → output; two users with two tokens each reach the server as themselves, a user
+without a token never reaches it, and a session is opened once per user and chat session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from blockpilot.pilot import Pilot
+from blockpilot.settings import Settings
+from blockpilot.sources.base import source_block_id
+from blockpilot.storage.users import User
+
+from .mcp_servers import Seen, bearer_mcp_server
+
+ALICE_TOKEN = "alice-mcp-token-canary-3f9a1c"
+BOB_TOKEN = "bob-mcp-token-canary-8e2d47"
+OPERATOR_TOKEN = "operator-listing-token-5b7c"
+TOKENS = {ALICE_TOKEN: "alice", BOB_TOKEN: "bob", OPERATOR_TOKEN: "operator"}
+WHOAMI = source_block_id("notes", "tool:whoami")
+ADD = source_block_id("notes", "tool:add")
+SNAPSHOT = source_block_id("notes", "tool:snapshot")
+
+
+@pytest.fixture
+def settings(settings_factory: Any) -> Settings:
+    return settings_factory(public_url="http://testserver")
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[tuple[str, Seen]]:
+    async with bearer_mcp_server(TOKENS) as served:
+        yield served
+
+
+@pytest.fixture
+async def notes(pilot: Pilot, upstream: tuple[str, Seen]) -> Pilot:
+    url, _ = upstream
+    result = await pilot.sources.add_mcp(
+        "notes", url, auth="bearer", headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+    )
+    assert result.to_dict() == {"name": "notes", "kind": "mcp", "blocks": 4, "skipped": []}
+    return pilot
+
+
+async def run(pilot: Pilot, user: User, block: str, data: dict[str, Any], sid: str) -> Any:
+    return await pilot.call_tool(
+        "run_block", {"block_id": block, "input_data": data}, user_id=user.id, session_id=sid
+    )
+
+
+async def token_input(pilot: Pilot, user: User) -> dict[str, Any]:
+    """The input that runs a tool without arguments: the user's credential, by id."""
+    [meta] = [m for m in await pilot.credentials.candidates(user.id) if m.provider == "notes"]
+    return {"run": True, "credentials": {"id": meta.id, "provider": "notes", "type": "api_key"}}
+
+
+async def test_listing_needs_the_operator_header(pilot: Pilot, upstream: tuple[str, Seen]) -> None:
+    url, _ = upstream
+    from blockpilot.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="401"):
+        await pilot.sources.add_mcp("notes", url, auth="bearer")
+    assert await pilot.sources.list() == []
+
+
+async def test_effects_and_schemas(notes: Pilot) -> None:
+    shown = await notes.sources.show("notes")
+    effects = {op["operation"]: op["effect"] for op in shown["operations"]}
+    assert effects == {
+        "whoami": "read",
+        "add": "write",
+        "delete_note": "destructive",
+        "snapshot": "read",
+    }
+    block = notes.catalog.registry.get(ADD)
+    assert block is not None
+    schema = block.Input.jsonschema()
+    assert set(schema["properties"]) == {"a", "b", "credentials"}
+
+
+async def test_find_setup_token_run_two_users(
+    notes: Pilot, upstream: tuple[str, Seen], alice: User, bob: User
+) -> None:
+    _, seen = upstream
+    before = list(seen.calls)
+    found = await notes.call_tool("find_block", {"query": "add two integers"}, user_id=alice.id)
+    assert ADD in [b.id for b in found.blocks]
+    alice_chat = (await notes.session_for(alice.id, None)).session_id
+    bob_chat = (await notes.session_for(bob.id, None)).session_id
+
+    details = await run(notes, alice, ADD, {}, alice_chat)
+    assert details.type == "setup_requirements"
+    [entry] = details.setup_info.user_readiness.missing_credentials.values()
+    assert entry["provider"] == "notes" and entry["types"] == ["api_key"]
+
+    # Bob has no token: running never reaches the server.
+    refused = await run(notes, bob, ADD, {"a": 1, "b": 2}, bob_chat)
+    assert refused.type == "setup_requirements"
+    assert seen.calls == before and seen.refused == 0
+
+    await notes.add_credentials(
+        alice.id, {"provider": "notes", "type": "api_key", "api_key": ALICE_TOKEN}
+    )
+    await notes.add_credentials(
+        bob.id, {"provider": "notes", "type": "api_key", "api_key": BOB_TOKEN}
+    )
+    schema = await run(notes, alice, ADD, {}, alice_chat)
+    assert schema.type == "block_details", schema
+    ran = await run(notes, alice, ADD, {"a": 2, "b": 3}, alice_chat)
+    assert ran.type == "block_output", ran
+    assert ran.outputs["result"] == [{"result": 5}]
+    again = await run(notes, alice, WHOAMI, await token_input(notes, alice), alice_chat)
+    assert again.type == "block_output", again
+    assert again.outputs["result"] == [{"user": "alice"}]
+    # whoami has no inputs: {} shows its schema.
+    assert (await run(notes, bob, WHOAMI, {}, bob_chat)).type == "block_details"
+
+    ran_bob = await run(notes, bob, ADD, {"a": 10, "b": 1}, bob_chat)
+    bob_who = await run(notes, bob, WHOAMI, await token_input(notes, bob), bob_chat)
+    assert bob_who.outputs["result"] == [{"user": "bob"}]
+    assert ran_bob.outputs["result"] == [{"result": 11}]
+    # Each upstream request carried its own user's token; one initialize per user and chat.
+    assert seen.initializes("alice") == 1 and seen.initializes("bob") == 1
+    assert [m for who, m in seen.calls if who == "alice"].count("tools/call") == 2
+    assert [m for who, m in seen.calls if who == "bob"].count("tools/call") == 2
+    assert seen.users() <= {"alice", "bob", "operator"}
+    dumped = ran.model_dump_json() + ran_bob.model_dump_json()
+    assert ALICE_TOKEN not in dumped and BOB_TOKEN not in dumped
+
+
+async def test_images_become_workspace_files(notes: Pilot, alice: User) -> None:
+    await notes.add_credentials(
+        alice.id, {"provider": "notes", "type": "api_key", "api_key": ALICE_TOKEN}
+    )
+    chat = (await notes.session_for(alice.id, None)).session_id
+    ran = await run(notes, alice, SNAPSHOT, await token_input(notes, alice), chat)
+    assert ran.type == "block_output", ran
+    [uri] = ran.outputs["file"]
+    assert uri.startswith("workspace://")
+
+
+async def test_revoked_token_asks_to_reconnect(notes: Pilot, alice: User) -> None:
+    await notes.add_credentials(
+        alice.id, {"provider": "notes", "type": "api_key", "api_key": "not-a-known-token"}
+    )
+    chat = (await notes.session_for(alice.id, None)).session_id
+    ran = await run(notes, alice, ADD, {"a": 1, "b": 1}, chat)
+    assert ran.type in ("setup_requirements", "error"), ran
+    assert "reconnect" in ran.message.lower() or ran.type == "setup_requirements"
+    assert "not-a-known-token" not in ran.model_dump_json()
