@@ -7,7 +7,14 @@ needs from here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import gc
+import logging
+import os
 import signal
+import socket
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +30,8 @@ from blockpilot.api.logs import configure_logging
 from blockpilot.errors import ConfigurationError
 from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 def server_config(
@@ -49,8 +58,22 @@ def server_config(
     )
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, *, settings: Settings | None = None) -> None:
-    """Serve the API until stopped; what ``blockpilot serve [--host] [--port]`` runs.
+def default_workers() -> int:
+    """The cores this process may run on: ``blockpilot serve``'s default number of workers."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    settings: Settings | None = None,
+    workers: int = 1,
+) -> None:
+    """Serve the API until stopped; what ``blockpilot serve [--host] [--port] [--workers]`` runs.
 
     Settings come from the environment (``BLOCKPILOT_*``) unless given. Logs go to stderr as
     JSON lines at ``settings.log_level``. The Pilot is opened before the port is bound, so a
@@ -63,6 +86,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, settings: Settings | Non
         host: Interface to listen on; the default keeps the service local.
         port: TCP port (0 picks a free one; the log line "Uvicorn running on ..." says which).
         settings: Use these settings instead of the environment's.
+        workers: Server processes sharing the port (Linux and macOS: forked; see
+            :func:`_serve_workers` and docs/deployment.md for what is per process).
 
     Raises:
         ConfigurationError: The settings are invalid, or the server cannot listen on
@@ -76,11 +101,89 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, settings: Settings | Non
         shown = f"[{shown}]" if ":" in shown else shown
         settings = settings.model_copy(update={"public_url": f"http://{shown}:{port}"})
     configure_logging(settings.log_level)
+    if workers > 1 and hasattr(os, "fork"):
+        _serve_workers(settings, host, port, workers)
+        return
     with _stop_signals() as stop:
         asyncio.run(_serve(settings, host, port, stop))
 
 
-async def _serve(settings: Settings, host: str, port: int, stop: _StopRequest) -> None:
+def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> None:
+    """Serve with *workers* processes accepting on one listening socket.
+
+    The Pilot is opened once first (migrations, the key check), so a bad key or database URL
+    fails once, with its error, and the workers do not race to migrate. Then the socket is
+    bound, ``workers - 1`` children are forked and this process serves too: a signal to it
+    stops them all gracefully, and the children die with it even if it is killed
+    (``PR_SET_PDEATHSIG`` on Linux). Each worker has its own Pilot, caches, rate limiter and
+    MCP sessions (docs/deployment.md#workers).
+    """
+    asyncio.run(_check_open(settings))
+    sock = _listen(host, port)
+    children: list[int] = []
+    try:
+        for _ in range(workers - 1):
+            pid = os.fork()
+            if pid == 0:  # a worker: serve until stopped, never return into the caller
+                code = 0
+                try:
+                    _die_with_parent()
+                    with _stop_signals() as stop:
+                        asyncio.run(_serve(settings, host, port, stop, sock=sock))
+                except BaseException:  # noqa: BLE001 - the worker's exit code says it
+                    logger.exception("server worker failed")
+                    code = 1
+                finally:
+                    logging.shutdown()
+                    os._exit(code)
+            children.append(pid)
+        logger.info("server workers started", extra={"workers": workers})
+        with _stop_signals() as stop:
+            asyncio.run(_serve(settings, host, port, stop, sock=sock))
+    finally:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in children:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        sock.close()
+
+
+async def _check_open(settings: Settings) -> None:
+    pilot = await Pilot.open(settings)
+    await pilot.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    config = uvicorn.Config(app="unused:app", host=host, port=port, log_config=None)  # binds only
+    try:
+        sock = config.bind_socket()
+    except SystemExit:  # uvicorn's way of saying it could not bind; it logged why
+        raise ConfigurationError(
+            f"The server could not start on {host}:{port}; see the log line above"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _die_with_parent() -> None:
+    """Linux: this process gets SIGKILL when its parent dies (even by SIGKILL)."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+async def _serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    stop: _StopRequest,
+    *,
+    sock: socket.socket | None = None,
+) -> None:
     pilot = await Pilot.open(settings)
     try:
         if stop.requested:  # stopped while the Pilot was opening
@@ -92,8 +195,12 @@ async def _serve(settings: Settings, host: str, port: int, stop: _StopRequest) -
             header_timeout_seconds=settings.header_timeout_seconds,
         )
         server = uvicorn.Server(config)
+        # What start-up allocated (modules, the catalogue, the app) lives as long as the
+        # process: keep it out of the collector's full passes (docs/performance.md).
+        gc.collect()
+        gc.freeze()
         try:
-            await server.serve()
+            await server.serve(sockets=None if sock is None else [sock])
         except SystemExit:  # uvicorn's way of saying it could not start; it logged why
             raise ConfigurationError(
                 f"The server could not start on {host}:{port}; see the log line above"

@@ -17,16 +17,28 @@ def serve(
     port: Annotated[
         int, typer.Option("--port", min=0, max=65535, help="TCP port (0 picks a free one).")
     ] = 8000,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            envvar="BLOCKPILOT_WORKERS",
+            help="Server processes sharing the port (default: the number of cores). Use 1 "
+            "for MCP over HTTP without session affinity; see docs/deployment.md.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP API until SIGTERM or Ctrl-C, then shut down gracefully (exit code 0).
 
     Logs are JSON lines on stderr at BLOCKPILOT_LOG_LEVEL (default INFO; DEBUG with
     --verbose). OpenAPI is at /docs and /openapi.json; probes at /healthz and /readyz.
     """
+    from blockpilot.api.server import default_workers
     from blockpilot.api.server import serve as run_server  # FastAPI and uvicorn only here
 
     settings = Settings.load(log_level="DEBUG") if state().verbose else Settings.load()
-    run_server(host, port, settings=settings)
+    run_server(host, port, settings=settings, workers=workers or default_workers())
 
 
 def register(app: typer.Typer) -> None:

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,6 +22,10 @@ from blockpilot.storage.tables import api_keys, users
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{0,99}$")
 API_KEY_PREFIX = "bp_"
+KEY_RECHECK_SECONDS = 0.5
+"""How long this process trusts a cached API key before checking it against the database
+again: a key revoked by another process stops working here within this time."""
+_KEY_CACHE_SIZE = 10_000
 
 
 # The query below, for the direct SQLite reader (same columns, same conditions).
@@ -45,10 +50,18 @@ def hash_api_key(key: str) -> str:
 class UserStore:
     """Users, looked up by id or name, and their hashed API keys."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, key_recheck_seconds: float = KEY_RECHECK_SECONDS
+    ) -> None:
         self._engine = engine
-        # On a SQLite file the API-key lookup of every request reads directly (see
-        # SQLiteReader); it is still a database read per request, never a cache.
+        # API keys checked in the last key_recheck_seconds: key hash -> (user, when checked).
+        # Only active keys are kept; a key revoked here is dropped at once, one revoked by
+        # another process is refused here once its entry is older than key_recheck_seconds.
+        self._key_recheck = key_recheck_seconds
+        self._keys: dict[str, tuple[User, float]] = {}
+        # Bumped by every revocation here: a lookup that started before it caches nothing.
+        self._revocations = 0
+        # On a SQLite file the API-key lookup reads directly (see SQLiteReader).
         path = sqlite_file(engine)
         self._reader = None if path is None else SQLiteReader(path)
         self._created_at = users.c.created_at.type.dialect_impl(engine.dialect).result_processor(
@@ -95,8 +108,28 @@ class UserStore:
         return key
 
     async def user_for_api_key(self, key: str) -> User | None:
-        """The user owning an active API key, or None (unknown or revoked)."""
+        """The user owning an active API key, or None (unknown or revoked).
+
+        An active key is remembered for ``key_recheck_seconds`` (0.5 s): a revocation made by
+        this process takes effect at once, one made by another process within that time
+        (docs/performance.md). Unknown and revoked keys are never remembered.
+        """
         digest = hash_api_key(key)
+        now = time.monotonic()
+        cached = self._keys.get(digest)
+        if cached is not None and now - cached[1] < self._key_recheck:
+            return cached[0]
+        revocations = self._revocations
+        user = await self._lookup(digest)
+        if user is None:
+            self._keys.pop(digest, None)
+        elif revocations == self._revocations:  # no revocation here while looking it up
+            if len(self._keys) >= _KEY_CACHE_SIZE and digest not in self._keys:
+                self._keys.pop(next(iter(self._keys)))
+            self._keys[digest] = (user, now)
+        return user
+
+    async def _lookup(self, digest: str) -> User | None:
         if self._reader is not None:
             row = self._reader.fetch_one(_USER_FOR_KEY_SQL, (digest,))
             if row is not SQLiteReader.UNAVAILABLE:
@@ -117,12 +150,24 @@ class UserStore:
         return User(id=row.id, name=row.name, created_at=aware(row.created_at) or utcnow())
 
     async def revoke_api_key(self, key: str) -> bool:
-        async with self._engine.begin() as conn:
-            result = await conn.execute(
-                update(api_keys)
-                .where(api_keys.c.key_hash == hash_api_key(key), api_keys.c.revoked_at.is_(None))
-                .values(revoked_at=utcnow())
-            )
+        """Revoke an active key; False if it is unknown or already revoked.
+
+        This process refuses the key from now on; other processes within
+        ``key_recheck_seconds``.
+        """
+        digest = hash_api_key(key)
+        self._revocations += 1
+        self._keys.pop(digest, None)
+        try:
+            async with self._engine.begin() as conn:
+                result = await conn.execute(
+                    update(api_keys)
+                    .where(api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None))
+                    .values(revoked_at=utcnow())
+                )
+        finally:
+            self._revocations += 1  # lookups that overlapped the UPDATE cache nothing
+            self._keys.pop(digest, None)
         return bool(result.rowcount)
 
     async def find(self, id_or_name: str) -> User | None:
