@@ -245,6 +245,7 @@ class Pilot:
                 "database unavailable at shutdown: unwritten run results read as interrupted"
             )
         self.users.close()
+        await self.sessions.close()
         await self.credential_store.close()
         try:
             # What is still running now will never finish: say so, and free the lease at once.
