@@ -66,6 +66,7 @@ from blockpilot.tools.find_block import FindBlockTool
 from blockpilot.tools.get_execution import GetExecutionTool
 from blockpilot.tools.responses import ErrorResponse, ToolResponseBase
 from blockpilot.tools.run_block import RunBlockTool
+from blockpilot.workspaces.backends import open_blob_storage
 from blockpilot.workspaces.manager import WorkspaceManager
 
 logger = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ class Pilot:
         self._heartbeat: asyncio.Task[None] | None = None
         self.workspaces = WorkspaceManager(
             WorkspaceStore(engine),
-            settings.home / "workspaces",
+            open_blob_storage(settings.effective_workspace_url, home=settings.home, engine=engine),
             max_file_bytes=settings.max_file_bytes,
             max_workspace_bytes=settings.max_workspace_bytes_per_user,
         )
@@ -219,6 +220,7 @@ class Pilot:
                     "(or 'new,old' while rotating); credentials were not touched."
                 ) from None
             await pilot.sources.sync(force=True)
+            await pilot.workspaces.start()
             await pilot.leases.renew()
             interrupted = await pilot.leases.interrupt_orphans()
             if interrupted:
@@ -356,6 +358,13 @@ class Pilot:
 
     def export_tools(self, fmt: str) -> list[dict[str, Any]]:
         return export_tools(self.tools.values(), fmt)
+
+    def langchain_tools(self, *, user_id: str, session_id: str | None = None) -> list[Any]:
+        """The tools as LangChain tools for *user_id*'s agent (``blockpilot[langchain]``;
+        docs/frameworks.md)."""
+        from blockpilot.integrations.langchain import langchain_tools
+
+        return list(langchain_tools(self, user_id=user_id, session_id=session_id))
 
     # -- credentials ------------------------------------------------------------------------
 
