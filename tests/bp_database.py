@@ -51,7 +51,10 @@ def database_env() -> dict[str, str]:
     For tests that build a child's environment from scratch (``BLOCKPILOT_HOME`` and keys):
     ``env.update(database_env())``.
     """
-    return {"BLOCKPILOT_DATABASE_URL": CURRENT_URL} if CURRENT_URL else {}
+    if not CURRENT_URL:
+        return {}
+    # Workspace files in the local folder, as in the tests' own Settings (tests/conftest.py).
+    return {"BLOCKPILOT_DATABASE_URL": CURRENT_URL, "BLOCKPILOT_WORKSPACE_URL": "file:"}
 
 
 def _plain_url(url: str) -> str:

@@ -70,9 +70,16 @@ def settings_factory(
             monkeypatch.delenv(name)
     key = KeyRing.generate_key()
     databases: list[str] = []  # this test's PostgreSQL database, made on first use
+    # Workspace files stay in the local folder (which many tests inspect) on either database;
+    # tests of the other backends ask for them (tests/workspaces/backends.py).
+    monkeypatch.setenv("BLOCKPILOT_WORKSPACE_URL", "file:")
 
     def make(**overrides: object) -> Settings:
-        values: dict[str, object] = {"home": home, "encryption_keys": (key,)}
+        values: dict[str, object] = {
+            "home": home,
+            "encryption_keys": (key,),
+            "workspace_url": "file:",
+        }
         if _postgres_databases is not None:
             if not databases:
                 databases.append(_postgres_databases.acquire())

@@ -58,6 +58,7 @@ from blockpilot.storage.startup import (
     unusable_storage,
 )
 from blockpilot.storage.users import UserStore
+from blockpilot.storage.workspace_blobs import open_blob_storage
 from blockpilot.storage.workspaces import WorkspaceStore
 from blockpilot.tools.base import BaseTool, ToolCall
 from blockpilot.tools.continue_run_block import ContinueRunBlockTool
@@ -66,7 +67,6 @@ from blockpilot.tools.find_block import FindBlockTool
 from blockpilot.tools.get_execution import GetExecutionTool
 from blockpilot.tools.responses import ErrorResponse, ToolResponseBase
 from blockpilot.tools.run_block import RunBlockTool
-from blockpilot.workspaces.backends import open_blob_storage
 from blockpilot.workspaces.manager import WorkspaceManager
 
 logger = logging.getLogger(__name__)

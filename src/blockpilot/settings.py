@@ -108,6 +108,12 @@ class Settings(BaseSettings):
         description="Bytes of files one user's workspace may hold in all; 0 = no quota "
         "(docs/configuration.md).",
     )
+    workspace_url: str | None = Field(
+        default=None,
+        description="Where workspace files are kept: file: (the local folder HOME/workspaces), "
+        "database: (chunked rows in the database) or s3://bucket/prefix (AWS_* variables); "
+        "default database: on PostgreSQL, else file: (docs/workspaces.md).",
+    )
     header_timeout_seconds: float = Field(
         default=10.0,
         gt=0,
@@ -219,6 +225,19 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL such as https://app.example.com/verify")
         return value
 
+    @field_validator("workspace_url")
+    @classmethod
+    def _workspace_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if value in ("file:", "database:"):
+            return value
+        parts = urlsplit(value)
+        if parts.scheme == "s3" and parts.hostname and not (parts.query or parts.fragment):
+            return value.rstrip("/")
+        raise ValueError("must be file:, database: or s3://bucket/prefix")
+
     @field_validator("copilot_excluded_block_types")
     @classmethod
     def _upper_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -244,6 +263,13 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.home / 'blockpilot.db'}"
+
+    @property
+    def effective_workspace_url(self) -> str:
+        """``workspace_url`` if set; else ``database:`` on PostgreSQL, ``file:`` on SQLite."""
+        if self.workspace_url:
+            return self.workspace_url
+        return "database:" if self.effective_database_url.startswith("postgres") else "file:"
 
     def provider_value(
         self, provider: str, key: str, env: Mapping[str, str] | None = None

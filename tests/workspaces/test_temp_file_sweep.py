@@ -63,7 +63,7 @@ async def test_old_temp_files_are_swept_when_the_pilot_opens(
 
     from blockpilot.pilot import Pilot
 
-    with caplog.at_level(logging.INFO, logger="blockpilot.workspaces.manager"):
+    with caplog.at_level(logging.INFO, logger="blockpilot.workspaces"):
         reopened = await Pilot.open(settings)
     try:
         assert not old.exists() and not old_elsewhere.exists()

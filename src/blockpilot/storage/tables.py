@@ -102,6 +102,32 @@ workspace_files = Table(
     UniqueConstraint("workspace_id", "path", name="uq_workspace_files_path"),
 )
 
+# Migration 0008 (docs/workspaces.md): the bytes of workspace files on the database backend, in
+# numbered chunks of at most 1 MiB; a blob is complete before a workspace_files row names it.
+workspace_blobs = Table(
+    "workspace_blobs",
+    metadata,
+    Column(
+        "workspace_id",
+        String(36),
+        ForeignKey("workspaces.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("blob", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row (id 1): the backend that holds the workspace blobs ("file:", "database:", "s3://…").
+workspace_storage = Table(
+    "workspace_storage",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("backend", String(1024), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 executions = Table(
     "executions",
     metadata,

@@ -10,11 +10,11 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from blockpilot.errors import QuotaExceededError
+from blockpilot.errors import ConfigurationError, QuotaExceededError
 from blockpilot.ids import new_id
 from blockpilot.storage.common import aware, utcnow
 from blockpilot.storage.tables import workspace_files as files
-from blockpilot.storage.tables import workspaces
+from blockpilot.storage.tables import workspace_storage, workspaces
 from blockpilot.workspaces.models import Workspace, WorkspaceFile
 
 # Each compare-and-swap round lets at least one concurrent writer through, so this bounds
@@ -236,3 +236,44 @@ class WorkspaceStore:
                 )
             )
         return int(value or 0)
+
+    async def recorded_backend(self) -> str | None:
+        """The backend recorded as holding the blobs (``file:``, ``database:``, ``s3://…``)."""
+        async with self._engine.connect() as conn:
+            value = await conn.scalar(
+                select(workspace_storage.c.backend).where(workspace_storage.c.id == 1)
+            )
+        return None if value is None else str(value)
+
+    async def record_backend(self, url: str) -> None:
+        async with self._engine.begin() as conn:
+            done = await conn.execute(
+                update(workspace_storage)
+                .where(workspace_storage.c.id == 1)
+                .values(backend=url, updated_at=utcnow())
+            )
+            if not done.rowcount:
+                await conn.execute(
+                    workspace_storage.insert().values(id=1, backend=url, updated_at=utcnow())
+                )
+
+    async def check_backend(self, url: str) -> None:
+        """Refuse to serve from *url* while the files recorded are kept on another backend
+        (they would all read as missing); record *url* when nothing is kept anywhere yet."""
+        recorded = await self.recorded_backend()
+        if recorded == url:
+            return
+        if recorded is not None and await self._any_files():
+            raise ConfigurationError(
+                f"Workspace files are kept on {recorded!r} but BLOCKPILOT_WORKSPACE_URL is "
+                f"{url!r}. Move them with: blockpilot workspaces migrate --to {url} "
+                f"(or set BLOCKPILOT_WORKSPACE_URL={recorded}); nothing was changed."
+            )
+        try:
+            await self.record_backend(url)
+        except IntegrityError:
+            return  # another server recorded it at the same moment; it checks the same way
+
+    async def _any_files(self) -> bool:
+        async with self._engine.connect() as conn:
+            return (await conn.execute(select(files.c.id).limit(1))).first() is not None

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import AsyncIterator
 from typing import Annotated
 from urllib.parse import quote
 
@@ -17,7 +15,7 @@ from blockpilot.api.routes import API_PREFIX, error_responses
 from blockpilot.api.schemas import WorkspaceFileInfo, WorkspaceFileList
 from blockpilot.errors import WorkspaceFileNotFoundError
 from blockpilot.pilot import Pilot
-from blockpilot.workspaces.manager import CHUNK_BYTES, WorkspaceFiles
+from blockpilot.workspaces.manager import WorkspaceFiles
 from blockpilot.workspaces.paths import normalise_path, normalise_prefix
 
 router = APIRouter(tags=["workspace"])
@@ -78,19 +76,11 @@ async def get_file(path: str, user: CurrentUser, pilot: PilotDep) -> Response:
     virtual = normalise_path(path)
     files = await _files(pilot, user.id)
     # Checksum-verified before the first byte is sent (a damaged file is a clean 404, never a
-    # truncated 200), then streamed from the verified handle: memory stays one chunk.
-    record, handle = await files.open_verified(virtual)
+    # truncated 200), then streamed from the verified blob: memory stays one chunk.
+    record, content = await files.open_verified(virtual)
     filename = quote(record.path.rsplit("/", 1)[-1], safe="")
-
-    async def content() -> AsyncIterator[bytes]:
-        try:
-            while chunk := await asyncio.to_thread(handle.read, CHUNK_BYTES):
-                yield chunk
-        finally:
-            handle.close()
-
     return StreamingResponse(
-        content(),
+        content,
         media_type=record.mime_type,
         headers={
             "Content-Length": str(record.size_bytes),
