@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from blockpilot.runner import BlockRunner
-from blockpilot.tools.base import BaseTool, ToolCall
+from blockpilot.tools.base import BaseTool, ToolCall, ToolHints
 from blockpilot.tools.responses import ToolResponseBase
 
 
@@ -31,6 +31,16 @@ class ContinueRunBlockTool(BaseTool):
     def __init__(self, runner: BlockRunner, timeout_seconds: float = 120.0) -> None:
         super().__init__(timeout_seconds)
         self._runner = runner
+
+    def time_limit(self, arguments: dict[str, Any]) -> float:
+        # Which block runs is only known once the review is read: allow the longest block
+        # timeout, so that the block's own limit fires first (as for run_block).
+        registry = self._runner.catalog.registry
+        longest = max((b.timeout_seconds or 0.0 for b in registry.all()), default=0.0)
+        return max(longest, self._runner.time_limit(None)) + self.timeout_seconds
+
+    def hints(self) -> ToolHints:
+        return ToolHints(read_only=False, destructive=True, open_world=True)
 
     async def _execute(self, call: ToolCall, **arguments: Any) -> ToolResponseBase:
         return await self._runner.continue_review(
