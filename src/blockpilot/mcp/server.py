@@ -41,6 +41,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from blockpilot import __version__
 from blockpilot.errors import NotFoundError, RateLimitedError
+from blockpilot.mcp.resources import WorkspaceResources
 from blockpilot.mcp.results import (
     SetupLink,
     internal_error_result,
@@ -416,6 +417,8 @@ def build_mcp_server(
         tool_call_slot=tool_call_slot,
         progress_interval=progress_interval,
     )
+    # Workspace files as resources (docs/mcp.md#resources).
+    resources = WorkspaceResources(pilot, handlers.resolve_user)
     server: Server[ConversationState] = Server(
         SERVER_NAME,
         version=__version__,
@@ -424,6 +427,8 @@ def build_mcp_server(
         lifespan=_conversations,
         on_list_tools=handlers.list_tools,
         on_call_tool=handlers.call_tool,
+        on_list_resources=resources.list_resources,
+        on_read_resource=resources.read_resource,
     )
     return server
 
