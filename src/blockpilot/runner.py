@@ -21,6 +21,7 @@ from blockpilot.catalog import Catalog
 from blockpilot.credentials.manager import IntegrationCredentialsManager
 from blockpilot.credentials.matching import (
     CredentialsMatch,
+    build_missing_credentials_from_field_info,
     discriminated_requirements,
     match_credentials_to_requirements,
 )
@@ -30,6 +31,7 @@ from blockpilot.errors import (
     BlockInputError,
     BlockpilotError,
     CredentialsError,
+    ReauthorizationRequiredError,
     WorkspaceError,
 )
 from blockpilot.executions.context import ExecutionContext
@@ -193,7 +195,9 @@ class BlockRunner:
         # 4-6: which block, and may it run here.
         block = self.catalog.registry.get(block_id)
         if block is None:
-            return _error(f"Block '{block_id[:100]}' not found", "block_not_found", session_id)
+            gone = self.catalog.registry.retired(block_id)
+            why = f": it was {gone}; use find_block for what is offered now" if gone else ""
+            return _error(f"Block '{block_id[:100]}' not found{why}", "block_not_found", session_id)
         if self.catalog.registry.is_disabled(block):
             return _error(f"Block '{block_id}' is disabled", "block_disabled", session_id)
         if self.catalog.exclusions.excludes(block):
@@ -682,6 +686,20 @@ class BlockRunner:
             self._finish(record, started, "failed", code=exc.code, message=reason)
             code = exc.code if exc.code in ("block_timeout", "invalid_output") else "block_failed"
             return _error(f"Block execution failed: {reason}", code, session_id)
+        except ReauthorizationRequiredError as exc:
+            # The upstream refused the credential mid-run (an MCP server's 401): the user must
+            # reconnect, so answer with setup requirements (docs/sources.md).
+            reason = redactor.scrub_text(exc.message)
+            self._finish(record, started, "failed", code=exc.code, message=reason)
+            for meta in match.matched.values():
+                if not meta.is_system:
+                    await self.credentials.store.mark_needs_reauthorization(user_id, meta.id)
+            missing = build_missing_credentials_from_field_info(block.Input.credentials_fields())
+            needs = self._setup_requirements(
+                block, user_id, CredentialsMatch(missing=missing), session_id
+            )
+            needs.message = f"{reason}. {needs.message}"
+            return needs
         except BlockpilotError as exc:
             reason = redactor.scrub_text(exc.message)
             logger.warning(

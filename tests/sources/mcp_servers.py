@@ -11,8 +11,10 @@ import os
 import shutil
 import socket
 import subprocess
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +35,7 @@ class Seen:
 
     calls: list[tuple[str, str]] = field(default_factory=list)  # (user, method)
     refused: int = 0
-    tools: list[str] = field(default_factory=lambda: ["whoami", "add", "delete_note", "snapshot"])
+    server: Any = None  # the MCPServer (a test may remove a tool)
 
     def initializes(self, user: str) -> int:
         return sum(1 for who, method in self.calls if who == user and method == "initialize")
@@ -123,7 +125,7 @@ def bearer_guard(app: Any, tokens: dict[str, str], seen: Seen) -> Any:
 async def bearer_mcp_server(tokens: dict[str, str]) -> AsyncIterator[tuple[str, Seen]]:
     """The notes server over streamable HTTP, requiring one of *tokens*; yields (URL, seen)."""
     seen = Seen()
-    server = notes_server(seen)
+    server = seen.server = notes_server(seen)
     app = server.streamable_http_app()
     async with serve_asgi(bearer_guard(app, tokens, seen)) as base:
         yield base + "/mcp", seen
@@ -189,3 +191,26 @@ async def everything_server() -> AsyncIterator[str]:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@contextmanager
+def serve_in_thread(app: Any) -> Iterator[str]:
+    """Serve *app* with uvicorn in a thread (for synchronous tests such as the CLI's)."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        sock.close()

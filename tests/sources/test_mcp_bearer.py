@@ -147,12 +147,47 @@ async def test_images_become_workspace_files(notes: Pilot, alice: User) -> None:
     assert uri.startswith("workspace://")
 
 
-async def test_revoked_token_asks_to_reconnect(notes: Pilot, alice: User) -> None:
+async def test_revoked_token_asks_to_reconnect(
+    notes: Pilot, alice: User, upstream: tuple[str, Seen]
+) -> None:
+    _, seen = upstream
     await notes.add_credentials(
-        alice.id, {"provider": "notes", "type": "api_key", "api_key": "not-a-known-token"}
+        alice.id, {"provider": "notes", "type": "api_key", "api_key": "revoked-token-canary-77"}
     )
     chat = (await notes.session_for(alice.id, None)).session_id
     ran = await run(notes, alice, ADD, {"a": 1, "b": 1}, chat)
-    assert ran.type in ("setup_requirements", "error"), ran
-    assert "reconnect" in ran.message.lower() or ran.type == "setup_requirements"
-    assert "not-a-known-token" not in ran.model_dump_json()
+    assert ran.type == "setup_requirements", ran
+    assert "reconnect" in ran.message and "401" in ran.message
+    [entry] = ran.setup_info.user_readiness.missing_credentials.values()
+    assert entry["provider"] == "notes"
+    assert "revoked-token-canary-77" not in ran.model_dump_json()
+    # The refused credential is not tried again: the next call asks for setup without a call.
+    refused = seen.refused
+    again = await run(notes, alice, ADD, {"a": 1, "b": 1}, chat)
+    assert again.type == "setup_requirements" and seen.refused == refused
+    # A new token works at once.
+    await notes.add_credentials(
+        alice.id, {"provider": "notes", "type": "api_key", "api_key": ALICE_TOKEN}
+    )
+    ok = await run(notes, alice, ADD, {"a": 1, "b": 1}, chat)
+    assert ok.type == "block_output" and ok.outputs["result"] == [{"result": 2}]
+
+
+async def test_refresh_drops_a_vanished_tool(
+    notes: Pilot, alice: User, upstream: tuple[str, Seen]
+) -> None:
+    url, seen = upstream
+    await notes.add_credentials(
+        alice.id, {"provider": "notes", "type": "api_key", "api_key": ALICE_TOKEN}
+    )
+    seen.server.remove_tool("delete_note")
+    refreshed = await notes.sources.refresh(
+        "notes", headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+    )
+    assert refreshed.to_dict()["blocks"] == 3
+    assert notes.catalog.registry.get(ADD) is not None  # ids are stable across refreshes
+    gone = source_block_id("notes", "tool:delete_note")
+    chat = (await notes.session_for(alice.id, None)).session_id
+    ran = await run(notes, alice, gone, {"note_id": "n1"}, chat)
+    assert ran.type == "error" and ran.error == "block_not_found"
+    assert "notes_delete_note" in ran.message and "no longer offers it" in ran.message

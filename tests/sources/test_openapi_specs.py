@@ -242,5 +242,5 @@ def test_bad_names_and_kinds_are_typed_errors() -> None:
     for bad in ("", "Pet", "1pets", "pets-store", "x" * 41):
         with pytest.raises(InvalidInputError):
             check_source_name(bad)
-    with pytest.raises(InvalidInputError, match="known kinds: openapi"):
+    with pytest.raises(InvalidInputError, match="known kinds: mcp, openapi"):
         source_kind("graphql")

@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from types import ModuleType
@@ -180,6 +180,7 @@ class BlockRegistry:
         # Blocks of stored sources (OpenAPI, MCP; docs/sources.md), set by the process's
         # source catalogue; ``generation`` moves on every change so search indexes rebuild.
         self._source_blocks: dict[str, dict[str, Block]] = {}
+        self._retired: dict[str, str] = {}  # id of a vanished source block → what it was
         self._static: dict[str, Block] = {}
         self.generation = 0
 
@@ -228,14 +229,30 @@ class BlockRegistry:
         """
         self._load()
         with self._lock:
-            self._source_blocks[source] = {b.id.lower(): b for b in blocks}
+            fresh = {b.id.lower(): b for b in blocks}
+            self._retire(source, self._source_blocks.get(source, {}), fresh)
+            self._source_blocks[source] = fresh
             self._merge_sources()
 
     def remove_source_blocks(self, source: str) -> None:
         self._load()
         with self._lock:
-            if self._source_blocks.pop(source, None) is not None:
+            gone = self._source_blocks.pop(source, None)
+            if gone is not None:
+                self._retire(source, gone, {})
                 self._merge_sources()
+
+    def _retire(self, source: str, old: Mapping[str, Block], new: Mapping[str, Block]) -> None:
+        # Remember what a vanished source block was, so running it says why it is gone.
+        for key, block in old.items():
+            if key not in new:
+                self._retired[key] = f"{block.name} (source {source!r} no longer offers it)"
+        for key in new:
+            self._retired.pop(key, None)
+
+    def retired(self, block_id: str) -> str | None:
+        """What a source block that is gone was (after a refresh or removal), if it was one."""
+        return self._retired.get(block_id.lower())
 
     def source_names(self) -> list[str]:
         return sorted(self._source_blocks)

@@ -5,6 +5,7 @@ See docs/sources.md.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
@@ -12,10 +13,23 @@ import typer
 from blockpilot.cli.common import JsonFlag, wants_json
 from blockpilot.cli.output import print_json, stdout_console, table
 from blockpilot.cli.runtime import with_pilot
+from blockpilot.errors import InvalidInputError
 from blockpilot.pilot import Pilot
 from blockpilot.sources.base import SourceOptions
 
 app = typer.Typer(no_args_is_help=True)
+
+
+def parse_headers(values: Sequence[str]) -> dict[str, str]:
+    """``--header 'K: V'`` values as a dict; a typed error for one without a colon."""
+    headers: dict[str, str] = {}
+    for value in values:
+        key, sep, text = value.partition(":")
+        if not sep or not key.strip() or any(c in value for c in "\r\n"):
+            raise InvalidInputError("--header must look like 'Name: value' (one line)")
+        headers[key.strip()] = text.strip()
+    return headers
+
 
 NameArg = Annotated[
     str,
@@ -30,14 +44,16 @@ NameArg = Annotated[
 @app.command("add")
 def add(
     kind: Annotated[
-        str, typer.Argument(metavar="KIND", help="Kind of source: openapi.", show_default=False)
+        str,
+        typer.Argument(metavar="KIND", help="Kind of source: openapi or mcp.", show_default=False),
     ],
     name: NameArg,
     spec: Annotated[
         str,
         typer.Argument(
             metavar="SPEC",
-            help="The description: a file path or an http(s) URL (JSON or YAML).",
+            help="openapi: the description, a file path or an http(s) URL (JSON or YAML). "
+            "mcp: the server's streamable HTTP URL.",
             show_default=False,
         ),
     ],
@@ -57,10 +73,36 @@ def add(
         list[str] | None,
         typer.Option("--include-operation", help="Only this operationId (repeatable)."),
     ] = None,
+    auth: Annotated[
+        str,
+        typer.Option(
+            "--auth", help="mcp: none, or bearer (each user stores their own token for NAME)."
+        ),
+    ] = "none",
+    include_tool: Annotated[
+        list[str] | None,
+        typer.Option("--include-tool", help="mcp: only this tool (repeatable)."),
+    ] = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--header",
+            help="mcp: 'K: V' sent when listing the tools (not stored; repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Import a source; prints {"name", "kind", "blocks", "skipped": [{"operation", "reason"}]}."""
 
     async def body(pilot: Pilot) -> dict[str, Any]:
+        if kind.strip().lower() == "mcp":
+            result = await pilot.sources.add_mcp(
+                name,
+                spec,
+                auth=auth.strip().lower(),
+                include_tools=tuple(include_tool or ()),
+                headers=parse_headers(header or ()),
+            )
+            return result.to_dict()
         text, location = await pilot.sources.read_spec(spec)
         options = SourceOptions(
             base_url=base_url,
@@ -149,11 +191,19 @@ def show(name: NameArg, json_output: JsonFlag = False) -> None:
 
 
 @app.command("refresh")
-def refresh(name: NameArg) -> None:
-    """Parse the source again (re-fetching its URL); block ids stay the same. Prints as add."""
+def refresh(
+    name: NameArg,
+    header: Annotated[
+        list[str] | None,
+        typer.Option("--header", help="mcp: 'K: V' sent when listing the tools (repeatable)."),
+    ] = None,
+) -> None:
+    """Parse the source again (re-fetching its URL, re-listing an MCP server's tools); block
+    ids stay the same. Prints as add."""
 
     async def body(pilot: Pilot) -> dict[str, Any]:
-        return (await pilot.sources.refresh(name)).to_dict()
+        headers = parse_headers(header or ())
+        return (await pilot.sources.refresh(name, headers=headers)).to_dict()
 
     print_json(with_pilot(body))
 

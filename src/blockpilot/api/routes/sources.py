@@ -40,13 +40,31 @@ class SourceIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: str = Field(max_length=32, description="Kind of source: openapi.")
+    kind: str = Field(max_length=32, description="Kind of source: openapi or mcp.")
     name: str = Field(max_length=40, description="Provider name and block-name prefix.")
     spec_url: str | None = Field(default=None, max_length=2048, description="http(s) URL.")
     spec_text: str | None = Field(default=None, description="The description itself (JSON/YAML).")
     base_url: str | None = Field(default=None, max_length=2048)
     include_tags: list[str] = Field(default_factory=list, max_length=200)
     include_operations: list[str] = Field(default_factory=list, max_length=2000)
+    url: str | None = Field(
+        default=None, max_length=2048, description="mcp: the server's streamable HTTP URL."
+    )
+    auth: str = Field(default="none", max_length=16, description="mcp: none or bearer.")
+    include_tools: list[str] = Field(default_factory=list, max_length=2000)
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="mcp: headers sent when listing the tools (not stored).",
+    )
+
+
+class RefreshIn(BaseModel):
+    """What a refresh may need: headers for listing an MCP server's tools (not stored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    headers: dict[str, str] = Field(default_factory=dict, max_length=20)
 
 
 class SkippedOut(BaseModel):
@@ -68,6 +86,17 @@ class SourceResultOut(BaseModel):
     responses={**_ADMIN_ERRORS, **error_responses(400, 413, 415, 422)},
 )
 async def add_source(body: SourceIn, _admin: AdminUser, pilot: PilotDep) -> SourceResultOut:
+    if body.kind.strip().lower() == "mcp":
+        if body.url is None:
+            raise InvalidInputError("An mcp source needs the server's url")
+        mcp = await pilot.sources.add_mcp(
+            body.name,
+            body.url,
+            auth=body.auth.strip().lower(),
+            include_tools=tuple(body.include_tools),
+            headers=body.headers,
+        )
+        return SourceResultOut.model_validate(mcp.to_dict())
     if (body.spec_url is None) == (body.spec_text is None):
         raise InvalidInputError("Give exactly one of spec_url and spec_text")
     text, location = body.spec_text or "", None
@@ -98,8 +127,10 @@ async def show_source(name: str, _admin: AdminUser, pilot: PilotDep) -> dict[str
     summary="Parse a source again; block ids stay (admin)",
     responses=_ADMIN_ERRORS,
 )
-async def refresh_source(name: str, _admin: AdminUser, pilot: PilotDep) -> SourceResultOut:
-    result = await pilot.sources.refresh(name)
+async def refresh_source(
+    name: str, _admin: AdminUser, pilot: PilotDep, body: RefreshIn | None = None
+) -> SourceResultOut:
+    result = await pilot.sources.refresh(name, headers=body.headers if body else None)
     return SourceResultOut.model_validate(result.to_dict())
 
 
