@@ -28,6 +28,7 @@ from blockpilot.api.app import create_app
 from blockpilot.api.header_timeout import DEFAULT_HEADER_TIMEOUT_SECONDS, header_deadline_protocol
 from blockpilot.api.logs import configure_logging
 from blockpilot.errors import ConfigurationError
+from blockpilot.file_locks import FileLockManager
 from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
 
@@ -129,7 +130,7 @@ def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> No
                 try:
                     _die_with_parent()
                     with _stop_signals() as stop:
-                        asyncio.run(_serve(settings, host, port, stop, sock=sock))
+                        asyncio.run(_serve(settings, host, port, stop, sock=sock, shared=True))
                 except BaseException:  # noqa: BLE001 - the worker's exit code says it
                     logger.exception("server worker failed")
                     code = 1
@@ -138,8 +139,14 @@ def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> No
                     os._exit(code)
             children.append(pid)
         logger.info("server workers started", extra={"workers": workers})
+        if not settings.redis_url:
+            logger.warning(
+                "rate limits and tool-call caps are enforced per worker without "
+                "BLOCKPILOT_REDIS_URL (up to N times the configured budget per user); "
+                "MCP over HTTP needs session affinity (docs/deployment.md)"
+            )
         with _stop_signals() as stop:
-            asyncio.run(_serve(settings, host, port, stop, sock=sock))
+            asyncio.run(_serve(settings, host, port, stop, sock=sock, shared=True))
     finally:
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
@@ -183,8 +190,15 @@ async def _serve(
     stop: _StopRequest,
     *,
     sock: socket.socket | None = None,
+    shared: bool = False,
 ) -> None:
-    pilot = await Pilot.open(settings)
+    if shared and not settings.redis_url:
+        # Workers on one machine without Redis: locks (one OAuth refresh at a time) are
+        # files in the shared home, so they exclude every worker.
+        locks = FileLockManager(settings.home / "locks")
+        pilot = await Pilot.open(settings, locks=locks)
+    else:
+        pilot = await Pilot.open(settings)
     try:
         if stop.requested:  # stopped while the Pilot was opening
             return
