@@ -12,7 +12,8 @@ Sections (all by default, or pick with ``--only``):
 5. ``scale`` — credential resolution at 100/1,000/10,000 users × 20 credentials;
    1,000 concurrent 100 ms runs;
 6. ``sources`` — imported OpenAPI operations: recall@1/@5 of the ``imported`` queries of
-   ``bench/queries.json``; start-up and find_block with 10,220 source blocks.
+   ``bench/queries.json``; start-up and find_block with 10,220 source blocks;
+7. ``workers`` — ``blockpilot serve --workers K`` run_block throughput at 1, 2 and N (cores).
 
 Prints a table of results and ratios against the baselines, and writes
 ``bench/results/<name>.json`` and ``<name>.png``. ``--quick`` takes under two minutes.
@@ -35,7 +36,7 @@ import blockpilot
 from bench import report
 from bench.common import machine
 
-SECTIONS = ("inprocess", "http", "find", "scale", "sources")
+SECTIONS = ("inprocess", "http", "find", "scale", "sources", "workers")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -127,6 +128,10 @@ def main() -> None:
         from bench import sources
 
         timed("sources", lambda: asyncio.run(sources.run(quick=args.quick)))
+    if "workers" in sections:
+        from bench import workers_bench
+
+        timed("workers", lambda: workers_bench.run(quick=args.quick))
 
     rows = report.summary_rows(results)
     payload = {

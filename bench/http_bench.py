@@ -280,6 +280,28 @@ def run(*, quick: bool, profile_to: Path | None = None) -> dict[str, Any]:
                 row["throughput_ratios"] = ratios
                 results["http"][str(level)] = row
 
+            # A client that sends no X-Session-Id: a new chat session per call, vs the session.
+            sessionless_headers = {k: v for k, v in api_headers.items() if k != "X-Session-Id"}
+            results["http_sessionless"] = {}
+            for level in (1, 16):
+                row, ratios, seen = _compare(
+                    [
+                        ("sessionless", api_url, api_body, sessionless_headers),
+                        ("session", api_url, api_body, api_headers),
+                    ],
+                    concurrency=level,
+                    duration=duration,
+                    warmup=warmup,
+                    repeats=repeats,
+                    pid=server.pid,
+                )
+                peak = max(peak, seen)
+                row["throughput_ratio"] = _median(ratios)  # sessionless / session
+                row["throughput_ratios"] = ratios
+                bare_p99 = results["http"][str(level)]["bare"]["p99_us"]
+                row["p99_vs_bare_p99"] = row["sessionless"]["p99_us"] / bare_p99
+                results["http_sessionless"][str(level)] = row
+
             # MCP over streamable HTTP: one session each, JSON-RPC ids made unique by {id}.
             ours_url = server.url("api", "/mcp")
             plain_url = server.url("mcp", "/mcp")

@@ -129,6 +129,34 @@ def summary_rows(results: dict[str, Any]) -> list[Row]:
                     f"{row['bare']['p99_us'] / 1000:.1f} ms",
                 )
             )
+        for level, row in http.get("http_sessionless", {}).items():
+            ratio = row["throughput_ratio"]
+            rows.append(
+                _row(
+                    "2 HTTP",
+                    f"run_block req/s without X-Session-Id, concurrency {level}",
+                    row["sessionless"]["requests_per_s"],
+                    row["session"]["requests_per_s"],
+                    unit="req/s",
+                    ratio=ratio,
+                    baseline_name="with a session",
+                    target="≥ 0.67× (within 1.5×)" if judged else unjudged,
+                    met=verdict(ratio >= 1 / 1.5),
+                )
+            )
+            rows.append(
+                _row(
+                    "2 HTTP",
+                    f"p99 without X-Session-Id vs bare p99, concurrency {level}",
+                    row["sessionless"]["p99_us"],
+                    row["sessionless"]["p99_us"] / row["p99_vs_bare_p99"],
+                    unit="µs",
+                    ratio=row["p99_vs_bare_p99"],
+                    baseline_name="bare FastAPI p99",
+                    target="≤ 3× bare p99" if judged and level == "16" else "",
+                    met=verdict(row["p99_vs_bare_p99"] <= 3) if level == "16" else None,
+                )
+            )
         for level, row in http["mcp"].items():
             ratio = row["p50_ratio"]
             rows.append(
@@ -167,6 +195,21 @@ def summary_rows(results: dict[str, Any]) -> list[Row]:
                     unit="µs",
                     ratio=row["p50_ratio"],
                     baseline_name="plain MCPServer",
+                )
+            )
+    workers = results.get("workers")
+    if workers:
+        for count, row in workers["workers"].items():
+            rows.append(
+                _row(
+                    "7 workers",
+                    f"serve --workers {count}: run_block req/s, c 16 "
+                    f"(p99 {row['p99_us'] / 1000:.1f} ms)",
+                    row["requests_per_s"],
+                    workers["workers"]["1"]["requests_per_s"],
+                    unit="req/s",
+                    ratio=row["ratio_to_one"],
+                    baseline_name="one worker",
                 )
             )
     find = results.get("find")
