@@ -80,10 +80,10 @@ class BlockpilotToolset(AbstractToolset[Any]):
     async def call_tool(
         self, name: str, tool_args: dict[str, Any], ctx: RunContext[Any], tool: ToolsetTool[Any]
     ) -> str:
-        binding = self._binding or (await self.for_run(ctx))._binding
-        assert binding is not None  # for_run always binds
-        if self._binding is None:
-            self._binding = binding
+        binding = self._binding
+        if binding is None:  # called outside an agent run: bind this call only, never self
+            binding = (await self.for_run(ctx))._binding
+            assert binding is not None  # for_run always binds
         return await binding.call_json(name, tool_args)
 
 
