@@ -51,7 +51,8 @@ class _S3Writer(BlobWriter):
         self._store = store
         self._key = key
         self._queue: asyncio.Queue[bytes | _Abort] = asyncio.Queue(_QUEUED_CHUNKS)
-        self._upload = asyncio.get_running_loop().create_task(
+        # put_async gives a future (not a coroutine); it reads the pieces as they come.
+        self._upload: asyncio.Future[Any] = asyncio.ensure_future(
             obstore.put_async(store, key, self._pieces(), chunk_size=5 * CHUNK_BYTES)
         )
 
