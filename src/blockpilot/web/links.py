@@ -37,17 +37,13 @@ The setup form carries an anti-CSRF field: ``base64url(HMAC-SHA256(key, "blockpi
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from blockpilot.credentials.models import CREDENTIAL_TYPES
+from blockpilot.web.signing import TokenError, b64, mac, seal, signature_ok, unseal
 
 TOKEN_VERSION = 1
 MAX_TOKEN_CHARS = 4096
@@ -79,14 +75,6 @@ class SetupGrant:
     host: str | None
     issued_at: int
     expires_at: int
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 class SetupLinks:
@@ -132,8 +120,7 @@ class SetupLinks:
             "iat": now,
             "exp": now + self.ttl_seconds,
         }
-        body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
-        return f"{body}.{_b64(self._sign(self._keys[0], _LINK_LABEL, body))}"
+        return seal(self._keys[0], _LINK_LABEL, payload)
 
     def url(self, user_id: str, block_id: str, entry: dict[str, Any]) -> str:
         return f"{self.public_url}/setup/{self.token(user_id, block_id, entry)}"
@@ -145,8 +132,7 @@ class SetupLinks:
     def start_url(self, user_id: str, login_url: str, expires_at: float) -> str:
         """A link that signs the browser in for *user_id*, then goes on to *login_url*."""
         payload = {"v": TOKEN_VERSION, "u": user_id, "l": login_url, "exp": int(expires_at)}
-        body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
-        token = f"{body}.{_b64(self._sign(self._keys[0], _START_LABEL, body))}"
+        token = seal(self._keys[0], _START_LABEL, payload)
         return f"{self.public_url}/oauth/start/{token}"
 
     def verify_start(self, token: str) -> tuple[str, str]:
@@ -157,17 +143,10 @@ class SetupLinks:
         """
         if not isinstance(token, str) or not 0 < len(token) <= MAX_START_TOKEN_CHARS:
             raise SetupLinkError("invalid")
-        body, dot, signature = token.partition(".")
         try:
-            given = _unb64(signature)
-        except (binascii.Error, ValueError):
-            raise SetupLinkError("invalid") from None
-        if not dot or not body or not self._matches(_START_LABEL, body, given):
-            raise SetupLinkError("invalid")
-        try:
-            payload = json.loads(_unb64(body))
+            payload = unseal(self._keys, _START_LABEL, token)
             user_id, login_url, expires_at = payload["u"], payload["l"], payload["exp"]
-        except (binascii.Error, ValueError, TypeError, KeyError):
+        except (TokenError, TypeError, KeyError):
             raise SetupLinkError("invalid") from None
         if (
             payload.get("v") != TOKEN_VERSION
@@ -183,7 +162,7 @@ class SetupLinks:
         return user_id, login_url
 
     def csrf_token(self, token: str) -> str:
-        return _b64(self._sign(self._keys[0], _CSRF_LABEL, token))
+        return b64(mac(self._keys[0], _CSRF_LABEL, token))
 
     # -- verifying ------------------------------------------------------------------------
 
@@ -195,20 +174,10 @@ class SetupLinks:
         """
         if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_CHARS:
             raise SetupLinkError("invalid")
-        body, dot, signature = token.partition(".")
-        if not dot or not body or not signature:
-            raise SetupLinkError("invalid")
         try:
-            given = _unb64(signature)
-        except (binascii.Error, ValueError):
-            raise SetupLinkError("invalid") from None
-        # The signature is checked before anything in the payload is trusted or even parsed.
-        if not self._matches(_LINK_LABEL, body, given):
-            raise SetupLinkError("invalid")
-        try:
-            payload = json.loads(_unb64(body))
-            grant = _grant(payload)
-        except (binascii.Error, ValueError, TypeError, KeyError):
+            # unseal checks the signature before anything in the payload is even parsed.
+            grant = _grant(unseal(self._keys, _LINK_LABEL, token))
+        except (TokenError, ValueError, TypeError, KeyError):
             raise SetupLinkError("invalid") from None
         if grant.expires_at <= self.clock():
             raise SetupLinkError("expired")
@@ -217,21 +186,7 @@ class SetupLinks:
     def csrf_ok(self, token: str, value: str | None) -> bool:
         if not value or len(value) > 128:
             return False
-        try:
-            given = _unb64(value)
-        except (binascii.Error, ValueError):
-            return False
-        return self._matches(_CSRF_LABEL, token, given)
-
-    def _matches(self, label: bytes, message: str, given: bytes) -> bool:
-        ok = False
-        for key in self._keys:  # every key is tried: timing does not tell which one matched
-            ok |= hmac.compare_digest(self._sign(key, label, message), given)
-        return ok
-
-    @staticmethod
-    def _sign(key: bytes, label: bytes, message: str) -> bytes:
-        return hmac.new(key, label + message.encode("ascii", "replace"), hashlib.sha256).digest()
+        return signature_ok(self._keys, _CSRF_LABEL, token, value)
 
 
 def _grant(payload: Any) -> SetupGrant:

@@ -20,11 +20,6 @@ cross-site POSTs), ``Secure`` when the public URL is https, ``Path=/``.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import json
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +27,8 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response
+
+from blockpilot.web.signing import TokenError, b64, mac, seal, signature_ok, unseal
 
 COOKIE_NAME = "blockpilot_session"
 KEY_PURPOSE = "browser-sessions"
@@ -47,14 +44,6 @@ class BrowserSession:
     user_id: str
     session_id: str
     expires_at: int
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 class BrowserSessions:
@@ -86,12 +75,11 @@ class BrowserSessions:
         """Set a new session cookie for *user_id* on *response*."""
         session = BrowserSession(
             user_id=user_id,
-            session_id=_b64(secrets.token_bytes(16)),
+            session_id=b64(secrets.token_bytes(16)),
             expires_at=int(self.clock()) + self.ttl_seconds,
         )
         payload = {"v": 1, "u": user_id, "sid": session.session_id, "exp": session.expires_at}
-        body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
-        value = f"{body}.{_b64(self._sign(self._keys[0], _LABEL, body))}"
+        value = seal(self._keys[0], _LABEL, payload)
         response.set_cookie(
             COOKIE_NAME,
             value,
@@ -108,19 +96,10 @@ class BrowserSessions:
         value = request.cookies.get(COOKIE_NAME)
         if not value or len(value) > _MAX_COOKIE_CHARS:
             return None
-        body, dot, signature = value.partition(".")
-        if not dot or not body or not signature:
-            return None
         try:
-            given = _unb64(signature)
-        except (binascii.Error, ValueError):
-            return None
-        if not self._matches(_LABEL, body, given):
-            return None
-        try:
-            payload = json.loads(_unb64(body))
+            payload = unseal(self._keys, _LABEL, value)
             user_id, session_id, expires_at = payload["u"], payload["sid"], payload["exp"]
-        except (binascii.Error, ValueError, TypeError, KeyError):
+        except (TokenError, TypeError, KeyError):
             return None
         if (
             payload.get("v") != 1
@@ -136,23 +115,9 @@ class BrowserSessions:
     def confirm_token(self, session: BrowserSession, flow_id: str) -> str:
         """The anti-CSRF field of the confirm form: bound to this session and this flow."""
         message = f"{session.session_id}\0{flow_id}"
-        return _b64(self._sign(self._keys[0], _CONFIRM_LABEL, message))
+        return b64(mac(self._keys[0], _CONFIRM_LABEL, message))
 
     def confirm_ok(self, session: BrowserSession, flow_id: str, value: str | None) -> bool:
         if not value or len(value) > 128:
             return False
-        try:
-            given = _unb64(value)
-        except (binascii.Error, ValueError):
-            return False
-        return self._matches(_CONFIRM_LABEL, f"{session.session_id}\0{flow_id}", given)
-
-    def _matches(self, label: bytes, message: str, given: bytes) -> bool:
-        ok = False
-        for key in self._keys:  # every key is tried: timing does not tell which one matched
-            ok |= hmac.compare_digest(self._sign(key, label, message), given)
-        return ok
-
-    @staticmethod
-    def _sign(key: bytes, label: bytes, message: str) -> bytes:
-        return hmac.new(key, label + message.encode("utf-8", "replace"), hashlib.sha256).digest()
+        return signature_ok(self._keys, _CONFIRM_LABEL, f"{session.session_id}\0{flow_id}", value)

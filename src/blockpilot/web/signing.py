@@ -27,11 +27,49 @@ class TokenError(Exception):
 
 
 def b64(data: bytes) -> str:
+    """base64url without padding."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def mac(key: bytes, label: bytes, message: str) -> bytes:
+    """HMAC-SHA256(key, label + message): the label keeps one kind of token from passing
+    for another."""
+    return hmac.new(key, label + message.encode("utf-8", "replace"), hashlib.sha256).digest()
+
+
+def signature_ok(keys: Sequence[bytes], label: bytes, message: str, signature: str) -> bool:
+    """Whether base64url *signature* is the MAC of *message* under any of *keys*."""
+    try:
+        given = unb64(signature)
+    except (binascii.Error, ValueError):
+        return False
+    ok = False
+    for key in keys:  # every key is tried: timing does not tell which one matched
+        ok |= hmac.compare_digest(mac(key, label, message), given)
+    return ok
+
+
+def seal(key: bytes, label: bytes, payload: dict[str, Any]) -> str:
+    """``<payload>.<signature>`` for *payload* (compact JSON with sorted keys)."""
+    body = b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
+    return f"{body}.{b64(mac(key, label, body))}"
+
+
+def unseal(keys: Sequence[bytes], label: bytes, token: str) -> Any:
+    """The parsed JSON payload of a token whose signature holds; :class:`TokenError`
+    (``invalid``) otherwise. The signature is checked before the payload is even parsed;
+    expiry and payload shape are the caller's to check."""
+    body, dot, signature = token.partition(".")
+    if not dot or not body or not signature or not signature_ok(keys, label, body, signature):
+        raise TokenError("invalid")
+    try:
+        return json.loads(unb64(body))
+    except (binascii.Error, ValueError):
+        raise TokenError("invalid") from None
 
 
 class TokenSigner:
@@ -52,26 +90,13 @@ class TokenSigner:
 
     def sign(self, payload: dict[str, Any]) -> str:
         """A token for *payload*, which must hold ``exp`` (Unix seconds)."""
-        body = b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
-        return f"{body}.{b64(self._mac(self._keys[0], body))}"
+        return seal(self._keys[0], self._label, payload)
 
     def verify(self, token: str) -> dict[str, Any]:
         """The payload of a valid, unexpired token; :class:`TokenError` otherwise."""
         if not isinstance(token, str) or not token or len(token) > self._max_chars:
             raise TokenError("invalid")
-        body, dot, signature = token.partition(".")
-        try:
-            given = unb64(signature)
-        except (binascii.Error, ValueError):
-            raise TokenError("invalid") from None
-        if not dot or not any(
-            hmac.compare_digest(self._mac(key, body), given) for key in self._keys
-        ):
-            raise TokenError("invalid")
-        try:
-            payload = json.loads(unb64(body))
-        except (binascii.Error, ValueError):
-            raise TokenError("invalid") from None
+        payload = unseal(self._keys, self._label, token)
         expires = payload.get("exp") if isinstance(payload, dict) else None
         if isinstance(expires, bool) or not isinstance(expires, int):
             raise TokenError("invalid")
@@ -81,18 +106,7 @@ class TokenSigner:
 
     def tag(self, message: str) -> str:
         """A MAC of *message* under this signer's label (e.g. an anti-CSRF form field)."""
-        return b64(self._mac(self._keys[0], "tag." + message))
+        return b64(mac(self._keys[0], self._label, "tag." + message))
 
     def tag_ok(self, message: str, value: str | None) -> bool:
-        if not value:
-            return False
-        try:
-            given = unb64(value)
-        except (binascii.Error, ValueError):
-            return False
-        return any(
-            hmac.compare_digest(self._mac(key, "tag." + message), given) for key in self._keys
-        )
-
-    def _mac(self, key: bytes, message: str) -> bytes:
-        return hmac.new(key, self._label + message.encode(), hashlib.sha256).digest()
+        return bool(value) and signature_ok(self._keys, self._label, "tag." + message, value or "")
