@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import mimetypes
 import re
 from collections.abc import Mapping
@@ -127,12 +128,21 @@ class MCPToolBlock(OpenAPIOperationBlock):
             )
         if result.structured_content is not None:
             yield "result", result.structured_content
+            # Servers repeat the structured result as JSON text for older clients: once is enough.
+            texts = [t for t in texts if not _same_json(t, result.structured_content)]
         for text in texts:
             yield "text", text
         for n, item in enumerate(result.content):
             saved = await _save_binary(context, self.name, n, item)
             if saved is not None:
                 yield "file", saved
+
+
+def _same_json(text: str, value: Any) -> bool:
+    try:
+        return bool(json.loads(text) == value)
+    except ValueError:
+        return False
 
 
 async def _save_binary(context: ExecutionContext, block: str, n: int, item: Any) -> str | None:
