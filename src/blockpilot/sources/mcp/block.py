@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from mcp_types import TextContent
 from pydantic import Field, create_model
 
 from blockpilot.blocks.base import BlockOutput
@@ -120,7 +121,7 @@ class MCPToolBlock(OpenAPIOperationBlock):
                 f"reconnect: add a new API key for provider {self.source!r}",
                 details={"provider": self.source, "reconnect": True},
             ) from None
-        texts = [item.text for item in result.content if getattr(item, "type", "") == "text"]
+        texts = [item.text for item in result.content if isinstance(item, TextContent)]
         if result.is_error:
             message = " ".join(texts)[:MAX_ERROR_CHARS] or "the tool reported an error"
             raise BlockExecutionError(
