@@ -29,6 +29,7 @@ from blockpilot.cli import (
     sources,
     tools,
     users,
+    workspaces,
 )
 from blockpilot.cli.errors import (
     EXIT_FAILURE,
@@ -223,6 +224,7 @@ app.add_typer(executions.app, name="executions", help="The audit trail of block 
 app.add_typer(policy.app, name="policy", help="Allow, ask or deny block runs per user.")
 app.add_typer(reviews.app, name="reviews", help="Approve or reject calls waiting for a person.")
 app.add_typer(sources.app, name="sources", help="Import API descriptions as blocks.")
+app.add_typer(workspaces.app, name="workspaces", help="Move workspace files to another backend.")
 tools.register(app)
 copilot.register(app)
 serve.register(app)

@@ -10,7 +10,9 @@ killed mid-upload) are removed by :meth:`DatabaseBlobStorage.start` once they ar
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from blockpilot.errors import ConfigurationError
 from blockpilot.storage.common import utcnow
 from blockpilot.storage.tables import workspace_blobs as chunks
 from blockpilot.storage.tables import workspace_files as files
+from blockpilot.storage.workspaces import WorkspaceStore
 from blockpilot.workspaces.blobs import CHUNK_BYTES, BlobReader, BlobStorage, BlobWriter
 from blockpilot.workspaces.local_blobs import LocalBlobStorage
 
@@ -160,3 +163,67 @@ def open_blob_storage(url: str, *, home: Path, engine: AsyncEngine) -> BlobStora
     raise ConfigurationError(
         f"BLOCKPILOT_WORKSPACE_URL {url[:200]!r} is not file:, database: or s3://bucket/prefix"
     )
+
+
+@dataclass
+class BlobMigration:
+    """What :func:`migrate_blobs` did."""
+
+    source: str
+    target: str
+    files: int = 0
+    copied: int = 0
+    already_there: int = 0
+    damaged: list[str] = field(default_factory=list)  # file ids whose source bytes are bad
+
+    def public(self) -> dict[str, object]:
+        return {
+            "from": self.source,
+            "to": self.target,
+            "files": self.files,
+            "copied": self.copied,
+            "already_there": self.already_there,
+            "damaged": self.damaged,
+            "switched": not self.damaged,
+        }
+
+
+async def migrate_blobs(
+    store: WorkspaceStore, source: BlobStorage, target: BlobStorage
+) -> BlobMigration:
+    """Copy every file's blob the *target* lacks from *source*, checking each against the
+    file's checksum; when all are there, record *target* as the backend. Idempotent and
+    resumable: a second run copies only what the first did not (docs/workspaces.md)."""
+    report = BlobMigration(source.url, target.url)
+    after = ""
+    while rows := await store.blob_rows(after=after):
+        for file_id, workspace_id, blob, checksum in rows:
+            report.files += 1
+            if await target.exists(workspace_id, blob):
+                report.already_there += 1
+                continue
+            try:
+                reader = await source.open(workspace_id, blob)
+            except FileNotFoundError:
+                report.damaged.append(file_id)
+                continue
+            digest = hashlib.sha256()
+
+            writer = await target.writer(workspace_id, blob)
+            try:
+                async for piece in reader.chunks():
+                    digest.update(piece)
+                    await writer.write(piece)
+                if digest.hexdigest() != checksum:
+                    await writer.abort()
+                    report.damaged.append(file_id)
+                    continue
+                await writer.commit()
+            except BaseException:
+                await writer.abort()
+                raise
+            report.copied += 1
+        after = rows[-1][0]
+    if not report.damaged:
+        await store.record_backend(target.url)
+    return report

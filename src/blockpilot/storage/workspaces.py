@@ -277,3 +277,18 @@ class WorkspaceStore:
     async def _any_files(self) -> bool:
         async with self._engine.connect() as conn:
             return (await conn.execute(select(files.c.id).limit(1))).first() is not None
+
+    async def blob_rows(
+        self, *, after: str = "", limit: int = 500
+    ) -> list[tuple[str, str, str, str]]:
+        """(file id, workspace id, blob, checksum) of every file, by file id after *after*."""
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(files.c.id, files.c.workspace_id, files.c.blob, files.c.checksum)
+                    .where(files.c.id > after)
+                    .order_by(files.c.id)
+                    .limit(limit)
+                )
+            ).all()
+        return [(r.id, r.workspace_id, r.blob, r.checksum) for r in rows]
