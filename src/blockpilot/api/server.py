@@ -146,7 +146,9 @@ def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> No
                 "MCP over HTTP needs session affinity (docs/deployment.md)"
             )
         with _stop_signals() as stop:
-            asyncio.run(_serve(settings, host, port, stop, sock=sock, shared=True))
+            asyncio.run(
+                _serve(settings, host, port, stop, sock=sock, shared=True, children=children)
+            )
     finally:
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
@@ -191,6 +193,7 @@ async def _serve(
     *,
     sock: socket.socket | None = None,
     shared: bool = False,
+    children: list[int] | None = None,
 ) -> None:
     if shared and not settings.redis_url:
         # Workers on one machine without Redis: locks (one OAuth refresh at a time) are
@@ -208,10 +211,9 @@ async def _serve(
             port=port,
             header_timeout_seconds=settings.header_timeout_seconds,
         )
-        server = uvicorn.Server(config)
+        server = _Server(config, children or [])
         # What start-up allocated (modules, the catalogue, the app) lives as long as the
         # process: keep it out of the collector's full passes (docs/performance.md).
-        gc.collect()
         gc.freeze()
         try:
             await server.serve(sockets=None if sock is None else [sock])
@@ -221,6 +223,21 @@ async def _serve(
             ) from None
     finally:
         await pilot.close()  # writes buffered execution results, closes the database
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server that passes a stop signal on to the worker processes at once, so
+    every worker stops accepting together and drains its runs (not after this one)."""
+
+    def __init__(self, config: uvicorn.Config, children: list[int]) -> None:
+        super().__init__(config)
+        self._children = children
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        for pid in self._children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        super().handle_exit(sig, frame)
 
 
 class _StopRequest:

@@ -18,16 +18,16 @@ def serve(
         int, typer.Option("--port", min=0, max=65535, help="TCP port (0 picks a free one).")
     ] = 8000,
     workers: Annotated[
-        int | None,
+        int,
         typer.Option(
             "--workers",
-            min=1,
+            min=0,
             envvar="BLOCKPILOT_WORKERS",
-            help="Server processes sharing the port (default: the number of cores). Use 1 "
-            "for MCP over HTTP without session affinity; see docs/deployment.md.",
-            show_default=False,
+            help="Server processes sharing the port; 0: one per core. Each has its own MCP "
+            "sessions and, without BLOCKPILOT_REDIS_URL, its own rate limits: see "
+            "docs/deployment.md.",
         ),
-    ] = None,
+    ] = 1,
 ) -> None:
     """Run the HTTP API until SIGTERM or Ctrl-C, then shut down gracefully (exit code 0).
 
