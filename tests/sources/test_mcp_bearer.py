@@ -15,8 +15,11 @@ import pytest
 
 from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
-from blockpilot.sources.base import source_block_id
+from blockpilot.sources.base import SourceOptions, source_block_id
+from blockpilot.sources.mcp.kind import listing_text
+from blockpilot.sources.mcp.sessions import list_tools
 from blockpilot.storage.users import User
+from blockpilot.testing import LocalHTTPServer, Response
 
 from .mcp_servers import Seen, bearer_mcp_server
 
@@ -191,3 +194,32 @@ async def test_refresh_drops_a_vanished_tool(
     ran = await run(notes, alice, gone, {"note_id": "n1"}, chat)
     assert ran.type == "error" and ran.error == "block_not_found"
     assert "notes_delete_note" in ran.message and "no longer offers it" in ran.message
+
+
+async def test_a_redirect_to_another_host_never_carries_the_token(
+    pilot: Pilot, alice: User, upstream: tuple[str, Seen]
+) -> None:
+    url, seen = upstream
+    tools = await list_tools(url, {"Authorization": f"Bearer {OPERATOR_TOKEN}"})
+    with LocalHTTPServer() as elsewhere, LocalHTTPServer() as redirector:
+        # The source's URL answers every request with a redirect to another origin.
+        redirector.add_route(
+            "POST", "/mcp", Response(307, b"", {"Location": elsewhere.url("/mcp")})
+        )
+        await pilot.sources.add(
+            "mcp",
+            "notes",
+            listing_text(redirector.url("/mcp"), "bearer", tools),
+            SourceOptions(base_url=redirector.url("/mcp")),
+        )
+        await pilot.add_credentials(
+            alice.id, {"provider": "notes", "type": "api_key", "api_key": ALICE_TOKEN}
+        )
+        chat = (await pilot.session_for(alice.id, None)).session_id
+        ran = await run(pilot, alice, ADD, {"a": 1, "b": 2}, chat)
+        assert ran.type == "error" and ran.error == "block_failed", ran
+        assert elsewhere.requests == [] and redirector.requests
+        assert [r.header("authorization") for r in redirector.requests] == [
+            f"Bearer {ALICE_TOKEN}"
+        ] * len(redirector.requests)
+        assert ALICE_TOKEN not in ran.model_dump_json()
