@@ -15,11 +15,14 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from blockpilot.errors import ConfigurationError, WorkspaceError
 from blockpilot.workspaces.blobs import CHUNK_BYTES, BlobReader, BlobStorage, BlobWriter
+
+if TYPE_CHECKING:
+    from obstore.store import ClientConfig, S3Config
 
 logger = logging.getLogger(__name__)
 
@@ -167,10 +170,12 @@ class S3BlobStorage(BlobStorage):
         self.url = url
         bucket, prefix = parse_s3_url(url)
         endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT")
-        config: dict[str, Any] = {}
+        config: S3Config = {}
         if endpoint:
             config["endpoint"] = endpoint
-        client_options = {"allow_http": bool(endpoint and endpoint.startswith("http://"))}
+        client_options: ClientConfig = {
+            "allow_http": bool(endpoint and endpoint.startswith("http://"))
+        }
         try:
             self._store = S3Store(
                 bucket, prefix=prefix or None, config=config, client_options=client_options
