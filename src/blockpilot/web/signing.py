@@ -97,7 +97,9 @@ class TokenSigner:
         if not isinstance(token, str) or not token or len(token) > self._max_chars:
             raise TokenError("invalid")
         payload = unseal(self._keys, self._label, token)
-        expires = payload.get("exp") if isinstance(payload, dict) else None
+        if not isinstance(payload, dict):
+            raise TokenError("invalid")
+        expires = payload.get("exp")
         if isinstance(expires, bool) or not isinstance(expires, int):
             raise TokenError("invalid")
         if expires <= self._clock():
