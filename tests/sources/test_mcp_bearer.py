@@ -8,6 +8,7 @@ without a token never reaches it, and a session is opened once per user and chat
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,7 +18,7 @@ from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
 from blockpilot.sources.base import SourceOptions, source_block_id
 from blockpilot.sources.mcp.kind import listing_text
-from blockpilot.sources.mcp.sessions import list_tools
+from blockpilot.sources.mcp.sessions import IDLE_SECONDS, list_tools, session_pool
 from blockpilot.storage.users import User
 from blockpilot.testing import LocalHTTPServer, Response
 
@@ -223,3 +224,32 @@ async def test_a_redirect_to_another_host_never_carries_the_token(
             f"Bearer {ALICE_TOKEN}"
         ] * len(redirector.requests)
         assert ALICE_TOKEN not in ran.model_dump_json()
+
+
+async def test_an_idle_session_is_closed_and_reopened(
+    notes: Pilot, alice: User, upstream: tuple[str, Seen]
+) -> None:
+    _, seen = upstream
+    pool = session_pool()
+    pool.idle_seconds = 0.2  # this event loop's pool: close sessions quickly
+    try:
+        await idle_close_and_reopen(notes, alice, seen)
+    finally:
+        pool.idle_seconds = IDLE_SECONDS
+
+
+async def idle_close_and_reopen(notes: Pilot, alice: User, seen: Seen) -> None:
+    pool = session_pool()
+    await notes.add_credentials(
+        alice.id, {"provider": "notes", "type": "api_key", "api_key": ALICE_TOKEN}
+    )
+    chat = (await notes.session_for(alice.id, None)).session_id
+    assert (await run(notes, alice, ADD, {"a": 1, "b": 1}, chat)).type == "block_output"
+    assert pool.open_sessions() == 1
+    for _ in range(200):  # wait (bounded) for the idle close; no timing is asserted
+        if pool.open_sessions() == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert pool.open_sessions() == 0
+    assert (await run(notes, alice, ADD, {"a": 2, "b": 2}, chat)).type == "block_output"
+    assert seen.initializes("alice") == 2

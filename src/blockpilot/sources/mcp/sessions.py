@@ -137,6 +137,7 @@ class _Session:
         self.headers = dict(headers)
         self.queue: asyncio.Queue[_Call] = asyncio.Queue()
         self.closed = False
+        self.busy = 0  # calls in flight
         self.status = _Status()
         self.task: asyncio.Task[None] | None = None
 
@@ -148,9 +149,11 @@ class _Session:
                     try:
                         call = await asyncio.wait_for(self.queue.get(), pool.idle_seconds)
                     except TimeoutError:
+                        if self.busy or not self.queue.empty():
+                            continue  # idle means no call waiting and none in flight
+                        self.closed = True  # no call is queued here from now on
                         break
                     tg.start_soon(self._answer, client, call)
-                tg.cancel_scope.cancel()
         except BaseException as exc:  # noqa: BLE001 - failing every waiting call is the answer
             self._fail_pending(exc)
             if isinstance(exc, asyncio.CancelledError):
@@ -160,6 +163,13 @@ class _Session:
             pool._forget(self)
 
     async def _answer(self, client: Client, call: _Call) -> None:
+        self.busy += 1
+        try:
+            await self._call(client, call)
+        finally:
+            self.busy -= 1
+
+    async def _call(self, client: Client, call: _Call) -> None:
         with call.scope:
             try:
                 result = await client.call_tool(call.tool, call.arguments)
@@ -220,6 +230,10 @@ class SessionPool:
             raise BlockExecutionError(
                 f"The MCP server at {url[:200]} failed the call to {tool!r}: {_describe(exc)}"
             ) from None
+
+    def open_sessions(self) -> int:
+        """How many upstream sessions are open now."""
+        return sum(1 for s in self._sessions.values() if not s.closed)
 
     def _forget(self, session: _Session) -> None:
         if self._sessions.get(session.key) is session:
