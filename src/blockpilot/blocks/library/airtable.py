@@ -13,13 +13,13 @@ from typing import Any
 from urllib.parse import quote
 
 from blockpilot.blocks.base import Block, BlockCategory, BlockEffect, BlockOutput
-from blockpilot.blocks.library._api import ProviderAPI, trim
+from blockpilot.blocks.library._provider_api import Provider, trim
 from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, Integer, SchemaField
 from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import APIKeyCredentials, CredentialsMetaInput, OAuth2Credentials
 from blockpilot.executions.context import ExecutionContext
 
-AIRTABLE = ProviderAPI("airtable", "Airtable", "https://api.airtable.com/v0")
+AIRTABLE = Provider("airtable", "Airtable", "https://api.airtable.com/v0")
 _BASE_ID = re.compile(r"^app[A-Za-z0-9]{14}$")
 _RECORD_ID = re.compile(r"^rec[A-Za-z0-9]{14}$")
 RECORDS_READ, RECORDS_WRITE, SCHEMA_READ = (

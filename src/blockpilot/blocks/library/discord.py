@@ -10,13 +10,13 @@ import re
 from typing import Any
 
 from blockpilot.blocks.base import Block, BlockCategory, BlockEffect, BlockOutput
-from blockpilot.blocks.library._api import ProviderAPI, trim
+from blockpilot.blocks.library._provider_api import Provider, trim
 from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, Integer, SchemaField
 from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import APIKeyCredentials, CredentialsMetaInput
 from blockpilot.executions.context import ExecutionContext
 
-DISCORD = ProviderAPI("discord", "Discord", "https://discord.com/api/v10")
+DISCORD = Provider("discord", "Discord", "https://discord.com/api/v10")
 MAX_CONTENT = 2000  # Discord's limit per message
 _SNOWFLAKE = re.compile(r"^\d{5,25}$")
 _CHANNEL_TYPES = {

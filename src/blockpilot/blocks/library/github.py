@@ -13,7 +13,7 @@ from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 from blockpilot.blocks.base import Block, BlockCategory, BlockEffect, BlockOutput
-from blockpilot.blocks.library._provider_api import MAX_PAGES, ProviderAPI, clip, segment
+from blockpilot.blocks.library._provider_api import MAX_PAGES, ProviderAPI, segment, trim
 from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, Integer, SchemaField
 from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import APIKeyCredentials, CredentialsMetaInput, OAuth2Credentials
@@ -442,7 +442,7 @@ class GithubReadPullRequestBlock(GithubBlockBase):
         changes = ""
         if input_data.include_pr_changes:
             files = await self.pages(api, path + "/files", 300)
-            changes = clip(
+            changes = trim(
                 "\n\n".join(
                     f"{f.get('filename')} ({f.get('status')}, +{f.get('additions', 0)} "
                     f"-{f.get('deletions', 0)})\n{f.get('patch') or ''}"
@@ -574,7 +574,7 @@ class GithubReadFileBlock(GithubBlockBase):
             raw = base64.b64decode(str(payload.get("content") or ""))
         except ValueError:
             raw = b""
-        yield "text_content", clip(raw.decode("utf-8", errors="replace"), MAX_FILE_CHARS)
+        yield "text_content", trim(raw.decode("utf-8", errors="replace"), MAX_FILE_CHARS)
         yield "size", int(payload.get("size") or len(raw))
         yield "sha", str(payload.get("sha") or "")
 

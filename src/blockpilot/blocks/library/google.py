@@ -16,7 +16,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from blockpilot.blocks.base import Block, BlockCategory, BlockEffect, BlockOutput
-from blockpilot.blocks.library._provider_api import MAX_PAGES, ProviderAPI, clip, segment
+from blockpilot.blocks.library._provider_api import MAX_PAGES, ProviderAPI, segment, trim
 from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, Integer, SchemaField
 from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import CredentialsMetaInput, OAuth2Credentials
@@ -215,7 +215,7 @@ class GmailReadBlock(GoogleBlockBase):
                     "subject": _header(message, "Subject"),
                     "date": _header(message, "Date"),
                     "snippet": str(message.get("snippet") or ""),
-                    "body": clip(_plain_text(message.get("payload") or {}), MAX_EMAIL_BODY_CHARS),
+                    "body": trim(_plain_text(message.get("payload") or {}), MAX_EMAIL_BODY_CHARS),
                 }
             )
         yield "emails", emails
@@ -342,7 +342,7 @@ class GoogleCalendarReadEventsBlock(GoogleBlockBase):
                     "start": _when(e.get("start")),
                     "end": _when(e.get("end")),
                     "location": str(e.get("location") or ""),
-                    "description": clip(e.get("description"), 1000),
+                    "description": trim(e.get("description"), 1000),
                     "attendees": [
                         str(a.get("email")) for a in e.get("attendees") or [] if isinstance(a, dict)
                     ],
@@ -544,4 +544,4 @@ class GoogleDocsReadBlock(GoogleBlockBase):
         data = await api.call("GET", f"/v1/documents/{segment(doc)}")
         content = (data.get("body") or {}).get("content") or []
         yield "title", str(data.get("title") or "")
-        yield "text", clip("".join(_doc_text(content)), MAX_DOC_CHARS)
+        yield "text", trim("".join(_doc_text(content)), MAX_DOC_CHARS)

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from blockpilot.blocks.base import Block, BlockCategory, BlockEffect, BlockOutput
-from blockpilot.blocks.library._provider_api import MAX_PAGES, ProviderAPI, clip, segment
+from blockpilot.blocks.library._provider_api import MAX_PAGES, ProviderAPI, segment, trim
 from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, Integer, SchemaField
 from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import CredentialsMetaInput, HostScopedCredentials
@@ -159,7 +159,7 @@ class JiraSearchIssuesBlock(JiraBlockBase):
             [
                 {
                     "key": issue.get("key"),
-                    "summary": clip((issue.get("fields") or {}).get("summary"), 500),
+                    "summary": trim((issue.get("fields") or {}).get("summary"), 500),
                     "status": _name((issue.get("fields") or {}).get("status")),
                     "assignee": _name((issue.get("fields") or {}).get("assignee"), "displayName"),
                     "priority": _name((issue.get("fields") or {}).get("priority")),

@@ -10,7 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from blockpilot.blocks.base import Block, BlockCategory, BlockEffect, BlockOutput
-from blockpilot.blocks.library._provider_api import MAX_PAGES, ProviderAPI, clip, error_detail
+from blockpilot.blocks.library._provider_api import (
+    MAX_DETAIL_CHARS,
+    MAX_PAGES,
+    ProviderAPI,
+    error_detail,
+    trim,
+)
 from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, Integer, SchemaField
 from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import APIKeyCredentials, CredentialsMetaInput, OAuth2Credentials
@@ -42,7 +48,7 @@ def issue_summary(node: dict[str, Any]) -> dict[str, Any]:
         "id": node.get("id"),
         "identifier": node.get("identifier"),
         "title": str(node.get("title") or ""),
-        "description": clip(node.get("description"), 1000),
+        "description": trim(node.get("description"), 1000),
         "state": name("state"),
         "priority": node.get("priority"),
         "assignee": name("assignee"),
@@ -102,7 +108,7 @@ class LinearBlockBase(Block):
                     details={"provider": "linear", "status": response.status_code},
                 )
             raise UpstreamAPIError(
-                f"Linear API error: {error_detail({'message': first.get('message')})}",
+                f"Linear API error: {trim(error_detail(first), MAX_DETAIL_CHARS)}",
                 details={"provider": "linear", "status": response.status_code},
             )
         if response.status_code >= 400 or not isinstance(payload, dict):

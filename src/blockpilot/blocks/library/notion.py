@@ -10,7 +10,7 @@ import re
 from typing import Any, Literal
 
 from blockpilot.blocks.base import Block, BlockCategory, BlockEffect, BlockOutput
-from blockpilot.blocks.library._provider_api import MAX_PAGES, ProviderAPI, clip, segment
+from blockpilot.blocks.library._provider_api import MAX_PAGES, ProviderAPI, segment, trim
 from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, Integer, SchemaField
 from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import APIKeyCredentials, CredentialsMetaInput, OAuth2Credentials
@@ -266,7 +266,7 @@ class NotionReadPageMarkdownBlock(NotionBlockBase):
         )
         lines = [line for line in map(block_markdown, children) if line]
         yield "title", title_of(page)
-        yield "markdown", clip("\n\n".join(lines), MAX_MARKDOWN_CHARS)
+        yield "markdown", trim("\n\n".join(lines), MAX_MARKDOWN_CHARS)
 
 
 class NotionReadDatabaseBlock(NotionBlockBase):

@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from blockpilot.blocks.base import Block, BlockCategory, BlockEffect, BlockOutput
-from blockpilot.blocks.library._api import ProviderAPI, trim
+from blockpilot.blocks.library._provider_api import Provider, trim
 from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, Integer, SchemaField
 from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import APIKeyCredentials, CredentialsMetaInput, OAuth2Credentials
 from blockpilot.errors import UpstreamAPIError
 from blockpilot.executions.context import ExecutionContext
 
-SLACK = ProviderAPI("slack", "Slack", "https://slack.com/api")
+SLACK = Provider("slack", "Slack", "https://slack.com/api")
 _PAGE = 200  # Slack's recommended page size
 _TEXT_LIMIT = 4000
 

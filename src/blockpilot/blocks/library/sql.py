@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from blockpilot.blocks.base import Block, BlockCategory, BlockEffect, BlockOutput
-from blockpilot.blocks.library._api import trim
+from blockpilot.blocks.library._provider_api import trim
 from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, Integer, SchemaField
 from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import APIKeyCredentials, CredentialsMetaInput

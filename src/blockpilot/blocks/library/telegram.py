@@ -12,14 +12,14 @@ import re
 from typing import Any, Literal
 
 from blockpilot.blocks.base import Block, BlockCategory, BlockEffect, BlockOutput
-from blockpilot.blocks.library._api import ProviderAPI
+from blockpilot.blocks.library._provider_api import Provider
 from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, Integer, SchemaField
 from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import APIKeyCredentials, CredentialsMetaInput
 from blockpilot.errors import UpstreamAPIError
 from blockpilot.executions.context import ExecutionContext
 
-TELEGRAM = ProviderAPI("telegram", "Telegram", "https://api.telegram.org")
+TELEGRAM = Provider("telegram", "Telegram", "https://api.telegram.org")
 _TOKEN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,200}$")
 ParseMode = Literal["", "MarkdownV2", "HTML", "Markdown"]
 

@@ -10,13 +10,13 @@ import re
 from typing import Any
 
 from blockpilot.blocks.base import Block, BlockCategory, BlockEffect, BlockOutput
-from blockpilot.blocks.library._api import ProviderAPI, trim
+from blockpilot.blocks.library._provider_api import Provider, trim
 from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, Integer, SchemaField
 from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import APIKeyCredentials, CredentialsMetaInput, OAuth2Credentials
 from blockpilot.executions.context import ExecutionContext
 
-TODOIST = ProviderAPI("todoist", "Todoist", "https://api.todoist.com/rest/v2")
+TODOIST = Provider("todoist", "Todoist", "https://api.todoist.com/rest/v2")
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 READ, WRITE = "data:read", "data:read_write"
 

@@ -14,8 +14,8 @@ from typing import Any
 from urllib.parse import quote
 
 from blockpilot.blocks.base import Block, BlockCategory, BlockEffect, BlockOutput
-from blockpilot.blocks.library._api import ProviderAPI, trim
 from blockpilot.blocks.library._html import html_to_markdown
+from blockpilot.blocks.library._provider_api import Provider, trim
 from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, Integer, SchemaField
 from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import APIKeyCredentials, CredentialsMetaInput
@@ -24,10 +24,10 @@ from blockpilot.executions.context import ExecutionContext
 
 USER_AGENT = "blockpilot/1.0 (+https://github.com/blockpilot; built-in web blocks)"
 MAX_PAGE_BYTES = 5 * 1024 * 1024
-EXA = ProviderAPI("exa", "Exa", "https://api.exa.ai")
-JINA = ProviderAPI("jina", "Jina", "https://s.jina.ai")
-OPENWEATHERMAP = ProviderAPI("openweathermap", "OpenWeatherMap", "https://api.openweathermap.org")
-WIKIPEDIA = ProviderAPI("wikipedia", "Wikipedia", "https://{lang}.wikipedia.org")
+EXA = Provider("exa", "Exa", "https://api.exa.ai")
+JINA = Provider("jina", "Jina", "https://s.jina.ai")
+OPENWEATHERMAP = Provider("openweathermap", "OpenWeatherMap", "https://api.openweathermap.org")
+WIKIPEDIA = Provider("wikipedia", "Wikipedia", "https://{lang}.wikipedia.org")
 _LANG = re.compile(r"^[a-z]{2,3}(-[a-z]{2,8})?$")
 
 
