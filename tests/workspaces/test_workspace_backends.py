@@ -370,3 +370,33 @@ async def test_sigkill_mid_upload_leaves_no_visible_file(
     if backend == "file":  # the killed writer's temp file, swept once it is old
         assert sweep_temp_files(settings.home / "workspaces", max_age_seconds=0) == 1
     assert await _leftovers(pilot, backend) == 1
+
+
+async def test_upload_and_download_over_http(make_pilot, workspace_url: str) -> None:
+    import httpx
+
+    from blockpilot.api.app import create_app
+
+    pilot = await make_pilot(workspace_url=workspace_url)
+    _, alice_key = await pilot.users.create("alice")
+    _, bob_key = await pilot.users.create("bob")
+    data = os.urandom(2 * MIB + 5)
+    transport = httpx.ASGITransport(app=create_app(pilot))
+    async with (
+        httpx.AsyncClient(
+            transport=transport,
+            base_url="http://testserver",
+            headers={"Authorization": f"Bearer {alice_key}"},
+        ) as as_alice,
+        httpx.AsyncClient(
+            transport=transport,
+            base_url="http://testserver",
+            headers={"Authorization": f"Bearer {bob_key}"},
+        ) as as_bob,
+    ):
+        put = await as_alice.put("/api/v1/workspace/files/out/report.bin", content=data)
+        assert put.status_code == 201, put.text
+        got = await as_alice.get("/api/v1/workspace/files/out/report.bin")
+        assert got.status_code == 200 and got.content == data
+        assert got.headers["etag"] == f'"{_sha(data)}"'
+        assert (await as_bob.get("/api/v1/workspace/files/out/report.bin")).status_code == 404
