@@ -520,8 +520,7 @@ def test_oauth_refresh_delay_widens_race(oauth: FakeOAuthProvider) -> None:
     for t in threads:
         t.join(timeout=5)
     elapsed = time.monotonic() - started
-    assert elapsed >= 0.3
-    assert elapsed < 2.0  # concurrent, not serialised behind each other
+    assert elapsed >= 0.3  # the delay was applied (no upper bound: timings live in bench/)
     assert sorted(r.status_code for r in results) == [200, 400]
     assert oauth.refresh_count == 2
 

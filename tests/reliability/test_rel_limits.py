@@ -150,7 +150,7 @@ def test_100_mb_bodies_are_refused_early_or_streamed_in_bounded_memory(
     for path in ("/api/v1/tools/run_block", "/api/v1/credentials", "/mcp"):
         # declared: refused before a byte of the body is read
         head = (
-            f"POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\n"
             f"Accept: application/json, text/event-stream\r\nContent-Length: {100 * MB}\r\n\r\n"
         )
         status, sent = _raw_upload(server.base_url, head, 100 * MB, chunked=False)
@@ -158,7 +158,7 @@ def test_100_mb_bodies_are_refused_early_or_streamed_in_bounded_memory(
         assert sent <= 8 * MiB, (path, sent)
         # chunked (no length): counted while streaming and cut off at the 2 MiB limit
         head = (
-            f"POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\n"
             f"Accept: application/json, text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
         )
         status, sent = _raw_upload(server.base_url, head, 100 * MB, chunked=True)
@@ -166,7 +166,7 @@ def test_100_mb_bodies_are_refused_early_or_streamed_in_bounded_memory(
         assert sent <= 16 * MiB, (path, sent)
     # a workspace upload over the file limit (100 MiB): refused before it is read
     head = (
-        "PUT /api/v1/workspace/files/too-big.bin HTTP/1.1\r\nHost: x\r\n"
+        "PUT /api/v1/workspace/files/too-big.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"{auth}Content-Length: {200 * MiB}\r\n\r\n"
     )
     status, sent = _raw_upload(server.base_url, head, 200 * MiB, chunked=False)
