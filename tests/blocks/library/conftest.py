@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 
 from blockpilot.pilot import Pilot
 from blockpilot.storage.users import User
+from blockpilot.testing import LocalHTTPServer
 from blockpilot.tools.responses import ToolResponseBase
+
+from .lib_provider_helpers import elsewhere
 
 RunBlock = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -42,3 +45,10 @@ async def make_pilot(settings_factory) -> AsyncIterator[Callable[..., Awaitable[
     yield make
     for pilot in opened:
         await pilot.close()
+
+
+@pytest.fixture
+def other() -> Iterator[LocalHTTPServer]:
+    """Another host a provider test allows; the credential must never reach it."""
+    with elsewhere() as srv:
+        yield srv

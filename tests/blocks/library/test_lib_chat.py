@@ -16,13 +16,12 @@ from blockpilot.blocks.library.telegram import (
     ReplyToTelegramMessageBlock,
     SendTelegramMessageBlock,
 )
-from blockpilot.testing import FakeDiscord, FakeTelegram, LocalHTTPServer
+from blockpilot.testing import FakeDiscord, FakeTelegram
 
 from .lib_provider_helpers import (
     add_key,
     assert_failed,
     assert_ok,
-    elsewhere,
     headers_seen,
     missing_credentials,
     provider_pilot,
@@ -62,12 +61,6 @@ def discord() -> Iterator[FakeDiscord]:
 def telegram() -> Iterator[FakeTelegram]:
     with FakeTelegram({TELEGRAM_TOKEN}) as srv:
         srv.add_chat(-1001, username="news", title="News")
-        yield srv
-
-
-@pytest.fixture
-def other() -> Iterator[LocalHTTPServer]:
-    with elsewhere() as srv:
         yield srv
 
 

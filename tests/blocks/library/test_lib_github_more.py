@@ -12,14 +12,13 @@ import pytest
 
 from blockpilot.blocks.base import BlockEffect
 from blockpilot.blocks.library import github as gh
-from blockpilot.testing import FakeGitHub, LocalHTTPServer
+from blockpilot.testing import FakeGitHub
 
 from .lib_provider_helpers import (
     add_key,
     add_oauth,
     assert_failed,
     assert_ok,
-    elsewhere,
     headers_seen,
     missing_credentials,
     provider_pilot,
@@ -41,12 +40,6 @@ def github() -> Iterator[FakeGitHub]:
         srv.add_issue("octo", "demo", 1, "Crash on start", "It crashes.")
         srv.add_issue("octo", "demo", 2, "Old bug", "", state="closed")
         srv.add_pull("octo", "demo", 3, "Add docs", files=[("README.md", "@@\n+docs")])
-        yield srv
-
-
-@pytest.fixture
-def other() -> Iterator[LocalHTTPServer]:
-    with elsewhere() as srv:
         yield srv
 
 

@@ -8,13 +8,12 @@ from typing import Any
 import pytest
 
 from blockpilot.blocks.library import google as g
-from blockpilot.testing import FakeGoogle, LocalHTTPServer
+from blockpilot.testing import FakeGoogle
 
 from .lib_provider_helpers import (
     add_oauth,
     assert_failed,
     assert_ok,
-    elsewhere,
     headers_seen,
     missing_credentials,
     provider_pilot,
@@ -36,12 +35,6 @@ def google() -> Iterator[FakeGoogle]:
         srv.add_event("Review", "2030-01-07T14:00:00+00:00", "2030-01-07T15:00:00+00:00")
         srv.add_sheet(SHEET, "Sheet1", [["Name", "Amount"], ["Ann", "10"], ["Bob", "20"]])
         srv.add_document(DOC, "Plan", ["Goals", "Ship it"])
-        yield srv
-
-
-@pytest.fixture
-def other() -> Iterator[LocalHTTPServer]:
-    with elsewhere() as srv:
         yield srv
 
 

@@ -8,14 +8,13 @@ from typing import Any
 import pytest
 
 from blockpilot.blocks.library import hubspot as h
-from blockpilot.testing import FakeHubSpot, LocalHTTPServer
+from blockpilot.testing import FakeHubSpot
 
 from .lib_provider_helpers import (
     add_key,
     add_oauth,
     assert_failed,
     assert_ok,
-    elsewhere,
     headers_seen,
     missing_credentials,
     provider_pilot,
@@ -32,12 +31,6 @@ def hubspot() -> Iterator[FakeHubSpot]:
         srv.add_object("contacts", email="ann@acme.com", firstname="Ann", lastname="Lee")
         srv.add_object("contacts", email="bob@beta.io", firstname="Bob", company="Beta")
         srv.add_object("companies", name="Acme Corp", domain="acme.com", city="Berlin")
-        yield srv
-
-
-@pytest.fixture
-def other() -> Iterator[LocalHTTPServer]:
-    with elsewhere() as srv:
         yield srv
 
 

@@ -8,13 +8,12 @@ from typing import Any
 import pytest
 
 from blockpilot.blocks.library import jira as j
-from blockpilot.testing import FakeJira, LocalHTTPServer
+from blockpilot.testing import FakeJira
 from blockpilot.testing.jira import basic_auth
 
 from .lib_provider_helpers import (
     assert_failed,
     assert_ok,
-    elsewhere,
     headers_seen,
     missing_credentials,
     provider_pilot,
@@ -31,12 +30,6 @@ def jira() -> Iterator[FakeJira]:
     with FakeJira({TOKEN}, projects=["ENG"]) as srv:
         srv.add_issue("ENG", "Login fails", status="In Progress")
         srv.add_issue("ENG", "Docs missing")
-        yield srv
-
-
-@pytest.fixture
-def other() -> Iterator[LocalHTTPServer]:
-    with elsewhere() as srv:
         yield srv
 
 

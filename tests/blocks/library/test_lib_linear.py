@@ -8,14 +8,13 @@ from typing import Any
 import pytest
 
 from blockpilot.blocks.library import linear as lin
-from blockpilot.testing import FakeLinear, LocalHTTPServer
+from blockpilot.testing import FakeLinear
 
 from .lib_provider_helpers import (
     add_key,
     add_oauth,
     assert_failed,
     assert_ok,
-    elsewhere,
     headers_seen,
     missing_credentials,
     provider_pilot,
@@ -34,12 +33,6 @@ def linear() -> Iterator[FakeLinear]:
         srv.add_issue("ENG", "Fix login bug", description="Users cannot log in", project="Launch")
         srv.add_issue("ENG", "Write docs", state="In Progress", project="Launch")
         srv.add_issue("ENG", "Unrelated", project=None)
-        yield srv
-
-
-@pytest.fixture
-def other() -> Iterator[LocalHTTPServer]:
-    with elsewhere() as srv:
         yield srv
 
 

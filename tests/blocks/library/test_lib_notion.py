@@ -8,14 +8,13 @@ from typing import Any
 import pytest
 
 from blockpilot.blocks.library import notion as n
-from blockpilot.testing import FakeNotion, LocalHTTPServer
+from blockpilot.testing import FakeNotion
 
 from .lib_provider_helpers import (
     add_key,
     add_oauth,
     assert_failed,
     assert_ok,
-    elsewhere,
     headers_seen,
     missing_credentials,
     provider_pilot,
@@ -35,12 +34,6 @@ def notion() -> Iterator[FakeNotion]:
             "Tasks",
             [{"Name": f"Task {i}", "Status": {"select": {"name": "Done"}}} for i in range(3)],
         )
-        yield srv
-
-
-@pytest.fixture
-def other() -> Iterator[LocalHTTPServer]:
-    with elsewhere() as srv:
         yield srv
 
 
