@@ -125,7 +125,7 @@ async def show_source(name: str, _admin: AdminUser, pilot: PilotDep) -> dict[str
 @router.post(
     "/sources/{name}/refresh",
     summary="Parse a source again; block ids stay (admin)",
-    responses=_ADMIN_ERRORS,
+    responses={**_ADMIN_ERRORS, **error_responses(400, 413, 415, 422)},
 )
 async def refresh_source(
     name: str, _admin: AdminUser, pilot: PilotDep, body: RefreshIn | None = None
