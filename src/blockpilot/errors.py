@@ -121,13 +121,6 @@ class AdminRequiredError(BlockpilotError):
     code = "admin_required"
 
 
-class AdminRequiredError(BlockpilotError):
-    """The operation needs an operator: a user named in ``BLOCKPILOT_ADMIN_USERS``
-    (docs/sources.md)."""
-
-    code = "admin_required"
-
-
 class NotFoundError(BlockpilotError):
     """The named entity does not exist for this user."""
 
