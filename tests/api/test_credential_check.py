@@ -198,7 +198,13 @@ async def test_provider_errors_other_than_auth_are_not_a_confirmation(
     ("credential", "message"),
     [
         (
-            {"provider": "smtp", "type": "user_password", "username": "me", "password": "pw-1234", "host": "smtp.example.com"},
+            {
+                "provider": "smtp",
+                "type": "user_password",
+                "username": "me",
+                "password": "pw-1234",
+                "host": "smtp.example.com",
+            },
             "No live check for provider smtp",
         ),
         (
