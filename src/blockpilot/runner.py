@@ -306,7 +306,6 @@ class BlockRunner:
         cred_fields = block.Input.credentials_fields()
         inputs = {k: v for k, v in raw_input.items() if k not in cred_fields}
         credential_ids = [m.id for m in match.matched.values()]
-        digest = call_digest(user_id, block.id, inputs, credential_ids)
         ids = SyntheticIds.for_run(session_id, block.id)
         if idempotency_key is not None:
             key_digest = call_digest(user_id, block.id, {"dry_run": dry_run, **inputs}, [])
@@ -328,7 +327,6 @@ class BlockRunner:
                     block,
                     user_id,
                     session_id,
-                    digest,
                     inputs,
                     credential_ids,
                     verdict.rule,
@@ -359,7 +357,6 @@ class BlockRunner:
         block: Block,
         user_id: str,
         session_id: str,
-        digest: str,
         inputs: dict[str, Any],
         credential_ids: list[str],
         rule: str,
@@ -368,12 +365,20 @@ class BlockRunner:
     ) -> ToolResponseBase | None:
         """None when a person approved exactly this call (the approval is now used);
         otherwise the answer to give instead of running."""
-        decided = await gate.decided_review(user_id, digest)
-        if decided is not None and decided.status == REJECTED:
-            return _rejected(decided, session_id)
-        if decided is not None and await gate.reviews.consume(user_id, decided.id, execution_id):
+        digest = call_digest(user_id, block.id, inputs, credential_ids)
+        latest = await gate.reviews.latest_for_digest(user_id, digest)
+        status = latest.current_status() if latest is not None else None
+        if latest is not None and status == REJECTED:
+            return _rejected(latest, session_id)
+        if (
+            latest is not None
+            and status == APPROVED
+            and await gate.reviews.consume(user_id, latest.id, execution_id)
+        ):
             return None
-        review = await gate.open_review(
+        # The open review of this exact call is reused; otherwise a new one is made.
+        review = latest if latest is not None and status == PENDING else None
+        review = review or await gate.new_review(
             block=block,
             user_id=user_id,
             session_id=session_id,

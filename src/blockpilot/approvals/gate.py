@@ -18,7 +18,7 @@ from blockpilot.approvals.policy import BlockFacts, PolicyRule, Verdict, decide
 from blockpilot.blocks.base import Block
 from blockpilot.storage.idempotency import IdempotencyStore
 from blockpilot.storage.policies import PolicyStore
-from blockpilot.storage.reviews import APPROVED, PENDING, Review, ReviewStore
+from blockpilot.storage.reviews import Review, ReviewStore
 
 # Builds the signed page link where a person decides a review (the service sets it).
 ApprovalUrlBuilder = Callable[[Review], str | None]
@@ -60,16 +60,7 @@ class ApprovalGate:
         rules = [*self.operator_rules, *await self.policies.for_user(user_id)]
         return decide(BlockFacts.of(block), rules, session_id=session_id)
 
-    async def decided_review(self, user_id: str, digest: str) -> Review | None:
-        """The newest review of this exact call, if a person approved or rejected it and it
-        is still current (an approval not yet used or expired)."""
-        review = await self.reviews.latest_for_digest(user_id, digest)
-        if review is None:
-            return None
-        status = review.current_status()
-        return review if status in (APPROVED, "rejected") else None
-
-    async def open_review(
+    async def new_review(
         self,
         *,
         block: Block,
@@ -80,10 +71,7 @@ class ApprovalGate:
         credential_ids: list[str],
         rule: str,
     ) -> Review:
-        """The pending review of this exact call, or a new one."""
-        latest = await self.reviews.latest_for_digest(user_id, digest)
-        if latest is not None and latest.current_status() == PENDING:
-            return latest
+        """A pending review of this exact call, for a person to decide."""
         return await self.reviews.create(
             user_id=user_id,
             session_id=session_id,
