@@ -10,13 +10,14 @@ if the flow was started by that user. See ``docs/oauth.md``.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from blockpilot.errors import NotFoundError
 from blockpilot.oauth.flow import ConnectedAccount, OAuthUserMismatchError, ParkedConnect
+from blockpilot.web.forms import foreign_origin
 from blockpilot.web.links import SetupLinkError
 from blockpilot.web.pages import (
     SECURITY_HEADERS,
@@ -106,14 +107,6 @@ async def start(token: str, request: Request) -> Response:
     return redirect
 
 
-def _foreign_origin(request: Request, services: WebServices) -> bool:
-    origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return False
-    public = urlsplit(services.links.public_url)
-    return origin.rstrip("/").lower() != f"{public.scheme}://{public.netloc}".lower()
-
-
 async def _form(request: Request) -> dict[str, str] | None:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
@@ -139,7 +132,7 @@ async def confirm(request: Request) -> Response:
     if (
         form is None
         or session is None
-        or _foreign_origin(request, services)
+        or foreign_origin(request, services.links.public_url)
         or not services.sessions.confirm_ok(session, flow_id, form.get("csrf"))
     ):
         return message_page(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit
 
 import jinja2
 from fastapi import APIRouter, Request
@@ -22,6 +21,7 @@ from fastapi.responses import HTMLResponse
 
 from blockpilot.pilot import Pilot
 from blockpilot.storage.reviews import PENDING, Review
+from blockpilot.web.forms import foreign_origin, read_form
 from blockpilot.web.pages import CSS, SECURITY_HEADERS
 from blockpilot.web.signing import TokenError, TokenSigner
 
@@ -152,19 +152,13 @@ async def review_page(request: Request, token: str) -> HTMLResponse:
 
 @router.post("/reviews/{token}", response_class=HTMLResponse)
 async def decide(request: Request, token: str) -> HTMLResponse:
-    from blockpilot.web.setup import _read_form  # one form reader for every page
-
     loaded = await _load(request, token)
     if isinstance(loaded, HTMLResponse):
         return loaded
     pilot, links, review = loaded
-    origin = request.headers.get("origin")
-    public = urlsplit(links.public_url)
-    if origin not in (None, "null") and origin.rstrip("/").lower() != (
-        f"{public.scheme}://{public.netloc}".lower()
-    ):
+    if foreign_origin(request, links.public_url):
         return _page(403, "Not accepted", message="The form came from another site.")
-    form = await _read_form(request)
+    form = await read_form(request)
     if isinstance(form, HTMLResponse):
         return form
     if not links.signer.tag_ok(token, (form.get("csrf") or [None])[0]):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 from itertools import zip_longest
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -26,6 +25,7 @@ from blockpilot.credentials.servers import SERVER_BOUND_PROVIDERS
 from blockpilot.errors import InvalidInputError
 from blockpilot.storage.users import User
 from blockpilot.web.connect import used_link_page
+from blockpilot.web.forms import foreign_origin, read_form
 from blockpilot.web.link_uses import hash_link
 from blockpilot.web.links import SetupGrant, SetupLinkError
 from blockpilot.web.pages import (
@@ -43,7 +43,6 @@ from blockpilot.web.services import WebServices, services_of
 
 router = APIRouter(include_in_schema=False)
 
-MAX_FORM_BYTES = 64 * 1024
 FORM_KINDS = ("api_key", "user_password", "host_scoped")
 _AGAIN = (
     "Go back to the chat and ask the copilot to run the block again: it will give you a new link."
@@ -124,41 +123,6 @@ def _render(
     return html_page(f"Connect {req.provider_name}", body, status)
 
 
-def _foreign_origin(request: Request, services: WebServices) -> bool:
-    """A browser said the form came from another site (``null`` is what no-referrer sends)."""
-    origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return False
-    public = urlsplit(services.links.public_url)
-    return origin.rstrip("/").lower() != f"{public.scheme}://{public.netloc}".lower()
-
-
-async def _read_form(request: Request) -> dict[str, list[str]] | HTMLResponse:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
-        return message_page(
-            "Form not accepted", "The form was sent in an unexpected format.", status=415
-        )
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
-        return message_page(
-            "Form too large", "The form is larger than this page accepts.", status=413
-        )
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            return message_page(
-                "Form too large", "The form is larger than this page accepts.", status=413
-            )
-    try:
-        return parse_qs(
-            body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=40
-        )
-    except (UnicodeDecodeError, ValueError):
-        return message_page("Form not accepted", "The form could not be read.", status=400)
-
-
 async def _checked_form(
     request: Request, token: str
 ) -> tuple[WebServices, SetupGrant, User, dict[str, list[str]]] | HTMLResponse:
@@ -179,10 +143,10 @@ async def _checked_form(
         )
         page.headers["Retry-After"] = str(wait)
         return page
-    form = await _read_form(request)
+    form = await read_form(request)
     if isinstance(form, HTMLResponse):
         return form
-    if _foreign_origin(request, services) or not services.links.csrf_ok(
+    if foreign_origin(request, services.links.public_url) or not services.links.csrf_ok(
         token, _first(form, "csrf")
     ):
         return message_page(
