@@ -31,13 +31,17 @@ class ContinueRunBlockTool(BaseTool):
     def __init__(self, runner: BlockRunner, timeout_seconds: float = 120.0) -> None:
         super().__init__(timeout_seconds)
         self._runner = runner
+        self._longest: tuple[int, float] | None = None  # (registry generation, seconds)
 
     def time_limit(self, arguments: dict[str, Any]) -> float:
         # Which block runs is only known once the review is read: allow the longest block
         # timeout, so that the block's own limit fires first (as for run_block).
         registry = self._runner.catalog.registry
-        longest = max((b.timeout_seconds or 0.0 for b in registry.all()), default=0.0)
-        return max(longest, self._runner.time_limit(None)) + self.timeout_seconds
+        if self._longest is None or self._longest[0] != registry.generation:
+            # Once per catalogue change, not per call: sources can bring thousands of blocks.
+            longest = max((b.timeout_seconds or 0.0 for b in registry.all()), default=0.0)
+            self._longest = (registry.generation, longest)
+        return max(self._longest[1], self._runner.time_limit(None)) + self.timeout_seconds
 
     def hints(self) -> ToolHints:
         return ToolHints(read_only=False, destructive=True, open_world=True)
