@@ -6,7 +6,7 @@ All JSON, all with ``type``, ``message``, ``session_id``.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import PydanticSerializationError
@@ -229,19 +229,7 @@ AnyToolResponse = (
 
 
 _BY_TYPE: dict[str, type[ToolResponseBase]] = {
-    cls.model_fields["type"].default.value: cls
-    for cls in (
-        ErrorResponse,
-        NeedLoginResponse,
-        NoResultsResponse,
-        BlockListResponse,
-        BlockDetailsResponse,
-        InputValidationErrorResponse,
-        SetupRequirementsResponse,
-        BlockOutputResponse,
-        ReviewRequiredResponse,
-        ExecutionStatusResponse,
-    )
+    cls.model_fields["type"].default.value: cls for cls in get_args(AnyToolResponse)
 }
 
 
