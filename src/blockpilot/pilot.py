@@ -331,9 +331,19 @@ class Pilot:
         return session
 
     async def call_tool(
-        self, name: str, arguments: Any, *, user_id: str | None, session_id: str | None = None
+        self,
+        name: str,
+        arguments: Any,
+        *,
+        user_id: str | None,
+        session_id: str | None = None,
+        api_key_id: str | None = None,
     ) -> ToolResponseBase:
-        """Run tool *name* exactly as the model would; never raises for tool outcomes."""
+        """Run tool *name* exactly as the model would; never raises for tool outcomes.
+
+        *api_key_id* is the API key the call was authenticated with, if any: policy rules
+        set for that key apply (docs/approvals.md).
+        """
         tool = self.tools.get(name)
         if tool is None:
             return ErrorResponse(
@@ -350,7 +360,8 @@ class Pilot:
                     message=exc.message, error=exc.code, code=exc.code, session_id=None
                 )
         await self.sources.sync()  # a source added or refreshed by another process
-        response = await tool.execute(ToolCall(user_id=user_id, session_id=session_id), arguments)
+        call = ToolCall(user_id=user_id, session_id=session_id, api_key_id=api_key_id)
+        response = await tool.execute(call, arguments)
         # Final states are written behind in batches; commit them before anyone is told the
         # outcome, so a run reported as completed is never found 'interrupted' after a crash.
         await self.executions.flush()

@@ -179,6 +179,7 @@ class BlockRunner:
         input_data: Any,
         dry_run: bool = False,
         idempotency_key: str | None = None,
+        api_key_id: str | None = None,
     ) -> ToolResponseBase:
         # 1-2: the arguments themselves.
         if not isinstance(block_id, str) or not block_id.strip():
@@ -276,7 +277,15 @@ class BlockRunner:
                 block, user_id, session_id, typed_input, input_data, match, dry_run
             )
         return await self._gated(
-            block, user_id, session_id, typed_input, input_data, match, dry_run, idempotency_key
+            block,
+            user_id,
+            session_id,
+            typed_input,
+            input_data,
+            match,
+            dry_run,
+            idempotency_key,
+            api_key_id,
         )
 
     async def _gated(
@@ -289,11 +298,12 @@ class BlockRunner:
         match: CredentialsMatch,
         dry_run: bool,
         idempotency_key: str | None,
+        api_key_id: str | None,
     ) -> ToolResponseBase:
         """Policy, idempotency and review, in that order, around :meth:`_execute`."""
         gate = self.gate
         assert gate is not None
-        verdict = await gate.verdict(block, user_id, session_id)
+        verdict = await gate.verdict(block, user_id, session_id, api_key_id)
         if verdict.decision is Decision.DENY:
             return _error(
                 f"Running '{block.name}' is not allowed by policy ({verdict.rule}). "
@@ -449,7 +459,12 @@ class BlockRunner:
             await asyncio.sleep(0.05)
 
     async def continue_review(
-        self, *, user_id: str | None, session_id: str | None, review_id: Any
+        self,
+        *,
+        user_id: str | None,
+        session_id: str | None,
+        review_id: Any,
+        api_key_id: str | None = None,
     ) -> ToolResponseBase:
         """Run the call a person approved (continue_run_block)."""
         if not user_id or session_id is None:
@@ -488,6 +503,7 @@ class BlockRunner:
             session_id=session_id,
             block_id=review.block_id,
             input_data=dict(review.input_data),
+            api_key_id=api_key_id,
         )
 
     async def execution_status(

@@ -61,11 +61,18 @@ async def authenticate(request: Request) -> User:
     revoked through this process stops at once, one revoked elsewhere within 0.5 s.
     """
     key = _api_key(request.headers.get("authorization"))
-    user = await get_pilot(request).users.user_for_api_key(key)
-    if user is None:
+    owner = await get_pilot(request).users.owner_of_api_key(key)
+    if owner is None:
         raise AuthenticationRequiredError("Unknown or revoked API key")
-    request.state.user_id = user.id  # for the access log
-    return user
+    request.state.user_id = owner.user.id  # for the access log
+    request.state.api_key_id = owner.api_key_id  # policy rules may narrow this key
+    return owner.user
+
+
+def request_api_key_id(request: Request) -> str | None:
+    """The id of the API key :func:`authenticate` accepted for *request*."""
+    key_id: str | None = getattr(request.state, "api_key_id", None)
+    return key_id
 
 
 async def current_user(

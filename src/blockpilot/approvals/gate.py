@@ -56,9 +56,11 @@ class ApprovalGate:
     review_ttl_seconds: float
     approval_url_builder: ApprovalUrlBuilder | None = None
 
-    async def verdict(self, block: Block, user_id: str, session_id: str | None) -> Verdict:
+    async def verdict(
+        self, block: Block, user_id: str, session_id: str | None, api_key_id: str | None = None
+    ) -> Verdict:
         rules = [*self.operator_rules, *await self.policies.for_user(user_id)]
-        return decide(BlockFacts.of(block), rules, session_id=session_id)
+        return decide(BlockFacts.of(block), rules, session_id=session_id, api_key_id=api_key_id)
 
     async def new_review(
         self,

@@ -1,8 +1,8 @@
 """Policy: for each run_block call, ``allow``, ``ask`` (a person reviews first) or ``deny``.
 
 The operator sets the defaults (``BLOCKPILOT_POLICY_ASK_EFFECTS``,
-``BLOCKPILOT_POLICY_DENY_EFFECTS``); rules stored per user, and per chat session, can only
-*narrow* them: every rule that applies votes, and the strictest vote wins (deny > ask >
+``BLOCKPILOT_POLICY_DENY_EFFECTS``); rules stored per user, per API key and per chat session
+can only *narrow* them: every rule that applies votes, and the strictest vote wins (deny > ask >
 allow). So a user rule saying ``allow`` never lifts an operator's ``ask``; it only matters
 when nothing stricter applies. docs/approvals.md has the whole story.
 """
@@ -41,7 +41,8 @@ class Selector(str, Enum):  # noqa: UP042 - StrEnum would change str() and forma
 class PolicyRule:
     """One rule: *decision* for calls whose block matches ``selector == value``.
 
-    ``session_id`` limits the rule to one chat session; ``user_id`` None is the operator.
+    ``session_id`` limits the rule to one chat session, ``api_key_id`` to the calls made
+    with one of the user's API keys; ``user_id`` None is the operator.
     """
 
     selector: Selector
@@ -50,9 +51,18 @@ class PolicyRule:
     user_id: str | None = None
     session_id: str | None = None
     id: str | None = None
+    api_key_id: str | None = None
+
+    def applies_to(self, *, session_id: str | None, api_key_id: str | None) -> bool:
+        """Whether the rule's scope covers a call in *session_id* made with *api_key_id*."""
+        if self.session_id is not None and self.session_id != session_id:
+            return False
+        return self.api_key_id is None or self.api_key_id == api_key_id
 
     def describe(self) -> str:
         who = "operator" if self.user_id is None else "user"
+        if self.api_key_id is not None:
+            who = "API key"
         if self.session_id is not None:
             who = "session"
         verb = self.decision.value if self.decision is not None else "force"
@@ -65,6 +75,7 @@ class PolicyRule:
             "value": self.value,
             "decision": self.decision.value if self.decision is not None else "dry_run",
             "session_id": self.session_id,
+            "api_key_id": self.api_key_id,
             "rule": self.describe(),
         }
 
@@ -132,12 +143,19 @@ def parse_effect(value: str) -> str:
     return effect
 
 
-def decide(facts: BlockFacts, rules: Iterable[PolicyRule], *, session_id: str | None) -> Verdict:
-    """The strictest decision among the rules that apply to this block in this session."""
+def decide(
+    facts: BlockFacts,
+    rules: Iterable[PolicyRule],
+    *,
+    session_id: str | None,
+    api_key_id: str | None = None,
+) -> Verdict:
+    """The strictest decision among the rules that apply to this block, in this session, for
+    a call made with this API key (None: not made with an API key, e.g. the library)."""
     decision, reason = Decision.ALLOW, "allowed: no rule asks for a review"
     force_dry_run = False
     for rule in rules:
-        if rule.session_id is not None and rule.session_id != session_id:
+        if not rule.applies_to(session_id=session_id, api_key_id=api_key_id):
             continue
         if rule.selector is Selector.MODE:
             force_dry_run = force_dry_run or rule.value == "dry_run"
@@ -161,6 +179,7 @@ def rule_from_options(
     decision: str,
     user_id: str,
     session_id: str | None,
+    api_key_id: str | None = None,
 ) -> PolicyRule:
     """One rule from exactly one target option; a typed error says what is wrong."""
     targets = [
@@ -182,7 +201,12 @@ def rule_from_options(
     if selector is Selector.EFFECT:
         value = operator_rules([value], [])[0].value  # validates the effect name
     return PolicyRule(
-        selector, value[:200], Decision(decision), user_id=user_id, session_id=session_id
+        selector,
+        value[:200],
+        Decision(decision),
+        user_id=user_id,
+        session_id=session_id,
+        api_key_id=api_key_id,
     )
 
 
@@ -193,6 +217,6 @@ def policy_document(
     return {
         "operator": [r.public() for r in operator],
         "user": [r.public() for r in user_rules],
-        "note": "The strictest rule that applies wins (deny > ask > allow): user and session "
-        "rules can narrow the operator's rules, never widen them.",
+        "note": "The strictest rule that applies wins (deny > ask > allow): user, API key and "
+        "session rules can narrow the operator's rules, never widen them.",
     }

@@ -1,7 +1,8 @@
 """MCP over streamable HTTP, as an ASGI app that a web service mounts (``/mcp``).
 
 Every request must carry ``Authorization: Bearer <key>``; ``authenticate(key)`` says whose
-key it is and the request runs as that user. A streamable-HTTP session stays bound to the
+key it is (a user id, or an :class:`Authenticated` naming the key too) and the request runs as
+that user. A streamable-HTTP session stays bound to the
 user that opened it (the SDK answers another user's requests for it with 404).
 
 Before anything else a request's ``Origin`` and ``Host`` are checked (a foreign one is a
@@ -37,6 +38,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 
 import anyio
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
@@ -66,10 +68,21 @@ from blockpilot.pilot import Pilot
 
 logger = logging.getLogger(__name__)
 
-Authenticate = Callable[[str], "str | None | Awaitable[str | None]"]
-"""``authenticate(bearer_token) -> user_id | None`` (sync or async)."""
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    """Whom a bearer token signs in, and which of their API keys it is (policy rules may
+    narrow one key: docs/approvals.md)."""
+
+    user_id: str
+    api_key_id: str | None = None
+
+
+Authenticate = Callable[[str], "str | Authenticated | None | Awaitable[str | Authenticated | None]"]
+"""``authenticate(bearer_token) -> user_id | Authenticated | None`` (sync or async)."""
 
 _current_user: ContextVar[str | None] = ContextVar("blockpilot_mcp_user", default=None)
+_current_api_key: ContextVar[str | None] = ContextVar("blockpilot_mcp_api_key", default=None)
 _SESSION_HEADER = "mcp-session-id"
 _SERVER_ERROR = -32000  # JSON-RPC's implementation-defined server error
 
@@ -79,13 +92,18 @@ def current_http_user(ctx: Context) -> str | None:
     return _current_user.get()
 
 
+def current_http_api_key(ctx: Context) -> str | None:
+    """The API key id the HTTP layer authenticated the request being handled with."""
+    return _current_api_key.get()
+
+
 def api_key_authenticator(pilot: Pilot | Callable[[], Pilot]) -> Authenticate:
     """``authenticate`` for blockpilot's own API keys (``pilot.users.user_for_api_key``)."""
 
-    async def authenticate(token: str) -> str | None:
+    async def authenticate(token: str) -> Authenticated | None:
         current = pilot if isinstance(pilot, Pilot) else pilot()
-        user = await current.users.user_for_api_key(token)
-        return None if user is None else user.id
+        owner = await current.users.owner_of_api_key(token)
+        return None if owner is None else Authenticated(owner.user.id, owner.api_key_id)
 
     return authenticate
 
@@ -210,6 +228,7 @@ class MCPHttpApp:
             current_http_user,
             elicitation_timeout=self._elicitation_timeout,
             tool_call_slot=self._tool_call_slot,
+            api_key_resolver=current_http_api_key,
         )
 
         def manager(json_response: bool) -> StreamableHTTPSessionManager:
@@ -268,14 +287,14 @@ class MCPHttpApp:
             return
         token = _bearer(scope)
         try:
-            user_id = await self._user_for(token) if token else None
+            caller = await self._user_for(token) if token else None
         except Exception:
             logger.exception("MCP authentication failed")
             await _json_error(
                 send, 500, "internal_error", "Authentication failed; see the server log"
             )
             return
-        if not user_id:
+        if caller is None:
             await _json_error(
                 send,
                 401,
@@ -284,6 +303,7 @@ class MCPHttpApp:
                 {"WWW-Authenticate": 'Bearer realm="blockpilot"'},
             )
             return
+        user_id = caller.user_id
         if self._rate_limit is not None:
             try:
                 await self._rate_limit(user_id)
@@ -296,9 +316,11 @@ class MCPHttpApp:
         # The SDK binds each streamable-HTTP session to this principal.
         scope = {**scope, "user": _principal(user_id, token)}
         reset = _current_user.set(user_id)
+        reset_key = _current_api_key.set(caller.api_key_id)
         try:
             await self._handle(manager, user_id, scope, receive, send)
         finally:
+            _current_api_key.reset(reset_key)
             _current_user.reset(reset)
 
     async def _handle(
@@ -415,11 +437,13 @@ class MCPHttpApp:
             except Exception:  # an already-gone session must not stop the sweep
                 logger.exception("Closing an idle MCP session failed")
 
-    async def _user_for(self, token: str) -> str | None:
+    async def _user_for(self, token: str) -> Authenticated | None:
         user = self._authenticate(token)
         if inspect.isawaitable(user):
             user = await user
-        return user or None
+        if isinstance(user, Authenticated):
+            return user
+        return Authenticated(user) if user else None
 
     async def _serve_lifespan(self, receive: Receive, send: Send) -> None:
         """The ASGI lifespan protocol, for running this app on its own (``uvicorn app``)."""
@@ -441,4 +465,11 @@ class MCPHttpApp:
         await send({"type": "lifespan.shutdown.complete"})
 
 
-__all__ = ["Authenticate", "MCPHttpApp", "api_key_authenticator", "current_http_user"]
+__all__ = [
+    "Authenticate",
+    "Authenticated",
+    "MCPHttpApp",
+    "api_key_authenticator",
+    "current_http_api_key",
+    "current_http_user",
+]

@@ -62,6 +62,9 @@ logger = logging.getLogger(__name__)
 Context = ServerRequestContext[Any, Any]
 UserResolver = Callable[[Context], "str | None | Awaitable[str | None]"]
 """Who is calling: the user id for this request, or None (the tools then answer need_login)."""
+ApiKeyResolver = Callable[[Context], "str | None"]
+"""Which of the user's API keys the request was made with (policy rules may narrow one key:
+``docs/approvals.md``), or None."""
 
 SERVER_NAME = "blockpilot"
 INSTRUCTIONS = (
@@ -149,8 +152,10 @@ class BlockpilotMCP:
         elicitation_timeout: float = ELICITATION_TIMEOUT_SECONDS,
         tool_call_slot: ToolCallSlot | None = None,
         progress_interval: float = PROGRESS_INTERVAL_SECONDS,
+        api_key_resolver: ApiKeyResolver | None = None,
     ) -> None:
         self.pilot = pilot
+        self.resolve_api_key = api_key_resolver
         self.progress_interval = progress_interval
         self.resolve_user = (
             fixed_user(user_resolver) if isinstance(user_resolver, str) else user_resolver
@@ -207,7 +212,11 @@ class BlockpilotMCP:
                     ctx,
                     params.name,
                     self.pilot.call_tool(
-                        params.name, arguments, user_id=user_id, session_id=session_id
+                        params.name,
+                        arguments,
+                        user_id=user_id,
+                        session_id=session_id,
+                        api_key_id=self.resolve_api_key(ctx) if self.resolve_api_key else None,
                     ),
                 )
         except RateLimitedError as exc:  # too many tool calls of this user in flight
@@ -386,6 +395,7 @@ def build_mcp_server(
     elicitation_timeout: float = ELICITATION_TIMEOUT_SECONDS,
     tool_call_slot: ToolCallSlot | None = None,
     progress_interval: float = PROGRESS_INTERVAL_SECONDS,
+    api_key_resolver: ApiKeyResolver | None = None,
 ) -> Server[ConversationState]:
     """The MCP server for *pilot*: tools ``find_block`` and ``run_block``.
 
@@ -399,6 +409,8 @@ def build_mcp_server(
             :class:`~blockpilot.errors.RateLimitedError` on entry becomes an error result.
         progress_interval: Seconds between progress notifications of a running tool call
             whose request carried a progress token.
+        api_key_resolver: ``(ctx) -> api_key_id | None``: the API key a request was made
+            with, so that policy rules set for that key apply.
 
     Returns:
         A low-level ``mcp.server.Server``: serve it over stdio with :func:`serve_stdio`, over
@@ -416,6 +428,7 @@ def build_mcp_server(
         elicitation_timeout=elicitation_timeout,
         tool_call_slot=tool_call_slot,
         progress_interval=progress_interval,
+        api_key_resolver=api_key_resolver,
     )
     # Workspace files as resources (docs/mcp.md#resources).
     resources = WorkspaceResources(pilot, handlers.resolve_user)

@@ -23,6 +23,7 @@ def _rule(row: Any) -> PolicyRule:
         user_id=row.user_id,
         session_id=row.session_id,
         id=row.id,
+        api_key_id=row.api_key_id,
     )
 
 
@@ -50,6 +51,7 @@ class PolicyStore:
             rule.user_id,
             rule.session_id,
             str(uuid.uuid4()),
+            rule.api_key_id,
         )
         same = (
             (policy_rules.c.user_id == rule.user_id)
@@ -60,6 +62,11 @@ class PolicyStore:
                 if rule.session_id is None
                 else policy_rules.c.session_id == rule.session_id
             )
+            & (
+                policy_rules.c.api_key_id.is_(None)
+                if rule.api_key_id is None
+                else policy_rules.c.api_key_id == rule.api_key_id
+            )
         )
         async with self._engine.begin() as conn:
             await conn.execute(delete(policy_rules).where(same))
@@ -68,6 +75,7 @@ class PolicyStore:
                     id=stored.id,
                     user_id=rule.user_id,
                     session_id=rule.session_id,
+                    api_key_id=rule.api_key_id,
                     selector=rule.selector.value,
                     value=rule.value,
                     decision=rule.decision.value if rule.decision is not None else "dry_run",
@@ -98,6 +106,10 @@ class PolicyStore:
                 )
             ).all()
         return [_rule(r) for r in rows]
+
+    async def get(self, user_id: str, rule_id: str) -> PolicyRule | None:
+        """One of *user_id*'s rules, or None."""
+        return next((r for r in await self._load(user_id) if r.id == rule_id), None)
 
     async def remove(self, user_id: str, rule_id: str) -> bool:
         self._cache.pop(user_id, None)

@@ -228,6 +228,7 @@ policy_rules = Table(
     Column("value", String(200), nullable=False),
     Column("decision", String(8), nullable=False),  # allow | ask | deny | dry_run
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("api_key_id", String(36)),  # migration 0009; NULL: calls made with any key
     Index("ix_policy_rules_user", "user_id"),
 )
 

@@ -14,7 +14,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from blockpilot.errors import ConflictError, InvalidInputError, UserNotFoundError
+from blockpilot.errors import ConflictError, InvalidInputError, NotFoundError, UserNotFoundError
 from blockpilot.ids import is_uuid, new_id
 from blockpilot.storage.common import aware, utcnow
 from blockpilot.storage.sqlite_writer import SQLiteReader, sqlite_file
@@ -30,7 +30,8 @@ _KEY_CACHE_SIZE = 10_000
 
 # The query below, for the direct SQLite reader (same columns, same conditions).
 _USER_FOR_KEY_SQL = (
-    f"SELECT {users.name}.id, {users.name}.name, {users.name}.created_at, {api_keys.name}.key_hash "
+    f"SELECT {users.name}.id, {users.name}.name, {users.name}.created_at, "
+    f"{api_keys.name}.key_hash, {api_keys.name}.id "
     f"FROM {users.name} JOIN {api_keys.name} ON {api_keys.name}.user_id = {users.name}.id "
     f"WHERE {api_keys.name}.key_hash = ? AND {api_keys.name}.revoked_at IS NULL"
 )
@@ -41,6 +42,25 @@ class User:
     id: str
     name: str
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class KeyOwner:
+    """Who a request's API key signs in, and which of their keys it is (policy rules can
+    narrow one key: docs/approvals.md)."""
+
+    user: User
+    api_key_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyInfo:
+    """An API key as listed (never the key itself: only its first characters)."""
+
+    id: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
 
 
 def hash_api_key(key: str) -> str:
@@ -58,7 +78,7 @@ class UserStore:
         # Only active keys are kept; a key revoked here is dropped at once, one revoked by
         # another process is refused here once its entry is older than key_recheck_seconds.
         self._key_recheck = key_recheck_seconds
-        self._keys: dict[str, tuple[User, float]] = {}
+        self._keys: dict[str, tuple[KeyOwner, float]] = {}
         # Bumped by every revocation here: a lookup that started before it caches nothing.
         self._revocations = 0
         # On a SQLite file the API-key lookup reads directly (see SQLiteReader).
@@ -108,7 +128,12 @@ class UserStore:
         return key
 
     async def user_for_api_key(self, key: str) -> User | None:
-        """The user owning an active API key, or None (unknown or revoked).
+        """The user owning an active API key, or None (unknown or revoked)."""
+        owner = await self.owner_of_api_key(key)
+        return None if owner is None else owner.user
+
+    async def owner_of_api_key(self, key: str) -> KeyOwner | None:
+        """The user and key id of an active API key, or None (unknown or revoked).
 
         An active key is remembered for ``key_recheck_seconds`` (0.5 s): a revocation made by
         this process takes effect at once, one made by another process within that time
@@ -120,34 +145,66 @@ class UserStore:
         if cached is not None and now - cached[1] < self._key_recheck:
             return cached[0]
         revocations = self._revocations
-        user = await self._lookup(digest)
-        if user is None:
+        owner = await self._lookup(digest)
+        if owner is None:
             self._keys.pop(digest, None)
         elif revocations == self._revocations:  # no revocation here while looking it up
             if len(self._keys) >= _KEY_CACHE_SIZE and digest not in self._keys:
                 self._keys.pop(next(iter(self._keys)))
-            self._keys[digest] = (user, now)
-        return user
+            self._keys[digest] = (owner, now)
+        return owner
 
-    async def _lookup(self, digest: str) -> User | None:
+    async def _lookup(self, digest: str) -> KeyOwner | None:
         if self._reader is not None:
             row = self._reader.fetch_one(_USER_FOR_KEY_SQL, (digest,))
             if row is not SQLiteReader.UNAVAILABLE:
                 if row is None or not hmac.compare_digest(row[3], digest):
                     return None
                 created = self._created_at(row[2]) if self._created_at else row[2]
-                return User(id=row[0], name=row[1], created_at=aware(created) or utcnow())
+                user = User(id=row[0], name=row[1], created_at=aware(created) or utcnow())
+                return KeyOwner(user, row[4])
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(users, api_keys.c.key_hash)
+                    select(users, api_keys.c.key_hash, api_keys.c.id.label("api_key_id"))
                     .join(api_keys, api_keys.c.user_id == users.c.id)
                     .where(api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None))
                 )
             ).first()
         if row is None or not hmac.compare_digest(row.key_hash, digest):
             return None
-        return User(id=row.id, name=row.name, created_at=aware(row.created_at) or utcnow())
+        user = User(id=row.id, name=row.name, created_at=aware(row.created_at) or utcnow())
+        return KeyOwner(user, row.api_key_id)
+
+    async def api_keys(self, user_id: str) -> list[ApiKeyInfo]:
+        """*user_id*'s API keys, oldest first, revoked ones included."""
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(api_keys)
+                    .where(api_keys.c.user_id == user_id)
+                    .order_by(api_keys.c.created_at)
+                )
+            ).all()
+        return [
+            ApiKeyInfo(r.id, r.prefix, aware(r.created_at) or utcnow(), aware(r.revoked_at))
+            for r in rows
+        ]
+
+    async def api_key_id(self, user_id: str, id_or_prefix: str) -> str:
+        """The id of *user_id*'s active key named by its id or its shown prefix (``bp_…``)."""
+        wanted = id_or_prefix.strip()
+        found = [
+            k
+            for k in await self.api_keys(user_id)
+            if k.revoked_at is None and wanted and wanted in (k.id, k.prefix)
+        ]
+        if len(found) != 1:
+            raise NotFoundError(
+                f"No single active API key {wanted[:40]!r} of this user; "
+                "`blockpilot keys list --user USER` shows their ids"
+            )
+        return found[0].id
 
     async def revoke_api_key(self, key: str) -> bool:
         """Revoke an active key; False if it is unknown or already revoked.

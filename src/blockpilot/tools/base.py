@@ -40,10 +40,12 @@ class ToolHints:
 
 @dataclass(frozen=True, slots=True)
 class ToolCall:
-    """Who calls a tool and in which chat session."""
+    """Who calls a tool, in which chat session, and with which API key (None: a call made
+    without one, e.g. through the library or the CLI)."""
 
     user_id: str | None
     session_id: str | None
+    api_key_id: str | None = None
 
 
 class BaseTool(ABC):

@@ -48,5 +48,8 @@ class ContinueRunBlockTool(BaseTool):
 
     async def _execute(self, call: ToolCall, **arguments: Any) -> ToolResponseBase:
         return await self._runner.continue_review(
-            user_id=call.user_id, session_id=call.session_id, review_id=arguments.get("review_id")
+            user_id=call.user_id,
+            session_id=call.session_id,
+            review_id=arguments.get("review_id"),
+            api_key_id=call.api_key_id,
         )

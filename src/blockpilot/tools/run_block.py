@@ -92,4 +92,5 @@ class RunBlockTool(BaseTool):
             input_data=arguments.get("input_data"),
             dry_run=dry_run,
             idempotency_key=key.strip() if key is not None else None,
+            api_key_id=call.api_key_id,
         )

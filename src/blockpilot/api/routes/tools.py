@@ -10,7 +10,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
 from blockpilot.api.body import json_body, read_json_object
-from blockpilot.api.deps import CurrentUser, PilotDep, authenticate, get_pilot
+from blockpilot.api.deps import (
+    CurrentUser,
+    PilotDep,
+    authenticate,
+    get_pilot,
+    request_api_key_id,
+)
 from blockpilot.api.errors import ToolNotFoundError
 from blockpilot.api.limits import LimiterDep, get_limiter, spend_request
 from blockpilot.api.routes import error_responses
@@ -129,7 +135,11 @@ async def call_tool(
     async with limiter.concurrency(user.id):
         session = await pilot.session_for(user.id, x_session_id or None)  # empty header: none
         response = await pilot.call_tool(
-            name, arguments, user_id=user.id, session_id=session.session_id
+            name,
+            arguments,
+            user_id=user.id,
+            session_id=session.session_id,
+            api_key_id=request_api_key_id(request),
         )
     return Response(
         response.to_json(),
