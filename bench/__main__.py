@@ -13,7 +13,10 @@ Sections (all by default, or pick with ``--only``):
    1,000 concurrent 100 ms runs;
 6. ``sources`` — imported OpenAPI operations: recall@1/@5 of the ``imported`` queries of
    ``bench/queries.json``; start-up and find_block with 10,220 source blocks;
-7. ``workers`` — ``blockpilot serve --workers K`` run_block throughput at 1, 2 and N (cores).
+7. ``workers`` — ``blockpilot serve --workers K`` run_block throughput at 1, 2 and N (cores);
+8. ``catalog`` — 10,000 and 100,000 generated blocks with a varied vocabulary (classes and
+   stored sources, each case in its own process): ``Pilot.open`` + first search, find_block
+   p50/p95, recall on labelled queries, registry start-up, memory per 1,000 blocks.
 
 Prints a table of results and ratios against the baselines, and writes
 ``bench/results/<name>.json`` and ``<name>.png``. ``--quick`` takes under two minutes.
@@ -36,7 +39,7 @@ import blockpilot
 from bench import report
 from bench.common import machine
 
-SECTIONS = ("inprocess", "http", "find", "scale", "sources", "workers")
+SECTIONS = ("inprocess", "http", "find", "scale", "sources", "workers", "catalog")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -132,6 +135,10 @@ def main() -> None:
         from bench import workers_bench
 
         timed("workers", lambda: workers_bench.run(quick=args.quick))
+    if "catalog" in sections:
+        from bench import catalog_scale
+
+        timed("catalog", lambda: catalog_scale.run(quick=args.quick))
 
     rows = report.summary_rows(results)
     payload = {

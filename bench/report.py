@@ -270,6 +270,9 @@ def summary_rows(results: dict[str, Any]) -> list[Row]:
                 baseline_name=f"p99 {big['p99_us'] / 1000:.2f} ms",
             )
         )
+    catalog = results.get("catalog")
+    if catalog:
+        rows += _catalog_rows(catalog)
     scale = results.get("scale")
     if scale:
         by = scale["by_users"]
@@ -347,6 +350,57 @@ def summary_rows(results: dict[str, Any]) -> list[Row]:
                 baseline_name=f"peak {http.get('rss_peak_under_load_mib', 0):.0f} MiB",
             )
         )
+    return rows
+
+
+def _catalog_rows(catalog: dict[str, Any]) -> list[Row]:
+    """Section 8: find_block and start-up with 10,000 / 100,000 generated blocks."""
+    rows: list[Row] = []
+    for key, case in catalog.items():
+        if not isinstance(case, dict) or "p50_us" not in case:
+            continue
+        kind, size = key.split("_")
+        label = f"{int(size):,} generated {'classes' if kind == 'classes' else 'source blocks'}"
+        limit = 2_000 if int(size) <= 10_000 else 10_000
+        rows.append(
+            _row(
+                "8 catalog",
+                f"find_block p50, {label}",
+                case["p50_us"],
+                unit="µs",
+                baseline_name=f"p95 {case['p95_us'] / 1000:.2f} ms",
+                target=f"≤ {limit // 1000} ms",
+                met=case["p50_us"] <= limit,
+            )
+        )
+        rows.append(
+            _row(
+                "8 catalog",
+                f"recall@5 / @1, {label} ({case['queries']} queries)",
+                case["recall_at_5"],
+                baseline_name=f"@1 {case['recall_at_1']:.2f}",
+            )
+        )
+        rows.append(
+            _row(
+                "8 catalog",
+                f"Pilot.open + first search, {label}",
+                case["open_and_first_search_s"],
+                unit="s",
+                baseline_name=f"{case['rss_per_1000_blocks_mib']:.1f} MiB per 1,000 blocks",
+            )
+        )
+        if kind == "sources":
+            rows.append(
+                _row(
+                    "8 catalog",
+                    f"registry start-up, {label} ({case['sources']} sources)",
+                    case["registry_start_up_s"],
+                    unit="s",
+                    target="≤ 2 s" if int(size) >= 100_000 else "",
+                    met=case["registry_start_up_s"] <= 2 if int(size) >= 100_000 else None,
+                )
+            )
     return rows
 
 
