@@ -43,6 +43,8 @@ _READY_AHEAD = 3
 
 CURRENT_URL: str | None = None
 """The running test's PostgreSQL database URL (set by ``settings_factory``); None on SQLite."""
+CURRENT_WORKSPACE_URL = "file:"
+"""The running test's ``BLOCKPILOT_WORKSPACE_URL`` (set by ``settings_factory``)."""
 
 
 def database_env() -> dict[str, str]:
@@ -51,10 +53,12 @@ def database_env() -> dict[str, str]:
     For tests that build a child's environment from scratch (``BLOCKPILOT_HOME`` and keys):
     ``env.update(database_env())``.
     """
-    if not CURRENT_URL:
-        return {}
-    # Workspace files in the local folder, as in the tests' own Settings (tests/conftest.py).
-    return {"BLOCKPILOT_DATABASE_URL": CURRENT_URL, "BLOCKPILOT_WORKSPACE_URL": "file:"}
+    # Workspace files on the test's backend, as in its own Settings (tests/conftest.py);
+    # for S3 the child also needs the test's AWS_* variables.
+    env = {"BLOCKPILOT_WORKSPACE_URL": CURRENT_WORKSPACE_URL}
+    if CURRENT_URL:
+        env["BLOCKPILOT_DATABASE_URL"] = CURRENT_URL
+    return env
 
 
 def _plain_url(url: str) -> str:

@@ -21,6 +21,9 @@ from blockpilot.settings import Settings
 from blockpilot.storage.users import User
 from tests import bp_database
 
+# The workspace blob backend of each test's Settings (file: unless marked workspace_backends).
+pytest_plugins = ["tests.workspace_backends"]
+
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
@@ -60,6 +63,7 @@ def settings_factory(
     monkeypatch: pytest.MonkeyPatch,
     _postgres_databases: bp_database.PostgresDatabases | None,
     _sqlite_template: bp_database.SqliteTemplate | None,
+    workspace_url: str,
 ) -> Iterator[Callable[..., Settings]]:
     """Build Settings for the temp home; tests pass overrides (e.g. http_allowed_hosts)."""
     # Keep the developer's own environment out of the tests.
@@ -71,14 +75,15 @@ def settings_factory(
     key = KeyRing.generate_key()
     databases: list[str] = []  # this test's PostgreSQL database, made on first use
     # Workspace files stay in the local folder (which many tests inspect) on either database;
-    # tests of the other backends ask for them (tests/workspaces/backends.py).
-    monkeypatch.setenv("BLOCKPILOT_WORKSPACE_URL", "file:")
+    # tests marked workspace_backends run on each backend (tests/workspace_backends.py).
+    monkeypatch.setenv("BLOCKPILOT_WORKSPACE_URL", workspace_url)
+    bp_database.CURRENT_WORKSPACE_URL = workspace_url
 
     def make(**overrides: object) -> Settings:
         values: dict[str, object] = {
             "home": home,
             "encryption_keys": (key,),
-            "workspace_url": "file:",
+            "workspace_url": workspace_url,
         }
         if _postgres_databases is not None:
             if not databases:

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 
 from blockpilot.errors import (
     ConfigurationError,
@@ -35,7 +35,7 @@ from blockpilot.storage.tables import workspace_blobs
 from blockpilot.storage.workspace_blobs import DatabaseBlobStorage
 from blockpilot.workspaces.manager import WorkspaceFiles, sweep_temp_files
 from tests import bp_database
-from tests.workspaces.conftest import S3_SECRET_CANARY, s3_keys
+from tests.workspace_backends import S3_SECRET_CANARY, stored_blobs
 
 MIB = 1024 * 1024
 
@@ -54,18 +54,6 @@ async def _pieces(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
         yield data[start : start + size]
 
 
-async def _leftovers(pilot: Pilot, backend: str) -> int:
-    """Blobs (or chunk rows, or objects) the backend holds, named by a file or not."""
-    if backend == "file":
-        root = pilot.settings.home / "workspaces"
-        return sum(1 for p in root.rglob("*") if p.is_file()) if root.exists() else 0
-    if backend == "database":
-        async with pilot.engine.connect() as conn:
-            return int(await conn.scalar(select(func.count()).select_from(workspace_blobs)))
-    url = pilot.settings.effective_workspace_url
-    return len(s3_keys(url.removeprefix("s3://").split("/")[0], os.environ["AWS_ENDPOINT_URL"]))
-
-
 @pytest.fixture
 async def files(make_pilot, workspace_url: str) -> WorkspaceFiles:
     pilot = await make_pilot(workspace_url=workspace_url)
@@ -75,6 +63,7 @@ async def files(make_pilot, workspace_url: str) -> WorkspaceFiles:
 # --------------------------------------------------------------------------- the file API
 
 
+@pytest.mark.workspace_backends
 async def test_write_read_list_delete(files: WorkspaceFiles) -> None:
     record = await files.write("notes/today.md", "# Today\n")
     assert record.checksum == _sha(b"# Today\n") and record.size_bytes == 8
@@ -94,19 +83,21 @@ async def test_write_read_list_delete(files: WorkspaceFiles) -> None:
             await files.write(bad, "data")
 
 
+@pytest.mark.workspace_backends
 async def test_overwrite_removes_the_replaced_blob(
-    make_pilot, workspace_url: str, backend: str
+    make_pilot, workspace_url: str, workspace_backend: str
 ) -> None:
     pilot = await make_pilot(workspace_url=workspace_url)
     files = await _files_of(pilot, "alice")
     first = await files.write("doc.txt", "version one")
     second = await files.write("doc.txt", "version two, longer")
     assert second.id == first.id and await files.read("doc.txt") == b"version two, longer"
-    assert await _leftovers(pilot, backend) == 1
+    assert await stored_blobs(pilot) == 1
     assert await files.delete("doc.txt")
-    assert await _leftovers(pilot, backend) == 0
+    assert await stored_blobs(pilot) == 0
 
 
+@pytest.mark.workspace_backends
 async def test_users_never_see_each_others_files(make_pilot, workspace_url: str) -> None:
     pilot = await make_pilot(workspace_url=workspace_url)
     alice, bob = await _files_of(pilot, "alice"), await _files_of(pilot, "bob")
@@ -119,7 +110,8 @@ async def test_users_never_see_each_others_files(make_pilot, workspace_url: str)
     assert await alice.read("private/diary.txt") == b"alice only"
 
 
-async def test_size_limit_and_quota(make_pilot, workspace_url: str, backend: str) -> None:
+@pytest.mark.workspace_backends
+async def test_size_limit_and_quota(make_pilot, workspace_url: str, workspace_backend: str) -> None:
     pilot = await make_pilot(
         workspace_url=workspace_url, max_file_bytes=10, max_workspace_bytes_per_user=15
     )
@@ -134,11 +126,12 @@ async def test_size_limit_and_quota(make_pilot, workspace_url: str, backend: str
     with pytest.raises(QuotaExceededError):
         await files.write_stream("b.txt", _pieces(b"y" * 10, 3))
     assert [f.path for f in await files.list()] == ["/a.txt"]
-    assert await _leftovers(pilot, backend) == 1
+    assert await stored_blobs(pilot) == 1
 
 
+@pytest.mark.workspace_backends
 async def test_a_large_stream_goes_through_in_bounded_memory(
-    make_pilot, workspace_url: str, backend: str
+    make_pilot, workspace_url: str, workspace_backend: str
 ) -> None:
     pilot = await make_pilot(workspace_url=workspace_url)
     files = await _files_of(pilot, "alice")
@@ -161,14 +154,15 @@ async def test_a_large_stream_goes_through_in_bounded_memory(
     assert digest.hexdigest() == record.checksum == got.checksum == _sha(data)
     # A few pieces in flight at most, never the whole file (24 MiB). On S3 the peak counts the
     # moto server running in this process, which keeps every object in memory.
-    if backend != "s3":
+    if workspace_backend != "s3":
         assert written_peak < 8 * MIB, written_peak
         assert read_peak < 8 * MIB, read_peak
-    print(f"peak traced memory, 24 MiB file on {backend}: {written_peak=} {read_peak=}")
+    print(f"peak traced memory, 24 MiB file on {workspace_backend}: {written_peak=} {read_peak=}")
 
 
+@pytest.mark.workspace_backends
 async def test_a_stream_that_fails_mid_way_leaves_nothing(
-    make_pilot, workspace_url: str, backend: str
+    make_pilot, workspace_url: str, workspace_backend: str
 ) -> None:
     pilot = await make_pilot(workspace_url=workspace_url)
     files = await _files_of(pilot, "alice")
@@ -184,9 +178,10 @@ async def test_a_stream_that_fails_mid_way_leaves_nothing(
             await files.write_stream(path, broken())
     assert [f.path for f in await files.list()] == ["/kept.txt"]
     assert await files.read("kept.txt") == b"the old content"
-    assert await _leftovers(pilot, backend) == 1
+    assert await stored_blobs(pilot) == 1
 
 
+@pytest.mark.workspace_backends
 async def test_reads_during_overwrites_see_whole_versions(files: WorkspaceFiles) -> None:
     contents = [f"version {i} ".encode() * 2000 for i in range(12)]
     await files.write("hot.txt", contents[0])
@@ -329,8 +324,9 @@ _CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.workspace_backends
 async def test_sigkill_mid_upload_leaves_no_visible_file(
-    make_pilot, workspace_url: str, backend: str
+    make_pilot, workspace_url: str, workspace_backend: str
 ) -> None:
     pilot = await make_pilot(workspace_url=workspace_url)
     files = await _files_of(pilot, "alice")
@@ -363,15 +359,16 @@ async def test_sigkill_mid_upload_leaves_no_visible_file(
         child.stdout.close()  # type: ignore[union-attr]
     assert [f.path for f in await files.list()] == ["/victim.bin"]
     assert await files.read("victim.bin") == b"the previous version"
-    if backend == "database":
+    if workspace_backend == "database":
         # The killed writer's chunks are there, named by no file, until they are old.
-        assert await _leftovers(pilot, backend) > 1
+        assert await stored_blobs(pilot) > 1
         assert await DatabaseBlobStorage(pilot.engine, orphan_max_age_seconds=0).start() > 0
-    if backend == "file":  # the killed writer's temp file, swept once it is old
+    if workspace_backend == "file":  # the killed writer's temp file, swept once it is old
         assert sweep_temp_files(settings.home / "workspaces", max_age_seconds=0) == 1
-    assert await _leftovers(pilot, backend) == 1
+    assert await stored_blobs(pilot) == 1
 
 
+@pytest.mark.workspace_backends
 async def test_upload_and_download_over_http(make_pilot, workspace_url: str) -> None:
     import httpx
 
