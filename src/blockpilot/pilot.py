@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -32,6 +33,7 @@ from blockpilot.errors import (
     InvalidInputError,
     NotFoundError,
     SessionNotFoundError,
+    ToolNotFoundError,
     UserNotFoundError,
 )
 from blockpilot.locks import InProcessLockManager, LockManager
@@ -77,6 +79,14 @@ def _keyring(settings: Settings) -> KeyRing:
     if not keys:
         keys = [load_or_create_key_file(settings.home / "encryption.key")]
     return KeyRing.from_strings(keys)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedCall:
+    """A tool call whose tool, user and session are resolved (:meth:`Pilot.prepare_call`)."""
+
+    tool: BaseTool
+    call: ToolCall
 
 
 class Pilot:
@@ -330,6 +340,53 @@ class Pilot:
             )
         return session
 
+    def tool(self, name: Any) -> BaseTool:
+        """The tool called *name*: the one place a tool name is looked up, for every door.
+
+        Raises:
+            ToolNotFoundError: No tool has that name; its details list the tools there are.
+        """
+        tool = self.tools.get(name) if isinstance(name, str) else None
+        if tool is None:
+            raise ToolNotFoundError(
+                f"Tool {str(name)[:64]!r} not found; available tools: {', '.join(self.tools)}",
+                details={"available_tools": list(self.tools)},
+            )
+        return tool
+
+    async def prepare_call(
+        self,
+        name: Any,
+        *,
+        user_id: str | None,
+        session_id: str | None = None,
+        api_key_id: str | None = None,
+    ) -> PreparedCall:
+        """Which tool, for whom, in which chat session (created when *session_id* is None).
+
+        Without a user no session is made: the tool itself answers ``need_login``.
+
+        Raises:
+            ToolNotFoundError: No tool is called *name*.
+            SessionNotFoundError: *session_id* is not one of the user's sessions.
+            UserNotFoundError: *user_id* names no user.
+        """
+        tool = self.tool(name)
+        if user_id:
+            session_id = (await self.session_for(user_id, session_id)).session_id
+        return PreparedCall(
+            tool, ToolCall(user_id=user_id, session_id=session_id, api_key_id=api_key_id)
+        )
+
+    async def run_call(self, prepared: PreparedCall, arguments: Any) -> ToolResponseBase:
+        """Run a call from :meth:`prepare_call`; never raises for tool outcomes."""
+        await self.sources.sync()  # a source added or refreshed by another process
+        response = await prepared.tool.execute(prepared.call, arguments)
+        # Final states are written behind in batches; commit them before anyone is told the
+        # outcome, so a run reported as completed is never found 'interrupted' after a crash.
+        await self.executions.flush()
+        return response
+
     async def call_tool(
         self,
         name: str,
@@ -341,31 +398,24 @@ class Pilot:
     ) -> ToolResponseBase:
         """Run tool *name* exactly as the model would; never raises for tool outcomes.
 
+        An unknown tool, session or user is an ``error`` response here; doors that answer
+        those in their own protocol use :meth:`prepare_call` and :meth:`run_call`.
         *api_key_id* is the API key the call was authenticated with, if any: policy rules
         set for that key apply (docs/approvals.md).
         """
-        tool = self.tools.get(name)
-        if tool is None:
-            return ErrorResponse(
-                message=f"Tool '{name}' not found; available tools: {', '.join(self.tools)}",
-                error="tool_not_found",
-                code="tool_not_found",
-                session_id=session_id,
+        try:
+            prepared = await self.prepare_call(
+                name, user_id=user_id, session_id=session_id, api_key_id=api_key_id
             )
-        if user_id:
-            try:
-                session_id = (await self.session_for(user_id, session_id)).session_id
-            except NotFoundError as exc:
-                return ErrorResponse(
-                    message=exc.message, error=exc.code, code=exc.code, session_id=None
-                )
-        await self.sources.sync()  # a source added or refreshed by another process
-        call = ToolCall(user_id=user_id, session_id=session_id, api_key_id=api_key_id)
-        response = await tool.execute(call, arguments)
-        # Final states are written behind in batches; commit them before anyone is told the
-        # outcome, so a run reported as completed is never found 'interrupted' after a crash.
-        await self.executions.flush()
-        return response
+        except ToolNotFoundError as exc:
+            return ErrorResponse(
+                message=exc.message, error=exc.code, code=exc.code, session_id=session_id
+            )
+        except NotFoundError as exc:
+            return ErrorResponse(
+                message=exc.message, error=exc.code, code=exc.code, session_id=None
+            )
+        return await self.run_call(prepared, arguments)
 
     def export_tools(self, fmt: str) -> list[dict[str, Any]]:
         return export_tools(self.tools.values(), fmt)

@@ -40,7 +40,7 @@ from mcp_types import (
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from blockpilot import __version__
-from blockpilot.errors import NotFoundError, RateLimitedError
+from blockpilot.errors import NotFoundError, RateLimitedError, ToolNotFoundError
 from blockpilot.mcp.resources import WorkspaceResources
 from blockpilot.mcp.results import (
     SetupLink,
@@ -175,12 +175,14 @@ class BlockpilotMCP:
     async def call_tool(
         self, ctx: Context, params: CallToolRequestParams
     ) -> CallToolResult | InputRequiredResult:
-        if params.name not in self.pilot.tools:
+        try:
+            self.pilot.tool(params.name)
+        except ToolNotFoundError as exc:  # a protocol error in MCP, not a tool result
             raise MCPError(
                 code=INVALID_PARAMS,
                 message=f"Unknown tool: {params.name[:100]}",
-                data={"available_tools": list(self.pilot.tools)},
-            )
+                data=exc.details,
+            ) from None
         try:
             return await self._call(ctx, params)
         except MCPError:

@@ -17,7 +17,6 @@ from blockpilot.api.deps import (
     get_pilot,
     request_api_key_id,
 )
-from blockpilot.api.errors import ToolNotFoundError
 from blockpilot.api.limits import LimiterDep, get_limiter, spend_request
 from blockpilot.api.routes import error_responses
 from blockpilot.api.schemas import ToolList
@@ -116,11 +115,7 @@ async def call_tool(
         ),
     ] = None,
 ) -> Response:
-    if name not in pilot.tools:
-        raise ToolNotFoundError(
-            f"Tool {name[:64]!r} not found; available tools: {', '.join(pilot.tools)}",
-            details={"available_tools": list(pilot.tools)},
-        )
+    pilot.tool(name)  # an unknown tool is a 404 before the body is read or a session made
     arguments = await read_json_object(request, allow_empty=True)
     idempotency_key = request.headers.get(IDEMPOTENCY_HEADER)
     if idempotency_key is not None and name == "run_block":
@@ -133,18 +128,18 @@ async def call_tool(
             )
         arguments["idempotency_key"] = idempotency_key
     async with limiter.concurrency(user.id):
-        session = await pilot.session_for(user.id, x_session_id or None)  # empty header: none
-        response = await pilot.call_tool(
+        # An unknown session (or user) is a typed 404 here, not a tool response.
+        prepared = await pilot.prepare_call(
             name,
-            arguments,
             user_id=user.id,
-            session_id=session.session_id,
+            session_id=x_session_id or None,  # an empty header: none
             api_key_id=request_api_key_id(request),
         )
+        response = await pilot.run_call(prepared, arguments)
+    session_id = prepared.call.session_id
+    assert session_id is not None  # a signed-in call always has one
     return Response(
-        response.to_json(),
-        media_type="application/json",
-        headers={SESSION_HEADER: session.session_id},
+        response.to_json(), media_type="application/json", headers={SESSION_HEADER: session_id}
     )
 
 
