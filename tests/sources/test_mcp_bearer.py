@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from blockpilot.net.policy import exempt_destination
 from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
 from blockpilot.sources.base import SourceOptions, source_block_id
@@ -201,7 +202,11 @@ async def test_a_redirect_to_another_host_never_carries_the_token(
     pilot: Pilot, alice: User, upstream: tuple[str, Seen]
 ) -> None:
     url, seen = upstream
-    tools = await list_tools(url, {"Authorization": f"Bearer {OPERATOR_TOKEN}"})
+    tools, _ = await list_tools(
+        url,
+        {"Authorization": f"Bearer {OPERATOR_TOKEN}"},
+        http=pilot.http.with_exemptions([exempt_destination(url)]),
+    )
     with LocalHTTPServer() as elsewhere, LocalHTTPServer() as redirector:
         # The source's URL answers every request with a redirect to another origin.
         redirector.add_route(

@@ -361,6 +361,43 @@ class GuardedHTTPClient:
                         f"Destination blocked: {dest.host} redirected to an invalid URL.",
                     ) from None
 
+    async def open_stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Iterable[tuple[bytes, bytes]] | Mapping[str, str],
+        content: bytes | None,
+        timeout: httpx.Timeout,
+    ) -> httpx.Response:
+        """Send one request and hand back its response unread, for a caller that streams the
+        body (an MCP server's event stream) and applies its own size limit.
+
+        The destination is vetted and pinned as in :meth:`request`; no redirect is followed
+        (the caller decides, per hop, and each hop comes back through here). The body is
+        requested without content coding. The caller must close the response.
+
+        Raises:
+            DestinationBlockedError: The URL is not http(s) or reaches a blocked address.
+            UpstreamTimeoutError: Resolving or connecting took longer than *timeout*.
+            NetworkError: Resolution, connection or protocol failure.
+        """
+        dest = parse_destination(parse_url(url), self.policy.allowed_schemes)
+        seconds = timeout.connect or self.policy.timeout_seconds
+        try:
+            async with asyncio.timeout(seconds):
+                addresses = await self._vet(dest.host, dest.port, dest.ip)
+        except TimeoutError:
+            raise _timeout(dest.host, seconds) from None
+        sent = httpx.Headers(headers)
+        sent["accept-encoding"] = "identity"
+        with _upstream_errors(dest.host, seconds):
+            request = self._client.build_request(
+                method, dest.url, headers=sent, content=content, timeout=timeout
+            )
+            with pinned(Pin(dest.wire_host, dest.port, addresses)):
+                return await self._client.send(request, stream=True)
+
     async def checked_address(self, host: str, port: int) -> str:
         """Vet a non-HTTP destination (SMTP, ...) and return the address to connect to.
 

@@ -76,7 +76,9 @@ class SourceService:
     # -- keeping the catalogue current -----------------------------------------------------
 
     async def sync(self, *, force: bool = False) -> None:
-        """Rebuild the blocks of sources added, refreshed or removed since the last check."""
+        """Rebuild the blocks of sources added, refreshed or removed since the last check
+        (and first list again the tools of MCP servers that said theirs changed)."""
+        await self._refresh_changed_mcp()
         if not force and time.monotonic() - self._checked < self.check_seconds:
             return
         async with self._lock:
@@ -92,6 +94,39 @@ class SourceService:
             for record in await self.store.load(changed):
                 self._install(record)
                 self._versions[record.name] = versions[record.name]
+
+    async def _refresh_changed_mcp(self) -> None:
+        from blockpilot.sources.mcp.sessions import current_pool
+
+        pool = current_pool()
+        if pool is None:
+            return
+        for name, relist in pool.take_changed().items():
+            try:
+                record = await self.store.get(name)
+                if record.kind != "mcp":
+                    continue
+                from blockpilot.sources.mcp.kind import listing_text
+                from blockpilot.sources.mcp.transports import Endpoint
+
+                endpoint = Endpoint.from_config(record.config)
+                text = listing_text(endpoint.url, record.config["auth"], await relist(), endpoint)
+                await self.refresh(name, text)
+            except Exception as exc:  # noqa: BLE001 - the stored listing stays in use
+                logger.warning(
+                    "MCP tools changed upstream but could not be listed again; run "
+                    "'blockpilot sources refresh'",
+                    extra={"source": name, "error": type(exc).__name__},
+                )
+
+    async def aclose(self) -> None:
+        """End this process's upstream MCP sessions (``Pilot.close``): a streamable HTTP
+        session is deleted upstream, a stdio server's process exits."""
+        from blockpilot.sources.mcp.sessions import current_pool
+
+        pool = current_pool()
+        if pool is not None:
+            await pool.aclose()
 
     def _install(self, record: SourceRecord) -> None:
         try:
@@ -174,30 +209,71 @@ class SourceService:
     async def add_mcp(
         self,
         name: str,
-        url: str,
+        url: str | None = None,
         *,
         auth: str = "none",
         include_tools: tuple[str, ...] = (),
         headers: Mapping[str, str] | None = None,
+        transport: str = "auto",
+        command: str | None = None,
+        env: tuple[str, ...] = (),
     ) -> SourceResult:
-        """Add a remote MCP server: list its tools (with the operator's *headers*), store them."""
+        """Add an MCP server: list its tools (with the operator's *headers*), store them.
+
+        The server is at *url* (``transport``: streamable-http, sse, or auto: streamable HTTP
+        with the older HTTP+SSE as fallback), or is *command* run over stdio with *env*
+        (``K=V``, or ``K`` passed through from blockpilot's environment).
+        """
+        from blockpilot.sources.mcp.transports import (
+            STDIO,
+            TRANSPORT_CHOICES,
+            Endpoint,
+            parse_command,
+            parse_env,
+        )
+
         check_source_name(name)
-        text = await self._mcp_listing(url, auth, headers)
+        if (url is None) == (command is None):
+            raise InvalidInputError("Give an MCP server's URL or its --command (one of them)")
+        if command is not None:
+            endpoint = Endpoint(STDIO, command=parse_command(command), env=parse_env(env))
+        elif env:
+            raise InvalidInputError("--env is for a --command server only")
+        elif transport not in TRANSPORT_CHOICES:
+            raise InvalidInputError(
+                f"Unknown --transport {transport[:20]!r}; use one of: "
+                f"{', '.join(TRANSPORT_CHOICES)}",
+                details={"transport": transport[:20]},
+            )
+        else:
+            endpoint = Endpoint(transport, url)
+        text = await self._mcp_listing(endpoint, auth, headers)
         options = SourceOptions(base_url=url, include_operations=include_tools, location=url)
         return await self.add("mcp", name, text, options)
 
-    async def _mcp_listing(self, url: str, auth: str, headers: Mapping[str, str] | None) -> str:
-        from blockpilot.sources.mcp.kind import AUTH_MODES, listing_text
+    async def _mcp_listing(
+        self, endpoint: Any, auth: str, headers: Mapping[str, str] | None
+    ) -> str:
+        from blockpilot.net.policy import exempt_destination
+        from blockpilot.sources.mcp.kind import AUTH_MODES, check_endpoint, listing_text
         from blockpilot.sources.mcp.sessions import list_tools
-        from blockpilot.sources.openapi.kind import check_base_url
+        from blockpilot.sources.mcp.transports import AUTO
 
         if auth not in AUTH_MODES:
             raise InvalidInputError(
                 f"Unknown --auth {auth[:20]!r}; use one of: {', '.join(AUTH_MODES)}",
                 details={"auth": auth[:20]},
             )
-        check_base_url(url, "URL")
-        return listing_text(url, auth, await list_tools(url, headers or {}))
+        if endpoint.transport != AUTO:
+            endpoint = check_endpoint(endpoint, auth)
+        else:
+            check_endpoint(replace(endpoint, transport="streamable-http"), auth)
+        http = self.http
+        if endpoint.url:
+            # The operator named this server: its origin is exempt for this listing only.
+            http = self.http.with_exemptions([exempt_destination(endpoint.url)])
+        tools, answered = await list_tools(endpoint, headers or {}, http=http)
+        return listing_text(answered.url, auth, tools, answered)
 
     async def refresh(
         self,
@@ -213,8 +289,10 @@ class SourceService:
         """
         record = await self.store.get(name)
         if spec_text is None and record.kind == "mcp":
+            from blockpilot.sources.mcp.transports import Endpoint
+
             spec_text = await self._mcp_listing(
-                record.config["url"], record.config["auth"], headers
+                Endpoint.from_config(record.config), record.config["auth"], headers
             )
         if spec_text is None:
             spec_text = record.spec_text
@@ -246,6 +324,11 @@ class SourceService:
         doc = summary(record)
         if record.kind == "mcp":
             doc["auth"] = record.config.get("auth")
+            doc["transport"] = record.config.get("transport") or "streamable-http"
+            if doc["transport"] == "stdio":
+                # Values may be operator secrets: only the names are shown.
+                doc["command"] = record.config.get("command") or []
+                doc["env"] = [n for n, _ in record.config.get("env") or ()]
             doc["operations"] = [
                 {"name": t["name"], "operation": t["key"], "method": "MCP", "path": t["key"],
                  "effect": t["effect"],

@@ -21,7 +21,9 @@ from blockpilot.blocks.base import BlockOutput
 from blockpilot.credentials.models import Credentials
 from blockpilot.errors import BlockExecutionError, ReauthorizationRequiredError
 from blockpilot.executions.context import ExecutionContext
+from blockpilot.sources.http import source_client
 from blockpilot.sources.mcp.sessions import UpstreamUnauthorizedError, session_pool
+from blockpilot.sources.mcp.transports import Endpoint
 from blockpilot.sources.openapi.block import OpenAPIOperationBlock, OpenAPIOutput
 
 MAX_ERROR_CHARS = 2_000
@@ -75,6 +77,10 @@ def tool_output_schema(op: Mapping[str, Any]) -> dict[str, Any]:
 class MCPToolBlock(OpenAPIOperationBlock):
     """One tool of a remote MCP server, called with the signed-in user's own token."""
 
+    def __init__(self, *, endpoint: Endpoint, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.endpoint = endpoint
+
     @property
     def Output(self) -> type[OpenAPIOutput]:  # type: ignore[override]  # noqa: N802
         if self._output is None:
@@ -110,10 +116,15 @@ class MCPToolBlock(OpenAPIOperationBlock):
                 user_id=context.user_id,
                 chat_session=context.session_id or "",
                 source=self.source,
-                url=self.base_url,
+                endpoint=self.endpoint,
                 token=token,
                 tool=self.operation["key"],
                 arguments=arguments,
+                # The source's own origin is exempt from the private-address guard for its
+                # blocks only (sources/http.py); a stdio server has none.
+                http=source_client(context.http, self.base_url, trusted=self.trusted)
+                if self.base_url
+                else context.http,
             )
         except UpstreamUnauthorizedError:
             raise ReauthorizationRequiredError(

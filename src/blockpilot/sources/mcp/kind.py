@@ -9,12 +9,20 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from blockpilot.blocks.base import Block
 from blockpilot.errors import InvalidInputError
 from blockpilot.sources.base import ParsedSource, Skipped, SourceOptions, source_block_id
 from blockpilot.sources.mcp.block import MCPToolBlock, tool_operation
+from blockpilot.sources.mcp.transports import (
+    SSE,
+    STDIO,
+    STREAMABLE_HTTP,
+    TRANSPORT_CHOICES,
+    Endpoint,
+)
 from blockpilot.sources.openapi.block import operation_input_schema
 from blockpilot.sources.openapi.document import SpecError
 from blockpilot.sources.openapi.kind import check_base_url, exporter_problem
@@ -26,9 +34,37 @@ _NAME_CHARS = re.compile(r"[^A-Za-z0-9]+")
 _SEARCH_FIELD_CHARS = 200
 
 
-def listing_text(url: str, auth: str, tools: Sequence[Mapping[str, Any]]) -> str:
+def listing_text(
+    url: str | None,
+    auth: str,
+    tools: Sequence[Mapping[str, Any]],
+    endpoint: Endpoint | None = None,
+) -> str:
     """The text stored as the source's spec: what the server listed, and where it is."""
-    return json.dumps({"url": url, "auth": auth, "tools": list(tools)}, sort_keys=True)
+    where = (endpoint or Endpoint(STREAMABLE_HTTP, url)).to_config()
+    return json.dumps({**where, "auth": auth, "tools": list(tools)}, sort_keys=True)
+
+
+def check_endpoint(endpoint: Endpoint, auth: str) -> Endpoint:
+    """*endpoint* if it is usable with *auth*; a typed error that says what to fix."""
+    if endpoint.transport == STDIO:
+        if not endpoint.command:
+            raise InvalidInputError("A stdio MCP server needs --command")
+        if auth != "none":
+            raise InvalidInputError(
+                f"--auth {auth} cannot be used with --command: a stdio server is one process "
+                "shared by every user, so it may hold only operator-level settings (--env), "
+                "never a per-user secret; serve it over HTTP for per-user auth",
+                details={"auth": auth},
+            )
+        return endpoint
+    if endpoint.transport not in (STREAMABLE_HTTP, SSE):
+        raise InvalidInputError(
+            f"Unknown --transport {endpoint.transport[:20]!r}; use one of: "
+            f"{', '.join(TRANSPORT_CHOICES)}",
+            details={"transport": endpoint.transport[:20]},
+        )
+    return replace(endpoint, url=check_base_url(str(endpoint.url or ""), "URL"))
 
 
 def tool_effect(annotations: Mapping[str, Any] | None) -> str:
@@ -63,13 +99,14 @@ class MCPKind:
             raise SpecError("$", "the stored tool listing is not JSON") from None
         if not isinstance(listing, Mapping) or not isinstance(listing.get("tools"), list):
             raise SpecError("$.tools", "must be a list of tools")
-        url = check_base_url(str(listing.get("url") or ""), "URL")
         auth = str(listing.get("auth") or "none")
         if auth not in AUTH_MODES:
             raise InvalidInputError(
                 f"Unknown --auth {auth[:20]!r}; use one of: {', '.join(AUTH_MODES)}",
                 details={"auth": auth[:20]},
             )
+        endpoint = check_endpoint(Endpoint.from_config(listing), auth)
+        url = endpoint.url
         wanted = set(options.include_operations)
         tools: list[dict[str, Any]] = []
         skipped: list[Skipped] = []
@@ -116,7 +153,7 @@ class MCPKind:
         config = {
             "format": CONFIG_FORMAT,
             "title": name,
-            "url": url,
+            **endpoint.to_config(),
             "auth": auth,
             "operations": tools,
             "skipped": [s.to_dict() for s in skipped],
@@ -130,12 +167,14 @@ class MCPKind:
                 f"Source {record.name!r} was stored by another blockpilot version; "
                 "run 'blockpilot sources refresh' to rebuild it"
             )
+        endpoint = Endpoint.from_config(config)
         return [
             MCPToolBlock(
+                endpoint=endpoint,
                 source=record.name,
                 block_id=source_block_id(record.name, "tool:" + tool["key"]),
                 name=tool["name"],
-                base_url=config["url"],
+                base_url=endpoint.url or "",
                 trusted=True,
                 summary=tool,
                 detail=tool["detail"],
