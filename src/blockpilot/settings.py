@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     http_allowed_hosts: CommaList = ()
     # Users (names or ids) whose API keys may manage sources over HTTP (docs/sources.md).
     admin_users: CommaList = ()
+    # Whether admins may add stdio MCP servers (a command run on this host) over HTTP; the
+    # CLI, run on the host itself, always may (docs/sources.md).
+    sources_allow_commands: bool = False
     block_timeout_seconds: float = Field(default=120.0, gt=0, le=86_400)
     tool_timeout_seconds: float = Field(default=120.0, gt=0, le=86_400)
     max_output_chars: int = Field(default=80_000, ge=1_000)
