@@ -17,6 +17,7 @@ Messages never contain secret values.
     │   └── SchemaConversionError           invalid_input (a schema a dialect cannot express)
     ├── AuthenticationRequiredError         auth_required
     ├── AdminRequiredError                  admin_required
+    ├── PolicyLockedError                   policy_locked (a key lifting its own rule)
     ├── NotFoundError                       not_found
     │   ├── BlockNotFoundError              block_not_found
     │   ├── UserNotFoundError               user_not_found
@@ -119,6 +120,13 @@ class AdminRequiredError(BlockpilotError):
     (docs/sources.md)."""
 
     code = "admin_required"
+
+
+class PolicyLockedError(BlockpilotError):
+    """A request tried to remove or replace a policy rule that narrows the very API key it
+    was made with; another key of the user, or the CLI, may (docs/approvals.md)."""
+
+    code = "policy_locked"
 
 
 class NotFoundError(BlockpilotError):

@@ -67,3 +67,50 @@ def test_reject_with_a_reason_and_bad_input(cli: Invoke, demo: dict[str, str]) -
     assert no_target.exit_code != 0 and "exactly one of" in no_target.stderr
     bad_effect = cli("policy", "set", "--user", "demo", "--effect", "writes", "--decision", "ask")
     assert bad_effect.exit_code != 0 and "Unknown effect" in bad_effect.stderr
+
+
+def test_keys_list_and_a_policy_rule_for_one_key(cli: Invoke, demo: dict[str, str]) -> None:
+    created = _json(cli("keys", "create", "--user", "demo"))
+    listed = _json(cli("keys", "list", "--user", "demo", "--json"))["keys"]
+    [mine] = [k for k in listed if k["id"] == created["api_key_id"]]
+    assert mine["prefix"] == created["api_key"][:10] and mine["revoked_at"] is None
+    assert created["api_key"] not in json.dumps(listed)  # only the shown prefix, never the key
+    readable = cli("keys", "list", "--user", "demo")
+    assert readable.exit_code == 0 and created["api_key_id"] in readable.stdout
+
+    rule = _json(
+        cli(
+            "policy",
+            "set",
+            "--user",
+            "demo",
+            "--key",
+            created["api_key"][:10],
+            "--effect",
+            "write",
+            "--decision",
+            "deny",
+            "--json",
+        )
+    )
+    assert rule["api_key_id"] == created["api_key_id"]
+    assert rule["rule"] == "API key rule: deny effect=write"
+    shown = cli("policy", "show", "--user", "demo")
+    assert shown.exit_code == 0 and created["api_key_id"][:8] in shown.stdout
+    # The CLI acts without an API key: the key's rule does not narrow it.
+    ran = _json(cli("tool", "run_block", "--user", "demo", "--args", ADD))
+    assert ran["type"] == "block_output"
+
+    unknown = cli(
+        "policy",
+        "set",
+        "--user",
+        "demo",
+        "--key",
+        "bp_nope",
+        "--effect",
+        "read",
+        "--decision",
+        "deny",
+    )
+    assert unknown.exit_code != 0 and "keys list" in unknown.stderr

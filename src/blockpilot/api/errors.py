@@ -74,6 +74,7 @@ ERROR_TABLE: dict[type[bp.BlockpilotError], HttpError] = {
     bp.TooManySessionsError: HttpError(429),
     bp.OriginNotAllowedError: HttpError(403),
     bp.AdminRequiredError: HttpError(403),
+    bp.PolicyLockedError: HttpError(403),
     # The OAuth callback answers the person's browser with an HTML page, at this status.
     OAuthCallbackError: HttpError(400),
     # A pending OAuth connect verified by another user than the one who started it.

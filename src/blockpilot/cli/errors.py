@@ -71,6 +71,7 @@ EXIT_CODES: dict[str, int] = {
     "idempotency_outcome_unknown": EXIT_FAILURE,
     "auth_required": EXIT_AUTH,
     "admin_required": EXIT_AUTH,
+    "policy_locked": EXIT_AUTH,
     "not_found": EXIT_NOT_FOUND,
     "block_not_found": EXIT_NOT_FOUND,
     "user_not_found": EXIT_NOT_FOUND,

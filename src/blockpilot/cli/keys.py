@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
 from blockpilot.cli.common import JsonFlag, UserOption, resolve_user, wants_json
-from blockpilot.cli.output import print_json, print_note, stderr_console, stdout_console
+from blockpilot.cli.output import print_json, print_note, stderr_console, stdout_console, table
 from blockpilot.cli.runtime import with_pilot
 from blockpilot.credentials.crypto import KeyRing, load_or_create_key_file
 from blockpilot.errors import NotFoundError
@@ -30,18 +30,51 @@ def _active_key_id(settings: Settings) -> str:
 
 @app.command("create")
 def create(user: UserOption) -> None:
-    """Create another API key for a user; prints {"user_id", "user_name", "api_key"}."""
+    """Create another API key for a user; prints {"user_id", "user_name", "api_key",
+    "api_key_id"} (the id names the key in `policy set --key`)."""
 
     async def body(pilot: Pilot) -> dict[str, str]:
         found = await resolve_user(pilot, user)
+        key = await pilot.users.create_api_key(found.id)
+        owner = await pilot.users.owner_of_api_key(key)
+        assert owner is not None
         return {
             "user_id": found.id,
             "user_name": found.name,
-            "api_key": await pilot.users.create_api_key(found.id),
+            "api_key": key,
+            "api_key_id": owner.api_key_id,
         }
 
     print_json(with_pilot(body))
     print_note("Store the api_key now: it is shown only once.")
+
+
+@app.command("list")
+def list_keys(user: UserOption, json_output: JsonFlag = False) -> None:
+    """A user's API keys: id, the first characters, when made and revoked (never the key)."""
+
+    async def body(pilot: Pilot) -> list[dict[str, str | None]]:
+        found = await resolve_user(pilot, user)
+        return [
+            {
+                "id": k.id,
+                "prefix": k.prefix,
+                "created_at": k.created_at.isoformat(),
+                "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+            }
+            for k in await pilot.users.api_keys(found.id)
+        ]
+
+    keys = with_pilot(body)
+    if wants_json(json_output):
+        print_json({"keys": keys})
+        return
+    console = stdout_console()
+    rows = [
+        [k["id"], f"{k['prefix']}…", k["created_at"][:19], (k["revoked_at"] or "")[:19]]
+        for k in keys
+    ]
+    console.print(table("API keys", ["Id", "Key", "Created", "Revoked"], rows, width=console.width))
 
 
 @app.command("revoke")

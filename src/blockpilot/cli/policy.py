@@ -33,6 +33,10 @@ def set_rule(
     session: Annotated[
         str | None, typer.Option("--session", help="Only in this chat session.")
     ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option("--key", help="Only for calls made with this API key (its id or bp_ prefix)."),
+    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Add (or replace) a rule for a user: e.g. ask before any write."""
@@ -41,6 +45,7 @@ def set_rule(
         found = await resolve_user(pilot, user)
         if session is not None and await pilot.sessions.get(found.id, session) is None:
             raise NotFoundError(f"Session {session[:80]!r} of this user not found")
+        api_key_id = None if key is None else await pilot.users.api_key_id(found.id, key)
         rule = rule_from_options(
             effect=effect,
             block=block,
@@ -49,6 +54,7 @@ def set_rule(
             decision=decision.strip().lower(),
             user_id=found.id,
             session_id=session,
+            api_key_id=api_key_id,
         )
         return (await pilot.policies.add(rule)).public()
 
@@ -106,13 +112,17 @@ def show(user: UserOption, json_output: JsonFlag = False) -> None:
         return
     console = stdout_console()
     rows = [
-        [who, r["decision"], f"{r['selector']}={r['value']}", r["session_id"] or "all", r["id"]]
+        [
+            who,
+            r["decision"],
+            f"{r['selector']}={r['value']}",
+            r["session_id"] or "all",
+            r["api_key_id"] or "all",
+            r["id"],
+        ]
         for who in ("operator", "user")
         for r in document[who]
     ]
-    console.print(
-        table(
-            "Policy", ["From", "Decision", "Applies to", "Session", "Id"], rows, width=console.width
-        )
-    )
+    columns = ["From", "Decision", "Applies to", "Session", "API key", "Id"]
+    console.print(table("Policy", columns, rows, width=console.width))
     console.print(document["note"])
