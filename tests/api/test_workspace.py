@@ -12,8 +12,11 @@ from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
 from blockpilot.storage.users import User
 from tests.api.api_helpers import assert_error, raw_asgi_request
+from tests.workspace_backends import stored_blobs
 
 FILES = "/api/v1/workspace/files"
+
+pytestmark = pytest.mark.workspace_backends
 
 
 @pytest.fixture
@@ -25,11 +28,6 @@ def settings(settings_factory: Callable[..., Settings]) -> Settings:
 async def stored_paths(pilot: Pilot, user: User) -> list[str]:
     workspace = await pilot.workspaces.get_or_create_workspace(user.id)
     return [f.path for f in await pilot.workspaces.for_workspace(workspace).list()]
-
-
-def blob_count(pilot: Pilot) -> int:
-    root = pilot.settings.home / "workspaces"
-    return sum(1 for p in root.rglob("*") if p.is_file()) if root.exists() else 0
 
 
 async def test_put_get_list_delete_round_trip(as_alice: httpx.AsyncClient) -> None:
@@ -104,7 +102,7 @@ async def test_traversal_and_control_characters_are_400_and_nothing_is_written(
     assert_error(await as_alice.get(url), 400, "invalid_path")
     assert_error(await as_alice.delete(url), 400, "invalid_path")
     assert await stored_paths(pilot, alice) == []
-    assert blob_count(pilot) == 0
+    assert await stored_blobs(pilot) == 0
 
 
 @pytest.mark.parametrize("path", ["../x", "a/../../x", "..\\x", "/..", "a/\x00b"])
@@ -147,4 +145,4 @@ async def test_oversized_upload_is_413_before_reading_and_nothing_is_written(
     )
     assert await stored_paths(pilot, alice) == ["/fits.bin"]
     assert (await as_alice.get(f"{FILES}/fits.bin")).content == b"x" * 1000
-    assert blob_count(pilot) == 1
+    assert await stored_blobs(pilot) == 1

@@ -18,6 +18,8 @@ from blockpilot.workspaces.models import WorkspaceFile
 MODES = ["legacy", "auto"]
 CANARY = "canary-secret-7f3a9c1e5b"
 
+pytestmark = pytest.mark.workspace_backends
+
 
 async def write(pilot: Pilot, user: User, path: str, content: bytes | str) -> WorkspaceFile:
     workspace = await pilot.workspaces.get_or_create_workspace(user.id)

@@ -28,6 +28,7 @@ from blockpilot.errors import QuotaExceededError, StorageUnusableError, Workspac
 from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
 from tests import bp_database
+from tests.workspace_backends import stored_blobs
 
 WRITE_FILE_ID = "5a0a5a52-6f3c-4c55-8c39-1f0f5d0b7d21"
 QUOTA = 10_000
@@ -41,11 +42,6 @@ async def pilot(settings_factory: Callable[..., Settings]) -> AsyncIterator[Pilo
     await opened.close()
 
 
-def _blobs(pilot: Pilot, workspace_id: str) -> list[str]:
-    directory = pilot.settings.home / "workspaces" / workspace_id
-    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
-
-
 def _client(pilot: Pilot, key: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=create_app(pilot)),
@@ -54,6 +50,7 @@ def _client(pilot: Pilot, key: str) -> httpx.AsyncClient:
     )
 
 
+@pytest.mark.workspace_backends
 async def test_writes_past_the_quota_are_refused_at_every_door(pilot: Pilot) -> None:
     alice, alice_key = await pilot.users.create("alice")
     bob, _ = await pilot.users.create("bob")
@@ -96,7 +93,7 @@ async def test_writes_past_the_quota_are_refused_at_every_door(pilot: Pilot) -> 
     assert "quota" in outcome["message"]
 
     assert [(f.path, f.size_bytes) for f in await files.list()] == [("/a.bin", 9000)]
-    assert len(_blobs(pilot, workspace.id)) == 1  # no temp file, no orphan blob
+    assert await stored_blobs(pilot, workspace.id) == 1  # no temp file, no orphan blob
     # Another user's quota is their own.
     bob_files = pilot.workspaces.for_workspace(
         await pilot.workspaces.get_or_create_workspace(bob.id)
@@ -107,6 +104,7 @@ async def test_writes_past_the_quota_are_refused_at_every_door(pilot: Pilot) -> 
     await files.write("/f.bin", b"f" * QUOTA)
 
 
+@pytest.mark.workspace_backends
 async def test_an_upload_is_refused_as_it_streams(pilot: Pilot) -> None:
     """The quota is counted on the bytes as they arrive: a stream far over it is stopped
     after about the quota, not read to its end."""
@@ -124,9 +122,10 @@ async def test_an_upload_is_refused_as_it_streams(pilot: Pilot) -> None:
     with pytest.raises(QuotaExceededError):
         await files.write_stream("/endless.bin", endless())
     assert taken <= QUOTA // 1000 + 1
-    assert await files.list() == [] and _blobs(pilot, workspace.id) == []
+    assert await files.list() == [] and await stored_blobs(pilot, workspace.id) == 0
 
 
+@pytest.mark.workspace_backends
 async def test_racing_writes_stay_within_the_quota(pilot: Pilot) -> None:
     alice, _ = await pilot.users.create("alice")
     workspace = await pilot.workspaces.get_or_create_workspace(alice.id)
@@ -139,7 +138,7 @@ async def test_racing_writes_stay_within_the_quota(pilot: Pilot) -> None:
     stored = await files.list()
     assert len(stored) == 20 - len(refused) == QUOTA // 1500
     assert sum(f.size_bytes for f in stored) <= QUOTA
-    assert len(_blobs(pilot, workspace.id)) == len(stored)
+    assert await stored_blobs(pilot, workspace.id) == len(stored)
 
 
 def test_the_quota_setting_is_read_from_the_environment(

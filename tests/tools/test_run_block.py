@@ -520,6 +520,7 @@ async def test_configured_block_timeout_applies_when_the_block_sets_none(
     assert data["message"] == "Block 'SlowBlock' timed out after 0.2s"
 
 
+@pytest.mark.workspace_backends  # the saved output resolves on every backend
 async def test_output_too_large_is_truncated_and_saved_in_full(
     pilot_factory: Any, alice: User
 ) -> None:
@@ -539,6 +540,7 @@ async def test_output_too_large_is_truncated_and_saved_in_full(
     assert info.size_bytes == 5000
 
 
+@pytest.mark.workspace_backends  # the saved output resolves on every backend
 async def test_many_small_values_still_fit_the_output_limit(
     pilot_factory: Any, alice: User
 ) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from blockpilot.blocks.library.workspace_files import (
     ListWorkspaceFilesBlock,
     ReadWorkspaceFileBlock,
@@ -13,6 +15,8 @@ from blockpilot.blocks.library.workspace_files import (
 WRITE = WriteWorkspaceFileBlock.id
 READ = ReadWorkspaceFileBlock.id
 LIST = ListWorkspaceFilesBlock.id
+
+pytestmark = pytest.mark.workspace_backends
 
 
 async def run(pilot, user, block_id: str, input_data: dict) -> dict:

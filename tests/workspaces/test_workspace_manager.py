@@ -1,4 +1,4 @@
-"""WorkspaceManager and WorkspaceFiles on the real database and file system."""
+"""WorkspaceManager and WorkspaceFiles on the real database, on every blob backend."""
 
 from __future__ import annotations
 
@@ -13,8 +13,12 @@ from sqlalchemy import func, select
 
 from blockpilot.errors import WorkspaceFileNotFoundError, WorkspacePathError, WorkspaceQuotaError
 from blockpilot.storage.tables import workspace_files, workspaces
+from blockpilot.storage.workspace_blobs import open_blob_storage
 from blockpilot.storage.workspaces import WorkspaceStore
 from blockpilot.workspaces.manager import WorkspaceManager
+from tests.workspace_backends import overwrite_blobs, stored_blobs
+
+pytestmark = pytest.mark.workspace_backends
 
 
 def _sha(data: bytes) -> str:
@@ -23,6 +27,12 @@ def _sha(data: bytes) -> str:
 
 def _blobs(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def _blob_storage(pilot):  # another process's view of the same backend
+    return open_blob_storage(
+        pilot.settings.effective_workspace_url, home=pilot.settings.home, engine=pilot.engine
+    )
 
 
 async def _count(engine, table, **where) -> int:
@@ -85,24 +95,20 @@ async def test_overwrite_keeps_one_file_and_updates_checksum(pilot, alice_files)
     assert await alice_files.read("doc.txt") == b"version two, longer"
     assert len(await alice_files.list()) == 1
     assert await _count(pilot.engine, workspace_files, workspace_id=alice_files.workspace_id) == 1
-    # The replaced blob is gone: exactly one blob on disk, holding the new bytes.
-    blobs = _blobs(pilot.settings.home / "workspaces" / alice_files.workspace_id)
-    assert len(blobs) == 1
-    assert _sha(blobs[0].read_bytes()) == second.checksum
+    # The replaced blob is gone: exactly one blob is stored.
+    assert await stored_blobs(pilot, alice_files.workspace_id) == 1
 
 
 async def test_damaged_blob_is_detected(pilot, alice_files) -> None:
     await alice_files.write("doc.txt", "original")
-    [blob] = _blobs(pilot.settings.home / "workspaces" / alice_files.workspace_id)
-    blob.write_bytes(b"tampered")
+    assert await overwrite_blobs(pilot, alice_files.workspace_id, b"tampered") == 1
     with pytest.raises(WorkspaceFileNotFoundError, match="checksum"):
         await alice_files.read("doc.txt")
 
 
 async def test_missing_blob_is_typed_error(pilot, alice_files) -> None:
     await alice_files.write("doc.txt", "original")
-    [blob] = _blobs(pilot.settings.home / "workspaces" / alice_files.workspace_id)
-    blob.unlink()
+    assert await overwrite_blobs(pilot, alice_files.workspace_id, None) == 1
     with pytest.raises(WorkspaceFileNotFoundError, match="missing"):
         await alice_files.read("doc.txt")
 
@@ -119,7 +125,7 @@ async def test_size_limit(make_pilot) -> None:
         await files.write("ok.txt", "é" * 6)  # 12 bytes in UTF-8: the limit is in bytes
     assert [f.path for f in await files.list()] == ["/ok.txt"]
     assert await files.read("ok.txt") == b"0123456789"  # the failed overwrite changed nothing
-    assert len(_blobs(pilot.settings.home / "workspaces")) == 1
+    assert await stored_blobs(pilot) == 1
 
 
 BAD_PATHS = [
@@ -157,7 +163,7 @@ async def test_bad_paths_are_typed_errors(pilot, alice_files) -> None:
         with pytest.raises(WorkspacePathError):
             await alice_files.delete(path)
     assert await alice_files.list() == []
-    assert _blobs(pilot.settings.home / "workspaces") == []
+    assert await stored_blobs(pilot) == 0
 
 
 async def test_non_string_path_is_typed_error(alice_files) -> None:
@@ -179,6 +185,7 @@ async def test_absolute_looking_paths_stay_virtual(pilot, alice_files, tmp_path)
     assert real.read_text() == "real file"
 
 
+@pytest.mark.workspace_backends("file")
 async def test_blobs_live_only_under_the_workspace_dir(pilot, alice_files, bob_files) -> None:
     home = pilot.settings.home
     before = {p for p in home.rglob("*") if p.is_file() and "workspaces" not in p.parts}
@@ -240,9 +247,7 @@ async def test_concurrent_first_get_or_create_gives_one_workspace(pilot, alice) 
 async def test_concurrent_get_or_create_across_stores_gives_one_workspace(pilot, alice) -> None:
     # Separate stores have separate caches, like separate processes on one database.
     managers = [
-        WorkspaceManager(
-            WorkspaceStore(pilot.engine), pilot.settings.home / "workspaces", max_file_bytes=100
-        )
+        WorkspaceManager(WorkspaceStore(pilot.engine), _blob_storage(pilot), max_file_bytes=100)
         for _ in range(20)
     ]
     results = await asyncio.gather(*(m.get_or_create_workspace(alice.id) for m in managers))
@@ -264,18 +269,16 @@ async def test_concurrent_writes_to_one_path_leave_one_consistent_file(pilot, al
     assert data in contents
     assert record.checksum == _sha(data) and record.size_bytes == len(data)
     assert len({r.id for r in results}) == 1
-    blobs = _blobs(pilot.settings.home / "workspaces" / alice_files.workspace_id)
-    assert len(blobs) == 1 and blobs[0].read_bytes() == data
+    assert await stored_blobs(pilot, alice_files.workspace_id) == 1
     assert await _count(pilot.engine, workspace_files, workspace_id=alice_files.workspace_id) == 1
 
 
 async def test_concurrent_writes_across_stores_leave_one_consistent_file(pilot, alice) -> None:
-    root = pilot.settings.home / "workspaces"
     workspace = await pilot.workspaces.get_or_create_workspace(alice.id)
     writers = [
-        WorkspaceManager(WorkspaceStore(pilot.engine), root, max_file_bytes=10_000).for_workspace(
-            workspace
-        )
+        WorkspaceManager(
+            WorkspaceStore(pilot.engine), _blob_storage(pilot), max_file_bytes=10_000
+        ).for_workspace(workspace)
         for _ in range(10)
     ]
     contents = [f"content {i}".encode() for i in range(10)]
@@ -285,8 +288,7 @@ async def test_concurrent_writes_across_stores_leave_one_consistent_file(pilot, 
     assert len({r.id for r in results}) == 1
     data = await writers[0].read("same.txt")
     assert data in contents
-    blobs = _blobs(root / workspace.id)
-    assert len(blobs) == 1 and blobs[0].read_bytes() == data
+    assert await stored_blobs(pilot, workspace.id) == 1
 
 
 async def test_reads_during_overwrites_never_fail(alice_files) -> None:
