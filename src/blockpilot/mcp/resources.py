@@ -1,4 +1,5 @@
-"""Workspace files as MCP resources: ``resources/list`` and ``resources/read``.
+"""Workspace files as MCP resources: ``resources/list``, ``resources/read`` and
+``resources/subscribe``/``unsubscribe`` (delivered by :mod:`blockpilot.mcp.subscriptions`).
 
 Each file of the calling user's workspace is a resource ``workspace://<file id>`` (the same URI
 the tools show, ``docs/mcp.md``). A user only ever lists and reads their own workspace: the
@@ -10,22 +11,29 @@ from __future__ import annotations
 
 import base64
 import inspect
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from mcp.server import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp_types import (
     INVALID_PARAMS,
     BlobResourceContents,
+    EmptyResult,
     ListResourcesResult,
     PaginatedRequestParams,
     ReadResourceRequestParams,
     ReadResourceResult,
     Resource,
+    SubscribeRequestParams,
     TextResourceContents,
+    UnsubscribeRequestParams,
 )
 
 from blockpilot.errors import BlockpilotError
+from blockpilot.mcp.subscriptions import ResourceSubscriptions
 from blockpilot.pilot import Pilot
 from blockpilot.workspaces.manager import WorkspaceFiles
 
@@ -39,9 +47,23 @@ _TEXT_TYPES = ("application/json", "application/xml", "application/yaml", "image
 class WorkspaceResources:
     """The resource handlers of the MCP server, for the user each request resolves to."""
 
-    def __init__(self, pilot: Pilot, resolve_user: Any) -> None:
+    def __init__(
+        self,
+        pilot: Pilot,
+        resolve_user: Any,
+        subscriptions: ResourceSubscriptions | None = None,
+    ) -> None:
         self.pilot = pilot
         self.resolve_user = resolve_user
+        self.subscriptions = subscriptions or ResourceSubscriptions(pilot)
+
+    @asynccontextmanager
+    async def delivering(self) -> AsyncIterator[None]:
+        """Deliver subscription notifications while in this context (the server's life)."""
+        async with anyio.create_task_group() as background:
+            background.start_soon(self.subscriptions.run)
+            yield
+            background.cancel_scope.cancel()
 
     async def _files(self, ctx: Context) -> WorkspaceFiles | None:
         user = self.resolve_user(ctx)
@@ -59,6 +81,7 @@ class WorkspaceResources:
         if files is None:  # not signed in: nothing to show
             return ListResourcesResult(resources=[])
         offset = _offset(params.cursor if params else None)
+        self.subscriptions.watch_list(ctx, files)
         page = await files.list(limit=PAGE_SIZE + 1, offset=offset)
         more = len(page) > PAGE_SIZE
         return ListResourcesResult(
@@ -75,17 +98,37 @@ class WorkspaceResources:
             next_cursor=str(offset + PAGE_SIZE) if more else None,
         )
 
+    async def subscribe(self, ctx: Context, params: SubscribeRequestParams) -> EmptyResult:
+        """Subscribe the connection to one of its user's files; any other URI (another
+        user's file, one that does not exist, another scheme) is not found, as for a read."""
+        uri = str(params.uri)
+        file_id = _file_id(uri)
+        files = await self._files(ctx)
+        record = await files.info_by_id(file_id) if files is not None and file_id else None
+        if files is None or record is None:
+            raise _not_found(uri)
+        self.subscriptions.subscribe(ctx, files, record)
+        return EmptyResult()
+
+    async def unsubscribe(self, ctx: Context, params: UnsubscribeRequestParams) -> EmptyResult:
+        """Idempotent: unsubscribing from a URI not subscribed to is not an error."""
+        file_id = _file_id(str(params.uri))
+        files = await self._files(ctx)
+        if files is not None and file_id:
+            self.subscriptions.unsubscribe(ctx, files, file_id)
+        return EmptyResult()
+
     async def read_resource(
         self, ctx: Context, params: ReadResourceRequestParams
     ) -> ReadResourceResult:
         uri = str(params.uri)
-        if not uri.startswith(URI_SCHEME) or not uri[len(URI_SCHEME) :]:
+        if not _file_id(uri):
             raise _not_found(uri)
         files = await self._files(ctx)
         if files is None:
             raise _not_found(uri)
         try:
-            record, data = await files.read_by_id(uri[len(URI_SCHEME) :])
+            record, data = await files.read_by_id(_file_id(uri))
         except BlockpilotError:  # not in this user's workspace (or unreadable)
             raise _not_found(uri) from None
         if _is_text(record.mime_type):
@@ -106,6 +149,11 @@ class WorkspaceResources:
                 )
             ]
         )
+
+
+def _file_id(uri: str) -> str:
+    """The file id of a ``workspace://`` URI ("" for any other URI)."""
+    return uri[len(URI_SCHEME) :] if uri.startswith(URI_SCHEME) else ""
 
 
 def _offset(cursor: str | None) -> int:

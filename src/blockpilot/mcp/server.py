@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from mcp.server import Server, ServerRequestContext
+from mcp.server import NotificationOptions, Server, ServerRequestContext
+from mcp.server.models import InitializationOptions
 from mcp.shared.exceptions import MCPError
 from mcp_types import (
     INVALID_PARAMS,
@@ -48,6 +49,7 @@ from blockpilot.mcp.results import (
     setup_links,
     tool_result,
 )
+from blockpilot.mcp.subscriptions import POLL_SECONDS, ResourceSubscriptions
 from blockpilot.pilot import Pilot
 from blockpilot.tools.export import export_tool
 from blockpilot.tools.responses import (
@@ -113,9 +115,35 @@ class ConversationState:
             return session_id
 
 
-@asynccontextmanager
-async def _conversations(server: Server[Any]) -> AsyncIterator[ConversationState]:
-    yield ConversationState()
+def _conversations(
+    resources: WorkspaceResources,
+) -> Callable[[Server[Any]], AbstractAsyncContextManager[ConversationState]]:
+    """The server's lifespan: the conversation state, with resource notifications
+    delivered meanwhile (docs/mcp.md#subscriptions)."""
+
+    @asynccontextmanager
+    async def lifespan(server: Server[Any]) -> AsyncIterator[ConversationState]:
+        async with resources.delivering():
+            yield ConversationState()
+
+    return lifespan
+
+
+class _Server(Server[ConversationState]):
+    """The SDK's server, announcing ``resources.listChanged`` to 2025-protocol clients (the
+    SDK takes that flag only from options that its HTTP transport never passes)."""
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        return super().create_initialization_options(
+            notification_options or NotificationOptions(resources_changed=True),
+            experimental_capabilities,
+            extensions,
+        )
 
 
 def _connection_key(ctx: Context, user_id: str) -> tuple[str, ...]:
@@ -398,6 +426,7 @@ def build_mcp_server(
     tool_call_slot: ToolCallSlot | None = None,
     progress_interval: float = PROGRESS_INTERVAL_SECONDS,
     api_key_resolver: ApiKeyResolver | None = None,
+    resource_poll_interval: float = POLL_SECONDS,
 ) -> Server[ConversationState]:
     """The MCP server for *pilot*: tools ``find_block`` and ``run_block``.
 
@@ -413,6 +442,8 @@ def build_mcp_server(
             whose request carried a progress token.
         api_key_resolver: ``(ctx) -> api_key_id | None``: the API key a request was made
             with, so that policy rules set for that key apply.
+        resource_poll_interval: Seconds between looks at subscribed workspace files for
+            changes made by other processes (this process's own are announced at once).
 
     Returns:
         A low-level ``mcp.server.Server``: serve it over stdio with :func:`serve_stdio`, over
@@ -432,18 +463,24 @@ def build_mcp_server(
         progress_interval=progress_interval,
         api_key_resolver=api_key_resolver,
     )
-    # Workspace files as resources (docs/mcp.md#resources).
-    resources = WorkspaceResources(pilot, handlers.resolve_user)
-    server: Server[ConversationState] = Server(
+    # Workspace files as resources, with subscriptions (docs/mcp.md#resources).
+    resources = WorkspaceResources(
+        pilot,
+        handlers.resolve_user,
+        ResourceSubscriptions(pilot, poll_interval=resource_poll_interval),
+    )
+    server: Server[ConversationState] = _Server(
         SERVER_NAME,
         version=__version__,
         title="blockpilot",
         instructions=INSTRUCTIONS,
-        lifespan=_conversations,
+        lifespan=_conversations(resources),
         on_list_tools=handlers.list_tools,
         on_call_tool=handlers.call_tool,
         on_list_resources=resources.list_resources,
         on_read_resource=resources.read_resource,
+        on_subscribe_resource=resources.subscribe,
+        on_unsubscribe_resource=resources.unsubscribe,
     )
     return server
 

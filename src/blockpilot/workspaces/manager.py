@@ -26,7 +26,7 @@ from blockpilot.workspaces.local_blobs import (
     LocalBlobStorage,
     sweep_temp_files,
 )
-from blockpilot.workspaces.models import Workspace, WorkspaceFile
+from blockpilot.workspaces.models import ChangeKind, Workspace, WorkspaceChange, WorkspaceFile
 from blockpilot.workspaces.paths import normalise_path, normalise_prefix
 
 __all__ = [
@@ -93,6 +93,26 @@ class WorkspaceManager:
         # Writers of one path in this process take turns; other processes are handled by
         # the store's compare-and-swap retries.
         self._path_locks = InProcessLockManager()
+        self._watchers: dict[object, Callable[[WorkspaceChange], None]] = {}
+
+    def watch(self, listener: Callable[[WorkspaceChange], None]) -> Callable[[], None]:
+        """Call *listener* (synchronously, on the writer's event loop) after every file
+        created, rewritten or deleted through this manager; returns the function that stops
+        it. Changes made by other processes are not seen here (docs/mcp.md#subscriptions)."""
+        token = object()
+        self._watchers[token] = listener
+
+        def stop() -> None:
+            self._watchers.pop(token, None)
+
+        return stop
+
+    def _announce(self, change: WorkspaceChange) -> None:
+        for listener in list(self._watchers.values()):
+            try:
+                listener(change)
+            except Exception:  # a listener never fails the write that was already made
+                logger.exception("Workspace change listener failed")
 
     async def get_or_create_workspace(self, user_id: str) -> Workspace:
         return await self._store.get_or_create(user_id)
@@ -234,6 +254,8 @@ class WorkspaceFiles:
             raise
         if old_blob is not None:
             await self._blobs.delete(self.workspace.id, old_blob)
+        kind: ChangeKind = "created" if old_blob is None else "updated"
+        self._manager._announce(WorkspaceChange(self.workspace.id, virtual, kind))
         return record
 
     async def _located(self, path: str) -> tuple[WorkspaceFile, str]:
@@ -250,6 +272,11 @@ class WorkspaceFiles:
     async def read(self, path: str) -> bytes:
         normalise_path(path)  # a bad path is a path error, before any lookup
         return (await self._read_current(lambda: self._located(path)))[1]
+
+    async def info_by_id(self, file_id: str) -> WorkspaceFile | None:
+        """The record of the file with id *file_id* in this workspace, or None."""
+        found = await self._store.file_by_id(self.workspace.id, file_id)
+        return None if found is None else found[0]
 
     async def read_by_id(self, file_id: str) -> tuple[WorkspaceFile, bytes]:
         async def lookup() -> tuple[WorkspaceFile, str]:
@@ -355,4 +382,5 @@ class WorkspaceFiles:
         if blob is None:
             return False
         await self._blobs.delete(self.workspace.id, blob)
+        self._manager._announce(WorkspaceChange(self.workspace.id, virtual, "deleted"))
         return True

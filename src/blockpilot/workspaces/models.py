@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,3 +40,15 @@ class WorkspaceFile:
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
         }
+
+
+ChangeKind = Literal["created", "updated", "deleted"]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceChange:
+    """A file of a workspace was created, rewritten or deleted (in this process)."""
+
+    workspace_id: str
+    path: str
+    kind: ChangeKind
