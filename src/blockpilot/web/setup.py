@@ -255,42 +255,55 @@ def _credential_data(
     if state.title:
         data["title"] = state.title
     if kind == "api_key":
-        key = _first(form, "api_key").strip()
-        if not key:
-            raise InvalidInputError("Enter the API key.")
-        data["api_key"] = key
-    elif kind == "user_password":
-        username, password = _first(form, "username").strip(), _first(form, "password")
-        state.username_given = bool(username)
-        if not username or not password:
-            raise InvalidInputError("Enter both the username and the password.")
-        data["username"], data["password"] = username, password
-        if grant.provider in SERVER_BOUND_PROVIDERS:  # sent to that server only
-            host = _first(form, "host").strip() or (grant.host or "")
-            if not host:
-                raise InvalidInputError("Enter the server the username and password are for.")
-            data["host"] = host
-    else:
-        host = _first(form, "host").strip()
-        state.host = host[:300]
-        names = [n.strip() for n in form.get("header_name", [])]
-        values = [v.strip() for v in form.get("header_value", [])]
-        state.header_names = [n[:100] for n in names]
-        headers: dict[str, str] = {}
-        for position, (name, value) in enumerate(zip_longest(names, values, fillvalue=""), 1):
-            if not name and not value:
-                continue
-            if not name or not value:
-                raise InvalidInputError(f"Header {position} needs both a name and a value.")
-            if name.lower() in {h.lower() for h in headers}:
-                raise InvalidInputError(f"Header {position} repeats the name {name[:100]!r}.")
-            headers[name] = value
+        return data | _api_key_fields(form)
+    if kind == "user_password":
+        return data | _password_fields(grant, form, state)
+    return data | _header_fields(form, state)
+
+
+def _api_key_fields(form: dict[str, list[str]]) -> dict[str, Any]:
+    key = _first(form, "api_key").strip()
+    if not key:
+        raise InvalidInputError("Enter the API key.")
+    return {"api_key": key}
+
+
+def _password_fields(
+    grant: SetupGrant, form: dict[str, list[str]], state: FormState
+) -> dict[str, Any]:
+    username, password = _first(form, "username").strip(), _first(form, "password")
+    state.username_given = bool(username)
+    if not username or not password:
+        raise InvalidInputError("Enter both the username and the password.")
+    fields = {"username": username, "password": password}
+    if grant.provider in SERVER_BOUND_PROVIDERS:  # sent to that server only
+        host = _first(form, "host").strip() or (grant.host or "")
         if not host:
-            raise InvalidInputError("Enter the host the headers are for.")
-        if not headers:
-            raise InvalidInputError("Add at least one header with its value.")
-        data["host"], data["headers"] = host, headers
-    return data
+            raise InvalidInputError("Enter the server the username and password are for.")
+        fields["host"] = host
+    return fields
+
+
+def _header_fields(form: dict[str, list[str]], state: FormState) -> dict[str, Any]:
+    host = _first(form, "host").strip()
+    state.host = host[:300]
+    names = [n.strip() for n in form.get("header_name", [])]
+    values = [v.strip() for v in form.get("header_value", [])]
+    state.header_names = [n[:100] for n in names]
+    headers: dict[str, str] = {}
+    for position, (name, value) in enumerate(zip_longest(names, values, fillvalue=""), 1):
+        if not name and not value:
+            continue
+        if not name or not value:
+            raise InvalidInputError(f"Header {position} needs both a name and a value.")
+        if name.lower() in {h.lower() for h in headers}:
+            raise InvalidInputError(f"Header {position} repeats the name {name[:100]!r}.")
+        headers[name] = value
+    if not host:
+        raise InvalidInputError("Enter the host the headers are for.")
+    if not headers:
+        raise InvalidInputError("Add at least one header with its value.")
+    return {"host": host, "headers": headers}
 
 
 def _friendly(message: str) -> str:
