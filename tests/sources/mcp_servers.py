@@ -150,22 +150,23 @@ def _free_port() -> int:
 EVERYTHING = "@modelcontextprotocol/server-everything"
 
 
-def everything_command() -> list[str] | None:
-    """How to start server-everything: an installed bin, else npx (offline cache); None if
-    Node is not here."""
+def everything_command(mode: str = "streamableHttp") -> list[str] | None:
+    """How to start server-everything in *mode* (streamableHttp, sse, stdio): an installed
+    bin, else npx (offline cache); None if Node is not here."""
     local = shutil.which("mcp-server-everything")
     if local:
-        return [local, "streamableHttp"]
+        return [local, mode]
     npx = shutil.which("npx")
     if npx is None:
         return None
-    return [npx, "-y", EVERYTHING, "streamableHttp"]
+    return [npx, "-y", EVERYTHING, mode]
 
 
 @asynccontextmanager
-async def everything_server() -> AsyncIterator[str]:
-    """server-everything (npm) over streamable HTTP on a free port; yields its URL."""
-    command = everything_command()
+async def everything_server(mode: str = "streamableHttp") -> AsyncIterator[str]:
+    """server-everything (npm) over HTTP on a free port; yields its URL (``/mcp`` for
+    streamable HTTP, ``/sse`` for the older HTTP+SSE)."""
+    command = everything_command(mode)
     assert command is not None
     port = _free_port()
     proc = subprocess.Popen(
@@ -184,7 +185,7 @@ async def everything_server() -> AsyncIterator[str]:
                 break
             except OSError:
                 await asyncio.sleep(0.2)
-        yield f"http://127.0.0.1:{port}/mcp"
+        yield f"http://127.0.0.1:{port}/" + ("sse" if mode == "sse" else "mcp")
     finally:
         proc.terminate()
         try:

@@ -49,14 +49,14 @@ def add(
     ],
     name: NameArg,
     spec: Annotated[
-        str,
+        str | None,
         typer.Argument(
             metavar="SPEC",
             help="openapi: the description, a file path or an http(s) URL (JSON or YAML). "
-            "mcp: the server's streamable HTTP URL.",
+            "mcp: the server's URL (or give --command).",
             show_default=False,
         ),
-    ],
+    ] = None,
     base_url: Annotated[
         str | None,
         typer.Option(
@@ -79,6 +79,30 @@ def add(
             "--auth", help="mcp: none, or bearer (each user stores their own token for NAME)."
         ),
     ] = "none",
+    transport: Annotated[
+        str,
+        typer.Option(
+            "--transport",
+            help="mcp: streamable-http, sse (the older HTTP+SSE), or auto (streamable HTTP, "
+            "falling back to SSE).",
+        ),
+    ] = "auto",
+    command: Annotated[
+        str | None,
+        typer.Option(
+            "--command",
+            help="mcp: run this command and talk to it over stdio (one process per source, "
+            "shared by every user: no per-user secrets).",
+        ),
+    ] = None,
+    env: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--env",
+            help="mcp --command: K=V for the process (stored), or K to pass blockpilot's own "
+            "value through (not stored; repeatable).",
+        ),
+    ] = None,
     include_tool: Annotated[
         list[str] | None,
         typer.Option("--include-tool", help="mcp: only this tool (repeatable)."),
@@ -101,8 +125,13 @@ def add(
                 auth=auth.strip().lower(),
                 include_tools=tuple(include_tool or ()),
                 headers=parse_headers(header or ()),
+                transport=transport.strip().lower(),
+                command=command,
+                env=tuple(env or ()),
             )
             return result.to_dict()
+        if spec is None:
+            raise InvalidInputError("SPEC is missing: give the description's file path or URL")
         text, location = await pilot.sources.read_spec(spec)
         options = SourceOptions(
             base_url=base_url,

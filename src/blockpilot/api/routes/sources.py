@@ -47,8 +47,23 @@ class SourceIn(BaseModel):
     base_url: str | None = Field(default=None, max_length=2048)
     include_tags: list[str] = Field(default_factory=list, max_length=200)
     include_operations: list[str] = Field(default_factory=list, max_length=2000)
-    url: str | None = Field(
-        default=None, max_length=2048, description="mcp: the server's streamable HTTP URL."
+    url: str | None = Field(default=None, max_length=2048, description="mcp: the server's URL.")
+    transport: str = Field(
+        default="auto",
+        max_length=32,
+        description="mcp: streamable-http, sse, or auto (streamable HTTP, falling back to SSE).",
+    )
+    command: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="mcp: a command run on this host and spoken to over stdio (instead of url; "
+        "needs BLOCKPILOT_SOURCES_ALLOW_COMMANDS).",
+    )
+    env: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="mcp command: K=V (stored) or K (passed through from the service's "
+        "environment).",
     )
     auth: str = Field(default="none", max_length=16, description="mcp: none or bearer.")
     include_tools: list[str] = Field(default_factory=list, max_length=2000)
@@ -87,14 +102,23 @@ class SourceResultOut(BaseModel):
 )
 async def add_source(body: SourceIn, _admin: AdminUser, pilot: PilotDep) -> SourceResultOut:
     if body.kind.strip().lower() == "mcp":
-        if body.url is None:
-            raise InvalidInputError("An mcp source needs the server's url")
+        if body.url is None and body.command is None:
+            raise InvalidInputError("An mcp source needs the server's url (or a command)")
+        if body.command is not None and not pilot.settings.sources_allow_commands:
+            raise InvalidInputError(
+                "Adding a command (stdio MCP server) over HTTP is off: run 'blockpilot sources "
+                "add mcp NAME --command ...' on the host, or set "
+                "BLOCKPILOT_SOURCES_ALLOW_COMMANDS=true"
+            )
         mcp = await pilot.sources.add_mcp(
             body.name,
             body.url,
             auth=body.auth.strip().lower(),
             include_tools=tuple(body.include_tools),
             headers=body.headers,
+            transport=body.transport.strip().lower(),
+            command=body.command,
+            env=tuple(body.env),
         )
         return SourceResultOut.model_validate(mcp.to_dict())
     if (body.spec_url is None) == (body.spec_text is None):

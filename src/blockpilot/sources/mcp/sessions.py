@@ -407,6 +407,10 @@ class SessionPool:
             logger.info("MCP tools changed upstream", extra={"source": session.source})
             self._changed[session.source] = session
 
+    def changed(self) -> set[str]:
+        """Sources marked as changed and not listed again yet."""
+        return set(self._changed)
+
     def take_changed(self) -> dict[str, Callable[[], Awaitable[list[dict[str, Any]]]]]:
         """Sources whose server said its tools changed since the last call, each with a way
         to list them again (through the session that heard it, or a new one like it)."""
