@@ -67,6 +67,7 @@ from blockpilot.tools.continue_run_block import ContinueRunBlockTool
 from blockpilot.tools.export import export_tools
 from blockpilot.tools.find_block import FindBlockTool
 from blockpilot.tools.get_execution import GetExecutionTool
+from blockpilot.tools.outcomes import answer_json
 from blockpilot.tools.responses import ErrorResponse, ToolResponseBase
 from blockpilot.tools.run_block import RunBlockTool
 from blockpilot.workspaces.manager import WorkspaceManager
@@ -176,6 +177,7 @@ class Pilot:
                 max_output_chars=settings.max_output_chars,
                 max_input_bytes=settings.max_input_bytes,
             ),
+            answer_json=answer_json,
             gate=self.gate,
             instance_id=self.leases.instance_id,
             idempotency_wait_seconds=settings.idempotency_wait_seconds,

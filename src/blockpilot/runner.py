@@ -16,7 +16,6 @@ from pydantic_core import to_jsonable_python
 from blockpilot.approvals.gate import ApprovalGate, call_digest
 from blockpilot.approvals.policy import Decision
 from blockpilot.blocks.base import Block
-from blockpilot.blocks.schema import get_inputs_from_schema
 from blockpilot.catalog import Catalog
 from blockpilot.credentials.manager import IntegrationCredentialsManager
 from blockpilot.credentials.matching import (
@@ -38,25 +37,22 @@ from blockpilot.executions.context import ExecutionContext
 from blockpilot.ids import SyntheticIds
 from blockpilot.net.client import GuardedHTTPClient
 from blockpilot.net.policy import TrustedDestinations
+from blockpilot.outcomes import (
+    Completed,
+    DetailsShown,
+    ExecutionFound,
+    Failed,
+    InputRejected,
+    Replayed,
+    ReviewRequired,
+    RunOutcome,
+    SetupRequired,
+)
 from blockpilot.redaction import Redactor
 from blockpilot.storage.common import utcnow
 from blockpilot.storage.executions import ExecutionRecord, ExecutionStore
 from blockpilot.storage.idempotency import DONE, IdempotencyEntry
 from blockpilot.storage.reviews import APPROVED, EXPIRED, PENDING, REJECTED, USED, Review
-from blockpilot.tools.responses import (
-    BlockDetails,
-    BlockDetailsResponse,
-    BlockOutputResponse,
-    ErrorResponse,
-    ExecutionStatusResponse,
-    InputValidationErrorResponse,
-    ReviewRequiredResponse,
-    SetupInfo,
-    SetupRequirementsResponse,
-    ToolResponseBase,
-    UserReadiness,
-    any_tool_response,
-)
 from blockpilot.workspaces.manager import WorkspaceManager
 
 logger = logging.getLogger(__name__)
@@ -69,6 +65,11 @@ _RECORD_STRING_CHARS = 2_000
 SetupUrlBuilder = Callable[[str, str, dict[str, Any]], str | None]
 
 
+# The answer a caller was given for an outcome, as JSON: what an idempotent call keeps to
+# answer a repeat with (the tools' wording, from blockpilot.tools.outcomes.answer_json).
+AnswerJson = Callable[[RunOutcome, str | None], dict[str, Any]]
+
+
 @dataclass(frozen=True, slots=True)
 class RunLimits:
     block_timeout_seconds: float
@@ -76,12 +77,8 @@ class RunLimits:
     max_input_bytes: int
 
 
-def _error(
-    message: str, code: str, session_id: str | None, details: dict[str, Any] | None = None
-) -> ErrorResponse:
-    return ErrorResponse(
-        message=message, error=code, code=code, details=details, session_id=session_id
-    )
+def _error(message: str, code: str, details: dict[str, Any] | None = None) -> Failed:
+    return Failed(code=code, message=message, details=details)
 
 
 def input_shape_problem(
@@ -143,6 +140,7 @@ class BlockRunner:
         http: GuardedHTTPClient,
         provider_urls: Mapping[str, str],
         limits: RunLimits,
+        answer_json: AnswerJson,
         setup_url_builder: SetupUrlBuilder | None = None,
         gate: ApprovalGate | None = None,
         instance_id: str = "",
@@ -158,6 +156,7 @@ class BlockRunner:
         self.workspaces = workspaces
         self.executions = executions
         self.limits = limits
+        self.answer_json = answer_json
         self.setup_url_builder = setup_url_builder
         self.gate = gate
         self.instance_id = instance_id
@@ -180,38 +179,37 @@ class BlockRunner:
         dry_run: bool = False,
         idempotency_key: str | None = None,
         api_key_id: str | None = None,
-    ) -> ToolResponseBase:
+    ) -> RunOutcome:
         # 1-2: the arguments themselves.
         if not isinstance(block_id, str) or not block_id.strip():
-            return _error("Please provide a block_id", "missing_block_id", session_id)
+            return _error("Please provide a block_id", "missing_block_id")
         block_id = block_id.strip()
         if not isinstance(input_data, dict) or not all(isinstance(k, str) for k in input_data):
-            return _error("input_data must be an object", "invalid_input_data", session_id)
+            return _error("input_data must be an object", "invalid_input_data")
         problem = input_shape_problem(input_data, max_bytes=self.limits.max_input_bytes)
         if problem is not None:
-            return _error(problem, "invalid_input_data", session_id)
+            return _error(problem, "invalid_input_data")
         # 3: who.
         if not user_id or session_id is None:
-            return _error("Authentication required", "auth_required", session_id)
+            return _error("Authentication required", "auth_required")
         # 4-6: which block, and may it run here.
         block = self.catalog.registry.get(block_id)
         if block is None:
             gone = self.catalog.registry.retired(block_id)
             why = f": it was {gone}; use find_block for what is offered now" if gone else ""
-            return _error(f"Block '{block_id[:100]}' not found{why}", "block_not_found", session_id)
+            return _error(f"Block '{block_id[:100]}' not found{why}", "block_not_found")
         if self.catalog.registry.is_disabled(block):
-            return _error(f"Block '{block_id}' is disabled", "block_disabled", session_id)
+            return _error(f"Block '{block_id}' is disabled", "block_disabled")
         if self.catalog.exclusions.excludes(block):
             return _error(
                 f"Block '{block.name}' cannot be run directly in CoPilot. "
                 "This block is designed for use within graphs only.",
                 "block_excluded",
-                session_id,
             )
         # 7: never silently drop a misspelled field.
         unknown = sorted(set(input_data) - block.Input.field_names())
         if unknown:
-            return InputValidationErrorResponse(
+            return InputRejected(
                 message=(
                     f"Unknown input field(s) provided: {', '.join(unknown)}. "
                     "Block was not executed. Please use the correct field names from the schema."
@@ -219,7 +217,6 @@ class BlockRunner:
                 code="unknown_fields",
                 unrecognized_fields=unknown,
                 inputs=block.Input.jsonschema(),
-                session_id=session_id,
             )
         # 8: credentials.
         cred_fields = block.Input.credentials_fields()
@@ -229,25 +226,10 @@ class BlockRunner:
         preview = not provided or not block.Input.required_input_fields() <= provided
         match = await self._match(block, user_id, input_data, for_execution=not preview)
         if match.missing:
-            return self._setup_requirements(block, user_id, match, session_id)
+            return self._setup_requirements(block, user_id, match)
         # 9: a call with {} (or without required inputs) shows the schema.
         if preview:
-            return BlockDetailsResponse(
-                message=(
-                    f"Block '{block.name}' details. "
-                    "Provide input_data matching the inputs schema to execute the block."
-                ),
-                block=BlockDetails(
-                    id=block.id,
-                    name=block.name,
-                    description=block.description,
-                    inputs=block.Input.jsonschema(),
-                    outputs=block.Output.jsonschema(),
-                    effect=block.effect.value,
-                    credentials=[_meta_input(m) for m in match.matched.values()],
-                ),
-                session_id=session_id,
-            )
+            return DetailsShown(block, [_meta_input(m) for m in match.matched.values()])
         # 10: values.
         full_input = dict(input_data)
         for name, meta in match.matched.items():
@@ -264,12 +246,11 @@ class BlockRunner:
         try:
             typed_input = block.validate_input(full_input)
         except BlockInputError as exc:
-            return InputValidationErrorResponse(
+            return InputRejected(
                 message=f"{exc.message}. Block was not executed.",
                 code="invalid_input",
                 inputs=block.Input.jsonschema(),
                 errors=exc.details.get("errors", {}),
-                session_id=session_id,
             )
         # 11: the policy and approval gate (docs/approvals.md), then execute.
         if self.gate is None:
@@ -299,7 +280,7 @@ class BlockRunner:
         dry_run: bool,
         idempotency_key: str | None,
         api_key_id: str | None,
-    ) -> ToolResponseBase:
+    ) -> RunOutcome:
         """Policy, idempotency and review, in that order, around :meth:`_execute`."""
         gate = self.gate
         assert gate is not None
@@ -309,7 +290,6 @@ class BlockRunner:
                 f"Running '{block.name}' is not allowed by policy ({verdict.rule}). "
                 "Tell the user; do not try to do the same another way.",
                 "policy_denied",
-                session_id,
                 {"rule": verdict.rule, "effect": block.effect.value},
             )
         dry_run = dry_run or verdict.force_dry_run
@@ -320,7 +300,7 @@ class BlockRunner:
         if idempotency_key is not None:
             key_digest = call_digest(user_id, block.id, {"dry_run": dry_run, **inputs}, [])
             while True:
-                replay = await self._claim_key(user_id, session_id, idempotency_key, key_digest)
+                replay = await self._claim_key(user_id, idempotency_key, key_digest)
                 if replay is not None:
                     return replay
                 # The fence: only the process that records the execution id may run.
@@ -357,7 +337,7 @@ class BlockRunner:
         if idempotency_key is not None:
             await self.executions.flush()
             await gate.idempotency.finish(
-                user_id, idempotency_key, ids.node_exec_id, response.model_dump(mode="json")
+                user_id, idempotency_key, ids.node_exec_id, self.answer_json(response, session_id)
             )
         return response
 
@@ -372,14 +352,14 @@ class BlockRunner:
         rule: str,
         match: CredentialsMatch,
         execution_id: str,
-    ) -> ToolResponseBase | None:
+    ) -> RunOutcome | None:
         """None when a person approved exactly this call (the approval is now used);
         otherwise the answer to give instead of running."""
         digest = call_digest(user_id, block.id, inputs, credential_ids)
         latest = await gate.reviews.latest_for_digest(user_id, digest)
         status = latest.current_status() if latest is not None else None
         if latest is not None and status == REJECTED:
-            return _rejected(latest, session_id)
+            return _rejected(latest)
         if (
             latest is not None
             and status == APPROVED
@@ -397,28 +377,15 @@ class BlockRunner:
             credential_ids=credential_ids,
             rule=rule,
         )
-        return ReviewRequiredResponse(
-            message=(
-                f"Running '{block.name}' ({block.effect.value}) needs the user's approval; "
-                "nothing was run. Show the user the approval link (or ask them to approve "
-                f"review {review.id}); once they approve, call run_block again with exactly the "
-                "same inputs, or continue_run_block with the review_id."
-            ),
-            review_id=review.id,
-            block_id=block.id,
-            block_name=block.name,
-            effect=block.effect.value,
-            input_data=review.input_data,
+        return ReviewRequired(
+            block,
+            review,
             credentials=[c.public() for c in match.choices],
             rule=rule,
             approval_url=gate.approval_url(review),
-            expires_at=review.expires_at.isoformat(),
-            session_id=session_id,
         )
 
-    async def _claim_key(
-        self, user_id: str, session_id: str, key: str, digest: str
-    ) -> ToolResponseBase | None:
+    async def _claim_key(self, user_id: str, key: str, digest: str) -> RunOutcome | None:
         """None once this call owns *key*; otherwise the answer from the call that owned it."""
         gate = self.gate
         assert gate is not None
@@ -433,11 +400,10 @@ class BlockRunner:
                     "This idempotency_key was used for a call with other inputs; use a new key "
                     "for a new call.",
                     "idempotency_conflict",
-                    session_id,
                     {"execution_id": entry.execution_id},
                 )
             if entry.status == DONE and entry.response is not None:
-                return _replayed(entry, session_id)
+                return Replayed(entry.response)
             if not entry.claimer_alive and entry.execution_status != "running":
                 # (A running record is left to the lease sweep, which knows better.)
                 if entry.execution_id is None:
@@ -447,13 +413,12 @@ class BlockRunner:
                     ):
                         return None
                     continue
-                return _unknown_outcome(entry, session_id)
+                return _unknown_outcome(entry)
             if loop.time() >= give_up:
                 return _error(
                     "A call with this idempotency_key is still running; ask again later or "
                     "check it with get_execution.",
                     "idempotency_in_progress",
-                    session_id,
                     {"execution_id": entry.execution_id},
                 )
             await asyncio.sleep(0.05)
@@ -465,36 +430,33 @@ class BlockRunner:
         session_id: str | None,
         review_id: Any,
         api_key_id: str | None = None,
-    ) -> ToolResponseBase:
+    ) -> RunOutcome:
         """Run the call a person approved (continue_run_block)."""
         if not user_id or session_id is None:
-            return _error("Authentication required", "auth_required", session_id)
+            return _error("Authentication required", "auth_required")
         if not isinstance(review_id, str) or not review_id.strip() or len(review_id) > 64:
-            return _error("Please provide the review_id", "missing_review_id", session_id)
+            return _error("Please provide the review_id", "missing_review_id")
         review = await self.gate.reviews.get(user_id, review_id.strip()) if self.gate else None
         if review is None:
-            return _error(f"Review {review_id[:64]!r} not found", "review_not_found", session_id)
+            return _error(f"Review {review_id[:64]!r} not found", "review_not_found")
         status = review.current_status()
         if status == REJECTED:
-            return _rejected(review, session_id)
+            return _rejected(review)
         if status == EXPIRED:
             return _error(
                 "This review expired before it was approved; call run_block again to ask anew.",
                 "review_expired",
-                session_id,
             )
         if status == USED:
             return _error(
                 "This approval was already used: an approval runs a call once.",
                 "review_used",
-                session_id,
                 {"execution_id": review.execution_id},
             )
         if status == PENDING:
             return _error(
                 "The user has not decided yet; wait for them, then call continue_run_block again.",
                 "review_pending",
-                session_id,
                 {"approval_url": self.gate.approval_url(review) if self.gate else None},
             )
         assert status == APPROVED
@@ -508,29 +470,22 @@ class BlockRunner:
 
     async def execution_status(
         self, *, user_id: str | None, session_id: str | None, execution_id: Any
-    ) -> ToolResponseBase:
+    ) -> RunOutcome:
         """Did one of the caller's runs happen, and what came out (get_execution)."""
         if not user_id:
-            return _error("Authentication required", "auth_required", session_id)
+            return _error("Authentication required", "auth_required")
         if not isinstance(execution_id, str) or not execution_id.strip():
-            return _error("Please provide the execution_id", "missing_execution_id", session_id)
+            return _error("Please provide the execution_id", "missing_execution_id")
         await self.executions.flush()
         record = await self.executions.get(user_id, execution_id.strip()[:120])
         if record is None:
-            return _error(
-                f"Execution {execution_id[:120]!r} not found", "execution_not_found", session_id
-            )
+            return _error(f"Execution {execution_id[:120]!r} not found", "execution_not_found")
         outputs = None
         if self.gate is not None:
             kept = await self.gate.idempotency.response_for(user_id, record.id)
             if kept is not None and isinstance(kept.get("outputs"), dict):
                 outputs = kept["outputs"]
-        return ExecutionStatusResponse(
-            message=f"Execution {record.id} of '{record.block_name}' is {record.status}",
-            execution=record.public(),
-            outputs=outputs,
-            session_id=session_id,
-        )
+        return ExecutionFound(record, outputs)
 
     async def _match(
         self, block: Block, user_id: str, input_data: Mapping[str, Any], *, for_execution: bool
@@ -548,38 +503,15 @@ class BlockRunner:
         )
 
     def _setup_requirements(
-        self, block: Block, user_id: str, match: CredentialsMatch, session_id: str | None
-    ) -> SetupRequirementsResponse:
+        self, block: Block, user_id: str, match: CredentialsMatch, *, reason: str | None = None
+    ) -> SetupRequired:
         missing = {name: dict(entry) for name, entry in match.missing.items()}
         if self.setup_url_builder is not None:
             for entry in missing.values():
                 url = self.setup_url_builder(user_id, block.id, entry)
                 if url:
                     entry["setup_url"] = url
-        inputs = get_inputs_from_schema(
-            block.Input.jsonschema(), set(block.Input.credentials_fields())
-        )
-        return SetupRequirementsResponse(
-            message=(
-                f"Block '{block.name}' requires credentials that are not configured. "
-                "Please set up the required credentials before running this block. "
-                "The user has been shown how to connect the account; "
-                "wait for them to finish, then call run_block again."
-            ),
-            setup_info=SetupInfo(
-                agent_id=block.id,
-                agent_name=block.name,
-                user_readiness=UserReadiness(
-                    has_all_credentials=False, missing_credentials=missing, ready_to_run=False
-                ),
-                requirements={
-                    "credentials": list(missing.values()),
-                    "inputs": inputs,
-                    "execution_modes": ["immediate"],
-                },
-            ),
-            session_id=session_id,
-        )
+        return SetupRequired(block, missing, reason)
 
     async def _execute(
         self,
@@ -592,7 +524,7 @@ class BlockRunner:
         dry_run: bool,
         *,
         ids: SyntheticIds | None = None,
-    ) -> ToolResponseBase:
+    ) -> RunOutcome:
         workspace = await self.workspaces.get_or_create_workspace(user_id)
         ids = ids or SyntheticIds.for_run(session_id, block.id)
         context = ExecutionContext(
@@ -621,13 +553,11 @@ class BlockRunner:
                 return _error(
                     f"Failed to retrieve credentials for {name}: {exc.message}",
                     "credentials_unavailable",
-                    session_id,
                 )
             if creds is None:
                 return _error(
                     f"Failed to retrieve credentials for {name}",
                     "credentials_unavailable",
-                    session_id,
                 )
             cred_kwargs[name] = creds
             secrets += creds.secret_values()
@@ -657,19 +587,7 @@ class BlockRunner:
         started = time.perf_counter()
         if dry_run:
             self._finish(record, started, "completed", summary={"dry_run": True})
-            return BlockOutputResponse(
-                message=(
-                    f"Dry run of block '{block.name}': "
-                    "inputs and credentials are valid; nothing was executed."
-                ),
-                block_id=block.id,
-                block_name=block.name,
-                outputs={},
-                execution_id=record.id,
-                is_dry_run=True,
-                credentials_used=credentials_used,
-                session_id=session_id,
-            )
+            return Completed(block, record.id, {}, credentials_used=credentials_used, dry_run=True)
 
         kwargs: dict[str, Any] = {
             "user_id": user_id,
@@ -691,10 +609,10 @@ class BlockRunner:
                     outputs.setdefault(name, []).append(value)
         except TimeoutError as exc:
             if not deadline.expired():  # raised by the block itself (a socket timeout, say)
-                return self._crashed(exc, block, record, started, redactor, session_id)
+                return self._crashed(exc, block, record, started, redactor)
             message = f"Block '{block.name}' timed out after {timeout:g}s"
             self._finish(record, started, "timed_out", code="block_timeout", message=message)
-            return _error(message, "block_timeout", session_id)
+            return _error(message, "block_timeout")
         except asyncio.CancelledError:
             self._cancelled(record, started)
             raise
@@ -706,7 +624,7 @@ class BlockRunner:
             )
             self._finish(record, started, "failed", code=exc.code, message=reason)
             code = exc.code if exc.code in ("block_timeout", "invalid_output") else "block_failed"
-            return _error(f"Block execution failed: {reason}", code, session_id)
+            return _error(f"Block execution failed: {reason}", code)
         except ReauthorizationRequiredError as exc:
             # The upstream refused the credential mid-run (an MCP server's 401): the user must
             # reconnect, so answer with setup requirements (docs/sources.md).
@@ -716,11 +634,9 @@ class BlockRunner:
                 if not meta.is_system:
                     await self.credentials.store.mark_needs_reauthorization(user_id, meta.id)
             missing = build_missing_credentials_from_field_info(block.Input.credentials_fields())
-            needs = self._setup_requirements(
-                block, user_id, CredentialsMatch(missing=missing), session_id
+            return self._setup_requirements(
+                block, user_id, CredentialsMatch(missing=missing), reason=reason
             )
-            needs.message = f"{reason}. {needs.message}"
-            return needs
         except BlockpilotError as exc:
             reason = redactor.scrub_text(exc.message)
             logger.warning(
@@ -728,11 +644,9 @@ class BlockRunner:
                 extra={"block": block.name, "execution_id": record.id, "reason": reason},
             )
             self._finish(record, started, "failed", code=exc.code, message=reason)
-            return _error(
-                f"Block execution failed: {reason}", "block_failed", session_id, {"cause": exc.code}
-            )
+            return _error(f"Block execution failed: {reason}", "block_failed", {"cause": exc.code})
         except Exception as exc:
-            return self._crashed(exc, block, record, started, redactor, session_id)
+            return self._crashed(exc, block, record, started, redactor)
 
         try:
             safe = redactor.scrub(to_jsonable_python(outputs, fallback=str))
@@ -742,21 +656,14 @@ class BlockRunner:
             self._cancelled(record, started)
             raise
         except Exception as exc:  # e.g. saving a cut value failed unexpectedly: the run still ends
-            return self._crashed(exc, block, record, started, redactor, session_id)
+            return self._crashed(exc, block, record, started, redactor)
         summary = {"pins": counts, "truncated": truncated}
         self._finish(record, started, "completed", summary=summary)
         await self.credentials.store.mark_used(
             user_id, [m.id for m in match.matched.values() if not m.is_system]
         )
-        return BlockOutputResponse(
-            message=f"Block '{block.name}' executed successfully",
-            block_id=block.id,
-            block_name=block.name,
-            outputs=safe,
-            execution_id=record.id,
-            output_truncated=truncated,
-            credentials_used=credentials_used,
-            session_id=session_id,
+        return Completed(
+            block, record.id, safe, credentials_used=credentials_used, truncated=truncated
         )
 
     def _crashed(
@@ -766,13 +673,12 @@ class BlockRunner:
         record: ExecutionRecord,
         started: float,
         redactor: Redactor,
-        session_id: str,
-    ) -> ErrorResponse:
+    ) -> Failed:
         """An unexpected exception from a block: logged with its traceback, answered scrubbed."""
         reason = redactor.scrub_text(f"{type(exc).__name__}: {exc}")
         logger.exception("block crashed", extra={"block": block.name, "execution_id": record.id})
         self._finish(record, started, "failed", code="internal_error", message=reason)
-        return _error(f"Failed to execute block: {reason}", "internal_error", session_id)
+        return _error(f"Failed to execute block: {reason}", "internal_error")
 
     def _cancelled(self, record: ExecutionRecord, started: float) -> None:
         self._finish(record, started, "cancelled", code="cancelled", message="Cancelled")
@@ -889,26 +795,16 @@ def _list_note(count: int, shown: int, where: str) -> str:
     return f"[truncated: {count} values in total, {shown} shown; the full list is {where}]"
 
 
-def _rejected(review: Review, session_id: str | None) -> ErrorResponse:
+def _rejected(review: Review) -> Failed:
     reason = f": {review.reason}" if review.reason else ""
     return _error(
         f"The user rejected running '{review.block_name}' with these inputs{reason}",
         "review_rejected",
-        session_id,
         {"review_id": review.id, "reason": review.reason},
     )
 
 
-def _replayed(entry: IdempotencyEntry, session_id: str | None) -> ToolResponseBase:
-    """The first call's recorded response, marked as a replay where it was a run."""
-    assert entry.response is not None
-    response = any_tool_response(entry.response)
-    if isinstance(response, BlockOutputResponse):
-        response.replayed = True
-    return response
-
-
-def _unknown_outcome(entry: IdempotencyEntry, session_id: str | None) -> ErrorResponse:
+def _unknown_outcome(entry: IdempotencyEntry) -> Failed:
     status = entry.execution_status
     if status is None:
         message = (
@@ -930,7 +826,6 @@ def _unknown_outcome(entry: IdempotencyEntry, session_id: str | None) -> ErrorRe
     return _error(
         message,
         "idempotency_outcome_unknown",
-        session_id,
         {"execution_id": entry.execution_id, "status": status},
     )
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from blockpilot.runner import BlockRunner
 from blockpilot.tools.base import BaseTool, ToolCall, ToolHints
+from blockpilot.tools.outcomes import tool_response
 from blockpilot.tools.responses import ToolResponseBase
 
 
@@ -47,9 +48,10 @@ class ContinueRunBlockTool(BaseTool):
         return ToolHints(read_only=False, destructive=True, open_world=True)
 
     async def _execute(self, call: ToolCall, **arguments: Any) -> ToolResponseBase:
-        return await self._runner.continue_review(
+        outcome = await self._runner.continue_review(
             user_id=call.user_id,
             session_id=call.session_id,
             review_id=arguments.get("review_id"),
             api_key_id=call.api_key_id,
         )
+        return tool_response(outcome, call.session_id)

@@ -6,6 +6,7 @@ from typing import Any
 
 from blockpilot.runner import BlockRunner
 from blockpilot.tools.base import BaseTool, ToolCall, ToolHints
+from blockpilot.tools.outcomes import tool_response
 from blockpilot.tools.responses import ToolResponseBase
 
 
@@ -36,8 +37,9 @@ class GetExecutionTool(BaseTool):
         return ToolHints(read_only=True, destructive=False, idempotent=True, open_world=False)
 
     async def _execute(self, call: ToolCall, **arguments: Any) -> ToolResponseBase:
-        return await self._runner.execution_status(
+        outcome = await self._runner.execution_status(
             user_id=call.user_id,
             session_id=call.session_id,
             execution_id=arguments.get("execution_id"),
         )
+        return tool_response(outcome, call.session_id)

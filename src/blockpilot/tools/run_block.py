@@ -7,6 +7,7 @@ from typing import Any
 from blockpilot.blocks.base import BlockEffect
 from blockpilot.runner import BlockRunner
 from blockpilot.tools.base import BaseTool, ToolCall, ToolHints
+from blockpilot.tools.outcomes import tool_response
 from blockpilot.tools.responses import ErrorResponse, ToolResponseBase
 
 
@@ -85,7 +86,7 @@ class RunBlockTool(BaseTool):
                 code="invalid_arguments",
                 session_id=call.session_id,
             )
-        return await self._runner.run(
+        outcome = await self._runner.run(
             user_id=call.user_id,
             session_id=call.session_id,
             block_id=arguments.get("block_id"),
@@ -94,3 +95,4 @@ class RunBlockTool(BaseTool):
             idempotency_key=key.strip() if key is not None else None,
             api_key_id=call.api_key_id,
         )
+        return tool_response(outcome, call.session_id)
