@@ -13,11 +13,11 @@ import httpx
 import pytest
 
 from blockpilot.api import create_app
-from blockpilot.api.limits import InProcessRateLimiter
 from blockpilot.blocks.base import Block, BlockOutput
 from blockpilot.blocks.registry import BlockRegistry
 from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, SchemaField
 from blockpilot.errors import RateLimitedError
+from blockpilot.limits import InProcessRateLimiter
 from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
 from blockpilot.testing import serve_asgi

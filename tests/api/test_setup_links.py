@@ -525,7 +525,7 @@ async def test_connect_needs_csrf_and_a_configured_app(
 async def test_setup_posts_count_against_the_users_rate_limit(
     as_alice: httpx.AsyncClient, anon: httpx.AsyncClient, app: FastAPI
 ) -> None:
-    from blockpilot.api.limits import InProcessRateLimiter
+    from blockpilot.limits import InProcessRateLimiter
 
     [entry] = missing_of(await run_block(as_alice, AI_TEXT, AI_INPUT)).values()
     path = setup_path(entry)

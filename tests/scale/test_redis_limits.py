@@ -8,9 +8,8 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from blockpilot.api.limits import InProcessRateLimiter, limiter_for
-from blockpilot.api.redis_limits import RedisRateLimiter
 from blockpilot.errors import RateLimitedError
+from blockpilot.limits import InProcessRateLimiter, RedisRateLimiter, limiter_for
 from tests.scale.scale_services import RedisServer
 
 Limiters = Callable[..., RedisRateLimiter]

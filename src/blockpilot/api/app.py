@@ -63,7 +63,7 @@ def create_app(
         pilot_factory: Opens the Pilot when the app starts; the app closes it when it
             stops. Defaults to :meth:`Pilot.open` (settings from the environment).
         limiter: Per-user rate limit and tool-call concurrency cap. Defaults to an
-            :class:`~blockpilot.api.limits.InProcessRateLimiter` with the Pilot's settings.
+            :class:`~blockpilot.limits.InProcessRateLimiter` with the Pilot's settings.
 
     Returns:
         The application, ready for any ASGI server.

@@ -1,6 +1,6 @@
 """The API's per-user limits shared by every server process, in Redis.
 
-Same interface and semantics as :class:`~blockpilot.api.limits.InProcessRateLimiter`, but
+Same interface and semantics as :class:`~blockpilot.limits.InProcessRateLimiter`, but
 the state lives in Redis, so a user's budget and tool-call cap hold across all processes:
 
 * **Rate**: a token bucket per user (a Redis hash), refilled and spent atomically by a Lua
@@ -26,13 +26,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from blockpilot.api.limits import (
+from blockpilot.errors import RateLimitedError
+from blockpilot.limits._memory import (
     CONCURRENCY_RETRY_AFTER_SECONDS,
     WINDOW_SECONDS,
     Decision,
     InProcessRateLimiter,
 )
-from blockpilot.errors import RateLimitedError
 from blockpilot.redis_locks import call_redis, redis_client, redis_errors
 from blockpilot.settings import Settings
 
@@ -95,7 +95,7 @@ return 1
 
 
 class RedisRateLimiter:
-    """A :class:`~blockpilot.api.limits.RateLimiter` whose state is shared through Redis.
+    """A :class:`~blockpilot.limits.RateLimiter` whose state is shared through Redis.
 
     Args:
         per_minute: Requests per user per minute; 0 turns the rate limit off.

@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from blockpilot.credentials.matching import provider_display_name
 from blockpilot.credentials.servers import SERVER_BOUND_PROVIDERS
 from blockpilot.errors import InvalidInputError
+from blockpilot.limits import app_limiter
 from blockpilot.storage.users import User
 from blockpilot.web.connect import used_link_page
 from blockpilot.web.forms import foreign_origin, read_form
@@ -131,9 +132,7 @@ async def _checked_form(
         return opened
     services, grant, user = opened
     # The same per-user budget as the API: a link cannot be used to flood the stores.
-    from blockpilot.api.limits import get_limiter  # the API imports this module
-
-    decision = await get_limiter(request).acquire(grant.user_id)
+    decision = await app_limiter(request.app).acquire(grant.user_id)
     if not decision.allowed:
         wait = max(1, math.ceil(decision.retry_after))
         page = message_page(
