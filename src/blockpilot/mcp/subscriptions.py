@@ -17,7 +17,7 @@ another server on the same database).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -169,10 +169,9 @@ class ResourceSubscriptions:
                     del watcher.subscribed[file_id]  # deleted: ids are never reused
                 else:
                     watcher.subscribed[file_id] = now[file_id]
-                uri = f"workspace://{file_id}"
-                await _send(lambda s, uri=uri: s.send_resource_updated(uri), watcher.session)
+                await _send(watcher.session.send_resource_updated(f"workspace://{file_id}"))
             if list_changed:
-                await _send(lambda s: s.send_resource_list_changed(), watcher.session)
+                await _send(watcher.session.send_resource_list_changed())
 
 
 def _connection(ctx: Context) -> object:
@@ -181,10 +180,10 @@ def _connection(ctx: Context) -> object:
     return getattr(ctx.session, "_connection", ctx.session)
 
 
-async def _send(notify: Callable[[ServerSession], Awaitable[None]], session: ServerSession) -> None:
+async def _send(notification: Awaitable[None]) -> None:
     with anyio.move_on_after(SEND_TIMEOUT_SECONDS):  # a stuck client does not hold up others
         try:
-            await notify(session)
+            await notification
         except Exception as exc:  # the client went away; nothing to tell
             logger.info("Resource notification not delivered: %s", type(exc).__name__)
 
