@@ -216,8 +216,12 @@ class _Session:
         self.in_flight: set[_Call] = set()
         self.status = _Status()
         self.task: asyncio.Task[None] | None = None
+        self.gave_up: BlockExecutionError | None = None
 
     async def serve(self, pool: SessionPool) -> None:
+        # A server that never finishes the handshake must not hold the calls queued here
+        # (a cancel scope cannot span the SDK's entered task groups: a timer cancels instead).
+        watchdog = asyncio.get_running_loop().call_later(pool.connect_seconds, self._give_up)
         try:
             client, self.status = _client(
                 self.endpoint,
@@ -227,6 +231,7 @@ class _Session:
                 on_notice=lambda message: pool._notice(self, message),
             )
             async with client, anyio.create_task_group() as tg:
+                watchdog.cancel()
                 while True:
                     try:
                         call = await asyncio.wait_for(self.queue.get(), pool.idle_seconds)
@@ -244,13 +249,21 @@ class _Session:
                     tg.cancel_scope.cancel()  # nothing more will be answered
         except BaseException as exc:  # noqa: BLE001 - failing every waiting call is the answer
             self.closed = True
-            self._fail(exc)
-            if isinstance(exc, asyncio.CancelledError):
+            self._fail(self.gave_up or exc)
+            if isinstance(exc, asyncio.CancelledError) and self.gave_up is None:
                 raise
         finally:
+            watchdog.cancel()
             self.closed = True
             self._fail(_SessionClosed())
             pool._forget(self)
+
+    def _give_up(self) -> None:
+        self.gave_up = BlockExecutionError(
+            f"The MCP server at {self.endpoint.where} did not complete the handshake in time"
+        )
+        if self.task is not None:
+            self.task.cancel()
 
     def _server_gone(self) -> None:
         self.ended = True
@@ -288,8 +301,11 @@ class _Session:
 class SessionPool:
     """This process's upstream MCP sessions (per event loop)."""
 
-    def __init__(self, idle_seconds: float = IDLE_SECONDS) -> None:
+    def __init__(
+        self, idle_seconds: float = IDLE_SECONDS, connect_seconds: float = CONNECT_SECONDS
+    ) -> None:
         self.idle_seconds = idle_seconds
+        self.connect_seconds = connect_seconds
         self._sessions: dict[tuple[str, ...], _Session] = {}
         self._changed: dict[str, _Session] = {}
         self.opened = 0
