@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from blockpilot.blocks.base import Block, BlockCategory, BlockOutput
+from blockpilot.blocks.base import Block, BlockCategory, BlockEffect, BlockOutput
 from blockpilot.blocks.registry import BlockRegistry, BlockSource
 from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, SchemaField
 from blockpilot.credentials.fields import CredentialsField
@@ -32,6 +32,7 @@ class BenchEchoBlock(Block):
     id = "b3e0c7a2-0000-4b1e-8c00-00000000e001"
     description = "Bench only: echoes a text back. No credentials."
     categories = frozenset({BlockCategory.BASIC})
+    effect = BlockEffect.READ  # it changes nothing (as the peers' echo tools)
 
     class Input(BlockSchemaInput):
         text: str = SchemaField(description="Text to echo")
@@ -41,6 +42,15 @@ class BenchEchoBlock(Block):
 
     async def run(self, input_data: Input, **kwargs: Any) -> BlockOutput:
         yield "text", await echo(input_data.text)
+
+
+class BenchWriteEchoBlock(BenchEchoBlock):
+    """The same echo declared as a ``write``: its ``running`` record is committed before it
+    starts, as for any block that may change something (docs/performance.md)."""
+
+    id = "b3e0c7a2-0000-4b1e-8c00-00000000e004"
+    description = "Bench only: echoes a text back, declared as a write. No credentials."
+    effect = BlockEffect.WRITE
 
 
 class BenchApiKeyBlock(Block):
@@ -82,7 +92,12 @@ class BenchSleepBlock(Block):
         yield "done", True
 
 
-BENCH_BLOCKS: tuple[type[Block], ...] = (BenchEchoBlock, BenchApiKeyBlock, BenchSleepBlock)
+BENCH_BLOCKS: tuple[type[Block], ...] = (
+    BenchEchoBlock,
+    BenchWriteEchoBlock,
+    BenchApiKeyBlock,
+    BenchSleepBlock,
+)
 
 
 def bench_registry(
@@ -108,6 +123,7 @@ __all__ = [
     "BenchApiKeyBlock",
     "BenchEchoBlock",
     "BenchSleepBlock",
+    "BenchWriteEchoBlock",
     "EchoArgs",
     "bench_registry",
     "echo",

@@ -11,6 +11,9 @@ alternating rounds:
   ordered checks of docs/architecture.md, input validation, credential matching, a durable
   ``running`` execution record committed to SQLite before the block starts, output
   validation and redaction, the final state written behind;
+* ``blockpilot run_block (write effect)`` — the same echo declared as a ``write`` block: its
+  ``running`` record is committed before it starts (the echo above is a ``read`` block, whose
+  record is committed once, finished, before the call answers);
 * ``blockpilot run_block (api_key)`` — the same with the user's API key matched, read and
   decrypted (AES-256-GCM) for the run;
 * ``blockpilot run_block, engine writes`` — run_block with the execution record written
@@ -22,7 +25,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.blocks import BenchApiKeyBlock, BenchEchoBlock, EchoArgs, bench_registry, echo
+from bench.blocks import (
+    BenchApiKeyBlock,
+    BenchEchoBlock,
+    BenchWriteEchoBlock,
+    EchoArgs,
+    bench_registry,
+    echo,
+)
 from bench.common import measure_interleaved, open_pilot
 
 RAW = "raw block run"
@@ -30,6 +40,7 @@ LANGCHAIN = "LangChain StructuredTool.ainvoke"
 MCP = "MCP SDK MCPServer.call_tool"
 RUN_BLOCK = "blockpilot run_block"
 RUN_BLOCK_KEY = "blockpilot run_block (api_key)"
+RUN_BLOCK_WRITE = "blockpilot run_block (write effect)"
 RUN_BLOCK_ENGINE = "blockpilot run_block, engine writes (before)"
 
 
@@ -73,8 +84,10 @@ async def run(*, quick: bool, profile_to: Path | None = None) -> dict[str, Any]:
         typed = block.Input(text="hi")
         echo_args = {"block_id": BenchEchoBlock.id, "input_data": {"text": "hi"}}
         key_args = {"block_id": BenchApiKeyBlock.id, "input_data": {"text": "hi"}}
+        write_args = {"block_id": BenchWriteEchoBlock.id, "input_data": {"text": "hi"}}
 
-        for args in (echo_args, key_args):  # fail loudly, not fast, if a run does not complete
+        # Fail loudly, not fast, if a run does not complete.
+        for args in (echo_args, key_args, write_args):
             response = await pilot.call_tool("run_block", args, user_id=user.id, session_id=session)
             if response.type != "block_output":
                 raise RuntimeError(f"bench run_block did not run: {response.to_json()[:500]}")
@@ -89,6 +102,9 @@ async def run(*, quick: bool, profile_to: Path | None = None) -> dict[str, Any]:
         async def run_block_key() -> None:
             await pilot.call_tool("run_block", key_args, user_id=user.id, session_id=session)
 
+        async def run_block_write() -> None:
+            await pilot.call_tool("run_block", write_args, user_id=user.id, session_id=session)
+
         async def run_block_engine() -> None:
             await engine_pilot.call_tool(
                 "run_block", echo_args, user_id=engine_user.id, session_id=engine_session
@@ -101,6 +117,7 @@ async def run(*, quick: bool, profile_to: Path | None = None) -> dict[str, Any]:
         server = _mcp_server()
         variants[MCP] = lambda: server.call_tool("echo", {"text": "hi"})
         variants[RUN_BLOCK] = run_block
+        variants[RUN_BLOCK_WRITE] = run_block_write
         variants[RUN_BLOCK_KEY] = run_block_key
         if engine_available:
             variants[RUN_BLOCK_ENGINE] = run_block_engine

@@ -15,7 +15,7 @@ from pydantic_core import to_jsonable_python
 
 from blockpilot.approvals.gate import ApprovalGate, call_digest
 from blockpilot.approvals.policy import Decision
-from blockpilot.blocks.base import Block
+from blockpilot.blocks.base import Block, BlockEffect
 from blockpilot.catalog import Catalog
 from blockpilot.credentials.manager import IntegrationCredentialsManager
 from blockpilot.credentials.matching import (
@@ -579,7 +579,10 @@ class BlockRunner:
             is_dry_run=dry_run,
         )
         try:
-            await self.executions.start(record)
+            # A run that changes nothing outside may share its record's commit with its final
+            # state (docs/performance.md); any other block runs only once its row is durable.
+            effect_free = dry_run or block.effect is BlockEffect.READ
+            await self.executions.start(record, effect_free=effect_free)
         except asyncio.CancelledError:
             # The running row may be committed anyway (a group commit in flight): close it.
             self._cancelled(record, time.perf_counter())

@@ -120,6 +120,13 @@ class ExecutionStore:
     made directly (~20 µs, never waiting for a lock on the event loop; a writer thread takes
     over when the lock is busy) instead of through SQLAlchemy + aiosqlite (~0.7 ms), and the
     queued final states ride along in the same transaction.
+
+    A run that cannot change anything outside blockpilot (``effect_free``: a ``read`` block or
+    a dry run) does not wait for its ``running`` row on SQLite: the row is queued, committed
+    within :data:`~blockpilot.storage.sqlite_writer.DEFER_SECONDS` (or with the next write),
+    and a run that ends before that is written once, finished, by a single ``INSERT``. Either
+    way :meth:`flush` (which ``Pilot.call_tool`` awaits before answering) commits it, so the
+    record is durable before anyone hears the outcome (docs/performance.md).
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -135,9 +142,16 @@ class ExecutionStore:
         # start() returns.
         path = sqlite_file(engine)
         self._writer = None if path is None else _sqlite_writer(path, engine)
+        # Queued running rows of effect-free runs (see start), by record id.
+        self._unstarted: dict[str, dict[str, Any]] = {}
 
-    async def start(self, record: ExecutionRecord) -> None:
-        """Commit the ``running`` record; returns only once it is durable."""
+    async def start(self, record: ExecutionRecord, *, effect_free: bool = False) -> None:
+        """Commit the ``running`` record; returns only once it is durable.
+
+        With *effect_free* (the run changes nothing outside blockpilot) on SQLite, the row is
+        queued instead and committed shortly, or together with the run's final state by
+        :meth:`flush`; see the class docstring.
+        """
         params = {
             "id": record.id,
             "user_id": record.user_id,
@@ -152,6 +166,10 @@ class ExecutionStore:
             "instance_id": self.instance_id,
         }
         if self._writer is not None:
+            if effect_free:
+                self._writer.defer("start", params, key=record.id)
+                self._unstarted[record.id] = params
+                return
             await self._writer.write("start", params)
             return
         async with self._engine.begin() as conn:
@@ -169,6 +187,11 @@ class ExecutionStore:
             "error_message": storable(record.error_message),
         }
         if self._writer is not None:
+            started = self._unstarted.pop(record.id, None)
+            if started is not None and self._writer.replace_deferred(
+                record.id, "start_finished", {**started, **params, "status": record.status}
+            ):
+                return  # the running row was still queued: one INSERT of the finished record
             self._writer.defer("finish", params)
             return
         self._pending[record.id] = params
@@ -215,6 +238,7 @@ class ExecutionStore:
     async def close(self) -> None:
         """Commit what is queued and release the writer (the store stays usable)."""
         await self.flush()
+        self._unstarted.clear()  # all committed by the flush
         if self._writer is not None:
             await self._writer.close()
 
@@ -250,6 +274,10 @@ def _sqlite_writer(path: str, engine: AsyncEngine) -> SQLiteWriter:
     names = ", ".join(_INSERT_COLUMNS)
     values = ", ".join(f":{c}" for c in _INSERT_COLUMNS)
     sets = ", ".join(f"{column} = :{param}" for param, column in _FINISH_COLUMNS.items())
+    # A short effect-free run: the running row's columns and the final state's, one INSERT.
+    finished = {**{c: c for c in _INSERT_COLUMNS}, **_FINISH_COLUMNS}
+    finished_names = ", ".join(finished.values())
+    finished_values = ", ".join(f":{param}" for param in finished)
     return SQLiteWriter(
         path,
         {
@@ -257,9 +285,13 @@ def _sqlite_writer(path: str, engine: AsyncEngine) -> SQLiteWriter:
             "finish": (
                 f"UPDATE {table.name} SET {sets} WHERE id = :record_id AND status = 'running'"
             ),
+            "start_finished": (
+                f"INSERT INTO {table.name} ({finished_names}) VALUES ({finished_values})"
+            ),
         },
         {
             "start": bind_processors(table, dialect, {c: c for c in _INSERT_COLUMNS}),
             "finish": bind_processors(table, dialect, _FINISH_COLUMNS),
+            "start_finished": bind_processors(table, dialect, finished),
         },
     )

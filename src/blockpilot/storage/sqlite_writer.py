@@ -20,6 +20,9 @@ append to the WAL file, without fsync: ~15-20 µs. So:
 * Writes nobody waits for (:meth:`SQLiteWriter.defer`, e.g. an execution's final state) are
   committed in the same transaction as the next :meth:`~SQLiteWriter.write`, or on their own
   after ``defer_seconds``, or at the next :meth:`~SQLiteWriter.barrier`, whichever is first.
+  A deferred write given a key can be replaced while it is still queued
+  (:meth:`SQLiteWriter.replace_deferred`): a row inserted and finished within
+  ``defer_seconds`` is then written once, by one statement.
 * When writes go to the thread, whatever has queued up is committed in one transaction
   (group commit); if that fails, each write is retried alone so an error stays its own.
 
@@ -35,7 +38,7 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from sqlalchemy import Table
@@ -112,6 +115,7 @@ class SQLiteWriter:
         self._idle = idle_seconds
         self._defer = defer_seconds
         self._deferred: list[_Item] = []
+        self._deferred_at: dict[Hashable, int] = {}  # key -> index in _deferred (see defer)
         # Group commit (see write): the loop whose current iteration has already committed a
         # write, and the writes and barriers of that iteration waiting for the next commit.
         self._tick_loop: asyncio.AbstractEventLoop | None = None
@@ -149,11 +153,29 @@ class SQLiteWriter:
         self._put((name, params, future))
         await future
 
-    def defer(self, name: str, params: Params) -> None:
-        """Queue a write nobody waits for (committed soon; a failure is logged)."""
+    def defer(self, name: str, params: Params, *, key: Hashable | None = None) -> None:
+        """Queue a write nobody waits for (committed soon; a failure is logged).
+
+        With a *key*, :meth:`replace_deferred` can swap the write for another one as long as
+        it has not been taken for a commit.
+        """
+        if key is not None:
+            self._deferred_at[key] = len(self._deferred)
         self._deferred.append((name, params, None))
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._defer, self._on_timer)
+
+    def replace_deferred(self, key: Hashable, name: str, params: Params) -> bool:
+        """Swap the still-queued write deferred with *key* for (*name*, *params*), in place.
+
+        False if there is none: it was committed meanwhile (or is being), and the caller must
+        write its change as a new statement.
+        """
+        index = self._deferred_at.pop(key, None)
+        if index is None:
+            return False
+        self._deferred[index] = (name, params, None)
+        return True
 
     async def barrier(self) -> None:
         """Wait until every write queued before this call is committed (or has failed).
@@ -247,10 +269,15 @@ class SQLiteWriter:
         # The timer is left to fire (and find nothing): cancelling and re-arming it for every
         # run cost more than the one idle wake-up per DEFER_SECONDS.
         taken, self._deferred = self._deferred, []
+        self._deferred_at.clear()
         return taken
 
     def _commit_inline(self, batch: list[_Item]) -> bool:
         """Commit *batch* here and now if that needs no waiting; False: nothing was written."""
+        if self._thread_writes:
+            # Writes wait on the thread: these go behind them, so that writes commit in the
+            # order they were made (a queued INSERT before the UPDATE of the same row).
+            return False
         if not self._inline_lock.acquire(blocking=False):
             return False  # another thread's loop is using the inline connection
         try:
