@@ -42,8 +42,15 @@ Messages never contain secret values.
     ├── CredentialsError                    credentials_error
     │   ├── CredentialsUnavailableError     credentials_unavailable
     │   ├── DecryptionError                 decryption_failed
-    │   └── OAuthRefreshError               oauth_refresh_failed
-    │       └── ReauthorizationRequiredError reauthorization_required
+    │   ├── OAuthRefreshError               oauth_refresh_failed
+    │   │   └── ReauthorizationRequiredError reauthorization_required
+    │   ├── InsufficientScopeError          insufficient_scope (an upstream's 403)
+    │   └── TokenEndpointError              token_endpoint_error
+    │       ├── TokenGrantRefusedError      token_grant_refused (invalid_grant)
+    │       ├── TokenClientRefusedError     token_client_refused (invalid_client, ...)
+    │       ├── TokenRequestRefusedError    token_request_refused (any other error code)
+    │       ├── TokenEndpointUnavailableError token_endpoint_unavailable
+    │       └── TokenResponseInvalidError   token_response_invalid
     ├── WorkspaceError                      workspace_error
     │   ├── WorkspacePathError              invalid_path
     │   ├── WorkspaceQuotaError             file_too_large
@@ -275,6 +282,72 @@ class ReauthorizationRequiredError(OAuthRefreshError):
     """The provider refused the refresh token; the user must reconnect."""
 
     code = "reauthorization_required"
+
+
+class InsufficientScopeError(CredentialsError):
+    """The upstream refused the token for a missing scope (HTTP 403 ``insufficient_scope``).
+
+    ``details["scopes"]`` names the scopes the upstream asked for.
+    """
+
+    code = "insufficient_scope"
+
+
+class TokenEndpointError(CredentialsError):
+    """An OAuth token endpoint did not issue tokens (docs/oauth.md).
+
+    Attributes:
+        error: The RFC 6749 section 5.2 ``error`` code the endpoint sent, if any.
+        status: The HTTP status of its answer, if it answered.
+    """
+
+    code = "token_endpoint_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error: str | None = None,
+        status: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        known = {"error": error, "status": status}
+        super().__init__(
+            message,
+            details={**{k: v for k, v in known.items() if v is not None}, **(details or {})},
+        )
+        self.error = error
+        self.status = status
+
+
+class TokenGrantRefusedError(TokenEndpointError):
+    """``invalid_grant``: the code or refresh token is spent, expired or revoked."""
+
+    code = "token_grant_refused"
+
+
+class TokenClientRefusedError(TokenEndpointError):
+    """``invalid_client`` / ``unauthorized_client``: the OAuth app is at fault, not the user."""
+
+    code = "token_client_refused"
+
+
+class TokenRequestRefusedError(TokenEndpointError):
+    """Any other refusal (``invalid_request``, ``invalid_scope``, ``invalid_target``, ...)."""
+
+    code = "token_request_refused"
+
+
+class TokenEndpointUnavailableError(TokenEndpointError):
+    """Not reached, timed out, a 5xx/429 without an error body, or an answer over the cap."""
+
+    code = "token_endpoint_unavailable"
+
+
+class TokenResponseInvalidError(TokenEndpointError):
+    """A success answer without a usable access token (or with malformed fields)."""
+
+    code = "token_response_invalid"
 
 
 class WorkspaceError(BlockpilotError):

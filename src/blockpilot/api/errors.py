@@ -94,6 +94,15 @@ ERROR_TABLE: dict[type[bp.BlockpilotError], HttpError] = {
     bp.DecryptionError: HttpError(500, _MISCONFIGURED),
     bp.OAuthRefreshError: HttpError(502),
     bp.ReauthorizationRequiredError: HttpError(409),
+    # An upstream wants a scope the user's token lacks: reconnect with it (409, like above).
+    bp.InsufficientScopeError: HttpError(409),
+    # A token endpoint's answers (connecting or refreshing an account): an upstream's failure.
+    bp.TokenEndpointError: HttpError(502),
+    bp.TokenGrantRefusedError: HttpError(409),
+    bp.TokenClientRefusedError: HttpError(502),
+    bp.TokenRequestRefusedError: HttpError(502),
+    bp.TokenEndpointUnavailableError: HttpError(502),
+    bp.TokenResponseInvalidError: HttpError(502),
     bp.WorkspaceError: HttpError(400),
     bp.WorkspacePathError: HttpError(400),
     bp.WorkspaceQuotaError: HttpError(413),

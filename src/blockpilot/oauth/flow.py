@@ -30,15 +30,23 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
 from blockpilot.credentials.matching import provider_display_name
 from blockpilot.credentials.models import CredentialsMeta, OAuth2Credentials
-from blockpilot.errors import InvalidInputError, NetworkError, NotFoundError, ResponseTooLargeError
-from blockpilot.oauth.http import MAX_RESPONSE_BYTES, call_endpoint
+from blockpilot.errors import (
+    InvalidInputError,
+    NetworkError,
+    NotFoundError,
+    TokenEndpointError,
+    TokenEndpointUnavailableError,
+    TokenResponseInvalidError,
+)
+from blockpilot.oauth.http import call_endpoint
 from blockpilot.oauth.pending import PendingFlow, PendingFlowStore
 from blockpilot.oauth.providers import OAuthProvider
 from blockpilot.oauth.state import OAuthStateError, OAuthStateStore, PendingLogin, pkce_s256
+from blockpilot.oauth.token_endpoint import IssuedTokens, exchange_code
 from blockpilot.settings import Settings
 from blockpilot.storage.credentials import CredentialStore
 
@@ -180,17 +188,6 @@ def parse_scopes(value: str | Iterable[str] | None) -> list[str]:
     if len(scopes) > MAX_SCOPES:
         raise InvalidInputError(f"Too many scopes: at most {MAX_SCOPES}")
     return scopes
-
-
-def _expires_in(value: Any) -> int | None:
-    """``expires_in``-like seconds, or None when absent; ValueError when malformed."""
-    if value is None:
-        return None
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 10**9:
-        raise ValueError("bad lifetime")
-    return value
 
 
 class OAuthFlow:
@@ -339,8 +336,7 @@ class OAuthFlow:
                 "from there; if someone sent you this link, you can ignore it.",
                 details={"reason": "not_verified"},
             )
-        tokens = await self._exchange(provider, code, pending)
-        creds = await self._credentials_from(provider, tokens, pending)
+        creds = await self._exchange(provider, code, pending)
         flow_id, parked = await self.pending.park(pending.user_id, creds, pending.context)
         logger.info(
             "oauth connect waits for verification",
@@ -399,110 +395,81 @@ class OAuthFlow:
 
     async def _exchange(
         self, provider: OAuthProvider, code: str, pending: PendingLogin
-    ) -> dict[str, Any]:
+    ) -> OAuth2Credentials:
+        """Exchange *code* at the token endpoint; the credential to park."""
         display = provider_display_name(provider.name)
-        form = {
-            "grant_type": "authorization_code",
-            "code": code[:4096],
-            "redirect_uri": pending.redirect_uri,
-            "code_verifier": pending.code_verifier,
-            "client_id": provider.client_id,
-            "client_secret": provider.client_secret.get_secret_value(),
-        }
         try:
-            response = await call_endpoint(
-                "POST",
+            issued = await exchange_code(
                 provider.token_url,
+                provider.token_client(),
+                code=code,
+                redirect_uri=pending.redirect_uri,
+                code_verifier=pending.code_verifier,
+                resource=provider.resource,
+                name=display,
                 timeout=self.timeout,
-                data=form,
-                headers={"Accept": "application/json"},
             )
-        except ResponseTooLargeError:
+        except (TokenResponseInvalidError, TokenEndpointUnavailableError) as exc:
+            unreachable = exc.details.get("reason") == "unreachable"
             logger.warning(
-                "oauth code exchange answer too large",
-                extra={"provider": provider.name, "limit": MAX_RESPONSE_BYTES},
+                "oauth code exchange failed",
+                extra={"provider": provider.name, "error": exc.code, "status": exc.status},
             )
+            if unreachable:
+                raise OAuthCallbackError(
+                    f"Could not reach {display} to finish connecting the account. Nothing was "
+                    "saved; try again from the chat in a moment.",
+                    details={"reason": "token_unreachable"},
+                ) from None
             raise OAuthCallbackError(
                 f"{display} sent an invalid token response. Nothing was saved; try again from "
                 "the chat.",
                 details={"reason": "token_invalid"},
             ) from None
-        except (httpx.HTTPError, NetworkError) as exc:
-            logger.warning(
-                "oauth code exchange failed",
-                extra={"provider": provider.name, "error": type(exc).__name__},
-            )
-            raise OAuthCallbackError(
-                f"Could not reach {display} to finish connecting the account. Nothing was saved; "
-                "try again from the chat in a moment.",
-                details={"reason": "token_unreachable"},
-            ) from None
-        payload = response.token_payload()
-        error = payload.get("error")
-        if error is not None or response.status_code >= 400 or "access_token" not in payload:
-            code_name = (
-                str(error)
-                if isinstance(error, str) and re.fullmatch(r"[a-z_]{1,40}", error)
-                else None
-            )
+        except TokenEndpointError as exc:
             logger.warning(
                 "oauth code exchange refused",
-                extra={
-                    "provider": provider.name,
-                    "status": response.status_code,
-                    "error": code_name,
-                },
+                extra={"provider": provider.name, "status": exc.status, "error": exc.error},
             )
-            why = f" ({code_name})" if code_name else f" (HTTP {response.status_code})"
+            why = f" ({exc.error})" if exc.error else f" (HTTP {exc.status})"
             raise OAuthCallbackError(
                 f"{display} refused to finish connecting the account{why}. Nothing was saved; go "
                 "back to the chat and ask the copilot for a new link.",
-                details={"reason": "token_refused", "provider_error": code_name},
-            )
-        return payload
+                details={"reason": "token_refused", "provider_error": exc.error},
+            ) from None
+        return await self._credentials_from(provider, issued, pending)
 
     async def _credentials_from(
-        self, provider: OAuthProvider, tokens: dict[str, Any], pending: PendingLogin
+        self, provider: OAuthProvider, issued: IssuedTokens, pending: PendingLogin
     ) -> OAuth2Credentials:
         display = provider_display_name(provider.name)
-        invalid = OAuthCallbackError(
-            f"{display} sent an invalid token response. Nothing was saved; try again from the "
-            "chat.",
-            details={"reason": "token_invalid"},
-        )
-        access_token = tokens.get("access_token")
-        token_type = tokens.get("token_type")
-        if not isinstance(access_token, str) or not access_token.strip():
-            raise invalid
-        if token_type is not None and str(token_type).lower() != "bearer":
-            raise invalid
-        try:
-            expires_in = _expires_in(tokens.get("expires_in"))
-            refresh_expires_in = _expires_in(tokens.get("refresh_token_expires_in"))
-            granted = tokens.get("scope")
-            scopes = parse_scopes(granted) if granted not in (None, "") else list(pending.scopes)
-        except (ValueError, InvalidInputError):
-            raise invalid from None
-        refresh_token = tokens.get("refresh_token")
-        if refresh_token is not None and (
-            not isinstance(refresh_token, str) or not refresh_token.strip()
-        ):
-            raise invalid
         now = int(time.time())
+        access_token = issued.access_token.get_secret_value()
         username = await self._username(provider, access_token)
         try:
+            scopes = parse_scopes(issued.scopes) if issued.scopes else list(pending.scopes)
             return OAuth2Credentials(
                 provider=provider.name,
                 title=f"{display} ({username})" if username else f"{display} account",
                 username=username,
-                access_token=SecretStr(access_token),
-                access_token_expires_at=now + expires_in if expires_in is not None else None,
-                refresh_token=SecretStr(refresh_token) if refresh_token else None,
-                refresh_token_expires_at=now + refresh_expires_in if refresh_expires_in else None,
+                access_token=issued.access_token,
+                access_token_expires_at=(
+                    now + issued.expires_in if issued.expires_in is not None else None
+                ),
+                refresh_token=issued.refresh_token,
+                refresh_token_expires_at=(
+                    now + issued.refresh_token_expires_in
+                    if issued.refresh_token_expires_in
+                    else None
+                ),
                 scopes=sorted(scopes),
             )
-        except ValidationError:
-            raise invalid from None
+        except (ValidationError, InvalidInputError):
+            raise OAuthCallbackError(
+                f"{display} sent an invalid token response. Nothing was saved; try again from "
+                "the chat.",
+                details={"reason": "token_invalid"},
+            ) from None
 
     async def _username(self, provider: OAuthProvider, access_token: str) -> str | None:
         """The account's name when the provider tells it cheaply; None on any failure."""

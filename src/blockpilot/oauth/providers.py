@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
-import httpx
 from pydantic import SecretStr, ValidationError
 
 from blockpilot.credentials.models import OAuth2Credentials
 from blockpilot.errors import (
-    NetworkError,
     OAuthRefreshError,
     ReauthorizationRequiredError,
-    ResponseTooLargeError,
+    TokenClientRefusedError,
+    TokenEndpointError,
+    TokenGrantRefusedError,
 )
-from blockpilot.oauth.http import MAX_RESPONSE_BYTES, call_endpoint
+from blockpilot.oauth.token_endpoint import ClientAuthMethod, TokenClient, refresh_tokens
 from blockpilot.settings import Settings
 
 # Public endpoints of providers we know; operators can override any of them with
@@ -74,6 +73,11 @@ class OAuthProvider:
     authorize_url: str
     token_url: str
     rotates_refresh_tokens: bool = True
+    # RFC 8707 resource indicator sent on authorize and token requests (MCP servers).
+    resource: str | None = None
+    client_auth: ClientAuthMethod = "client_secret_post"
+    # Scopes every login asks for (an MCP server's advertised scopes).
+    scopes: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, name: str, settings: Settings) -> OAuthProvider | None:
@@ -99,7 +103,7 @@ class OAuthProvider:
     ) -> OAuth2Credentials:
         """Exchange the refresh token; returns updated credentials (same id).
 
-        The token endpoint is called through :func:`blockpilot.oauth.http.call_endpoint`:
+        The token endpoint is called through :mod:`blockpilot.oauth.token_endpoint`:
         no proxy from the environment, the answer capped at 1 MiB, *timeout* per operation
         and for the whole call.
 
@@ -113,72 +117,39 @@ class OAuthProvider:
                 f"The {self.name} connection has expired and has no refresh token; "
                 "reconnect the account"
             )
-        form = {
-            "grant_type": "refresh_token",
-            "refresh_token": creds.refresh_token.get_secret_value(),
-            "client_id": self.client_id,
-            "client_secret": self.client_secret.get_secret_value(),
-        }
         try:
-            response = await call_endpoint(
-                "POST",
+            issued = await refresh_tokens(
                 self.token_url,
+                self.token_client(),
+                creds.refresh_token.get_secret_value(),
+                resource=self.resource,
+                name=self.name,
                 timeout=timeout,
-                data=form,
-                headers={"Accept": "application/json"},
             )
-        except ResponseTooLargeError:
-            raise OAuthRefreshError(
-                f"{self.name} sent a token response larger than {MAX_RESPONSE_BYTES} bytes; "
-                "try again later",
-                details={"reason": "response_too_large", "limit": MAX_RESPONSE_BYTES},
-            ) from None
-        except (httpx.HTTPError, NetworkError) as exc:
-            raise OAuthRefreshError(
-                f"Could not reach {self.name} to refresh the token ({type(exc).__name__})"
-            ) from None
-        payload = response.json_object() or {}
-        error = payload.get("error")
-        if error == "invalid_grant":
+        except TokenGrantRefusedError:
             raise ReauthorizationRequiredError(
-                f"{self.name} refused the refresh token ({error}); "
+                f"{self.name} refused the refresh token (invalid_grant); "
                 "the user must reconnect the account"
-            )
-        if error in ("invalid_client", "unauthorized_client"):
+            ) from None
+        except TokenClientRefusedError as exc:
             # The operator's OAuth app is at fault, not the user's grant: reconnecting would not
             # help, so the stored tokens stay as they are.
             raise OAuthRefreshError(
-                f"{self.name} rejected the OAuth app ({error}); check BLOCKPILOT_PROVIDER_"
+                f"{self.name} rejected the OAuth app ({exc.error}); check BLOCKPILOT_PROVIDER_"
                 f"{self.name.upper()}_CLIENT_ID and _CLIENT_SECRET"
-            )
-        if response.status_code >= 400 or "access_token" not in payload:
+            ) from None
+        except TokenEndpointError as exc:
             raise OAuthRefreshError(
-                f"{self.name} token refresh failed with HTTP {response.status_code}; "
-                "try again later"
-            )
-        access_token = payload.get("access_token")
-        expires_in = payload.get("expires_in")
-        new_refresh = payload.get("refresh_token")
-        scope = payload.get("scope")
-        if (
-            not isinstance(access_token, str)
-            or not access_token.strip()
-            or not _valid_expires_in(expires_in)
-            or not (new_refresh is None or (isinstance(new_refresh, str) and new_refresh.strip()))
-        ):
-            # Storing a malformed answer would break the credential; keep what we have.
-            raise OAuthRefreshError(
-                f"{self.name} returned an invalid token response; try again later"
-            )
+                f"{self.name} token refresh failed: {exc.message}; try again later",
+                details={k: v for k, v in exc.details.items() if k in ("reason", "limit")},
+            ) from None
         now = int(time.time())
         update = {
-            "access_token": SecretStr(access_token),
-            "access_token_expires_at": now + int(expires_in) if expires_in else None,
+            "access_token": issued.access_token,
+            "access_token_expires_at": now + issued.expires_in if issued.expires_in else None,
             # Providers that rotate refresh tokens return a new one; keep the old otherwise.
-            "refresh_token": SecretStr(str(new_refresh)) if new_refresh else creds.refresh_token,
-            "scopes": scope.replace(",", " ").split()
-            if isinstance(scope, str) and scope
-            else creds.scopes,
+            "refresh_token": issued.refresh_token or creds.refresh_token,
+            "scopes": issued.scopes if issued.scopes else creds.scopes,
         }
         try:
             # Validated like any stored credential, so what we store can always be read back.
@@ -188,14 +159,7 @@ class OAuthProvider:
                 f"{self.name} returned an invalid token response; try again later"
             ) from None
 
-
-def _valid_expires_in(value: Any) -> bool:
-    """``expires_in`` is absent, or a whole number of seconds (some providers send a string)."""
-    if value is None:
-        return True
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, str):
-        value = value.strip()
-        return value.isdigit() and int(value) < 10**10
-    return isinstance(value, int) and 0 <= value < 10**10
+    def token_client(self) -> TokenClient:
+        """How this app authenticates at its token endpoint."""
+        secret = self.client_secret if self.client_secret.get_secret_value() else None
+        return TokenClient(self.client_id, secret, self.client_auth)
