@@ -436,11 +436,6 @@ class Pilot:
         self, user_id: str, data: Any, *, is_default: bool = False
     ) -> CredentialsMeta:
         """Validate and store a credential given as a JSON object (docs/library.md#credentials)."""
-        if not isinstance(data, dict):
-            raise InvalidInputError(
-                "Credential must be a JSON object such as "
-                '{"provider": "openai", "type": "api_key", "api_key": "..."}'
-            )
         creds = parse_credentials(data)
         return await self.credential_store.add(user_id, creds, is_default=is_default)
 
@@ -478,4 +473,4 @@ def _lock_manager(settings: Settings) -> LockManager:
     return RedisLockManager(settings.redis_url, lease_seconds=settings.lock_lease_seconds)
 
 
-__all__ = ["Pilot", "parse_credentials", "BlockpilotError"]
+__all__ = ["BlockpilotError", "Pilot", "PreparedCall"]

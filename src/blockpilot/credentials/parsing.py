@@ -13,11 +13,20 @@ from blockpilot.errors import InvalidInputError
 __all__ = ["parse_credentials"]
 
 
-def parse_credentials(data: dict[str, Any]) -> Credentials:
-    """A credential from user input; errors name the fields, never echo secret values.
+def parse_credentials(data: Any) -> Credentials:
+    """A credential from user input (a JSON object); errors name the fields, never echo
+    secret values.
 
     The types and their fields are in docs/library.md#credentials.
+
+    Raises:
+        InvalidInputError: *data* is not an object, or not a valid credential.
     """
+    if not isinstance(data, dict):
+        raise InvalidInputError(
+            "Credential must be a JSON object such as "
+            '{"provider": "openai", "type": "api_key", "api_key": "..."}'
+        )
     payload = {k: v for k, v in data.items() if k != "id"}
     try:
         creds = CredentialsAdapter.validate_python(payload)
