@@ -1,4 +1,5 @@
-"""``blockpilot sources add mcp``: mcp-server-time (PyPI) over streamable HTTP, from the CLI."""
+"""``blockpilot sources add mcp``: mcp-server-time (PyPI) over streamable HTTP and by
+``--command`` over stdio, from the CLI."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from blockpilot.cli.errors import EXIT_USAGE
 from tests import bp_database
 
 from .mcp_servers import serve_in_thread
+from .test_mcp_transports import TIME_COMMAND, server_pids
 from .test_sources_cli import error_line
 
 
@@ -69,3 +71,24 @@ def test_add_show_refresh_run_remove(cli: Any) -> None:
         assert ran.exit_code == 0, ran.stdout + ran.stderr
         assert "Asia/Tokyo" in ran.stdout
     assert cli("sources", "remove", "time").exit_code == 0
+
+
+def test_add_and_run_a_command_server(cli: Any) -> None:
+    """``--command``: mcp-server-time over stdio; the CLI's Pilot.close ends the process."""
+    refused = cli("sources", "add", "mcp", "clock", "--command", TIME_COMMAND, "--auth", "bearer")
+    assert refused.exit_code == EXIT_USAGE and "per-user secret" in error_line(refused)
+    neither = cli("sources", "add", "mcp", "clock")
+    assert neither.exit_code == EXIT_USAGE and "--command" in error_line(neither)
+    added = cli("sources", "add", "mcp", "clock", "--command", TIME_COMMAND, "--env", "TZ=UTC")
+    assert added.exit_code == 0, added.stderr
+    assert json.loads(added.stdout) == {"name": "clock", "kind": "mcp", "blocks": 2, "skipped": []}
+    shown = json.loads(cli("sources", "show", "clock", "--json").stdout)
+    assert (shown["transport"], shown["env"]) == ("stdio", ["TZ"])
+    assert cli("users", "create", "alice").exit_code == 0
+    ran = cli(
+        "run", "clock_get_current_time", "-u", "alice", "--input", '{"timezone": "Asia/Tokyo"}',
+        "--json",
+    )  # fmt: skip
+    assert ran.exit_code == 0, ran.stdout + ran.stderr
+    assert "Asia/Tokyo" in ran.stdout
+    assert server_pids("mcp_server_time") == []

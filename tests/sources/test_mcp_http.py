@@ -113,3 +113,10 @@ async def test_add_connect_run_two_users(
     for client in (alice, bob):
         history = await client.get("/api/v1/executions")
         assert ALICE_TOKEN not in history.text and BOB_TOKEN not in history.text
+
+
+async def test_a_command_server_over_http_needs_the_setting(clients: dict[str, Any]) -> None:
+    body = {"kind": "mcp", "name": "clock", "command": "mcp-server-time"}
+    refused = await clients["alice"].post("/api/v1/sources", json=body)
+    assert refused.status_code == 422, refused.text
+    assert "BLOCKPILOT_SOURCES_ALLOW_COMMANDS" in refused.json()["error"]["message"]
