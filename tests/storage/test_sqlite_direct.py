@@ -289,3 +289,23 @@ async def test_a_value_that_cannot_be_stored_fails_its_caller_and_nothing_else(d
         assert _rows(db) == {"good": "running"}
     finally:
         await writer.close()
+
+
+async def test_a_keyed_deferred_write_is_replaced_while_queued_only(db: Path) -> None:
+    writer = SQLiteWriter(
+        str(db),
+        {**STATEMENTS, "start_done": "INSERT INTO runs (id, status) VALUES (:id, :status)"},
+        defer_seconds=30,
+    )
+    try:
+        writer.defer("start", {"id": "a"}, key="a")
+        assert _rows(db) == {}
+        assert writer.replace_deferred("a", "start_done", {"id": "a", "status": "completed"})
+        await writer.barrier()
+        assert _rows(db) == {"a": "completed"}  # one INSERT, no running row in between
+        writer.defer("start", {"id": "b"}, key="b")
+        await writer.barrier()  # committed: too late to replace
+        assert not writer.replace_deferred("b", "start_done", {"id": "b", "status": "failed"})
+        assert _rows(db) == {"a": "completed", "b": "running"}
+    finally:
+        await writer.close()
