@@ -187,6 +187,15 @@ def source_name(service: str) -> str:
     return ("s_" + name if not name[:1].isalpha() else name)[:40]
 
 
+def source_block_name(spec: Spec) -> str:
+    """The name the spec's operation gets as a block of its OpenAPI source."""
+    return f"{source_name(spec.service)}_{_operation_id(spec)}"
+
+
+def _operation_id(spec: Spec) -> str:
+    return spec.name[len(_camel(spec.service)) : -len("Block")]
+
+
 _JSON_TYPES = {"str": "string", "int": "integer", "dict": "object", "list": "array"}
 _METHODS = {"create": "post", "get": "get", "list": "get", "update": "patch", "delete": "delete"}
 
@@ -201,7 +210,7 @@ def openapi_documents(specs: list[Spec]) -> dict[str, str]:
         paths: dict[str, Any] = {}
         for spec in items:
             method = _METHODS.get(spec.action, "post")
-            operation_id = spec.name[len(_camel(spec.service)) : -len("Block")]
+            operation_id = _operation_id(spec)
             properties = {
                 field: {"type": _JSON_TYPES[kind], "description": text}
                 for field, kind, text in spec.inputs
@@ -315,5 +324,6 @@ __all__ = [
     "labelled_queries",
     "openapi_documents",
     "plural",
+    "source_block_name",
     "source_name",
 ]

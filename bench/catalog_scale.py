@@ -32,7 +32,13 @@ from typing import Any
 
 from bench import find
 from bench.blocks import bench_registry
-from bench.catalog_gen import block_classes, generate, labelled_queries, openapi_documents
+from bench.catalog_gen import (
+    block_classes,
+    generate,
+    labelled_queries,
+    openapi_documents,
+    source_block_name,
+)
 from bench.common import Samples, bench_settings, percentile, rss_mib, temporary_home
 from blockpilot.pilot import Pilot
 from blockpilot.sources.base import SourceOptions, source_kind
@@ -149,7 +155,10 @@ async def _classes(size: int, passes: int) -> dict[str, Any]:
 
 async def _sources(size: int, passes: int) -> dict[str, Any]:
     specs = generate(size)
-    labelled = _queries(specs)
+    names = {spec.name: source_block_name(spec) for spec in specs}
+    labelled = [
+        {**q, "relevant": [names.get(n, n) for n in q["relevant"]]} for q in _queries(specs)
+    ]
     registry = lambda: bench_registry(bench_blocks=False, builtins=True)  # noqa: E731
     with temporary_home() as home:
         settings = bench_settings(home)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -47,15 +48,39 @@ class Catalog:
         self.exclusions = exclusions
         self._index: BlockSearchIndex | None = None
         self._index_generation = -1
+        self._documents: dict[str, tuple[Block, SearchDocument]] = {}
+        self._lock = threading.Lock()
 
     @property
     def index(self) -> BlockSearchIndex:
-        # Rebuilt when the registry changes (a source added, refreshed or removed).
-        if self._index is None or self._index_generation != self.registry.generation:
-            blocks = self.registry.all()
-            self._index_generation = self.registry.generation
-            self._index = BlockSearchIndex(_document(b) for b in blocks)
-        return self._index
+        """The search index of the current catalogue, built once and shared by every search.
+
+        When the registry changes (a source added, refreshed or removed) the next search
+        builds a new one from the previous: only new or changed blocks are analysed again
+        (docs/performance.md#catalogue-scale).
+        """
+        index = self._index
+        if index is not None and self._index_generation == self.registry.generation:
+            return index
+        with self._lock:  # one build at a time; a second caller uses the first one's index
+            generation = self.registry.generation
+            if self._index is None or self._index_generation != generation:
+                self._index = BlockSearchIndex(self._search_documents(), reuse=self._index)
+                self._index_generation = generation
+            return self._index
+
+    def _search_documents(self) -> list[SearchDocument]:
+        # The same document object for the same block object: the index recognises it
+        # without comparing its text.
+        known = self._documents
+        documents: dict[str, tuple[Block, SearchDocument]] = {}
+        for block in self.registry.all():
+            cached = known.get(block.id)
+            if cached is None or cached[0] is not block:
+                cached = (block, _document(block))
+            documents[block.id] = cached
+        self._documents = documents
+        return [document for _, document in documents.values()]
 
     def usable(self, block: Block) -> bool:
         return not self.registry.is_disabled(block) and not self.exclusions.excludes(block)

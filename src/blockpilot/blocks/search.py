@@ -31,14 +31,14 @@ Ties are broken by block name (then id), so results are fully deterministic.
 
 from __future__ import annotations
 
-import heapq
-import math
 import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 from rapidfuzz import process
 from rapidfuzz.distance import JaroWinkler
 
@@ -289,6 +289,22 @@ class SearchHit:
 
 
 _Clause = dict[str, float]
+_Ints = npt.NDArray[np.int64] | npt.NDArray[np.int32]
+_Floats = npt.NDArray[np.float64]
+
+
+_Analysed = tuple[tuple[Counter[str], int], ...]  # per field: (term counts, field length)
+
+
+def _analyze_document(doc: SearchDocument) -> _Analysed:
+    texts: tuple[list[str], ...] = (
+        _analyze(doc.name, drop_block_suffix=True),
+        _analyze(doc.description),
+        [t for category in doc.categories for t in _analyze(category)],
+        [t for field_name, _ in doc.fields for t in _analyze(field_name)],
+        [t for _, field_description in doc.fields for t in _analyze(field_description)],
+    )
+    return tuple((Counter(terms), len(terms)) for terms in texts)
 
 
 class BlockSearchIndex:
@@ -298,19 +314,35 @@ class BlockSearchIndex:
     :meth:`search` and :meth:`exact_name_lookup`.  Instances are safe to share
     between threads for reading (the only mutable state is a pair of lookup
     caches whose updates are idempotent).
+
+    Postings are numpy arrays (document numbers and precomputed scores per term,
+    one contiguous slice each), so a query over 100,000 documents adds up a few
+    slices into one score array instead of merging Python dicts.  Passing the
+    index of an earlier catalogue as ``reuse`` analyses only the documents that
+    are new or changed; the scores of all are recomputed (their IDF and length
+    norms depend on the whole catalogue) in a few vector operations.
     """
 
     __slots__ = (
+        "_docs",
         "_ids",
         "_rank",
-        "_postings",
-        "_vocabulary",
         "_names",
+        "_terms",
+        "_term_ids",
+        "_vocabulary",
+        "_rows",
+        "_lengths",
+        "_indptr",
+        "_post_docs",
+        "_post_scores",
         "_typo_cache",
         "_clause_cache",
     )
 
-    def __init__(self, documents: Iterable[SearchDocument]) -> None:
+    def __init__(
+        self, documents: Iterable[SearchDocument], *, reuse: BlockSearchIndex | None = None
+    ) -> None:
         docs = list(documents)
         ids: list[str] = []
         seen: set[str] = set()
@@ -326,6 +358,7 @@ class BlockSearchIndex:
                 )
             seen.add(doc.id)
             ids.append(doc.id)
+        self._docs: tuple[SearchDocument, ...] = tuple(docs)
         self._ids: tuple[str, ...] = tuple(ids)
 
         order = sorted(
@@ -344,60 +377,96 @@ class BlockSearchIndex:
                 names[key] = index
         self._names = names
 
-        self._postings = self._build_postings(docs)
-        self._vocabulary: list[str] = sorted(self._postings)
+        self._build(docs, reuse)
         self._typo_cache: dict[str, str | None] = {}
-        self._clause_cache: dict[tuple[tuple[str, float], ...], dict[int, float]] = {}
+        self._clause_cache: dict[tuple[tuple[str, float], ...], tuple[_Ints, _Floats]] = {}
 
     # -- building --------------------------------------------------------- #
 
-    @staticmethod
-    def _build_postings(docs: list[SearchDocument]) -> dict[str, dict[int, float]]:
-        n_fields = len(_FIELD_WEIGHTS)
-        # per field: list of (doc index, term counts, field length)
-        field_stats: list[list[tuple[int, Counter[str], int]]] = [[] for _ in range(n_fields)]
-        total_lengths = [0] * n_fields
-        document_frequency: Counter[str] = Counter()
+    def _build(self, docs: list[SearchDocument], reuse: BlockSearchIndex | None) -> None:
+        """Term rows (term, document, field, term frequency) and field lengths, then scores.
 
-        for index, doc in enumerate(docs):
-            texts: tuple[list[str], ...] = (
-                _analyze(doc.name, drop_block_suffix=True),
-                _analyze(doc.description),
-                [t for category in doc.categories for t in _analyze(category)],
-                [t for field_name, _ in doc.fields for t in _analyze(field_name)],
-                [t for _, field_description in doc.fields for t in _analyze(field_description)],
-            )
-            doc_terms: set[str] = set()
-            for f, terms in enumerate(texts):
-                if not terms:
-                    continue
-                counts = Counter(terms)
-                field_stats[f].append((index, counts, len(terms)))
-                total_lengths[f] += len(terms)
-                doc_terms.update(counts)
-            document_frequency.update(doc_terms)
-
+        Rows of documents equal to one of *reuse* are taken from it (renumbered) instead
+        of analysing their text again.
+        """
         n_docs = len(docs)
-        idf = {
-            term: math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
-            for term, df in document_frequency.items()
-        }
-        postings: dict[str, dict[int, float]] = {}
-        for f, stats in enumerate(field_stats):
-            if not stats:
-                continue
-            weight = _FIELD_WEIGHTS[f]
-            average = total_lengths[f] / n_docs or 1.0
-            for index, counts, length in stats:
-                norm = K1 * (1.0 - B + B * length / average)
+        n_fields = len(_FIELD_WEIGHTS)
+        terms: list[str] = list(reuse._terms) if reuse is not None else []
+        term_ids: dict[str, int] = {t: i for i, t in enumerate(terms)}
+        lengths = np.zeros((n_docs, n_fields), dtype=np.int64)
+        parts: list[_Ints] = []
+        fresh: list[int] = []
+        if reuse is not None and len(reuse._docs):
+            before = {doc: i for i, doc in enumerate(reuse._docs)}
+            moved = np.full(len(reuse._docs), -1, dtype=np.int64)
+            for index, doc in enumerate(docs):
+                old = before.get(doc)
+                if old is None:
+                    fresh.append(index)
+                else:
+                    moved[old] = index
+                    lengths[index] = reuse._lengths[old]
+            rows = reuse._rows
+            kept = rows[:, 1] if len(rows) else rows[:0, 1]
+            keep = moved[kept] >= 0
+            rows = rows[keep].copy()
+            rows[:, 1] = moved[rows[:, 1]]
+            parts.append(rows)
+        else:
+            fresh = list(range(n_docs))
+
+        new_rows: list[tuple[int, int, int, int]] = []
+        for index in fresh:
+            for f, (counts, length) in enumerate(_analyze_document(docs[index])):
+                lengths[index, f] = length
                 for term, tf in counts.items():
-                    contribution = weight * idf[term] * tf * (K1 + 1.0) / (tf + norm)
-                    bucket = postings.get(term)
-                    if bucket is None:
-                        postings[term] = {index: contribution}
-                    else:
-                        bucket[index] = bucket.get(index, 0.0) + contribution
-        return postings
+                    term_id = term_ids.get(term)
+                    if term_id is None:
+                        term_id = term_ids[term] = len(terms)
+                        terms.append(term)
+                    new_rows.append((term_id, index, f, tf))
+        if new_rows:
+            parts.append(np.array(new_rows, dtype=np.int64))
+        rows = np.concatenate(parts) if parts else np.zeros((0, 4), dtype=np.int64)
+
+        # Drop terms no document uses any more (after a source went away), renumbering.
+        used = np.zeros(len(terms), dtype=bool)
+        used[rows[:, 0]] = True
+        if not used.all():
+            renumber = np.cumsum(used) - 1
+            rows[:, 0] = renumber[rows[:, 0]]
+            terms = [t for t, u in zip(terms, used.tolist(), strict=True) if u]
+        # Sorted by (term, document, field): each term's postings are one slice, and a
+        # document's fields add up in field order, as they always have.
+        rows = rows[np.lexsort((rows[:, 2], rows[:, 1], rows[:, 0]))]
+        self._rows: _Ints = rows
+        self._lengths: _Ints = lengths
+        self._terms: tuple[str, ...] = tuple(terms)
+        self._term_ids: dict[str, int] = {t: i for i, t in enumerate(terms)}
+        self._vocabulary: list[str] = sorted(terms)
+        self._score(rows, lengths, len(terms), n_docs)
+
+    def _score(self, rows: _Ints, lengths: _Ints, n_terms: int, n_docs: int) -> None:
+        """Field-weighted BM25 contribution of every (term, document) pair."""
+        term, doc, field, tf = rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3].astype(np.float64)
+        pair_start = np.ones(len(rows), dtype=bool)
+        if len(rows):
+            pair_start[1:] = (term[1:] != term[:-1]) | (doc[1:] != doc[:-1])
+        document_frequency = np.bincount(term[pair_start], minlength=n_terms)
+        idf = np.log(1.0 + (n_docs - document_frequency + 0.5) / (document_frequency + 0.5))
+        average = lengths.sum(axis=0) / max(n_docs, 1)
+        average[average == 0] = 1.0
+        weights = np.asarray(_FIELD_WEIGHTS)
+        norm = K1 * (1.0 - B + B * lengths[doc, field] / average[field])
+        contribution = weights[field] * idf[term] * tf * (K1 + 1.0) / (tf + norm)
+        starts = np.flatnonzero(pair_start)
+        self._post_scores: _Floats = (
+            np.add.reduceat(contribution, starts) if len(starts) else np.zeros(0)
+        )
+        self._post_docs: _Ints = doc[starts].astype(np.int32)
+        indptr = np.zeros(n_terms + 1, dtype=np.int64)
+        np.cumsum(document_frequency, out=indptr[1:])
+        self._indptr: _Ints = indptr
 
     # -- querying --------------------------------------------------------- #
 
@@ -432,44 +501,41 @@ class BlockSearchIndex:
         exact_key = normalize_block_name(query)
         exact = self._names.get(exact_key) if exact_key else None
 
-        totals: dict[int, float] = {}
+        totals = np.zeros(len(self._ids))
         for clause in self._clauses(query):
-            postings = self._clause_postings(clause)
-            if not totals:
-                totals = dict(postings)
-                continue
-            get = totals.get
-            for index, score in postings.items():
-                totals[index] = get(index, 0.0) + score
+            docs, scores = self._clause_postings(clause)
+            totals[docs] += scores  # a clause names each document once
 
         hits: list[SearchHit] = []
         if exact is not None:
-            totals.pop(exact, None)
-            best = max(totals.values(), default=0.0)
+            totals[exact] = 0.0
+            best = float(totals.max())
             hits.append(SearchHit(self._ids[exact], round(best + EXACT_MATCH_MARGIN, 6)))
             limit -= 1
-        if limit > 0 and totals:
+        if limit > 0:
             hits.extend(
                 SearchHit(self._ids[index], round(score, 6))
                 for index, score in self._top(totals, limit)
             )
         return hits
 
-    def _top(self, totals: dict[int, float], limit: int) -> list[tuple[int, float]]:
-        """The ``limit`` best (index, score) pairs; scores equal to 1e-9 are
-        ordered by block name."""
-        rank = self._rank
-        if len(totals) > limit:
+    def _top(self, totals: _Floats, limit: int) -> list[tuple[int, float]]:
+        """The ``limit`` best (index, score) pairs of the matched documents; scores equal
+        to 1e-9 are ordered by block name."""
+        matched = np.flatnonzero(totals)  # every contribution is positive
+        scores = totals[matched]
+        if len(matched) > limit:
             # Cheap pre-selection on raw scores, keeping every near-tie of the
             # cut-off so the exact (rounded score, name) order below is intact.
-            cutoff = heapq.nlargest(limit, totals.values())[-1] - 1e-8
-            candidates = [item for item in totals.items() if item[1] >= cutoff]
-        else:
-            candidates = list(totals.items())
+            cutoff = np.partition(scores, len(scores) - limit)[len(scores) - limit] - 1e-8
+            keep = scores >= cutoff
+            matched, scores = matched[keep], scores[keep]
+        rank = self._rank
+        candidates = list(zip(matched.tolist(), scores.tolist(), strict=True))
         candidates.sort(key=lambda item: (-round(item[1], 9), rank[item[0]]))
         return candidates[:limit]
 
-    def _clause_postings(self, clause: _Clause) -> dict[int, float]:
+    def _clause_postings(self, clause: _Clause) -> tuple[_Ints, _Floats]:
         """Per-document score of one clause (a weighted term plus synonyms).
 
         The best matching term of the clause counts fully, the k-th next best
@@ -477,47 +543,42 @@ class BlockSearchIndex:
         its best term).  Multi-term clauses come from a small, fixed synonym
         table, so their merged postings are cached.
         """
-        postings = self._postings
+        term_ids, indptr = self._term_ids, self._indptr
         if len(clause) == 1:
             ((term, weight),) = clause.items()
-            single = postings[term]
-            if weight == 1.0:
-                return single
-            return {index: weight * score for index, score in single.items()}
+            t = term_ids[term]
+            start, end = indptr[t], indptr[t + 1]
+            single = self._post_scores[start:end]
+            return self._post_docs[start:end], single if weight == 1.0 else weight * single
         key = tuple(clause.items())
         cache = self._clause_cache
         cached = cache.get(key)
         if cached is not None:
             return cached
-        matches: dict[int, list[float]] = {}
+        doc_parts, score_parts = [], []
         for term, weight in clause.items():
-            for index, score in postings[term].items():
-                bucket = matches.get(index)
-                if bucket is None:
-                    matches[index] = [weight * score]
-                else:
-                    bucket.append(weight * score)
-        merged: dict[int, float] = {}
-        for index, values in matches.items():
-            if len(values) == 1:
-                merged[index] = values[0]
-                continue
-            values.sort(reverse=True)
-            value = 0.0
-            factor = 1.0
-            for v in values:
-                value += factor * v
-                factor *= CLAUSE_DECAY
-            merged[index] = value
+            t = term_ids[term]
+            start, end = indptr[t], indptr[t + 1]
+            doc_parts.append(self._post_docs[start:end])
+            score_parts.append(weight * self._post_scores[start:end])
+        docs, scores = np.concatenate(doc_parts), np.concatenate(score_parts)
+        order = np.lexsort((-scores, docs))  # by document, best score first
+        docs, scores = docs[order], scores[order]
+        first = np.ones(len(docs), dtype=bool)
+        first[1:] = docs[1:] != docs[:-1]
+        starts = np.flatnonzero(first)
+        position = np.arange(len(docs)) - np.maximum.accumulate(first * np.arange(len(docs)))
+        merged = np.add.reduceat(CLAUSE_DECAY**position * scores, starts)
+        result = (docs[starts], merged)
         if len(cache) >= _CLAUSE_CACHE_SIZE:
             cache.clear()
-        cache[key] = merged
-        return merged
+        cache[key] = result
+        return result
 
     def _clauses(self, query: str) -> list[_Clause]:
         """Turn a query into clauses (term -> weight maps); clause scores add up."""
         terms = _analyze(query)[:MAX_QUERY_TOKENS]
-        postings = self._postings
+        postings = self._term_ids
         clauses: list[_Clause] = []
         seen: set[str] = set()
         for term in terms:
