@@ -21,13 +21,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from blockpilot.blocks.library.github import GITHUB_API
-from blockpilot.blocks.library.llm import ANTHROPIC_VERSION, DEFAULT_BASE_URLS
 from blockpilot.credentials.manager import IntegrationCredentialsManager
 from blockpilot.credentials.models import APIKeyCredentials, Credentials, OAuth2Credentials
 from blockpilot.errors import CredentialNotFoundError, NetworkError, OAuthRefreshError
 from blockpilot.net.client import GuardedHTTPClient, GuardedResponse
 from blockpilot.net.policy import TrustedDestinations
+from blockpilot.provider_facts import PROVIDERS, provider_facts
 from blockpilot.redaction import Redactor
 
 CHECK_TIMEOUT_SECONDS = 10.0
@@ -68,7 +67,7 @@ def _github(creds: Credentials, base: str) -> _Probe | None:
         return None
     return _Probe(
         f"{base}/user",
-        {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"},
+        dict(PROVIDERS["github"].api_headers),
         {"Authorization": creds.auth_header()},
     )
 
@@ -84,7 +83,7 @@ def _anthropic(creds: Credentials, base: str) -> _Probe | None:
         return None
     return _Probe(
         f"{base}/v1/models",
-        {"anthropic-version": ANTHROPIC_VERSION},
+        dict(PROVIDERS["anthropic"].api_headers),
         {"x-api-key": creds.api_key.get_secret_value()},
     )
 
@@ -92,13 +91,15 @@ def _anthropic(creds: Credentials, base: str) -> _Probe | None:
 # provider -> (default API base, how to probe it). The LLM block speaks the OpenAI API to
 # every provider but Anthropic, so each of them gets the OpenAI-compatible check.
 _CHECKS: dict[str, tuple[str, ProbeFor]] = {
-    "github": (GITHUB_API, _github),
+    "github": (PROVIDERS["github"].api_base, _github),
     **{
-        provider: (base, _anthropic if provider == "anthropic" else _openai_compatible)
-        for provider, base in DEFAULT_BASE_URLS.items()
+        provider: (
+            PROVIDERS[provider].api_base,
+            _anthropic if provider == "anthropic" else _openai_compatible,
+        )
+        for provider in ("openai", "anthropic", "ollama")
     },
 }
-_NAMES = {"github": "GitHub", "openai": "OpenAI", "anthropic": "Anthropic", "ollama": "Ollama"}
 
 CHECKED_PROVIDERS: frozenset[str] = frozenset(_CHECKS)
 """Providers that have a live check (for some credential types)."""
@@ -144,7 +145,7 @@ async def check_credentials(
             None,
             f"No live check for {creds.type} credentials of provider {creds.provider}",
         )
-    name = _NAMES.get(creds.provider, creds.provider)
+    name = provider_facts(creds.provider).display_name
     redactor = Redactor(creds.secret_values())
     try:
         response = await http.request(

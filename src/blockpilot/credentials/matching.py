@@ -17,34 +17,14 @@ from blockpilot.credentials.hosts import HostPattern
 from blockpilot.credentials.models import CredentialsMeta
 from blockpilot.credentials.servers import SERVER_BOUND_PROVIDERS, ServerAddress
 from blockpilot.errors import InvalidInputError
+from blockpilot.provider_facts import provider_facts
 
-PROVIDER_NAMES = {
-    "openai": "OpenAI",
-    "anthropic": "Anthropic",
-    "ollama": "Ollama",
-    "github": "GitHub",
-    "google": "Google",
-    "notion": "Notion",
-    "linear": "Linear",
-    "jira": "Jira",
-    "hubspot": "HubSpot",
-    "slack": "Slack",
-    "discord": "Discord",
-    "telegram": "Telegram",
-    "todoist": "Todoist",
-    "airtable": "Airtable",
-    "exa": "Exa",
-    "jina": "Jina",
-    "openweathermap": "OpenWeatherMap",
-    "database": "Database",
-    "smtp": "SMTP",
-    "http": "HTTP",
-}
 _EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 def provider_display_name(provider: str) -> str:
-    return PROVIDER_NAMES.get(provider, provider.replace("_", " ").title())
+    """How people write *provider* (``GitHub``), from the provider facts."""
+    return provider_facts(provider).display_name
 
 
 @dataclass(frozen=True, slots=True)

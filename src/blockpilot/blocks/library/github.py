@@ -19,9 +19,10 @@ from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import APIKeyCredentials, CredentialsMetaInput, OAuth2Credentials
 from blockpilot.errors import BlockExecutionError
 from blockpilot.executions.context import ExecutionContext
+from blockpilot.provider_facts import PROVIDERS
 
-GITHUB_API = "https://api.github.com"
-GITHUB_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+GITHUB_API = PROVIDERS["github"].api_base
+GITHUB_HEADERS = dict(PROVIDERS["github"].api_headers)
 _NAME = r"[A-Za-z0-9_.\-]{1,100}"
 _HTML_PATHS = {
     "repo": re.compile(rf"^/({_NAME})/({_NAME})/?$"),

@@ -15,6 +15,7 @@ from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import APIKeyCredentials, CredentialsMetaInput
 from blockpilot.errors import UpstreamRateLimitedError
 from blockpilot.executions.context import ExecutionContext
+from blockpilot.provider_facts import PROVIDERS
 
 MODEL_PROVIDERS: dict[str, str] = {
     "gpt-4o-mini": "openai",
@@ -31,17 +32,13 @@ MODEL_PROVIDERS: dict[str, str] = {
     "mistral": "ollama",
     "qwen2.5": "ollama",
 }
-DEFAULT_BASE_URLS = {
-    "openai": "https://api.openai.com/v1",
-    "anthropic": "https://api.anthropic.com",
-    "ollama": "http://localhost:11434/v1",
-}
+DEFAULT_BASE_URLS = {name: PROVIDERS[name].api_base for name in ("openai", "anthropic", "ollama")}
 LlmModel = Literal[
     "gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-4.1-mini", "o3-mini",
     "claude-3-5-haiku-latest", "claude-sonnet-4-5", "claude-opus-4-1",
     "llama3", "llama3.1", "llama3.2", "mistral", "qwen2.5",
 ]  # fmt: skip
-ANTHROPIC_VERSION = "2023-06-01"
+ANTHROPIC_VERSION = PROVIDERS["anthropic"].api_headers["anthropic-version"]
 
 
 def _provider_error(provider: str, status: int, payload: Any) -> str:

@@ -1,0 +1,180 @@
+"""What we know about each provider, in one table: names, API bases, OAuth endpoints, scopes.
+
+The blocks, the live credential checks, the credential matching and the OAuth flow all read
+their provider facts from :data:`PROVIDERS`; operators override the URLs per provider with
+``BLOCKPILOT_PROVIDER_<NAME>_…`` settings (``docs/configuration.md``). A provider that is not
+listed here still works: it gets a title-cased name and no defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderFacts:
+    """The static facts of one provider.
+
+    Attributes:
+        name: The provider's id in credentials and settings (``github``).
+        display_name: How people write it (``GitHub``).
+        api_base: The API's default base URL, for blocks and live checks.
+        api_headers: Headers every API request sends (content type, API version).
+        authorize_url: The OAuth2 authorization endpoint.
+        token_url: The OAuth2 token endpoint.
+        login_scopes: Scopes every login asks for besides those a block needs: enough to
+            learn the account's name for the credential's title.
+        authorize_params: Extra parameters of the authorization request.
+        userinfo_url: Where the account's name is cheap to learn.
+        scope_separator: What separates scopes in the authorization request.
+        rotates_refresh_tokens: A refresh token is spent on first use (reuse may revoke the
+            grant), so it is refreshed only under the shared lock. Assumed unless known.
+    """
+
+    name: str
+    display_name: str
+    api_base: str = ""
+    api_headers: Mapping[str, str] = field(default_factory=dict)
+    authorize_url: str = ""
+    token_url: str = ""
+    login_scopes: tuple[str, ...] = ()
+    authorize_params: Mapping[str, str] = field(default_factory=dict)
+    userinfo_url: str = ""
+    scope_separator: str = " "
+    rotates_refresh_tokens: bool = True
+
+
+_FACTS = (
+    ProviderFacts("openai", "OpenAI", api_base="https://api.openai.com/v1"),
+    ProviderFacts(
+        "anthropic",
+        "Anthropic",
+        api_base="https://api.anthropic.com",
+        api_headers={"anthropic-version": "2023-06-01"},
+    ),
+    ProviderFacts("ollama", "Ollama", api_base="http://localhost:11434/v1"),
+    ProviderFacts(
+        "github",
+        "GitHub",
+        api_base="https://api.github.com",
+        api_headers={"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"},
+        authorize_url="https://github.com/login/oauth/authorize",
+        token_url="https://github.com/login/oauth/access_token",
+        login_scopes=("read:user",),
+        userinfo_url="https://api.github.com/user",
+    ),
+    ProviderFacts(
+        "google",
+        "Google",
+        authorize_url="https://accounts.google.com/o/oauth2/v2/auth",
+        token_url="https://oauth2.googleapis.com/token",
+        login_scopes=("openid", "email"),
+        # Google returns a refresh token only for offline access, and only on consent.
+        authorize_params={
+            "access_type": "offline",
+            "prompt": "consent",
+            "include_granted_scopes": "true",
+        },
+        userinfo_url="https://openidconnect.googleapis.com/v1/userinfo",
+        rotates_refresh_tokens=False,
+    ),
+    ProviderFacts(
+        "notion",
+        "Notion",
+        authorize_url="https://api.notion.com/v1/oauth/authorize",
+        token_url="https://api.notion.com/v1/oauth/token",
+        authorize_params={"owner": "user"},  # Notion's authorize URL requires it
+    ),
+    ProviderFacts(
+        "linear",
+        "Linear",
+        authorize_url="https://linear.app/oauth/authorize",
+        token_url="https://api.linear.app/oauth/token",
+    ),
+    ProviderFacts("jira", "Jira"),
+    ProviderFacts(
+        "hubspot",
+        "HubSpot",
+        authorize_url="https://app.hubspot.com/oauth/authorize",
+        token_url="https://api.hubapi.com/oauth/v1/token",
+        login_scopes=("oauth",),  # HubSpot refuses an app's authorization without it
+        rotates_refresh_tokens=False,
+    ),
+    ProviderFacts(
+        "slack",
+        "Slack",
+        authorize_url="https://slack.com/oauth/v2/authorize",
+        token_url="https://slack.com/api/oauth.v2.access",
+        scope_separator=",",
+    ),
+    ProviderFacts("discord", "Discord"),
+    ProviderFacts("telegram", "Telegram"),
+    ProviderFacts(
+        "todoist",
+        "Todoist",
+        authorize_url="https://todoist.com/oauth/authorize",
+        token_url="https://todoist.com/oauth/access_token",
+        scope_separator=",",
+    ),
+    ProviderFacts(
+        "airtable",
+        "Airtable",
+        authorize_url="https://airtable.com/oauth2/v1/authorize",
+        token_url="https://airtable.com/oauth2/v1/token",
+    ),
+    ProviderFacts("exa", "Exa"),
+    ProviderFacts("jina", "Jina"),
+    ProviderFacts("openweathermap", "OpenWeatherMap"),
+    ProviderFacts("database", "Database"),
+    ProviderFacts("smtp", "SMTP"),
+    ProviderFacts("http", "HTTP"),
+)
+
+PROVIDERS: Mapping[str, ProviderFacts] = MappingProxyType({f.name: f for f in _FACTS})
+"""Every provider we know, by name."""
+
+
+def provider_facts(name: str) -> ProviderFacts:
+    """The facts of *name*; for a provider we do not know, its name and nothing else."""
+    known = PROVIDERS.get(name)
+    return known or ProviderFacts(name, name.replace("_", " ").title())
+
+
+# -- views of the table, by the question each reader asks ----------------------------------
+
+#: provider -> (authorization endpoint, token endpoint), for providers with OAuth endpoints.
+OAUTH_ENDPOINTS: Mapping[str, tuple[str, str]] = MappingProxyType(
+    {f.name: (f.authorize_url, f.token_url) for f in _FACTS if f.token_url}
+)
+#: Providers known to keep a refresh token valid after use.
+STATIC_REFRESH_TOKEN_PROVIDERS = frozenset(
+    f.name for f in _FACTS if f.token_url and not f.rotates_refresh_tokens
+)
+#: Scopes every login of a provider asks for (see :attr:`ProviderFacts.login_scopes`).
+LOGIN_SCOPES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {f.name: f.login_scopes for f in _FACTS if f.login_scopes}
+)
+#: Extra authorization-request parameters, by provider.
+AUTHORIZE_PARAMS: Mapping[str, Mapping[str, str]] = MappingProxyType(
+    {f.name: f.authorize_params for f in _FACTS if f.authorize_params}
+)
+#: Where the account's name is cheap to learn, by provider.
+USERINFO_URLS: Mapping[str, str] = MappingProxyType(
+    {f.name: f.userinfo_url for f in _FACTS if f.userinfo_url}
+)
+#: Providers whose authorize URL wants scopes separated by commas, not spaces.
+COMMA_SCOPE_PROVIDERS = frozenset(f.name for f in _FACTS if f.scope_separator == ",")
+
+__all__ = [
+    "AUTHORIZE_PARAMS",
+    "COMMA_SCOPE_PROVIDERS",
+    "LOGIN_SCOPES",
+    "OAUTH_ENDPOINTS",
+    "PROVIDERS",
+    "STATIC_REFRESH_TOKEN_PROVIDERS",
+    "USERINFO_URLS",
+    "ProviderFacts",
+    "provider_facts",
+]
