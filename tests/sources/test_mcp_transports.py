@@ -280,3 +280,48 @@ async def test_an_idle_session_is_ended_upstream(
         assert methods.count("DELETE") == deletes + 1
     finally:
         pool.idle_seconds = IDLE_SECONDS
+
+
+def forgetful(app: Any, state: dict[str, Any]) -> Any:
+    """ASGI wrapper: once ``state["forget"]`` is set, a request in a session the server had
+    before gets 404 (as from a server that restarted), and a new session works."""
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            session = dict(scope["headers"]).get(b"mcp-session-id")
+            if session is not None and state["forget"] and session not in state["new"]:
+                state["refused"] += 1
+                await send({"type": "http.response.start", "status": 404, "headers": []})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            if session is not None and state["forget"]:
+                state["new"].add(session)
+            if session is None and state["forget"]:
+
+                async def remember(message: dict[str, Any]) -> None:
+                    if message["type"] == "http.response.start":
+                        found = dict(message["headers"]).get(b"mcp-session-id")
+                        if found:
+                            state["new"].add(found)
+                    await send(message)
+
+                await app(scope, receive, remember)
+                return
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+async def test_a_session_the_server_forgot_is_opened_again(pilot: Pilot, alice: User) -> None:
+    state: dict[str, Any] = {"forget": False, "new": set(), "refused": 0}
+    async with serve_asgi(forgetful(shouting_server().streamable_http_app(), state)) as base:
+        await pilot.sources.add_mcp("loud", base + "/mcp")
+        chat = await chat_of(pilot, alice)
+        shout = source_block_id("loud", "tool:shout")
+        assert (await run(pilot, alice, shout, {"text": "a"}, chat)).type == "block_output"
+        state["forget"] = True
+        again = await run(pilot, alice, shout, {"text": "b"}, chat)
+        assert again.type == "block_output", again
+        assert again.outputs["result"] == [{"result": "B"}]
+        assert state["refused"] >= 1 and session_pool().open_sessions() == 1
+        await pilot.sources.aclose()

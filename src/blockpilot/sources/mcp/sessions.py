@@ -24,17 +24,20 @@ import logging
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import httpx2
 import mcp_types
 from mcp import Client
+from mcp.client.session import MessageHandlerFnT
+from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, Tool
 
 from blockpilot.errors import BlockExecutionError, InvalidInputError
 from blockpilot.net.client import GuardedHTTPClient
 from blockpilot.sources.mcp.guarded import wrapped_error
+from blockpilot.sources.mcp.oauth import insufficient_scopes
 from blockpilot.sources.mcp.transports import AUTO, SSE, STDIO, STREAMABLE_HTTP, Endpoint
 from blockpilot.sources.mcp.transports import open_transport as _open_transport
 
@@ -44,12 +47,22 @@ IDLE_SECONDS = 300.0
 CONNECT_SECONDS = 30.0
 CLOSE_SECONDS = 10.0
 MAX_LISTED_TOOLS = 2_000
+# What the SDK's streamable HTTP transport answers when the server says 404 to a session.
+SESSION_TERMINATED = "Session terminated"
 
 Operation = Callable[[Client], Awaitable[Any]]
 
 
 class UpstreamUnauthorizedError(Exception):
     """The MCP server refused the token (HTTP 401)."""
+
+
+class UpstreamInsufficientScopeError(Exception):
+    """The MCP server refused the call for a scope the token lacks (HTTP 403)."""
+
+    def __init__(self, scopes: list[str]) -> None:
+        super().__init__(" ".join(scopes))
+        self.scopes = scopes
 
 
 def _unauthorized(exc: BaseException) -> bool:
@@ -79,10 +92,14 @@ class _Status:
 
     unauthorized: bool = False
     first_post: int | None = None  # status of the first POST (the spec's SSE fallback)
+    # The scopes a 403 ``insufficient_scope`` challenge asked for (sources/mcp/oauth.py).
+    missing_scopes: list[str] | None = None
 
-    def see(self, method: str, status: int) -> None:
+    def see(self, method: str, status: int, headers: Mapping[str, str] | None = None) -> None:
         if status == 401:
             self.unauthorized = True
+        if status == 403 and headers is not None:
+            self.missing_scopes = insufficient_scopes(headers.get("www-authenticate"))
         if method == "POST" and self.first_post is None:
             self.first_post = status
 
@@ -110,7 +127,8 @@ def _client(
         auth=auth,
     )
     # "legacy": the initialize handshake every server speaks (and one per session, countable).
-    client = Client(transport, mode="legacy", cache=None, message_handler=on_notice)
+    handler = cast("MessageHandlerFnT | None", on_notice)
+    client = Client(transport, mode="legacy", cache=None, message_handler=handler)
     return client, status
 
 
@@ -258,6 +276,11 @@ class _Session:
             self._fail(_SessionClosed())
             pool._forget(self)
 
+    def stop(self) -> None:
+        """Take no more calls and end (the serving task closes the session upstream)."""
+        self.closed = True
+        self.queue.put_nowait(None)
+
     def _give_up(self) -> None:
         self.gave_up = BlockExecutionError(
             f"The MCP server at {self.endpoint.where} did not complete the handshake in time"
@@ -293,9 +316,9 @@ class _Session:
                 call.done.set_exception(exc)
         self.in_flight.clear()
         while not self.queue.empty():
-            call = self.queue.get_nowait()
-            if call is not None and not call.done.done():
-                call.done.set_exception(exc)
+            queued = self.queue.get_nowait()
+            if queued is not None and not queued.done.done():
+                queued.done.set_exception(exc)
 
 
 class SessionPool:
@@ -363,13 +386,21 @@ class SessionPool:
                 if attempt == 2 or call.sent or not session.ended:
                     raise
                 session = self._reopen(session)
+            except MCPError as exc:
+                # The server no longer knows the session (restarted, expired: HTTP 404); it
+                # did not run the request, so it is sent again in a new session.
+                if attempt == 2 or exc.error.message != SESSION_TERMINATED:
+                    raise
+                session.stop()
+                session = self._reopen(session)
         raise AssertionError("unreachable")
 
     def _error(self, session: _Session, exc: Exception, what: str) -> Exception:
+        missing, session.status.missing_scopes = session.status.missing_scopes, None
+        if missing is not None:
+            return UpstreamInsufficientScopeError(missing)
         if session.status.unauthorized or _unauthorized(exc):
-            session.closed = True  # a new token opens a new session
-            with contextlib.suppress(asyncio.QueueFull):
-                session.queue.put_nowait(None)
+            session.stop()  # a new token opens a new session
             return UpstreamUnauthorizedError()
         found = wrapped_error(exc)
         if found is not None:
@@ -507,6 +538,7 @@ def current_pool() -> SessionPool | None:
 __all__ = [
     "Endpoint",
     "SessionPool",
+    "UpstreamInsufficientScopeError",
     "UpstreamUnauthorizedError",
     "current_pool",
     "list_tools",
