@@ -542,6 +542,8 @@ class BlockRunner:
             # The operator's base URLs are exempt for this block's own scopes only.
             http=self.http.with_exemptions(self.trusted.for_scopes(block.network_scopes())),
             provider_urls=self.provider_urls,
+            # An upstream's 401 mid-run: refresh once, for this user only (docs/sources.md).
+            refresh=lambda creds: self.credentials.refresh_rejected(user_id, creds),
         )
 
         secrets: list[str] = []

@@ -102,6 +102,48 @@ class IntegrationCredentialsManager:
             return await self._refresh(user_id, creds)
         return creds
 
+    async def refresh_rejected(
+        self, user_id: str, rejected: OAuth2Credentials
+    ) -> OAuth2Credentials | None:
+        """New tokens for *rejected*, which an upstream refused (HTTP 401) before it expired.
+
+        Under the same lock as :meth:`get`'s refresh, so racing runs refresh once: a run that
+        finds the stored token already replaced takes that one. None when it cannot be
+        refreshed (no OAuth app, no refresh token, the grant refused, no lock): the user must
+        reconnect (docs/sources.md).
+
+        Raises:
+            OAuthRefreshError: a transient failure; try again later.
+        """
+        provider = self._providers(rejected.provider)
+        if provider is None or rejected.refresh_token is None:
+            return None
+        try:
+            async with self._locks.hold(
+                f"oauth-refresh:{user_id}:{rejected.id}", timeout=LOCK_WAIT_SECONDS
+            ) as lease:
+                current = await self.store.get(user_id, rejected.id)
+                if not isinstance(current, OAuth2Credentials):
+                    return None
+                if current.access_token.get_secret_value() != (
+                    rejected.access_token.get_secret_value()
+                ):
+                    return current  # another run refreshed it meanwhile
+                try:
+                    fresh = await provider.refresh(current)
+                except ReauthorizationRequiredError:
+                    await self.store.mark_needs_reauthorization(user_id, current.id)
+                    return None
+                await lease.verify()
+                await self.store.update(user_id, fresh, fence=lease.fencing_token)
+        except (LockUnavailableError, TimeoutError, LeaseLostError, ConflictError):
+            return None
+        logger.info(
+            "oauth token refreshed after a 401",
+            extra={"provider": fresh.provider, "credential_id": fresh.id},
+        )
+        return fresh
+
     async def _refresh(self, user_id: str, stale: OAuth2Credentials) -> OAuth2Credentials:
         provider = self._providers(stale.provider)
         if provider is None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 if TYPE_CHECKING:
+    from blockpilot.credentials.models import OAuth2Credentials
     from blockpilot.net.client import GuardedHTTPClient
     from blockpilot.workspaces.manager import WorkspaceFiles
 
@@ -36,6 +37,9 @@ class ExecutionContext(BaseModel):
     _files: WorkspaceFiles | None = PrivateAttr(default=None)
     _http: GuardedHTTPClient | None = PrivateAttr(default=None)
     _provider_urls: Mapping[str, str] = PrivateAttr(default_factory=dict)
+    _refresh: Callable[[OAuth2Credentials], Awaitable[OAuth2Credentials | None]] | None = (
+        PrivateAttr(default=None)
+    )
 
     def attach(
         self,
@@ -43,12 +47,20 @@ class ExecutionContext(BaseModel):
         files: WorkspaceFiles | None = None,
         http: GuardedHTTPClient | None = None,
         provider_urls: Mapping[str, str] | None = None,
+        refresh: Callable[[OAuth2Credentials], Awaitable[OAuth2Credentials | None]] | None = None,
     ) -> ExecutionContext:
-        """Give the run its workspace file API, guarded HTTP client and provider base URLs."""
+        """Give the run its workspace file API, guarded HTTP client and provider base URLs
+        (and the refresh of an OAuth token the upstream refused)."""
         self._files = files
         self._http = http
         self._provider_urls = provider_urls or {}
+        self._refresh = refresh
         return self
+
+    async def refresh_rejected(self, creds: OAuth2Credentials) -> OAuth2Credentials | None:
+        """New tokens for *creds*, which the upstream refused with a 401 (one refresh across
+        processes, under the same lock as any refresh); None when they cannot be refreshed."""
+        return None if self._refresh is None else await self._refresh(creds)
 
     def provider_base_url(self, provider: str) -> str | None:
         """The operator's ``BLOCKPILOT_PROVIDER_<NAME>_BASE_URL``, if set."""

@@ -1,4 +1,4 @@
-"""HTTP calls to a provider's OAuth endpoints (token, userinfo).
+"""HTTP calls to a provider's OAuth endpoints (token, userinfo, metadata, registration).
 
 Their URLs are operator-set, hence trusted, so they do not go through the SSRF guard of
 :mod:`blockpilot.net` (tests point them at ``127.0.0.1``). They are still outbound calls
@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -37,6 +37,7 @@ class EndpointResponse:
 
     status_code: int
     content: bytes
+    headers: httpx.Headers = field(default_factory=httpx.Headers)
 
     def json_object(self) -> dict[str, Any] | None:
         """The body as a JSON object, or None."""
@@ -64,6 +65,7 @@ async def call_endpoint(
     *,
     timeout: float,
     data: Mapping[str, str] | None = None,
+    json: Any = None,
     headers: Mapping[str, str] | None = None,
     limit: int = MAX_RESPONSE_BYTES,
 ) -> EndpointResponse:
@@ -74,6 +76,7 @@ async def call_endpoint(
         url: The endpoint (operator-set).
         timeout: Seconds for each connect/read/write, and for the whole call.
         data: A form body.
+        json: A JSON body (dynamic client registration, an MCP server's probe).
         headers: Extra request headers.
         limit: The most body bytes (decoded) accepted.
 
@@ -88,9 +91,9 @@ async def call_endpoint(
         async with (
             asyncio.timeout(timeout),
             httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client,
-            client.stream(method, url, data=data, headers=sent) as response,
+            client.stream(method, url, data=data, json=json, headers=sent) as response,
         ):
             body = await read_body(response, host=host, limit=limit, head=False)
     except TimeoutError:
         raise httpx.ReadTimeout(f"no complete answer from {host} within {timeout}s") from None
-    return EndpointResponse(response.status_code, body)
+    return EndpointResponse(response.status_code, body, response.headers)

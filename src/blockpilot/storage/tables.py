@@ -291,3 +291,22 @@ block_sources = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("name", name="uq_block_sources_name"),
 )
+
+# The OAuth client of an MCP source with --auth oauth (migration 0010): given by the operator
+# or registered dynamically (RFC 7591); the secret is sealed like credentials (docs/sources.md).
+source_oauth_clients = Table(
+    "source_oauth_clients",
+    metadata,
+    Column(
+        "source_id",
+        String(36),
+        ForeignKey("block_sources.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("client_id", String(512), nullable=False),
+    Column("sealed_secret", LargeBinary),
+    Column("auth_method", String(32), nullable=False),
+    Column("redirect_uri", String(2048)),  # what a registered client was registered for
+    Column("registered", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

@@ -14,19 +14,29 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from mcp_types import TextContent
+from mcp_types import CallToolResult, TextContent
 from pydantic import Field, create_model
 
 from blockpilot.blocks.base import BlockOutput
-from blockpilot.credentials.models import Credentials
-from blockpilot.errors import BlockExecutionError, ReauthorizationRequiredError
+from blockpilot.credentials.models import Credentials, OAuth2Credentials
+from blockpilot.errors import (
+    BlockExecutionError,
+    InsufficientScopeError,
+    ReauthorizationRequiredError,
+)
 from blockpilot.executions.context import ExecutionContext
 from blockpilot.sources.http import source_client
-from blockpilot.sources.mcp.sessions import UpstreamUnauthorizedError, session_pool
+from blockpilot.sources.mcp.sessions import (
+    UpstreamInsufficientScopeError,
+    UpstreamUnauthorizedError,
+    session_pool,
+)
 from blockpilot.sources.mcp.transports import Endpoint
 from blockpilot.sources.openapi.block import OpenAPIOperationBlock, OpenAPIOutput
 
 MAX_ERROR_CHARS = 2_000
+# The credential a user stores for a source, by its --auth mode.
+CREDENTIAL_TYPE_OF = {"bearer": "api_key", "oauth": "oauth2"}
 RUN_FIELD = "run"
 _FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -52,7 +62,7 @@ def tool_operation(tool: Mapping[str, Any], auth: str) -> dict[str, Any]:
         "input": schema,
         "output": tool.get("outputSchema"),
         "no_inputs": no_inputs,
-        "auth": {"types": ["api_key"], "scopes": []} if auth == "bearer" else None,
+        "auth": {"types": [CREDENTIAL_TYPE_OF[auth]], "scopes": []} if auth != "none" else None,
     }
 
 
@@ -107,31 +117,25 @@ class MCPToolBlock(OpenAPIOperationBlock):
             arguments = {}
         token = None
         if self.operation.get("auth"):
-            secret = getattr(credentials, "api_key", None)
+            secret = getattr(credentials, "api_key", None) or getattr(
+                credentials, "access_token", None
+            )
             if secret is None:
-                raise BlockExecutionError(f"{self.name}: an API key (token) credential is needed")
+                raise BlockExecutionError(f"{self.name}: a token credential is needed")
             token = secret.get_secret_value()
         try:
-            result = await session_pool().call_tool(
-                user_id=context.user_id,
-                chat_session=context.session_id or "",
-                source=self.source,
-                endpoint=self.endpoint,
-                token=token,
-                tool=self.operation["key"],
-                arguments=arguments,
-                # The source's own origin is exempt from the private-address guard for its
-                # blocks only (sources/http.py); a stdio server has none.
-                http=source_client(context.http, self.base_url, trusted=self.trusted)
-                if self.base_url
-                else context.http,
-            )
+            result = await self._call(context, token, arguments)
         except UpstreamUnauthorizedError:
-            raise ReauthorizationRequiredError(
-                f"The MCP server {self.source!r} refused the stored token (HTTP 401); "
-                f"reconnect: add a new API key for provider {self.source!r}",
-                details={"provider": self.source, "reconnect": True},
-            ) from None
+            if not isinstance(credentials, OAuth2Credentials):
+                raise self._reconnect("add a new API key") from None
+            # An OAuth token refused before its expiry: refresh once (across processes), retry.
+            fresh = await context.refresh_rejected(credentials)
+            if fresh is None:
+                raise self._reconnect("connect the account again") from None
+            try:
+                result = await self._call(context, fresh.access_token.get_secret_value(), arguments)
+            except UpstreamUnauthorizedError:
+                raise self._reconnect("connect the account again") from None
         texts = [item.text for item in result.content if isinstance(item, TextContent)]
         if result.is_error:
             message = " ".join(texts)[:MAX_ERROR_CHARS] or "the tool reported an error"
@@ -148,6 +152,40 @@ class MCPToolBlock(OpenAPIOperationBlock):
             saved = await _save_binary(context, self.name, n, item)
             if saved is not None:
                 yield "file", saved
+
+    async def _call(
+        self, context: ExecutionContext, token: str | None, arguments: dict[str, Any]
+    ) -> CallToolResult:
+        try:
+            return await session_pool().call_tool(
+                user_id=context.user_id,
+                chat_session=context.session_id or "",
+                source=self.source,
+                endpoint=self.endpoint,
+                token=token,
+                tool=self.operation["key"],
+                arguments=arguments,
+                # The source's own origin is exempt from the private-address guard for its
+                # blocks only (sources/http.py); a stdio server has none.
+                http=source_client(context.http, self.base_url, trusted=self.trusted)
+                if self.base_url
+                else context.http,
+            )
+        except UpstreamInsufficientScopeError as exc:
+            wanted = " ".join(exc.scopes) or "a scope it did not name"
+            raise InsufficientScopeError(
+                f"The MCP server {self.source!r} refused {self.operation['key']!r}: the connected "
+                f"account lacks the scope {wanted!r} (HTTP 403 insufficient_scope); connect the "
+                "account again granting it",
+                details={"provider": self.source, "scopes": exc.scopes},
+            ) from None
+
+    def _reconnect(self, what: str) -> ReauthorizationRequiredError:
+        return ReauthorizationRequiredError(
+            f"The MCP server {self.source!r} refused the stored token (HTTP 401); "
+            f"reconnect: {what} for provider {self.source!r}",
+            details={"provider": self.source, "reconnect": True},
+        )
 
 
 def _same_json(text: str, value: Any) -> bool:

@@ -63,8 +63,9 @@ class GuardedTransport(httpx2.AsyncBaseTransport):
 
     Args:
         http: The guarded client, usually a per-source view with the source's origin exempt.
-        on_status: Called with each response's method and status (the session pool reads
-            a 401 here, which the SDK would turn into a generic JSON-RPC error).
+        on_status: Called with each response's method, status and headers (the session pool
+            reads a 401, or a 403's scope challenge, here: the SDK would turn either into a
+            generic JSON-RPC error).
     """
 
     def __init__(self, http: GuardedHTTPClient, on_status: Any = None) -> None:
@@ -94,7 +95,7 @@ class GuardedTransport(httpx2.AsyncBaseTransport):
             # session pool finds it in what the SDK raises and hands it to the caller.
             raise _Wrapped(exc) from exc
         if self._on_status is not None:
-            self._on_status(request.method, response.status_code)
+            self._on_status(request.method, response.status_code, response.headers)
         coding = response.headers.get("content-encoding", "identity").strip().lower()
         if coding not in ("", "identity"):
             await response.aclose()

@@ -29,7 +29,7 @@ from blockpilot.sources.openapi.kind import check_base_url, exporter_problem
 from blockpilot.storage.sources import SourceRecord
 
 CONFIG_FORMAT = 1
-AUTH_MODES = ("none", "bearer")
+AUTH_MODES = ("none", "bearer", "oauth")
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9]+")
 _SEARCH_FIELD_CHARS = 200
 
@@ -39,10 +39,15 @@ def listing_text(
     auth: str,
     tools: Sequence[Mapping[str, Any]],
     endpoint: Endpoint | None = None,
+    oauth: Mapping[str, Any] | None = None,
 ) -> str:
-    """The text stored as the source's spec: what the server listed, and where it is."""
+    """The text stored as the source's spec: what the server listed, and where it is (and,
+    with ``--auth oauth``, what OAuth discovery found: sources/mcp/oauth.py)."""
     where = (endpoint or Endpoint(STREAMABLE_HTTP, url)).to_config()
-    return json.dumps({**where, "auth": auth, "tools": list(tools)}, sort_keys=True)
+    listing = {**where, "auth": auth, "tools": list(tools)}
+    if oauth is not None:
+        listing["oauth"] = dict(oauth)
+    return json.dumps(listing, sort_keys=True)
 
 
 def check_endpoint(endpoint: Endpoint, auth: str) -> Endpoint:
@@ -107,6 +112,9 @@ class MCPKind:
             )
         endpoint = check_endpoint(Endpoint.from_config(listing), auth)
         url = endpoint.url
+        oauth = listing.get("oauth")
+        if auth == "oauth" and not isinstance(oauth, Mapping):
+            raise SpecError("$.oauth", "an --auth oauth source needs its discovered OAuth facts")
         wanted = set(options.include_operations)
         tools: list[dict[str, Any]] = []
         skipped: list[Skipped] = []
@@ -158,6 +166,8 @@ class MCPKind:
             "operations": tools,
             "skipped": [s.to_dict() for s in skipped],
         }
+        if isinstance(oauth, Mapping) and auth == "oauth":
+            config["oauth"] = dict(oauth)
         return ParsedSource(config=config, base_url=url, blocks=len(tools), skipped=skipped)
 
     def build_blocks(self, record: SourceRecord) -> Sequence[Block]:

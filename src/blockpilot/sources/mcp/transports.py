@@ -170,7 +170,7 @@ def open_transport(
     http: GuardedHTTPClient | None,
     headers: Mapping[str, str],
     max_event_bytes: int,
-    on_status: Callable[[str, int], None] | None = None,
+    on_status: Callable[..., None] | None = None,
     on_end: Callable[[], None] | None = None,
     auth: Any = None,
 ) -> AbstractAsyncContextManager[Any]:
@@ -180,7 +180,7 @@ def open_transport(
         http: The guarded client requests go through (HTTP transports).
         headers: Sent with every HTTP request (the user's ``Authorization``).
         max_event_bytes: Largest server-sent event accepted.
-        on_status: Called with each HTTP response's method and status.
+        on_status: Called with each HTTP response's method, status and headers.
         on_end: Called once the server's message stream has ended.
         auth: An ``httpx2.Auth`` for the HTTP transports (OAuth).
     """
@@ -204,7 +204,7 @@ def _raw_transport(
     http: GuardedHTTPClient | None,
     headers: Mapping[str, str],
     max_event_bytes: int,
-    on_status: Callable[[str, int], None] | None,
+    on_status: Callable[..., None] | None,
     auth: Any,
 ) -> AbstractAsyncContextManager[Any]:
     if endpoint.transport == STDIO:
