@@ -43,6 +43,7 @@ from blockpilot.oauth.providers import OAuthProvider
 from blockpilot.redaction import SECRETS, install_log_redaction
 from blockpilot.runner import BlockRunner, RunLimits, SetupUrlBuilder
 from blockpilot.settings import Settings
+from blockpilot.sources.mcp.oauth import SourceOAuthClients
 from blockpilot.sources.service import SourceService
 from blockpilot.storage.credentials import CredentialStore
 from blockpilot.storage.engine import create_engine, is_database_unavailable, migrate
@@ -64,12 +65,12 @@ from blockpilot.storage.workspace_blobs import open_blob_storage
 from blockpilot.storage.workspaces import WorkspaceStore
 from blockpilot.tools.base import BaseTool, ToolCall
 from blockpilot.tools.continue_run_block import ContinueRunBlockTool
-from blockpilot.tools.export import export_tools
 from blockpilot.tools.find_block import FindBlockTool
 from blockpilot.tools.get_execution import GetExecutionTool
 from blockpilot.tools.outcomes import answer_json
 from blockpilot.tools.responses import ErrorResponse, ToolResponseBase
 from blockpilot.tools.run_block import RunBlockTool
+from blockpilot.tools.schemas import export_tools
 from blockpilot.workspaces.manager import WorkspaceManager
 
 logger = logging.getLogger(__name__)
@@ -164,7 +165,12 @@ class Pilot:
         )
         self.http = GuardedHTTPClient(self._http_policy())
         # Imported sources of blocks (OpenAPI descriptions; docs/sources.md).
-        self.sources = SourceService(SourceStore(engine), self.registry, self.http)
+        self.sources = SourceService(
+            SourceStore(engine),
+            self.registry,
+            self.http,
+            oauth_clients=SourceOAuthClients(engine, self.cipher),
+        )
         self.runner = BlockRunner(
             self.catalog,
             self.credentials,

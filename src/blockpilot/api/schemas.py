@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from blockpilot.credentials.models import CredentialsMeta
-from blockpilot.tools.export import ToolFormat
+from blockpilot.tools.schemas import ToolFormat
 
 
 class ErrorInfo(BaseModel):

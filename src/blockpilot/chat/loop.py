@@ -24,9 +24,8 @@ from blockpilot.chat.render import ChatView
 from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
 from blockpilot.storage.users import User
-from blockpilot.tools.export import export_tools
 from blockpilot.tools.responses import ErrorResponse, SetupRequirementsResponse, ToolResponseBase
-from blockpilot.tools.schemas import restore_arguments
+from blockpilot.tools.schemas import export_tools, restore_arguments
 
 logger = logging.getLogger(__name__)
 

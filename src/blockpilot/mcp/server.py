@@ -51,13 +51,13 @@ from blockpilot.mcp.results import (
 )
 from blockpilot.mcp.subscriptions import POLL_SECONDS, ResourceSubscriptions
 from blockpilot.pilot import Pilot
-from blockpilot.tools.export import export_tool
 from blockpilot.tools.responses import (
     ErrorResponse,
     ResponseType,
     SetupRequirementsResponse,
     ToolResponseBase,
 )
+from blockpilot.tools.schemas import export_tool
 
 logger = logging.getLogger(__name__)
 

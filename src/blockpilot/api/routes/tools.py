@@ -21,8 +21,8 @@ from blockpilot.api.limits import LimiterDep, get_limiter, spend_request
 from blockpilot.api.routes import error_responses
 from blockpilot.api.schemas import ToolList
 from blockpilot.errors import InvalidInputError
-from blockpilot.tools.export import ToolFormat
 from blockpilot.tools.responses import AnyToolResponse
+from blockpilot.tools.schemas import ToolFormat
 
 SESSION_HEADER = "X-Session-Id"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
