@@ -30,7 +30,8 @@ class ProviderFacts:
         userinfo_url: Where the account's name is cheap to learn.
         scope_separator: What separates scopes in the authorization request.
         rotates_refresh_tokens: A refresh token is spent on first use (reuse may revoke the
-            grant), so it is refreshed only under the shared lock. Assumed unless known.
+            grant), so it is refreshed only under the shared lock. Assumed unless known;
+            ``BLOCKPILOT_PROVIDER_<NAME>_ROTATES_REFRESH_TOKENS=false`` says otherwise.
     """
 
     name: str
@@ -142,39 +143,8 @@ def provider_facts(name: str) -> ProviderFacts:
     return known or ProviderFacts(name, name.replace("_", " ").title())
 
 
-# -- views of the table, by the question each reader asks ----------------------------------
-
-#: provider -> (authorization endpoint, token endpoint), for providers with OAuth endpoints.
-OAUTH_ENDPOINTS: Mapping[str, tuple[str, str]] = MappingProxyType(
-    {f.name: (f.authorize_url, f.token_url) for f in _FACTS if f.token_url}
-)
-#: Providers known to keep a refresh token valid after use.
-STATIC_REFRESH_TOKEN_PROVIDERS = frozenset(
-    f.name for f in _FACTS if f.token_url and not f.rotates_refresh_tokens
-)
-#: Scopes every login of a provider asks for (see :attr:`ProviderFacts.login_scopes`).
-LOGIN_SCOPES: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {f.name: f.login_scopes for f in _FACTS if f.login_scopes}
-)
-#: Extra authorization-request parameters, by provider.
-AUTHORIZE_PARAMS: Mapping[str, Mapping[str, str]] = MappingProxyType(
-    {f.name: f.authorize_params for f in _FACTS if f.authorize_params}
-)
-#: Where the account's name is cheap to learn, by provider.
-USERINFO_URLS: Mapping[str, str] = MappingProxyType(
-    {f.name: f.userinfo_url for f in _FACTS if f.userinfo_url}
-)
-#: Providers whose authorize URL wants scopes separated by commas, not spaces.
-COMMA_SCOPE_PROVIDERS = frozenset(f.name for f in _FACTS if f.scope_separator == ",")
-
 __all__ = [
-    "AUTHORIZE_PARAMS",
-    "COMMA_SCOPE_PROVIDERS",
-    "LOGIN_SCOPES",
-    "OAUTH_ENDPOINTS",
     "PROVIDERS",
-    "STATIC_REFRESH_TOKEN_PROVIDERS",
-    "USERINFO_URLS",
     "ProviderFacts",
     "provider_facts",
 ]

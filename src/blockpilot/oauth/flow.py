@@ -47,6 +47,7 @@ from blockpilot.oauth.pending import PendingFlow, PendingFlowStore
 from blockpilot.oauth.providers import OAuthProvider
 from blockpilot.oauth.state import OAuthStateError, OAuthStateStore, PendingLogin, pkce_s256
 from blockpilot.oauth.token_endpoint import IssuedTokens, exchange_code
+from blockpilot.provider_facts import PROVIDERS, provider_facts
 from blockpilot.settings import Settings
 from blockpilot.storage.credentials import CredentialStore
 
@@ -57,28 +58,7 @@ PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]{1,200}$")
 MAX_SCOPES = 30
 
-# Scopes every login of a provider asks for, beside those a block needs: enough to learn
-# the account's name for the credential's title.
-DEFAULT_SCOPES: dict[str, tuple[str, ...]] = {
-    "github": ("read:user",),
-    "google": ("openid", "email"),
-    "hubspot": ("oauth",),  # HubSpot refuses an app's authorization without it
-}
-# Provider-specific authorization parameters: Google only returns a refresh token for
-# offline access, and only on consent; Notion wants the token to belong to a user.
-EXTRA_AUTHORIZE_PARAMS: dict[str, dict[str, str]] = {
-    "google": {"access_type": "offline", "prompt": "consent", "include_granted_scopes": "true"},
-    "notion": {"owner": "user"},  # Notion's authorize URL requires it
-}
-# Where the account's name is cheap to learn; BLOCKPILOT_PROVIDER_<NAME>_USERINFO_URL overrides.
-DEFAULT_USERINFO_URLS: dict[str, str] = {
-    "github": "https://api.github.com/user",
-    "google": "https://openidconnect.googleapis.com/v1/userinfo",
-}
 _USERNAME_FIELDS = ("login", "preferred_username", "email", "username", "name")
-
-# Providers whose authorize URL wants scopes separated by commas, not spaces.
-COMMA_SCOPE_PROVIDERS = frozenset({"slack", "todoist"})
 
 # Error codes a provider may send back to the callback (RFC 6749 §4.1.2.1), in words.
 _PROVIDER_ERRORS = {
@@ -256,7 +236,8 @@ class OAuthFlow:
     ) -> LoginStart:
         """Issue a state and build the authorization URL for *user_id*."""
         provider = self.provider(provider_name)
-        wanted = parse_scopes([*DEFAULT_SCOPES.get(provider.name, ()), *scopes])
+        facts = provider_facts(provider.name)
+        wanted = parse_scopes([*facts.login_scopes, *scopes])
         redirect_uri = self._redirect_uri_for(provider.name)
         state, pending = await self.states.issue(
             user_id, provider.name, wanted, redirect_uri, context=context
@@ -265,11 +246,11 @@ class OAuthFlow:
             "client_id": provider.client_id,
             "redirect_uri": redirect_uri,
             "response_type": "code",
-            "scope": ("," if provider.name in COMMA_SCOPE_PROVIDERS else " ").join(wanted),
+            "scope": facts.scope_separator.join(wanted),
             "state": state,
             "code_challenge": pkce_s256(pending.code_verifier),
             "code_challenge_method": "S256",
-            **EXTRA_AUTHORIZE_PARAMS.get(provider.name, {}),
+            **facts.authorize_params,
         }
         if not wanted:
             del params["scope"]
@@ -476,8 +457,8 @@ class OAuthFlow:
         url = self._settings.provider_value(provider.name, "USERINFO_URL")
         if url is None and provider.name == "github":
             base = self._settings.provider_value("github", "BASE_URL")
-            url = f"{base.rstrip('/')}/user" if base else DEFAULT_USERINFO_URLS["github"]
-        url = url or DEFAULT_USERINFO_URLS.get(provider.name)
+            url = f"{base.rstrip('/')}/user" if base else PROVIDERS["github"].userinfo_url
+        url = url or provider_facts(provider.name).userinfo_url
         if not url:
             return None
         try:

@@ -16,51 +16,8 @@ from blockpilot.errors import (
     TokenGrantRefusedError,
 )
 from blockpilot.oauth.token_endpoint import ClientAuthMethod, TokenClient, refresh_tokens
+from blockpilot.provider_facts import provider_facts
 from blockpilot.settings import Settings
-
-# Public endpoints of providers we know; operators can override any of them with
-# BLOCKPILOT_PROVIDER_<NAME>_AUTHORIZE_URL / _TOKEN_URL.
-KNOWN_ENDPOINTS: dict[str, tuple[str, str]] = {
-    "github": (
-        "https://github.com/login/oauth/authorize",
-        "https://github.com/login/oauth/access_token",
-    ),
-    "google": (
-        "https://accounts.google.com/o/oauth2/v2/auth",
-        "https://oauth2.googleapis.com/token",
-    ),
-    "notion": (
-        "https://api.notion.com/v1/oauth/authorize",
-        "https://api.notion.com/v1/oauth/token",
-    ),
-    "linear": (
-        "https://linear.app/oauth/authorize",
-        "https://api.linear.app/oauth/token",
-    ),
-    "hubspot": (
-        "https://app.hubspot.com/oauth/authorize",
-        "https://api.hubapi.com/oauth/v1/token",
-    ),
-    "slack": (
-        "https://slack.com/oauth/v2/authorize",
-        "https://slack.com/api/oauth.v2.access",
-    ),
-    "todoist": (
-        "https://todoist.com/oauth/authorize",
-        "https://todoist.com/oauth/access_token",
-    ),
-    "airtable": (
-        "https://airtable.com/oauth2/v1/authorize",
-        "https://airtable.com/oauth2/v1/token",
-    ),
-}
-
-
-# Providers known to keep a refresh token valid after use. Any other provider is assumed to
-# rotate refresh tokens (spent on first use, reuse may revoke the grant), so it is never
-# refreshed without the shared lock; BLOCKPILOT_PROVIDER_<NAME>_ROTATES_REFRESH_TOKENS=false
-# says otherwise for one provider.
-STATIC_REFRESH_TOKEN_PROVIDERS = frozenset({"google", "hubspot"})
 
 
 @dataclass(frozen=True)
@@ -86,14 +43,15 @@ class OAuthProvider:
         client_secret = settings.provider_value(name, "CLIENT_SECRET")
         if not client_id or not client_secret:
             return None
-        default_authorize, default_token = KNOWN_ENDPOINTS.get(name, ("", ""))
-        authorize_url = settings.provider_value(name, "AUTHORIZE_URL") or default_authorize
-        token_url = settings.provider_value(name, "TOKEN_URL") or default_token
+        # Operators override the known endpoints with BLOCKPILOT_PROVIDER_<NAME>_*_URL.
+        facts = provider_facts(name)
+        authorize_url = settings.provider_value(name, "AUTHORIZE_URL") or facts.authorize_url
+        token_url = settings.provider_value(name, "TOKEN_URL") or facts.token_url
         if not token_url:
             return None
         rotates = settings.provider_value(name, "ROTATES_REFRESH_TOKENS")
         if rotates is None:
-            rotating = name not in STATIC_REFRESH_TOKEN_PROVIDERS
+            rotating = facts.rotates_refresh_tokens
         else:
             rotating = rotates.strip().lower() not in ("0", "false", "no", "off")
         return cls(name, client_id, SecretStr(client_secret), authorize_url, token_url, rotating)

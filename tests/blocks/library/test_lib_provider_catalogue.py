@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from blockpilot.blocks.registry import BlockRegistry
-from blockpilot.oauth.providers import KNOWN_ENDPOINTS
+from blockpilot.provider_facts import PROVIDERS
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "provider-blocks.md"
 MODULES = ("github", "google", "notion", "linear", "jira", "hubspot")
@@ -41,7 +41,7 @@ def test_every_oauth_provider_has_known_endpoints() -> None:
         info = block.Input.credentials_fields()["credentials"]
         if "oauth2" in info.supported_types:
             for provider in info.provider:
-                authorize, token = KNOWN_ENDPOINTS[provider]
+                authorize, token = PROVIDERS[provider].authorize_url, PROVIDERS[provider].token_url
                 assert authorize.startswith("https://") and token.startswith("https://")
 
 

@@ -183,8 +183,8 @@ async def test_token_never_follows_a_redirect_to_another_host(
 def test_oauth_apps_use_the_providers_real_endpoints(
     settings_factory, monkeypatch, provider, authorize, token
 ) -> None:
-    from blockpilot.oauth.flow import COMMA_SCOPE_PROVIDERS
     from blockpilot.oauth.providers import OAuthProvider
+    from blockpilot.provider_facts import PROVIDERS
 
     monkeypatch.setenv(f"BLOCKPILOT_PROVIDER_{provider.upper()}_CLIENT_ID", "client-id")
     monkeypatch.setenv(f"BLOCKPILOT_PROVIDER_{provider.upper()}_CLIENT_SECRET", "client-secret")
@@ -192,4 +192,4 @@ def test_oauth_apps_use_the_providers_real_endpoints(
     assert app is not None
     assert (app.authorize_url, app.token_url) == (authorize, token)
     # Slack and Todoist read the scope parameter as a comma-separated list.
-    assert (provider in COMMA_SCOPE_PROVIDERS) == (provider != "airtable")
+    assert (PROVIDERS[provider].scope_separator == ",") == (provider != "airtable")
