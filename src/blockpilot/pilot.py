@@ -43,6 +43,7 @@ from blockpilot.oauth.providers import OAuthProvider
 from blockpilot.redaction import SECRETS, install_log_redaction
 from blockpilot.runner import BlockRunner, RunLimits, SetupUrlBuilder
 from blockpilot.settings import Settings
+from blockpilot.sources.mcp.oauth import SourceOAuthClients
 from blockpilot.sources.service import SourceService
 from blockpilot.storage.credentials import CredentialStore
 from blockpilot.storage.engine import create_engine, is_database_unavailable, migrate
@@ -164,7 +165,12 @@ class Pilot:
         )
         self.http = GuardedHTTPClient(self._http_policy())
         # Imported sources of blocks (OpenAPI descriptions; docs/sources.md).
-        self.sources = SourceService(SourceStore(engine), self.registry, self.http)
+        self.sources = SourceService(
+            SourceStore(engine),
+            self.registry,
+            self.http,
+            oauth_clients=SourceOAuthClients(engine, self.cipher),
+        )
         self.runner = BlockRunner(
             self.catalog,
             self.credentials,
