@@ -14,6 +14,7 @@ from blockpilot.cli.common import JsonFlag, wants_json
 from blockpilot.cli.output import print_json, stdout_console, table
 from blockpilot.cli.runtime import with_pilot
 from blockpilot.errors import InvalidInputError
+from blockpilot.oauth.flow import parse_scopes
 from blockpilot.pilot import Pilot
 from blockpilot.sources.base import SourceOptions
 
@@ -76,9 +77,29 @@ def add(
     auth: Annotated[
         str,
         typer.Option(
-            "--auth", help="mcp: none, or bearer (each user stores their own token for NAME)."
+            "--auth",
+            help="mcp: none, bearer (each user stores their own token for NAME), or oauth "
+            "(each user connects their own account at the server's authorization server).",
         ),
     ] = "none",
+    client_id: Annotated[
+        str | None,
+        typer.Option(
+            "--client-id",
+            help="mcp --auth oauth: your OAuth app's id (default: register one dynamically).",
+        ),
+    ] = None,
+    client_secret: Annotated[
+        str | None,
+        typer.Option("--client-secret", help="mcp --auth oauth: its secret (stored encrypted)."),
+    ] = None,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scope",
+            help="mcp --auth oauth: a scope to ask for (repeatable; default: the server's own).",
+        ),
+    ] = None,
     transport: Annotated[
         str,
         typer.Option(
@@ -128,6 +149,9 @@ def add(
                 transport=transport.strip().lower(),
                 command=command,
                 env=tuple(env or ()),
+                client_id=client_id,
+                client_secret=client_secret,
+                scopes=tuple(parse_scopes(scope or ())),
             )
             return result.to_dict()
         if spec is None:

@@ -23,7 +23,7 @@ import hmac
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -180,6 +180,8 @@ class OAuthFlow:
         credentials: Where the tokens are stored (encrypted).
         settings: For provider overrides (``BLOCKPILOT_PROVIDER_<NAME>_USERINFO_URL``).
         redirect_uri_for: The callback URL of a provider, as the browser reaches it.
+        prepare: Called with a provider's name and callback URL before a connect starts or
+            comes back (an MCP source registers its OAuth client here: sources/mcp/oauth.py).
         timeout: Seconds for each call to the provider.
     """
 
@@ -192,6 +194,7 @@ class OAuthFlow:
         credentials: CredentialStore,
         settings: Settings,
         redirect_uri_for: Callable[[str], str],
+        prepare: Callable[[str, str], Awaitable[None]] | None = None,
         timeout: float = 20.0,
     ) -> None:
         self._providers = providers
@@ -200,6 +203,7 @@ class OAuthFlow:
         self._credentials = credentials
         self._settings = settings
         self._redirect_uri_for = redirect_uri_for
+        self._prepare = prepare
         self.timeout = timeout
 
     def provider(self, name: str) -> OAuthProvider:
@@ -235,10 +239,14 @@ class OAuthFlow:
         context: dict[str, Any] | None = None,
     ) -> LoginStart:
         """Issue a state and build the authorization URL for *user_id*."""
+        if self._prepare is not None and PROVIDER_NAME.match(provider_name):
+            await self._prepare(provider_name, self._redirect_uri_for(provider_name))
         provider = self.provider(provider_name)
         facts = provider_facts(provider.name)
         wanted = parse_scopes([*facts.login_scopes, *scopes])
         redirect_uri = self._redirect_uri_for(provider.name)
+        if provider.scopes:  # what the provider asks every login for (an MCP server's scopes)
+            wanted = parse_scopes([*wanted, *provider.scopes])
         state, pending = await self.states.issue(
             user_id, provider.name, wanted, redirect_uri, context=context
         )
@@ -254,6 +262,8 @@ class OAuthFlow:
         }
         if not wanted:
             del params["scope"]
+        if provider.resource:
+            params["resource"] = provider.resource  # RFC 8707: the token is for this server
         separator = "&" if "?" in provider.authorize_url else "?"
         return LoginStart(
             login_url=provider.authorize_url + separator + urlencode(params, quote_via=quote),
@@ -281,6 +291,8 @@ class OAuthFlow:
             ProviderNotConfiguredError: no app for *provider_name*.
             OAuthCallbackError: anything else that stops the connect; nothing was stored.
         """
+        if self._prepare is not None and PROVIDER_NAME.match(provider_name):
+            await self._prepare(provider_name, self._redirect_uri_for(provider_name))
         provider = self.provider(provider_name)
         display = provider_display_name(provider.name)
         if error is not None:

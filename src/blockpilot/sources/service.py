@@ -9,12 +9,14 @@ rebuilds only the sources that changed, so a refresh anywhere reaches everyone
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
@@ -31,6 +33,9 @@ from blockpilot.sources.base import (
 )
 from blockpilot.sources.openapi.document import MAX_SPEC_BYTES
 from blockpilot.storage.sources import SourceRecord, SourceStore
+
+if TYPE_CHECKING:
+    from blockpilot.sources.mcp.oauth import SourceOAuthClients
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +68,15 @@ class SourceService:
         http: GuardedHTTPClient,
         *,
         check_seconds: float = DEFAULT_CHECK_SECONDS,
+        oauth_clients: SourceOAuthClients | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.http = http
         self.check_seconds = check_seconds
+        # The OAuth clients of MCP sources with --auth oauth (sources/mcp/oauth.py).
+        self.oauth_clients = oauth_clients
+        self._ids: dict[str, str] = {}
         self._versions: dict[str, str] = {}
         self._configs: dict[str, dict[str, Any]] = {}
         self._checked = float("-inf")
@@ -91,7 +100,9 @@ class SourceService:
                 self.registry.remove_source_blocks(name)
                 self._configs.pop(name, None)
                 del self._versions[name]
-            for record in await self.store.load(changed):
+            loaded = await self.store.load(changed)
+            await self._load_oauth_clients(loaded)
+            for record in loaded:
                 self._install(record)
                 self._versions[record.name] = versions[record.name]
 
@@ -147,7 +158,14 @@ class SourceService:
 
     def oauth_provider(self, name: str, settings: Settings) -> OAuthProvider | None:
         """An OAuth app for source *name*: endpoints from its description's oauth2 flow,
-        client id and secret from ``BLOCKPILOT_PROVIDER_<NAME>_CLIENT_ID`` / ``_SECRET``."""
+        client id and secret from ``BLOCKPILOT_PROVIDER_<NAME>_CLIENT_ID`` / ``_SECRET``;
+        for an MCP source with ``--auth oauth``, from discovery and its stored client."""
+        mcp_oauth = self._mcp_oauth_config(name)
+        if mcp_oauth is not None and self.oauth_clients is not None:
+            from blockpilot.sources.mcp.oauth import source_provider
+
+            client = self.oauth_clients.cached(self._ids.get(name, ""))
+            return source_provider(name, mcp_oauth, client, settings)
         flow = self.oauth2_config(name)
         client_id = settings.provider_value(name, "CLIENT_ID")
         client_secret = settings.provider_value(name, "CLIENT_SECRET")
@@ -158,6 +176,49 @@ class SourceService:
         if not authorize_url or not token_url:
             return None
         return OAuthProvider(name, client_id, SecretStr(client_secret), authorize_url, token_url)
+
+    def _mcp_oauth_config(self, name: str) -> dict[str, Any] | None:
+        config = self._configs.get(name) or {}
+        oauth = config.get("oauth") if config.get("auth") == "oauth" else None
+        return oauth if isinstance(oauth, dict) else None
+
+    async def _load_oauth_clients(self, records: Sequence[SourceRecord]) -> None:
+        for record in records:
+            self._ids[record.name] = record.id
+            if self.oauth_clients is not None and record.config.get("auth") == "oauth":
+                await self.oauth_clients.load(record.id)
+
+    async def prepare_oauth_client(self, name: str, redirect_uri: str) -> None:
+        """Before a connect to MCP source *name*: make sure it has an OAuth client for
+        *redirect_uri*, registering one (RFC 7591) if not (sources/mcp/oauth.py)."""
+        from blockpilot.sources.mcp.oauth import register_client
+
+        await self.sync()
+        oauth = self._mcp_oauth_config(name)
+        if oauth is None or self.oauth_clients is None or name not in self._ids:
+            return
+        if self._settings_client(name):
+            return
+        source_id = self._ids[name]
+        async with self.oauth_clients.lock(source_id):
+            client = await self.oauth_clients.load(source_id)
+            usable = client is not None and (
+                not client.registered or client.redirect_uri == redirect_uri
+            )
+            if usable:
+                return
+            fresh = await register_client(oauth, name, redirect_uri)
+            await self.oauth_clients.save(source_id, fresh, replace=client is not None)
+            logger.info("registered an OAuth client", extra={"source": name})
+        # Other processes read the new client when they see the source change.
+        await self.store.replace(await self.store.get(name))
+        await self.sync(force=True)
+
+    @staticmethod
+    def _settings_client(name: str) -> bool:
+        from blockpilot.settings import ENV_PREFIX
+
+        return bool(os.environ.get(f"{ENV_PREFIX}PROVIDER_{name.upper()}_CLIENT_ID"))
 
     # -- managing sources ------------------------------------------------------------------
 
@@ -217,12 +278,19 @@ class SourceService:
         transport: str = "auto",
         command: str | None = None,
         env: tuple[str, ...] = (),
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        scopes: tuple[str, ...] = (),
     ) -> SourceResult:
         """Add an MCP server: list its tools (with the operator's *headers*), store them.
 
         The server is at *url* (``transport``: streamable-http, sse, or auto: streamable HTTP
         with the older HTTP+SSE as fallback), or is *command* run over stdio with *env*
         (``K=V``, or ``K`` passed through from blockpilot's environment).
+        With ``auth="oauth"`` the server's OAuth metadata is discovered and stored; each user
+        connects their own account (*client_id*/*client_secret*: the operator's app, else one
+        is registered on the first connect; *scopes*: what to ask for, else what the server
+        names).
         """
         from blockpilot.sources.mcp.transports import (
             STDIO,
@@ -247,12 +315,40 @@ class SourceService:
             )
         else:
             endpoint = Endpoint(transport, url)
-        text = await self._mcp_listing(endpoint, auth, headers)
+        if auth != "oauth" and (client_id or client_secret or scopes):
+            raise InvalidInputError("--client-id, --client-secret and --scope need --auth oauth")
+        if client_secret and not client_id:
+            raise InvalidInputError("--client-secret needs --client-id")
+        text = await self._mcp_listing(endpoint, auth, headers, scopes=scopes)
+        needs_registration = auth == "oauth" and not client_id and not self._settings_client(name)
+        if needs_registration and not json.loads(text)["oauth"].get("registration_endpoint"):
+            raise InvalidInputError(
+                f"The authorization server of {url!r} does not offer dynamic client "
+                "registration: give the OAuth app with --client-id (and --client-secret)"
+            )
         options = SourceOptions(base_url=url, include_operations=include_tools, location=url)
-        return await self.add("mcp", name, text, options)
+        result = await self.add("mcp", name, text, options)
+        if client_id and self.oauth_clients is not None:
+            from blockpilot.sources.mcp.oauth import SourceClient, choose_auth_method
+
+            methods = result.record.config["oauth"].get("token_auth_methods") or []
+            client = SourceClient(
+                client_id=client_id,
+                client_secret=SecretStr(client_secret) if client_secret else None,
+                auth_method=choose_auth_method(methods, bool(client_secret)),
+                redirect_uri=None,
+                registered=False,
+            )
+            await self.oauth_clients.save(result.record.id, client, replace=True)
+        return result
 
     async def _mcp_listing(
-        self, endpoint: Any, auth: str, headers: Mapping[str, str] | None
+        self,
+        endpoint: Any,
+        auth: str,
+        headers: Mapping[str, str] | None,
+        *,
+        scopes: Sequence[str] = (),
     ) -> str:
         from blockpilot.net.policy import exempt_destination
         from blockpilot.sources.mcp.kind import AUTH_MODES, check_endpoint, listing_text
@@ -272,8 +368,13 @@ class SourceService:
         if endpoint.url:
             # The operator named this server: its origin is exempt for this listing only.
             http = self.http.with_exemptions([exempt_destination(endpoint.url)])
+        oauth = None
+        if auth == "oauth" and endpoint.url:
+            from blockpilot.sources.mcp.oauth import discover
+
+            oauth = await discover(endpoint.url, scopes=scopes)
         tools, answered = await list_tools(endpoint, headers or {}, http=http)
-        return listing_text(answered.url, auth, tools, answered)
+        return listing_text(answered.url, auth, tools, answered, oauth=oauth)
 
     async def refresh(
         self,
@@ -292,7 +393,10 @@ class SourceService:
             from blockpilot.sources.mcp.transports import Endpoint
 
             spec_text = await self._mcp_listing(
-                Endpoint.from_config(record.config), record.config["auth"], headers
+                Endpoint.from_config(record.config),
+                record.config["auth"],
+                headers,
+                scopes=(record.config.get("oauth") or {}).get("scopes") or (),
             )
         if spec_text is None:
             spec_text = record.spec_text
@@ -323,7 +427,12 @@ class SourceService:
         record = await self.store.get(name)
         doc = summary(record)
         if record.kind == "mcp":
-            doc["auth"] = record.config.get("auth")
+            from blockpilot.sources.mcp.block import CREDENTIAL_TYPE_OF
+
+            doc["auth"] = auth = record.config.get("auth")
+            if isinstance(record.config.get("oauth"), dict):
+                oauth = record.config["oauth"]
+                doc["oauth"] = {k: oauth.get(k) for k in ("resource", "issuer", "scopes")}
             doc["transport"] = record.config.get("transport") or "streamable-http"
             if doc["transport"] == "stdio":
                 # Values may be operator secrets: only the names are shown.
@@ -332,7 +441,7 @@ class SourceService:
             doc["operations"] = [
                 {"name": t["name"], "operation": t["key"], "method": "MCP", "path": t["key"],
                  "effect": t["effect"],
-                 "credentials": ["api_key"] if record.config.get("auth") == "bearer" else [],
+                 "credentials": [CREDENTIAL_TYPE_OF[auth]] if auth in CREDENTIAL_TYPE_OF else [],
                  "scopes": []}
                 for t in record.config.get("operations", [])
             ]  # fmt: skip

@@ -47,6 +47,8 @@ def build_services(pilot: Pilot, callback_url_for: Callable[[str, str], str]) ->
         credentials=pilot.credential_store,
         settings=settings,
         redirect_uri_for=lambda provider: callback_url_for(public_url, provider),
+        # An MCP source with --auth oauth registers its client on the first connect.
+        prepare=pilot.sources.prepare_oauth_client,
     )
     browser_sessions = BrowserSessions(
         pilot.cipher.key_ring.derived_keys(sessions.KEY_PURPOSE),

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from blockpilot.api.deps import CurrentUser, PilotDep
 from blockpilot.api.routes import error_responses
 from blockpilot.errors import AdminRequiredError, InvalidInputError
+from blockpilot.oauth.flow import parse_scopes
 from blockpilot.sources.base import SourceOptions
 from blockpilot.storage.users import User
 
@@ -65,7 +66,23 @@ class SourceIn(BaseModel):
         description="mcp command: K=V (stored) or K (passed through from the service's "
         "environment).",
     )
-    auth: str = Field(default="none", max_length=16, description="mcp: none or bearer.")
+    auth: str = Field(
+        default="none",
+        max_length=16,
+        description="mcp: none, bearer (each user stores a token) or oauth (each user connects "
+        "their account; discovery, dynamic registration, PKCE: docs/sources.md).",
+    )
+    client_id: str | None = Field(
+        default=None, max_length=512, description="mcp oauth: the operator's OAuth app."
+    )
+    client_secret: str | None = Field(
+        default=None, max_length=2048, description="mcp oauth: its secret (stored encrypted)."
+    )
+    scopes: list[str] = Field(
+        default_factory=list,
+        max_length=30,
+        description="mcp oauth: scopes to ask for (default: what the server names).",
+    )
     include_tools: list[str] = Field(default_factory=list, max_length=2000)
     headers: dict[str, str] = Field(
         default_factory=dict,
@@ -119,6 +136,9 @@ async def add_source(body: SourceIn, _admin: AdminUser, pilot: PilotDep) -> Sour
             transport=body.transport.strip().lower(),
             command=body.command,
             env=tuple(body.env),
+            client_id=body.client_id,
+            client_secret=body.client_secret,
+            scopes=tuple(parse_scopes(body.scopes)),
         )
         return SourceResultOut.model_validate(mcp.to_dict())
     if (body.spec_url is None) == (body.spec_text is None):
