@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from mcp.server.mcpserver import Context
 
 from blockpilot.net.policy import exempt_destination
 from blockpilot.pilot import Pilot
@@ -258,3 +259,45 @@ async def idle_close_and_reopen(notes: Pilot, alice: User, seen: Seen) -> None:
     assert pool.open_sessions() == 0
     assert (await run(notes, alice, ADD, {"a": 2, "b": 2}, chat)).type == "block_output"
     assert seen.initializes("alice") == 2
+
+
+async def test_sessions_per_chat_and_list_changed_relists_as_the_user_who_heard_it(
+    notes: Pilot, upstream: tuple[str, Seen], alice: User, bob: User
+) -> None:
+    _, seen = upstream
+
+    async def tidy(ctx: Context, confirm: bool) -> str:
+        """Remove the delete_note tool and tell the client."""
+        seen.server.remove_tool("delete_note")
+        await ctx.session.send_tool_list_changed()
+        return "tidied"
+
+    seen.server.add_tool(tidy)
+    await notes.sources.refresh("notes", headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"})
+    for user, token in ((alice, ALICE_TOKEN), (bob, BOB_TOKEN)):
+        await notes.add_credentials(
+            user.id, {"provider": "notes", "type": "api_key", "api_key": token}
+        )
+    first, second = await notes.session_for(alice.id, None), await notes.session_for(alice.id, None)
+    bob_chat = (await notes.session_for(bob.id, None)).session_id
+    for chat in (first.session_id, second.session_id):
+        assert (await run(notes, alice, ADD, {"a": 1, "b": 1}, chat)).type == "block_output"
+    assert (await run(notes, bob, ADD, {"a": 1, "b": 1}, bob_chat)).type == "block_output"
+    # One session per user and chat session: two for alice, one for bob.
+    assert seen.initializes("alice") == 2 and seen.initializes("bob") == 1
+
+    lists = [who for who, m in seen.calls if m == "tools/list"]
+    tidy_block = source_block_id("notes", "tool:tidy")
+    ran = await run(notes, alice, tidy_block, {"confirm": True}, first.session_id)
+    assert ran.type == "block_output", ran
+    pool = session_pool()
+    for _ in range(400):
+        if "notes" in pool.changed():
+            break
+        await asyncio.sleep(0.05)
+    gone = source_block_id("notes", "tool:delete_note")
+    refused = await run(notes, bob, gone, {"note_id": "n1"}, bob_chat)
+    assert refused.type == "error" and refused.error == "block_not_found", refused
+    # The tools were listed again with the token of the session that heard the change.
+    assert [who for who, m in seen.calls if m == "tools/list"] == [*lists, "alice"]
+    assert (await notes.sources.show("notes"))["blocks"] == 4
