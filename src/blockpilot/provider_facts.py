@@ -84,6 +84,8 @@ _FACTS = (
     ProviderFacts(
         "notion",
         "Notion",
+        api_base="https://api.notion.com",
+        api_headers={"Notion-Version": "2022-06-28"},
         authorize_url="https://api.notion.com/v1/oauth/authorize",
         token_url="https://api.notion.com/v1/oauth/token",
         authorize_params={"owner": "user"},  # Notion's authorize URL requires it
@@ -91,6 +93,7 @@ _FACTS = (
     ProviderFacts(
         "linear",
         "Linear",
+        api_base="https://api.linear.app",
         authorize_url="https://linear.app/oauth/authorize",
         token_url="https://api.linear.app/oauth/token",
     ),
@@ -98,6 +101,7 @@ _FACTS = (
     ProviderFacts(
         "hubspot",
         "HubSpot",
+        api_base="https://api.hubapi.com",
         authorize_url="https://app.hubspot.com/oauth/authorize",
         token_url="https://api.hubapi.com/oauth/v1/token",
         login_scopes=("oauth",),  # HubSpot refuses an app's authorization without it
@@ -106,15 +110,17 @@ _FACTS = (
     ProviderFacts(
         "slack",
         "Slack",
+        api_base="https://slack.com/api",
         authorize_url="https://slack.com/oauth/v2/authorize",
         token_url="https://slack.com/api/oauth.v2.access",
         scope_separator=",",
     ),
-    ProviderFacts("discord", "Discord"),
-    ProviderFacts("telegram", "Telegram"),
+    ProviderFacts("discord", "Discord", api_base="https://discord.com/api/v10"),
+    ProviderFacts("telegram", "Telegram", api_base="https://api.telegram.org"),
     ProviderFacts(
         "todoist",
         "Todoist",
+        api_base="https://api.todoist.com/rest/v2",
         authorize_url="https://todoist.com/oauth/authorize",
         token_url="https://todoist.com/oauth/access_token",
         scope_separator=",",
@@ -122,12 +128,13 @@ _FACTS = (
     ProviderFacts(
         "airtable",
         "Airtable",
+        api_base="https://api.airtable.com/v0",
         authorize_url="https://airtable.com/oauth2/v1/authorize",
         token_url="https://airtable.com/oauth2/v1/token",
     ),
-    ProviderFacts("exa", "Exa"),
-    ProviderFacts("jina", "Jina"),
-    ProviderFacts("openweathermap", "OpenWeatherMap"),
+    ProviderFacts("exa", "Exa", api_base="https://api.exa.ai"),
+    ProviderFacts("jina", "Jina", api_base="https://s.jina.ai"),
+    ProviderFacts("openweathermap", "OpenWeatherMap", api_base="https://api.openweathermap.org"),
     ProviderFacts("database", "Database"),
     ProviderFacts("smtp", "SMTP"),
     ProviderFacts("http", "HTTP"),

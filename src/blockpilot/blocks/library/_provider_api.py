@@ -31,6 +31,7 @@ from urllib.parse import quote
 from blockpilot.errors import BlockExecutionError, UpstreamAPIError, UpstreamRateLimitedError
 from blockpilot.executions.context import ExecutionContext
 from blockpilot.net.client import GuardedResponse
+from blockpilot.provider_facts import provider_facts
 
 MAX_DETAIL_CHARS = 300
 MAX_PAGES = 10  # pagination stops here even when the provider has more
@@ -144,6 +145,12 @@ class Provider:
     display: str
     default_base: str
     detail: Callable[[Any], str] = error_detail
+
+    @classmethod
+    def known(cls, provider: str) -> Provider:
+        """*provider*'s API from ``blockpilot.provider_facts`` (its name and base URL)."""
+        facts = provider_facts(provider)
+        return cls(provider, facts.display_name, facts.api_base)
 
     def base(self, context: ExecutionContext) -> str:
         return (context.provider_base_url(self.provider) or self.default_base).rstrip("/")
@@ -285,6 +292,27 @@ class ProviderAPI:
         self.base = (base or self.api.base(context)).rstrip("/")
         self._auth = dict(auth)
         self._headers = dict(headers or {})
+
+    @classmethod
+    def known(
+        cls,
+        context: ExecutionContext,
+        provider: str,
+        *,
+        auth: Mapping[str, str],
+        base: str | None = None,
+    ) -> ProviderAPI:
+        """*provider*'s API from ``blockpilot.provider_facts``: name, base URL, headers."""
+        facts = provider_facts(provider)
+        return cls(
+            context,
+            provider=provider,
+            display=facts.display_name,
+            default_base=facts.api_base,
+            auth=auth,
+            headers=facts.api_headers,
+            base=base,
+        )
 
     async def send(
         self,

@@ -19,7 +19,7 @@ from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import APIKeyCredentials, CredentialsMetaInput, OAuth2Credentials
 from blockpilot.executions.context import ExecutionContext
 
-AIRTABLE = Provider("airtable", "Airtable", "https://api.airtable.com/v0")
+AIRTABLE = Provider.known("airtable")
 _BASE_ID = re.compile(r"^app[A-Za-z0-9]{14}$")
 _RECORD_ID = re.compile(r"^rec[A-Za-z0-9]{14}$")
 RECORDS_READ, RECORDS_WRITE, SCHEMA_READ = (

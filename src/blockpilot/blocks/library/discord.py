@@ -16,7 +16,7 @@ from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import APIKeyCredentials, CredentialsMetaInput
 from blockpilot.executions.context import ExecutionContext
 
-DISCORD = Provider("discord", "Discord", "https://discord.com/api/v10")
+DISCORD = Provider.known("discord")
 MAX_CONTENT = 2000  # Discord's limit per message
 _SNOWFLAKE = re.compile(r"^\d{5,25}$")
 _CHANNEL_TYPES = {

@@ -19,10 +19,7 @@ from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import APIKeyCredentials, CredentialsMetaInput, OAuth2Credentials
 from blockpilot.errors import BlockExecutionError
 from blockpilot.executions.context import ExecutionContext
-from blockpilot.provider_facts import PROVIDERS
 
-GITHUB_API = PROVIDERS["github"].api_base
-GITHUB_HEADERS = dict(PROVIDERS["github"].api_headers)
 _NAME = r"[A-Za-z0-9_.\-]{1,100}"
 _HTML_PATHS = {
     "repo": re.compile(rf"^/({_NAME})/({_NAME})/?$"),
@@ -132,13 +129,8 @@ class GithubBlockBase(Block):
         execution_context: ExecutionContext,
         **kwargs: Any,
     ) -> BlockOutput:
-        api = ProviderAPI(
-            execution_context,
-            provider="github",
-            display="GitHub",
-            default_base=GITHUB_API,
-            auth={"Authorization": credentials.auth_header()},
-            headers=GITHUB_HEADERS,
+        api = ProviderAPI.known(
+            execution_context, "github", auth={"Authorization": credentials.auth_header()}
         )
         async for output in self.call(api, input_data):
             yield output

@@ -13,7 +13,6 @@ from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import APIKeyCredentials, CredentialsMetaInput, OAuth2Credentials
 from blockpilot.executions.context import ExecutionContext
 
-HUBSPOT_API = "https://api.hubapi.com"
 CONTACT_PROPERTIES = ("email", "firstname", "lastname", "phone", "company", "jobtitle")
 COMPANY_PROPERTIES = ("name", "domain", "industry", "city", "country", "numberofemployees")
 
@@ -48,12 +47,8 @@ class HubSpotBlockBase(Block):
         execution_context: ExecutionContext,
         **kwargs: Any,
     ) -> BlockOutput:
-        api = ProviderAPI(
-            execution_context,
-            provider="hubspot",
-            display="HubSpot",
-            default_base=HUBSPOT_API,
-            auth={"Authorization": credentials.auth_header()},
+        api = ProviderAPI.known(
+            execution_context, "hubspot", auth={"Authorization": credentials.auth_header()}
         )
         async for output in self.call(api, input_data):
             yield output

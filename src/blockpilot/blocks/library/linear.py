@@ -23,7 +23,6 @@ from blockpilot.credentials.models import APIKeyCredentials, CredentialsMetaInpu
 from blockpilot.errors import BlockExecutionError, UpstreamAPIError, UpstreamRateLimitedError
 from blockpilot.executions.context import ExecutionContext
 
-LINEAR_API = "https://api.linear.app"
 ISSUE_FIELDS = (
     "id identifier title description url priority state { name } assignee { name } "
     "project { name } team { key }"
@@ -76,13 +75,7 @@ class LinearBlockBase(Block):
             if isinstance(credentials, APIKeyCredentials)
             else credentials.auth_header()
         )
-        api = ProviderAPI(
-            execution_context,
-            provider="linear",
-            display="Linear",
-            default_base=LINEAR_API,
-            auth={"Authorization": auth},
-        )
+        api = ProviderAPI.known(execution_context, "linear", auth={"Authorization": auth})
         async for output in self.call(api, input_data):
             yield output
 

@@ -17,8 +17,6 @@ from blockpilot.credentials.models import APIKeyCredentials, CredentialsMetaInpu
 from blockpilot.errors import BlockExecutionError
 from blockpilot.executions.context import ExecutionContext
 
-NOTION_API = "https://api.notion.com"
-NOTION_VERSION = "2022-06-28"
 MAX_MARKDOWN_CHARS = 100_000
 MAX_TEXT_CHARS = 2_000  # Notion's limit for one rich-text object
 MAX_CHILDREN = 100  # Notion's limit of blocks per request
@@ -160,13 +158,8 @@ class NotionBlockBase(Block):
         execution_context: ExecutionContext,
         **kwargs: Any,
     ) -> BlockOutput:
-        api = ProviderAPI(
-            execution_context,
-            provider="notion",
-            display="Notion",
-            default_base=NOTION_API,
-            auth={"Authorization": credentials.auth_header()},
-            headers={"Notion-Version": NOTION_VERSION},
+        api = ProviderAPI.known(
+            execution_context, "notion", auth={"Authorization": credentials.auth_header()}
         )
         async for output in self.call(api, input_data):
             yield output

@@ -17,7 +17,7 @@ from blockpilot.credentials.models import APIKeyCredentials, CredentialsMetaInpu
 from blockpilot.errors import UpstreamAPIError
 from blockpilot.executions.context import ExecutionContext
 
-SLACK = Provider("slack", "Slack", "https://slack.com/api")
+SLACK = Provider.known("slack")
 _PAGE = 200  # Slack's recommended page size
 _TEXT_LIMIT = 4000
 

@@ -19,7 +19,7 @@ from blockpilot.credentials.models import APIKeyCredentials, CredentialsMetaInpu
 from blockpilot.errors import UpstreamAPIError
 from blockpilot.executions.context import ExecutionContext
 
-TELEGRAM = Provider("telegram", "Telegram", "https://api.telegram.org")
+TELEGRAM = Provider.known("telegram")
 _TOKEN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,200}$")
 ParseMode = Literal["", "MarkdownV2", "HTML", "Markdown"]
 

@@ -16,7 +16,7 @@ from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import APIKeyCredentials, CredentialsMetaInput, OAuth2Credentials
 from blockpilot.executions.context import ExecutionContext
 
-TODOIST = Provider("todoist", "Todoist", "https://api.todoist.com/rest/v2")
+TODOIST = Provider.known("todoist")
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 READ, WRITE = "data:read", "data:read_write"
 

@@ -24,9 +24,9 @@ from blockpilot.executions.context import ExecutionContext
 
 USER_AGENT = "blockpilot/1.0 (+https://github.com/blockpilot; built-in web blocks)"
 MAX_PAGE_BYTES = 5 * 1024 * 1024
-EXA = Provider("exa", "Exa", "https://api.exa.ai")
-JINA = Provider("jina", "Jina", "https://s.jina.ai")
-OPENWEATHERMAP = Provider("openweathermap", "OpenWeatherMap", "https://api.openweathermap.org")
+EXA = Provider.known("exa")
+JINA = Provider.known("jina")
+OPENWEATHERMAP = Provider.known("openweathermap")
 WIKIPEDIA = Provider("wikipedia", "Wikipedia", "https://{lang}.wikipedia.org")
 _LANG = re.compile(r"^[a-z]{2,3}(-[a-z]{2,8})?$")
 
