@@ -56,14 +56,27 @@ class WorkspaceResources:
         self.pilot = pilot
         self.resolve_user = resolve_user
         self.subscriptions = subscriptions or ResourceSubscriptions(pilot)
+        self._delivering = False
 
     @asynccontextmanager
     async def delivering(self) -> AsyncIterator[None]:
-        """Deliver subscription notifications while in this context (the server's life)."""
-        async with anyio.create_task_group() as background:
-            background.start_soon(self.subscriptions.run)
+        """Deliver subscription notifications while in this context (the server's life).
+
+        The HTTP app runs the same server twice at once (one session manager per answer
+        mode, ``mcp/response_modes.py``), entering and leaving both together: the first
+        entry delivers for both (so a server run twice at once must not outlive its first
+        run, or its notifications stop)."""
+        if self._delivering:
             yield
-            background.cancel_scope.cancel()
+            return
+        self._delivering = True
+        try:
+            async with anyio.create_task_group() as background:
+                background.start_soon(self.subscriptions.run)
+                yield
+                background.cancel_scope.cancel()
+        finally:
+            self._delivering = False
 
     async def _files(self, ctx: Context) -> WorkspaceFiles | None:
         user = self.resolve_user(ctx)
