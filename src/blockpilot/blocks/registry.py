@@ -227,19 +227,31 @@ class BlockRegistry:
 
         Source blocks are built and checked by their source (docs/sources.md).
         """
-        self._load()
-        with self._lock:
-            fresh = {b.id.lower(): b for b in blocks}
-            self._retire(source, self._source_blocks.get(source, {}), fresh)
-            self._source_blocks[source] = fresh
-            self._merge_sources()
+        self.update_sources({source: blocks})
 
     def remove_source_blocks(self, source: str) -> None:
+        self.update_sources({}, removed=(source,))
+
+    def update_sources(
+        self, replaced: Mapping[str, Iterable[Block]], removed: Iterable[str] = ()
+    ) -> None:
+        """Replace the blocks of the sources in *replaced* and drop those in *removed*,
+        in one step: the catalogue is merged once, however many sources changed (a
+        process starting with hundreds of sources)."""
         self._load()
         with self._lock:
-            gone = self._source_blocks.pop(source, None)
-            if gone is not None:
-                self._retire(source, gone, {})
+            changed = False
+            for source in removed:
+                gone = self._source_blocks.pop(source, None)
+                if gone is not None:
+                    self._retire(source, gone, {})
+                    changed = True
+            for source, blocks in replaced.items():
+                fresh = {b.id.lower(): b for b in blocks}
+                self._retire(source, self._source_blocks.get(source, {}), fresh)
+                self._source_blocks[source] = fresh
+                changed = True
+            if changed:
                 self._merge_sources()
 
     def _retire(self, source: str, old: Mapping[str, Block], new: Mapping[str, Block]) -> None:

@@ -11,6 +11,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from hashlib import sha1
 from typing import Any, Protocol
 
 from blockpilot.blocks.base import Block
@@ -36,8 +37,19 @@ def check_source_name(name: str) -> str:
 
 
 def source_block_id(source: str, key: str) -> str:
-    """The stable id of a source's block: the same on every refresh and in every process."""
-    return str(uuid.uuid5(SOURCE_BLOCK_NAMESPACE, f"{source}:{key}"))
+    """The stable id of a source's block: the same on every refresh and in every process.
+
+    ``str(uuid.uuid5(SOURCE_BLOCK_NAMESPACE, f"{source}:{key}"))``, computed without the
+    ``UUID`` object (a third of a start-up with 100,000 source blocks went there).
+    """
+    digest = bytearray(sha1(_NAMESPACE_BYTES + f"{source}:{key}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_NAMESPACE_BYTES = SOURCE_BLOCK_NAMESPACE.bytes
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,13 +13,14 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
+from blockpilot.blocks.base import Block
 from blockpilot.blocks.registry import BlockLoadProblem, BlockRegistry
 from blockpilot.errors import InvalidInputError
 from blockpilot.net.client import GuardedHTTPClient
@@ -96,15 +97,22 @@ class SourceService:
             versions = await self.store.versions()
             self._checked = time.monotonic()
             changed = [n for n, v in versions.items() if self._versions.get(n) != v]
-            for name in [n for n in self._versions if n not in versions]:
-                self.registry.remove_source_blocks(name)
+            removed = [n for n in self._versions if n not in versions]
+            for name in removed:
                 self._configs.pop(name, None)
                 del self._versions[name]
+            replaced: dict[str, Sequence[Block]] = {}
             loaded = await self.store.load(changed)
             await self._load_oauth_clients(loaded)
             for record in loaded:
-                self._install(record)
+                blocks = self._build(record)
+                if blocks is None:
+                    removed.append(record.name)
+                else:
+                    replaced[record.name] = blocks
                 self._versions[record.name] = versions[record.name]
+            # One merge for every change: hundreds of sources at start-up cost one pass.
+            self.registry.update_sources(replaced, removed)
 
     async def _refresh_changed_mcp(self) -> None:
         from blockpilot.sources.mcp.sessions import current_pool
@@ -139,17 +147,16 @@ class SourceService:
         if pool is not None:
             await pool.aclose()
 
-    def _install(self, record: SourceRecord) -> None:
+    def _build(self, record: SourceRecord) -> Sequence[Block] | None:
         try:
             blocks = source_kind(record.kind).build_blocks(record)
         except Exception as exc:  # noqa: BLE001 - one broken source must not stop the others
             problem = f"could not be built: {type(exc).__name__}: {exc}"
             logger.warning("source skipped", extra={"source": record.name, "problem": problem})
             self.registry.problems.append(BlockLoadProblem(f"source {record.name}", problem))
-            self.registry.remove_source_blocks(record.name)
-            return
-        self.registry.set_source_blocks(record.name, blocks)
+            return None
         self._configs[record.name] = record.config
+        return blocks
 
     def oauth2_config(self, name: str) -> dict[str, Any] | None:
         """The oauth2 flow of source *name* (authorize/token URLs and scopes), if it has one."""
