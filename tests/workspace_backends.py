@@ -21,7 +21,8 @@ import pytest
 from sqlalchemy import delete, func, select, update
 
 from blockpilot.pilot import Pilot
-from blockpilot.storage.tables import workspace_blobs
+from blockpilot.storage.common import utcnow
+from blockpilot.storage.tables import workspace_blob_holds, workspace_blobs
 
 WORKSPACE_BACKENDS = ("file", "database", "s3")
 S3_SECRET_CANARY = "canary-aws-secret-0f9c2b7e51d4"
@@ -166,3 +167,16 @@ async def overwrite_blobs(pilot: Pilot, workspace_id: str, data: bytes | None) -
         else:
             client.put_object(Bucket=bucket, Key=key, Body=data)
     return len(keys)
+
+
+async def live_holds(pilot: Pilot) -> int:
+    """Holds on blobs (uploads under way, readers) that have not run out."""
+    query = select(func.count()).where(workspace_blob_holds.c.expires_at > utcnow())
+    async with pilot.engine.connect() as conn:
+        return int(await conn.scalar(query) or 0)
+
+
+async def expire_holds(pilot: Pilot) -> None:
+    """Let every hold run out, as if its holder had been gone for longer than a hold lasts."""
+    async with pilot.engine.begin() as conn:
+        await conn.execute(update(workspace_blob_holds).values(expires_at=utcnow()))

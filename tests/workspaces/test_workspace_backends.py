@@ -33,9 +33,10 @@ from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
 from blockpilot.storage.tables import workspace_blobs
 from blockpilot.storage.workspace_blobs import DatabaseBlobStorage
+from blockpilot.storage.workspace_holds import sweep_orphan_blobs
 from blockpilot.workspaces.manager import WorkspaceFiles, sweep_temp_files
 from tests import bp_database
-from tests.workspace_backends import S3_SECRET_CANARY, stored_blobs
+from tests.workspace_backends import S3_SECRET_CANARY, expire_holds, live_holds, stored_blobs
 
 MIB = 1024 * 1024
 
@@ -359,10 +360,16 @@ async def test_sigkill_mid_upload_leaves_no_visible_file(
         child.stdout.close()  # type: ignore[union-attr]
     assert [f.path for f in await files.list()] == ["/victim.bin"]
     assert await files.read("victim.bin") == b"the previous version"
-    if workspace_backend == "database":
-        # The killed writer's chunks are there, named by no file, until they are old.
-        assert await stored_blobs(pilot) > 1
-        assert await DatabaseBlobStorage(pilot.engine, orphan_max_age_seconds=0).start() > 0
+    if workspace_backend != "file":
+        # The killed writer's upload still holds its blob (chunks, or an unfinished multipart
+        # upload) until the hold runs out; then a sweep removes what it wrote.
+        assert await live_holds(pilot) == 1
+        if workspace_backend == "database":
+            assert await stored_blobs(pilot) > 1
+            assert await DatabaseBlobStorage(pilot.engine, orphan_max_age_seconds=0).start() == 0
+        await expire_holds(pilot)
+        await sweep_orphan_blobs(pilot.engine, pilot.workspaces.blobs, min_age_seconds=0)
+        assert await live_holds(pilot) == 0
     if workspace_backend == "file":  # the killed writer's temp file, swept once it is old
         assert sweep_temp_files(settings.home / "workspaces", max_age_seconds=0) == 1
     assert await stored_blobs(pilot) == 1

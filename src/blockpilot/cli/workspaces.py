@@ -1,4 +1,5 @@
-"""``blockpilot workspaces``: move workspace files to another backend (docs/workspaces.md)."""
+"""``blockpilot workspaces``: move workspace files to another backend, sweep orphan blobs
+(docs/workspaces.md)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from blockpilot.errors import ConfigurationError
 from blockpilot.settings import Settings
 from blockpilot.storage.engine import create_engine, migrate
 from blockpilot.storage.workspace_blobs import BlobMigration, migrate_blobs, open_blob_storage
+from blockpilot.storage.workspace_holds import ORPHAN_MIN_AGE_SECONDS, sweep_orphan_blobs
 from blockpilot.storage.workspaces import WorkspaceStore
 
 app = typer.Typer(no_args_is_help=True)
@@ -71,3 +73,45 @@ def migrate_command(
         f"Workspace files are now recorded on {report.target}: set "
         f"BLOCKPILOT_WORKSPACE_URL={report.target} on every server and restart them."
     )
+
+
+async def _sweep(settings: Settings, min_age_seconds: float) -> tuple[str, int]:
+    engine = create_engine(settings.effective_database_url)
+    try:
+        await migrate(engine)
+        store = WorkspaceStore(engine)
+        current = await store.recorded_backend() or settings.effective_workspace_url
+        blobs = open_blob_storage(current, home=settings.home, engine=engine)
+        try:
+            return current, await sweep_orphan_blobs(engine, blobs, min_age_seconds=min_age_seconds)
+        finally:
+            await blobs.aclose()
+    finally:
+        await engine.dispose()
+
+
+@app.command("sweep")
+def sweep_command(
+    min_age: Annotated[
+        float,
+        typer.Option(
+            "--min-age",
+            metavar="SECONDS",
+            min=0,
+            help="Leave alone blobs younger than this (an upload may be about to name them).",
+        ),
+    ] = ORPHAN_MIN_AGE_SECONDS,
+    json_output: JsonFlag = False,
+) -> None:
+    """Remove orphan blobs: data that no workspace file names and nobody is reading or
+    writing (left by a server killed mid-write or before it removed a replaced file).
+
+    Safe while servers run: only blobs older than --min-age are looked at. Servers do the
+    same for what they know of when they start.
+    """
+    settings = Settings.load()
+    backend, removed = asyncio.run(_sweep(settings, min_age))
+    if wants_json(json_output):
+        print_json({"backend": backend, "removed": removed})
+    else:
+        stdout_console().print(f"{removed} orphan blobs removed from {backend}.")

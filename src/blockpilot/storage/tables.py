@@ -100,6 +100,7 @@ workspace_files = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("workspace_id", "path", name="uq_workspace_files_path"),
+    Index("ix_workspace_files_blob", "workspace_id", "blob"),  # since migration 0011
 )
 
 # Migration 0008 (docs/workspaces.md): the bytes of workspace files on the database backend, in
@@ -117,6 +118,23 @@ workspace_blobs = Table(
     Column("seq", Integer, primary_key=True),
     Column("data", LargeBinary, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Migration 0011 (docs/workspaces.md): who still needs a blob no file row may name, on the
+# database and S3 backends: an upload under way or a reader streaming it ("upload", "read").
+# Holds expire unless renewed; an unnamed blob without a live hold is removed.
+workspace_blob_holds = Table(
+    "workspace_blob_holds",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column(
+        "workspace_id", String(36), ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("blob", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_workspace_blob_holds_blob", "workspace_id", "blob"),
+    Index("ix_workspace_blob_holds_expires", "expires_at"),
 )
 
 # One row (id 1): the backend that holds the workspace blobs ("file:", "database:", "s3://…").

@@ -5,15 +5,17 @@ The ``database:`` backend keeps blobs as numbered chunk rows (``workspace_blobs`
 Each chunk (at most 1 MiB) is inserted in its own short transaction, so an upload never
 holds the database's write lock for its whole length and memory stays one chunk. A blob's
 rows are all written before a ``workspace_files`` row names it; rows no file names (a writer
-killed mid-upload) are removed by :meth:`DatabaseBlobStorage.start` once they are old.
+killed mid-upload) are removed by :meth:`DatabaseBlobStorage.start` once they are old and no
+live hold names them (``storage/workspace_holds.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import and_, delete, exists, func, select
@@ -21,8 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blockpilot.errors import ConfigurationError
 from blockpilot.storage.common import utcnow
+from blockpilot.storage.tables import workspace_blob_holds as holds
 from blockpilot.storage.tables import workspace_blobs as chunks
 from blockpilot.storage.tables import workspace_files as files
+from blockpilot.storage.workspace_holds import HeldBlobStorage
 from blockpilot.storage.workspaces import WorkspaceStore
 from blockpilot.workspaces.blobs import CHUNK_BYTES, BlobReader, BlobStorage, BlobWriter
 from blockpilot.workspaces.local_blobs import LocalBlobStorage
@@ -118,8 +122,17 @@ class DatabaseBlobStorage(BlobStorage):
         named = exists().where(
             and_(files.c.workspace_id == chunks.c.workspace_id, files.c.blob == chunks.c.blob)
         )
+        held = exists().where(
+            and_(
+                holds.c.workspace_id == chunks.c.workspace_id,
+                holds.c.blob == chunks.c.blob,
+                holds.c.expires_at > utcnow(),
+            )
+        )
         async with self._engine.begin() as conn:
-            result = await conn.execute(delete(chunks).where(chunks.c.created_at < cutoff, ~named))
+            result = await conn.execute(
+                delete(chunks).where(chunks.c.created_at < cutoff, ~named, ~held)
+            )
         removed = int(result.rowcount or 0)
         if removed:
             logger.info("removed orphan workspace blob chunks", extra={"count": removed})
@@ -148,6 +161,18 @@ class DatabaseBlobStorage(BlobStorage):
                 delete(chunks).where(chunks.c.workspace_id == workspace_id, chunks.c.blob == blob)
             )
 
+    async def blobs_older_than(self, cutoff: datetime) -> AsyncIterator[tuple[str, str]]:
+        # A blob's last chunk is written when it is complete: its age is that chunk's.
+        query = (
+            select(chunks.c.workspace_id, chunks.c.blob)
+            .group_by(chunks.c.workspace_id, chunks.c.blob)
+            .having(func.max(chunks.c.created_at) < cutoff)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        for row in rows:
+            yield row.workspace_id, row.blob
+
 
 def open_blob_storage(url: str, *, home: Path, engine: AsyncEngine) -> BlobStorage:
     """The backend ``BLOCKPILOT_WORKSPACE_URL`` names: ``file:`` (``home/workspaces``),
@@ -155,11 +180,11 @@ def open_blob_storage(url: str, *, home: Path, engine: AsyncEngine) -> BlobStora
     if url == "file:":
         return LocalBlobStorage(home / "workspaces")
     if url == "database:":
-        return DatabaseBlobStorage(engine)
+        return HeldBlobStorage(DatabaseBlobStorage(engine), engine)
     if url.startswith("s3://"):
         from blockpilot.workspaces.s3_blobs import S3BlobStorage
 
-        return S3BlobStorage(url)
+        return HeldBlobStorage(S3BlobStorage(url), engine)
     raise ConfigurationError(
         f"BLOCKPILOT_WORKSPACE_URL {url[:200]!r} is not file:, database: or s3://bucket/prefix"
     )
@@ -222,6 +247,7 @@ async def migrate_blobs(
             except BaseException:
                 await writer.abort()
                 raise
+            await target.adopted(workspace_id, blob)
             report.copied += 1
         after = rows[-1][0]
     if not report.damaged:

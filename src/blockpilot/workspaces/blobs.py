@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterable, AsyncIterator
+from datetime import datetime
 
 CHUNK_BYTES = 1024 * 1024
 """Pieces in which blobs are streamed in and out (and stored, on the database backend)."""
@@ -89,6 +90,16 @@ class BlobStorage(ABC):
     @abstractmethod
     async def delete(self, workspace_id: str, blob: str) -> None:
         """Remove a blob; nothing happens if there is none."""
+
+    async def adopted(self, workspace_id: str, blob: str) -> None:
+        """A file's row now names *blob* (written by :meth:`writer`): what kept it from being
+        taken for an orphan while no row named it can go."""
+        return None
+
+    @abstractmethod
+    def blobs_older_than(self, cutoff: datetime) -> AsyncIterator[tuple[str, str]]:
+        """(workspace id, blob) of every complete blob last written before *cutoff*, named
+        by a file or not: the candidates of an orphan sweep."""
 
     async def exists(self, workspace_id: str, blob: str) -> bool:
         try:

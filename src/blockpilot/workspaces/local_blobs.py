@@ -15,6 +15,8 @@ import os
 import re
 import stat
 import time
+from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -35,6 +37,7 @@ def _temp_name(name: str) -> str:
 
 # Exactly the names _temp_name gives blob names: nothing else is ever swept.
 _TEMP_NAME = re.compile(r"\.[0-9a-f]{32}\.tmp")
+_BLOB_NAME = re.compile(r"[0-9a-f]{32}")
 
 
 def _open_dir(directory: Path, *, create: bool) -> int:
@@ -171,6 +174,33 @@ def sweep_temp_files(root: Path, *, max_age_seconds: float = TEMP_FILE_MAX_AGE_S
     return removed
 
 
+def _blobs_older_than(root: Path, cutoff: float) -> list[tuple[str, str]]:
+    """(workspace id, blob) of the regular files named as blobs, modified before *cutoff*."""
+    found: list[tuple[str, str]] = []
+    try:
+        with os.scandir(root) as entries:
+            names = [e.name for e in entries if e.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return found
+    for name in names:
+        try:
+            dir_fd = _open_dir(root / name, create=False)
+        except (OSError, WorkspaceError):
+            continue
+        try:
+            with os.scandir(dir_fd) as entries:
+                for entry in entries:
+                    if not _BLOB_NAME.fullmatch(entry.name):
+                        continue
+                    with contextlib.suppress(FileNotFoundError):
+                        info = entry.stat(follow_symlinks=False)
+                        if stat.S_ISREG(info.st_mode) and info.st_mtime < cutoff:
+                            found.append((name, entry.name))
+        finally:
+            os.close(dir_fd)
+    return found
+
+
 class _LocalWriter(BlobWriter):
     def __init__(self, sink: _BlobSink) -> None:
         super().__init__()
@@ -221,6 +251,10 @@ class LocalBlobStorage(BlobStorage):
 
     async def delete(self, workspace_id: str, blob: str) -> None:
         await asyncio.to_thread(_remove_blob, self.root / workspace_id, blob)
+
+    async def blobs_older_than(self, cutoff: datetime) -> AsyncIterator[tuple[str, str]]:
+        for found in await asyncio.to_thread(_blobs_older_than, self.root, cutoff.timestamp()):
+            yield found
 
     async def exists(self, workspace_id: str, blob: str) -> bool:
         try:

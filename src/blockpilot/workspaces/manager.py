@@ -252,6 +252,7 @@ class WorkspaceFiles:
             with contextlib.suppress(Exception):
                 await self._blobs.delete(self.workspace.id, blob)
             raise
+        await self._blobs.adopted(self.workspace.id, blob)
         if old_blob is not None:
             await self._blobs.delete(self.workspace.id, old_blob)
         kind: ChangeKind = "created" if old_blob is None else "updated"

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -206,6 +207,18 @@ class S3BlobStorage(BlobStorage):
             return
         except Exception as exc:
             raise _store_error("delete", exc) from None
+
+    async def blobs_older_than(self, cutoff: datetime) -> AsyncIterator[tuple[str, str]]:
+        import obstore
+
+        try:
+            async for batch in obstore.list(self._store, chunk_size=1000):
+                for meta in batch:
+                    workspace_id, _, blob = str(meta["path"]).partition("/")
+                    if blob and "/" not in blob and meta["last_modified"] < cutoff:
+                        yield workspace_id, blob
+        except Exception as exc:
+            raise _store_error("list", exc) from None
 
     async def exists(self, workspace_id: str, blob: str) -> bool:
         import obstore
