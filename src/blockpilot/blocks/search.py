@@ -311,13 +311,22 @@ _Floats = npt.NDArray[np.float64]
 _Analysed = tuple[tuple[Counter[str], int], ...]  # per field: (term counts, field length)
 
 
-def _analyze_document(doc: SearchDocument) -> _Analysed:
+def _analyze_document(doc: SearchDocument, memo: dict[str, list[str]]) -> _Analysed:
+    """Term counts and length of each field; *memo* holds the terms of texts seen before
+    (field names and descriptions repeat across a catalogue)."""
+
+    def terms_of(text: str) -> list[str]:
+        terms = memo.get(text)
+        if terms is None:
+            terms = memo[text] = _analyze(text)
+        return terms
+
     texts: tuple[list[str], ...] = (
         _analyze(doc.name, drop_block_suffix=True),
         _analyze(doc.description),
-        [t for category in doc.categories for t in _analyze(category)],
-        [t for field_name, _ in doc.fields for t in _analyze(field_name)],
-        [t for _, field_description in doc.fields for t in _analyze(field_description)],
+        [t for category in doc.categories for t in terms_of(category)],
+        [t for field_name, _ in doc.fields for t in terms_of(field_name)],
+        [t for _, field_description in doc.fields for t in terms_of(field_description)],
     )
     return tuple((Counter(terms), len(terms)) for terms in texts)
 
@@ -430,18 +439,31 @@ class BlockSearchIndex:
         else:
             fresh = list(range(n_docs))
 
-        new_rows: list[tuple[int, int, int, int]] = []
+        row_terms: list[int] = []
+        row_docs: list[int] = []
+        row_fields: list[int] = []
+        row_tfs: list[int] = []
+        fresh_lengths: list[list[int]] = []
+        memo: dict[str, list[str]] = {}
         for index in fresh:
-            for f, (counts, length) in enumerate(_analyze_document(docs[index])):
-                lengths[index, f] = length
-                for term, tf in counts.items():
+            field_lengths = []
+            for f, (counts, length) in enumerate(_analyze_document(docs[index], memo)):
+                field_lengths.append(length)
+                for term in counts:
                     term_id = term_ids.get(term)
                     if term_id is None:
                         term_id = term_ids[term] = len(terms)
                         terms.append(term)
-                    new_rows.append((term_id, index, f, tf))
-        if new_rows:
-            parts.append(np.array(new_rows, dtype=np.int64))
+                    row_terms.append(term_id)
+                n = len(counts)
+                row_docs += [index] * n
+                row_fields += [f] * n
+                row_tfs += counts.values()
+            fresh_lengths.append(field_lengths)
+        if fresh:
+            lengths[fresh] = fresh_lengths
+        if row_terms:
+            parts.append(np.array([row_terms, row_docs, row_fields, row_tfs], dtype=np.int64).T)
         rows = np.concatenate(parts) if parts else np.zeros((0, 4), dtype=np.int64)
 
         # Drop terms no document uses any more (after a source went away), renumbering.
