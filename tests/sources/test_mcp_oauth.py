@@ -274,3 +274,77 @@ async def test_a_plain_server_is_not_an_oauth_server(pilot: Pilot) -> None:
             await pilot.sources.add_mcp("clock", url, auth="oauth")
     with pytest.raises(InvalidInputError, match="need --auth oauth"):
         await pilot.sources.add_mcp("clock", "http://127.0.0.1:1/mcp", client_id="x")
+
+
+# -- the HTTP door -----------------------------------------------------------------------------
+
+
+async def in_chat(client: httpx.AsyncClient, name: str, args: dict[str, Any], chat: str) -> Any:
+    response = await client.post(
+        f"/api/v1/tools/{name}", json=args, headers={"X-Session-Id": chat} if chat else {}
+    )
+    assert response.status_code == 200, response.text
+    return response.json(), response.headers["X-Session-Id"]
+
+
+async def test_http_add_connect_by_start_link_run(
+    pilot: Pilot, upstream: OAuthUpstream, alice: User, bob: User
+) -> None:
+    up = upstream
+    app = _APPS[pilot] = create_app(pilot)
+    keys = {u.name: await pilot.users.create_api_key(u.id) for u in (alice, bob)}
+
+    def api(user: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://testserver",
+            headers={"Authorization": f"Bearer {keys[user]}"},
+        )
+
+    async with api("alice") as as_alice, api("bob") as as_bob:
+        body = {"kind": "mcp", "name": "notes", "url": up.mcp_url, "auth": "oauth",
+                "headers": operator_header(up), "scopes": ["notes:read"]}  # fmt: skip
+        added = await as_alice.post("/api/v1/sources", json=body)
+        assert added.status_code == 201, added.text
+        assert added.json()["blocks"] == 4
+        bad = await as_alice.post(
+            "/api/v1/sources", json={**body, "name": "notes2", "scopes": ['a "b']}
+        )
+        assert bad.status_code == 422
+
+        needs, chat = await in_chat(as_bob, "run_block", {"block_id": ADD, "input_data": {}}, "")
+        assert needs["type"] == "setup_requirements", needs
+        [entry] = needs["setup_info"]["user_readiness"]["missing_credentials"].values()
+        assert entry["provider"] == "notes" and entry["setup_url"]
+
+        login = await as_bob.get("/api/v1/integrations/notes/login")
+        assert login.status_code == 200, login.text
+        start = urlsplit(login.json()["login_url"])
+        async with browser(pilot) as person:
+            opened = await person.get(start.path)
+            assert opened.status_code in (302, 303, 307), opened.text
+            up.auth.signed_in = "bob"
+            async with httpx.AsyncClient(trust_env=False) as at_the_server:
+                back = await at_the_server.get(opened.headers["location"])
+            callback = urlsplit(back.headers["location"])
+            page = await person.get(callback.path + "?" + callback.query)
+            fields = dict(re.findall(r'name="(flow_id|csrf)" value="([^"]+)"', page.text))
+            done = await person.post("/oauth/confirm", data={**fields, "decision": "connect"})
+            assert "Connected." in done.text, done.text
+        assert parse_qs(urlsplit(opened.headers["location"]).query)["scope"] == ["notes:read"]
+
+        ran, _ = await in_chat(
+            as_bob, "run_block", {"block_id": WHOAMI, "input_data": {"run": True}}, chat
+        )
+        assert ran["type"] == "block_output", ran
+        assert ran["outputs"]["result"] == [{"user": "bob"}]
+        # Alice has not connected: she gets setup, and never reaches the server.
+        needs, _ = await in_chat(
+            as_alice, "run_block", {"block_id": ADD, "input_data": {"a": 1, "b": 2}}, ""
+        )
+        assert needs["type"] == "setup_requirements"
+        assert "alice" not in up.seen.users()
+        shown = await as_alice.get("/api/v1/sources/notes")
+        assert shown.status_code == 200 and shown.json()["auth"] == "oauth"
+        text = str(ran) + shown.text + str(needs)
+        assert not [t for t in up.tokens_seen if t in text]
