@@ -348,3 +348,26 @@ async def test_http_add_connect_by_start_link_run(
         assert shown.status_code == 200 and shown.json()["auth"] == "oauth"
         text = str(ran) + shown.text + str(needs)
         assert not [t for t in up.tokens_seen if t in text]
+
+
+# -- the MCP door ------------------------------------------------------------------------------
+
+
+async def test_mcp_door_setup_connect_run(
+    notes: Pilot, upstream: OAuthUpstream, alice: User
+) -> None:
+    from mcp import Client
+
+    from blockpilot.mcp import build_mcp_server
+
+    async with Client(build_mcp_server(notes, alice.id), mode="legacy") as client:
+        needs = await client.call_tool("run_block", {"block_id": ADD, "input_data": {}})
+        data = needs.structured_content
+        assert data["type"] == "setup_requirements", data
+        [entry] = data["setup_info"]["user_readiness"]["missing_credentials"].values()
+        assert entry["provider"] == "notes" and entry["setup_url"]
+        await connect(notes, upstream, entry["setup_url"], "alice")
+        ran = await client.call_tool("run_block", {"block_id": WHOAMI, "input_data": {"run": True}})
+        assert ran.structured_content["type"] == "block_output", ran.structured_content
+        assert ran.structured_content["outputs"]["result"] == [{"user": "alice"}]
+        assert not [t for t in upstream.tokens_seen if t in str(ran.model_dump())]
