@@ -224,7 +224,9 @@ app.add_typer(executions.app, name="executions", help="The audit trail of block 
 app.add_typer(policy.app, name="policy", help="Allow, ask or deny block runs per user.")
 app.add_typer(reviews.app, name="reviews", help="Approve or reject calls waiting for a person.")
 app.add_typer(sources.app, name="sources", help="Import API descriptions as blocks.")
-app.add_typer(workspaces.app, name="workspaces", help="Move workspace files to another backend.")
+app.add_typer(
+    workspaces.app, name="workspaces", help="Move workspace files between backends; sweep orphans."
+)
 tools.register(app)
 copilot.register(app)
 serve.register(app)
