@@ -14,7 +14,13 @@ Messages never contain secret values.
     ├── InvalidInputError                   invalid_input
     │   ├── MalformedBodyError              malformed_body (HTTP: a body that is not JSON)
     │   ├── UnsupportedMediaTypeError       unsupported_media_type (HTTP)
-    │   └── SchemaConversionError           invalid_input (a schema a dialect cannot express)
+    │   ├── SchemaConversionError           invalid_input (a schema a dialect cannot express)
+    │   ├── StrictJSONError                 malformed_json (also a ValueError)
+    │   ├── TokenError                      invalid_token (a signed link or cookie; ``reason``)
+    │   │   └── SetupLinkError              invalid_setup_link (a setup or sign-in link)
+    │   ├── OAuthStateError                 oauth_state_invalid (``reason``)
+    │   ├── OAuthCallbackError              oauth_callback_failed
+    │   └── OAuthUserMismatchError          oauth_user_mismatch
     ├── AuthenticationRequiredError         auth_required
     ├── AdminRequiredError                  admin_required
     ├── PolicyLockedError                   policy_locked (a key lifting its own rule)
@@ -25,8 +31,12 @@ Messages never contain secret values.
     │   ├── SessionNotFoundError            session_not_found
     │   ├── ExecutionNotFoundError          execution_not_found
     │   ├── WorkspaceFileNotFoundError      file_not_found
-    │   └── ToolNotFoundError               tool_not_found
+    │   ├── ToolNotFoundError               tool_not_found
+    │   ├── ProviderNotConfiguredError      provider_not_configured
+    │   └── OAuthFlowNotFoundError          oauth_flow_not_found
     ├── ConflictError                       conflict
+    │   └── LeaseLostError                  lease_lost (a lock's lease ran out while held)
+    ├── LockUnavailableError                lock_unavailable (the lock service is down)
     ├── RequestTooLargeError                request_too_large (HTTP: a body over the limit)
     ├── RateLimitedError                    rate_limited
     │   └── TooManySessionsError            too_many_sessions
@@ -419,6 +429,92 @@ class ChatProviderError(NetworkError):
     """The chat model endpoint failed or answered something that is not a chat completion."""
 
     code = "chat_provider_error"
+
+
+class StrictJSONError(InvalidInputError, ValueError):
+    """A JSON document was refused (``blockpilot.strict_json``), in words safe to show the
+    sender; still a :class:`ValueError`, as JSON parse errors are."""
+
+    code = "malformed_json"
+
+
+class TokenError(InvalidInputError):
+    """A signed token (a setup, sign-in or review link, a session cookie) that cannot be used:
+    ``reason`` is ``invalid`` (malformed, tampered, foreign) or ``expired``."""
+
+    code = "invalid_token"
+    REASONS: ClassVar[dict[str, str]] = {
+        "invalid": "The link is not valid: it is incomplete or was changed",
+        "expired": "The link has expired",
+    }
+
+    def __init__(
+        self, message: str = "", *, reason: str = "invalid", details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message or self.REASONS.get(reason, reason), details=details)
+        self.reason = reason
+
+
+class SetupLinkError(TokenError):
+    """A setup or sign-in link (``docs/service.md``) that cannot be used."""
+
+    code = "invalid_setup_link"
+
+
+class OAuthStateError(InvalidInputError):
+    """An OAuth ``state`` that cannot be used: ``reason`` is ``unknown`` (never issued,
+    tampered or already used), ``expired`` or ``wrong_provider``."""
+
+    code = "oauth_state_invalid"
+    REASONS: ClassVar[dict[str, str]] = {
+        "unknown": "This sign-in link is not valid or was already used",
+        "expired": "This sign-in link has expired",
+        "wrong_provider": "This sign-in link was issued for another provider",
+    }
+
+    def __init__(
+        self, message: str = "", *, reason: str = "unknown", details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message or self.REASONS.get(reason, reason), details=details)
+        self.reason = reason
+
+
+class ProviderNotConfiguredError(NotFoundError):
+    """No OAuth app (client id and secret) is configured for the provider."""
+
+    code = "provider_not_configured"
+
+
+class OAuthCallbackError(InvalidInputError):
+    """The callback cannot connect the account; the message tells the person what to do."""
+
+    code = "oauth_callback_failed"
+
+
+class OAuthFlowNotFoundError(NotFoundError):
+    """No pending connect with that flow id (never parked, already verified, or expired)."""
+
+    code = "oauth_flow_not_found"
+
+
+class OAuthUserMismatchError(InvalidInputError):
+    """The user verifying a pending connect is not the user who started it."""
+
+    code = "oauth_user_mismatch"
+
+
+class LockUnavailableError(BlockpilotError):
+    """The lock service cannot be reached; the caller decides whether to go on without it
+    (a refresh of a rotating token fails closed, say: ``docs/deployment.md``)."""
+
+    code = "lock_unavailable"
+
+
+class LeaseLostError(ConflictError):
+    """A lock's lease ran out or was taken over while held: its holder must not commit its
+    work."""
+
+    code = "lease_lost"
 
 
 __all__ = [name for name in dir() if name.endswith("Error")]

@@ -16,18 +16,6 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
 
-class LockUnavailableError(Exception):
-    """The lock service cannot be reached; the caller decides whether to go on without it.
-
-    Not a :class:`~blockpilot.errors.BlockpilotError`: callers translate it into what it
-    means for their feature (a refresh of a rotating token fails closed, say).
-    """
-
-
-class LeaseLostError(Exception):
-    """The lease ran out or was taken over while held: its holder must not commit its work."""
-
-
 class Lease(Protocol):
     """A held lock."""
 
@@ -40,7 +28,7 @@ class Lease(Protocol):
         ...
 
     async def verify(self) -> None:
-        """Raise :class:`LeaseLostError` unless this lease is still held."""
+        """Raise :class:`~blockpilot.errors.LeaseLostError` unless this lease is still held."""
         ...
 
 

@@ -20,7 +20,7 @@ Within one process, callers of the same key first queue on an in-process lock, s
 concurrent requests cost one Redis lease at a time, not fifty pollers.
 
 Redis down: :meth:`RedisLockManager.hold` raises
-:class:`~blockpilot.locks.LockUnavailableError` at once (it never pretends to hold a lock);
+:class:`~blockpilot.errors.LockUnavailableError` at once (it never pretends to hold a lock);
 each caller decides what that means for its feature.
 """
 
@@ -36,7 +36,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from blockpilot.locks import InProcessLockManager, LeaseLostError, LockUnavailableError
+from blockpilot.errors import LeaseLostError, LockUnavailableError
+from blockpilot.locks import InProcessLockManager
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -19,11 +19,9 @@ import json
 import re
 from typing import Any
 
+from blockpilot.errors import StrictJSONError
+
 MAX_DEPTH = 64
-
-
-class StrictJSONError(ValueError):
-    """Why a document was refused, in words safe to show the sender."""
 
 
 class _Rejected(ValueError):

@@ -27,11 +27,12 @@ from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, Schema
 from blockpilot.credentials.crypto import KeyRing
 from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import CredentialsMetaInput, HostScopedCredentials
+from blockpilot.errors import SetupLinkError
 from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
 from blockpilot.storage.users import User
 from blockpilot.testing import FakeOAuthProvider, FakeOpenAI, LocalHTTPServer, Response
-from blockpilot.web.links import KEY_PURPOSE, SetupLinkError, SetupLinks
+from blockpilot.web.links import KEY_PURPOSE, SetupLinks
 
 PUBLIC_URL = "http://testserver"
 AI_TEXT = "1f292d4a-41a4-4977-9684-7c8d560b9f91"

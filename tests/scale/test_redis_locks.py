@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import redis.asyncio as redis_asyncio
 
-from blockpilot.locks import LeaseLostError, LockUnavailableError
+from blockpilot.errors import LeaseLostError, LockUnavailableError
 from blockpilot.redis_locks import KEY_PREFIX, RedisLockManager
 from tests.scale.scale_services import RedisServer
 

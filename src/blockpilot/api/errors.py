@@ -36,7 +36,6 @@ from blockpilot.errors import (  # re-exported: other modules import them from h
     ToolNotFoundError,
     UnsupportedMediaTypeError,
 )
-from blockpilot.oauth.flow import OAuthCallbackError, OAuthUserMismatchError
 
 logger = logging.getLogger(__name__)
 
@@ -76,9 +75,20 @@ ERROR_TABLE: dict[type[bp.BlockpilotError], HttpError] = {
     bp.AdminRequiredError: HttpError(403),
     bp.PolicyLockedError: HttpError(403),
     # The OAuth callback answers the person's browser with an HTML page, at this status.
-    OAuthCallbackError: HttpError(400),
+    bp.OAuthCallbackError: HttpError(400),
     # A pending OAuth connect verified by another user than the one who started it.
-    OAuthUserMismatchError: HttpError(403),
+    bp.OAuthUserMismatchError: HttpError(403),
+    bp.ProviderNotConfiguredError: HttpError(404),
+    bp.OAuthFlowNotFoundError: HttpError(404),
+    # Links and states are the web pages' own (they answer with a page); should one reach
+    # this door, it is the caller's bad token.
+    bp.TokenError: HttpError(400),
+    bp.SetupLinkError: HttpError(400),
+    bp.OAuthStateError: HttpError(400),
+    bp.StrictJSONError: HttpError(400),
+    bp.LeaseLostError: HttpError(409),
+    # The lock service (Redis) is down; callers normally decide what that means for them.
+    bp.LockUnavailableError: HttpError(503),
     bp.BlockLoadError: HttpError(500, _INTERNAL),
     # Block errors normally travel inside a 200 tool response; should one reach this door,
     # it is the block's (upstream's) failure, not the caller's, except for bad input.

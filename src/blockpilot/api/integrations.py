@@ -27,13 +27,13 @@ from blockpilot.api.errors import http_error_for
 from blockpilot.api.limits import rate_limit
 from blockpilot.api.routes import API_PREFIX, error_responses
 from blockpilot.credentials.matching import provider_display_name
-from blockpilot.errors import InvalidInputError
-from blockpilot.oauth.flow import (
+from blockpilot.errors import (
+    InvalidInputError,
     OAuthCallbackError,
     OAuthFlowNotFoundError,
     OAuthUserMismatchError,
-    parse_scopes,
 )
+from blockpilot.oauth.flow import parse_scopes
 from blockpilot.pilot import Pilot
 from blockpilot.web.connect import confirm_page
 from blockpilot.web.pages import SECURITY_HEADERS, message_page

@@ -14,14 +14,14 @@ from blockpilot.credentials.models import (
     CredentialsMeta,
     OAuth2Credentials,
 )
-from blockpilot.errors import ConflictError, OAuthRefreshError, ReauthorizationRequiredError
-from blockpilot.locks import (
-    InProcessLockManager,
-    Lease,
+from blockpilot.errors import (
+    ConflictError,
     LeaseLostError,
-    LockManager,
     LockUnavailableError,
+    OAuthRefreshError,
+    ReauthorizationRequiredError,
 )
+from blockpilot.locks import InProcessLockManager, Lease, LockManager
 from blockpilot.oauth.providers import OAuthProvider
 from blockpilot.storage.credentials import CredentialStore
 

@@ -37,7 +37,11 @@ from blockpilot.credentials.models import CredentialsMeta, OAuth2Credentials
 from blockpilot.errors import (
     InvalidInputError,
     NetworkError,
-    NotFoundError,
+    OAuthCallbackError,
+    OAuthFlowNotFoundError,
+    OAuthStateError,
+    OAuthUserMismatchError,
+    ProviderNotConfiguredError,
     TokenEndpointError,
     TokenEndpointUnavailableError,
     TokenResponseInvalidError,
@@ -45,7 +49,7 @@ from blockpilot.errors import (
 from blockpilot.oauth.http import call_endpoint
 from blockpilot.oauth.pending import PendingFlow, PendingFlowStore
 from blockpilot.oauth.providers import OAuthProvider
-from blockpilot.oauth.state import OAuthStateError, OAuthStateStore, PendingLogin, pkce_s256
+from blockpilot.oauth.state import OAuthStateStore, PendingLogin, pkce_s256
 from blockpilot.oauth.token_endpoint import IssuedTokens, exchange_code
 from blockpilot.provider_facts import PROVIDERS, provider_facts
 from blockpilot.settings import Settings
@@ -75,30 +79,6 @@ _STATE_PROBLEMS = {
     "expired": "This sign-in link has expired (they last 10 minutes).",
     "wrong_provider": "This sign-in link was issued for another provider.",
 }
-
-
-class ProviderNotConfiguredError(NotFoundError):
-    """No OAuth app (client id and secret) is configured for the provider."""
-
-    code = "provider_not_configured"
-
-
-class OAuthCallbackError(InvalidInputError):
-    """The callback cannot connect the account; the message tells the person what to do."""
-
-    code = "oauth_callback_failed"
-
-
-class OAuthFlowNotFoundError(NotFoundError):
-    """No pending connect with that flow id (never parked, already verified, or expired)."""
-
-    code = "oauth_flow_not_found"
-
-
-class OAuthUserMismatchError(InvalidInputError):
-    """The user verifying a pending connect is not the user who started it."""
-
-    code = "oauth_user_mismatch"
 
 
 @dataclass(frozen=True, slots=True)

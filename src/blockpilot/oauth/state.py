@@ -22,7 +22,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blockpilot.credentials.crypto import CredentialCipher
-from blockpilot.errors import DecryptionError
+from blockpilot.errors import DecryptionError, OAuthStateError
 from blockpilot.storage.common import utcnow
 from blockpilot.storage.tables import oauth_states as table
 
@@ -51,15 +51,6 @@ def new_pkce_verifier() -> str:
 
 def _aad(state_hash: str, user_id: str) -> bytes:
     return _AAD_PREFIX + state_hash.encode() + b"\0" + user_id.encode()
-
-
-class OAuthStateError(Exception):
-    """Why a state cannot be used: ``unknown`` (never issued, tampered or already used),
-    ``expired`` or ``wrong_provider``."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +140,7 @@ class OAuthStateStore:
                 provider.
         """
         if not state or len(state) > _MAX_STATE_CHARS:
-            raise OAuthStateError("unknown")
+            raise OAuthStateError(reason="unknown")
         state_hash = hash_state(state)
         async with self._engine.begin() as conn:
             # One statement finds and removes the row: of two concurrent callbacks with the
@@ -160,17 +151,17 @@ class OAuthStateStore:
                 )
             ).first()
         if row is None or not hmac.compare_digest(str(row.state_hash), state_hash):
-            raise OAuthStateError("unknown")
+            raise OAuthStateError(reason="unknown")
         if float(row.expires_at) <= self.clock():
-            raise OAuthStateError("expired")
+            raise OAuthStateError(reason="expired")
         if not hmac.compare_digest(str(row.provider).encode(), provider.encode()):
-            raise OAuthStateError("wrong_provider")
+            raise OAuthStateError(reason="wrong_provider")
         try:
             verifier = self._cipher.decrypt(
                 bytes(row.verifier), associated_data=_aad(state_hash, str(row.user_id))
             ).decode("ascii")
         except (DecryptionError, UnicodeDecodeError):
-            raise OAuthStateError("unknown") from None
+            raise OAuthStateError(reason="unknown") from None
         return PendingLogin(
             user_id=str(row.user_id),
             provider=str(row.provider),

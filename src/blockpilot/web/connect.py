@@ -15,10 +15,9 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from blockpilot.errors import NotFoundError
-from blockpilot.oauth.flow import ConnectedAccount, OAuthUserMismatchError, ParkedConnect
+from blockpilot.errors import NotFoundError, OAuthUserMismatchError, SetupLinkError
+from blockpilot.oauth.flow import ConnectedAccount, ParkedConnect
 from blockpilot.web.forms import foreign_origin
-from blockpilot.web.links import SetupLinkError
 from blockpilot.web.pages import (
     SECURITY_HEADERS,
     PendingConnect,

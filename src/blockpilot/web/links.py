@@ -43,7 +43,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from blockpilot.credentials.models import CREDENTIAL_TYPES
-from blockpilot.web.signing import TokenError, b64, mac, seal, signature_ok, unseal
+from blockpilot.errors import SetupLinkError, TokenError
+from blockpilot.web.signing import b64, mac, seal, signature_ok, unseal
 
 TOKEN_VERSION = 1
 MAX_TOKEN_CHARS = 4096
@@ -52,14 +53,6 @@ _CSRF_LABEL = b"blockpilot-setup-csrf.v1."
 _START_LABEL = b"blockpilot-oauth-start.v1."
 MAX_START_TOKEN_CHARS = 8192
 KEY_PURPOSE = "setup-links"
-
-
-class SetupLinkError(Exception):
-    """A setup token that cannot be used: ``invalid`` (malformed or tampered) or ``expired``."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,12 +135,12 @@ class SetupLinks:
             SetupLinkError: ``invalid`` or ``expired``.
         """
         if not isinstance(token, str) or not 0 < len(token) <= MAX_START_TOKEN_CHARS:
-            raise SetupLinkError("invalid")
+            raise SetupLinkError(reason="invalid")
         try:
             payload = unseal(self._keys, _START_LABEL, token)
             user_id, login_url, expires_at = payload["u"], payload["l"], payload["exp"]
         except (TokenError, TypeError, KeyError):
-            raise SetupLinkError("invalid") from None
+            raise SetupLinkError(reason="invalid") from None
         if (
             payload.get("v") != TOKEN_VERSION
             or not isinstance(user_id, str)
@@ -156,9 +149,9 @@ class SetupLinks:
             or isinstance(expires_at, bool)
             or not isinstance(expires_at, int)
         ):
-            raise SetupLinkError("invalid")
+            raise SetupLinkError(reason="invalid")
         if expires_at <= self.clock():
-            raise SetupLinkError("expired")
+            raise SetupLinkError(reason="expired")
         return user_id, login_url
 
     def csrf_token(self, token: str) -> str:
@@ -173,14 +166,14 @@ class SetupLinks:
             SetupLinkError: ``invalid`` (malformed, tampered, foreign) or ``expired``.
         """
         if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_CHARS:
-            raise SetupLinkError("invalid")
+            raise SetupLinkError(reason="invalid")
         try:
             # unseal checks the signature before anything in the payload is even parsed.
             grant = _grant(unseal(self._keys, _LINK_LABEL, token))
         except (TokenError, ValueError, TypeError, KeyError):
-            raise SetupLinkError("invalid") from None
+            raise SetupLinkError(reason="invalid") from None
         if grant.expires_at <= self.clock():
-            raise SetupLinkError("expired")
+            raise SetupLinkError(reason="expired")
         return grant
 
     def csrf_ok(self, token: str, value: str | None) -> bool:

@@ -19,11 +19,12 @@ import jinja2
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from blockpilot.errors import TokenError
 from blockpilot.pilot import Pilot
 from blockpilot.storage.reviews import PENDING, Review
 from blockpilot.web.forms import foreign_origin, read_form
 from blockpilot.web.pages import CSS, SECURITY_HEADERS
-from blockpilot.web.signing import TokenError, TokenSigner
+from blockpilot.web.signing import TokenSigner
 
 router = APIRouter(include_in_schema=False)
 
@@ -48,7 +49,7 @@ class ReviewLinks:
         payload = self.signer.verify(token)
         user_id, review_id = payload.get("u"), payload.get("r")
         if payload.get("v") != 1 or not isinstance(user_id, str) or not isinstance(review_id, str):
-            raise TokenError("invalid")
+            raise TokenError(reason="invalid")
         return user_id, review_id
 
 

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
-from blockpilot.web.signing import TokenError, b64, mac, seal, signature_ok, unseal
+from blockpilot.errors import TokenError
+from blockpilot.web.signing import b64, mac, seal, signature_ok, unseal
 
 COOKIE_NAME = "blockpilot_session"
 KEY_PURPOSE = "browser-sessions"

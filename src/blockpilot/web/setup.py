@@ -22,13 +22,13 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from blockpilot.credentials.matching import provider_display_name
 from blockpilot.credentials.servers import SERVER_BOUND_PROVIDERS
-from blockpilot.errors import InvalidInputError
+from blockpilot.errors import InvalidInputError, SetupLinkError
 from blockpilot.limits import app_limiter
 from blockpilot.storage.users import User
 from blockpilot.web.connect import used_link_page
 from blockpilot.web.forms import foreign_origin, read_form
 from blockpilot.web.link_uses import hash_link
-from blockpilot.web.links import SetupGrant, SetupLinkError
+from blockpilot.web.links import SetupGrant
 from blockpilot.web.pages import (
     SECURITY_HEADERS,
     TYPE_NAMES,

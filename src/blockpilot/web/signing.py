@@ -17,13 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-
-class TokenError(Exception):
-    """A token that cannot be used: ``invalid`` (malformed or tampered) or ``expired``."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+from blockpilot.errors import TokenError
 
 
 def b64(data: bytes) -> str:
@@ -65,11 +59,11 @@ def unseal(keys: Sequence[bytes], label: bytes, token: str) -> Any:
     expiry and payload shape are the caller's to check."""
     body, dot, signature = token.partition(".")
     if not dot or not body or not signature or not signature_ok(keys, label, body, signature):
-        raise TokenError("invalid")
+        raise TokenError(reason="invalid")
     try:
         return json.loads(unb64(body))
     except (binascii.Error, ValueError):
-        raise TokenError("invalid") from None
+        raise TokenError(reason="invalid") from None
 
 
 class TokenSigner:
@@ -95,15 +89,15 @@ class TokenSigner:
     def verify(self, token: str) -> dict[str, Any]:
         """The payload of a valid, unexpired token; :class:`TokenError` otherwise."""
         if not isinstance(token, str) or not token or len(token) > self._max_chars:
-            raise TokenError("invalid")
+            raise TokenError(reason="invalid")
         payload = unseal(self._keys, self._label, token)
         if not isinstance(payload, dict):
-            raise TokenError("invalid")
+            raise TokenError(reason="invalid")
         expires = payload.get("exp")
         if isinstance(expires, bool) or not isinstance(expires, int):
-            raise TokenError("invalid")
+            raise TokenError(reason="invalid")
         if expires <= self._clock():
-            raise TokenError("expired")
+            raise TokenError(reason="expired")
         return payload
 
     def tag(self, message: str) -> str:
