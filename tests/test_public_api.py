@@ -8,6 +8,8 @@ import importlib.metadata
 import typing
 from typing import Any
 
+import pytest
+
 import blockpilot
 
 EXPECTED = {
@@ -50,3 +52,35 @@ def test_error_codes_are_unique_per_meaning() -> None:
     codes = [c.code for c in classes]
     duplicated = {c for c in codes if codes.count(c) > 1}
     assert duplicated <= {"invalid_input", "block_failed"}
+
+
+# Modules with a curated ``__all__`` (HTTPX style): what plug-in authors and integrators import.
+CURATED_MODULES = (
+    "blockpilot.blocks.base",
+    "blockpilot.blocks.schema",
+    "blockpilot.credentials.fields",
+    "blockpilot.credentials.models",
+    "blockpilot.errors",
+    "blockpilot.executions.context",
+    "blockpilot.integrations",
+    "blockpilot.limits",
+    "blockpilot.provider_facts",
+    "blockpilot.testing",
+    "blockpilot.tools.schemas",
+)
+
+
+@pytest.mark.parametrize("name", CURATED_MODULES)
+def test_curated_modules_list_names_that_exist(name: str) -> None:
+    module = importlib.import_module(name)
+    exported = list(module.__all__)
+    assert len(exported) == len(set(exported)), name
+    assert [n for n in exported if not hasattr(module, n)] == []
+
+
+def test_every_top_level_name_is_public_in_its_home_module() -> None:
+    for name in set(blockpilot.__all__) - {"__version__"}:
+        value = getattr(blockpilot, name)
+        home = getattr(value, "__module__", None)
+        if home in CURATED_MODULES:
+            assert name in importlib.import_module(home).__all__, (name, home)

@@ -215,3 +215,14 @@ class Block(ABC):
             "effect": self.effect.value,
             "disabled": self.disabled,
         }
+
+
+__all__ = [
+    "Block",
+    "BlockCategory",
+    "BlockEffect",
+    "BlockOutput",
+    "BlockOutputEntry",
+    "BlockType",
+    "CompletedBlockOutput",
+]

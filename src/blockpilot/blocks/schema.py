@@ -199,3 +199,14 @@ def _type_name(prop: dict[str, Any]) -> str:
         if isinstance(p, dict) and p.get("type") != "null"
     ]
     return str(options[0]) if options else "string"
+
+
+__all__ = [
+    "BlockSchema",
+    "BlockSchemaInput",
+    "BlockSchemaOutput",
+    "Integer",
+    "Number",
+    "SchemaField",
+    "get_inputs_from_schema",
+]

@@ -174,3 +174,9 @@ def field_info_problems(
     if info.discriminator_mapping and not set(info.discriminator_mapping.values()) <= info.provider:
         problems.append(f"credentials field {name!r} maps to providers it does not list")
     return problems
+
+
+__all__ = [
+    "CredentialsField",
+    "CredentialsFieldInfo",
+]

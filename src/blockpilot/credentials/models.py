@@ -230,3 +230,16 @@ Credentials = Annotated[
     Field(discriminator="type"),
 ]
 CredentialsAdapter: TypeAdapter[Credentials] = TypeAdapter(Credentials)
+
+__all__ = [
+    "CREDENTIAL_TYPES",
+    "APIKeyCredentials",
+    "Credentials",
+    "CredentialsAdapter",
+    "CredentialsMeta",
+    "CredentialsMetaInput",
+    "CredentialsType",
+    "HostScopedCredentials",
+    "OAuth2Credentials",
+    "UserPasswordCredentials",
+]

@@ -78,3 +78,8 @@ class ExecutionContext(BaseModel):
         if self._files is None:
             raise RuntimeError("This execution has no workspace attached")
         return self._files
+
+
+__all__ = [
+    "ExecutionContext",
+]
