@@ -135,6 +135,10 @@ async def test_discovery_is_stored_with_the_source(notes: Pilot, upstream: OAuth
     assert provider is not None
     assert provider.token_url == upstream.issuer + "/token"
     assert provider.resource == upstream.mcp_url and provider.client_id == ""  # not registered
+    # refresh lists the tools and discovers again; the source stays an OAuth source.
+    refreshed = await notes.sources.refresh("notes", headers=operator_header(upstream))
+    assert refreshed.to_dict()["blocks"] == 4
+    assert (await notes.sources.show("notes"))["oauth"]["issuer"] == upstream.issuer
 
 
 async def test_connect_run_two_users(

@@ -252,7 +252,7 @@ def choose_auth_method(supported: Sequence[str], has_secret: bool) -> ClientAuth
         return "none"
     for method in ("client_secret_post", "client_secret_basic"):
         if method in supported:
-            return method  # type: ignore[return-value]
+            return method
     return "client_secret_basic"
 
 
@@ -392,7 +392,7 @@ class SourceOAuthClients:
         return SourceClient(
             client_id=str(row.client_id),
             client_secret=secret,
-            auth_method=method if method in CLIENT_AUTH_METHODS else "client_secret_basic",  # type: ignore[arg-type]
+            auth_method=method if method in CLIENT_AUTH_METHODS else "client_secret_basic",
             redirect_uri=row.redirect_uri,
             registered=bool(row.registered),
         )
