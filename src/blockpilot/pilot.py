@@ -265,6 +265,7 @@ class Pilot:
                 "database unavailable at shutdown: unwritten run results read as interrupted"
             )
         self.users.close()
+        self.policies.close()
         await self.sources.aclose()  # upstream MCP sessions end upstream too (DELETE, exit)
         await self.sessions.close()
         await self.credential_store.close()
