@@ -83,6 +83,7 @@ async def test_without_a_user_nothing_is_listed_or_read(
             await client.read_resource(secret.uri)
 
 
+@pytest.mark.workspace_backends("file")  # listing reads rows only; the blobs do not matter
 async def test_a_long_listing_comes_in_pages(pilot: Pilot, alice: User) -> None:
     from blockpilot.mcp.resources import PAGE_SIZE
 
