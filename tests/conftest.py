@@ -104,6 +104,7 @@ def settings_factory(
 
     yield make
     # Everything that uses this factory is torn down by now (it was set up after it).
+    bp_database.CURRENT_WORKSPACE_URL = "file:"
     if _postgres_databases is not None and databases:
         bp_database.CURRENT_URL = None
         _postgres_databases.release(databases[0])
