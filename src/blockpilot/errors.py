@@ -20,6 +20,7 @@ Messages never contain secret values.
     │   │   └── SetupLinkError              invalid_setup_link (a setup or sign-in link)
     │   ├── OAuthStateError                 oauth_state_invalid (``reason``)
     │   ├── OAuthCallbackError              oauth_callback_failed
+    │   ├── OAuthDiscoveryError             oauth_discovery_failed (an MCP server's OAuth metadata)
     │   └── OAuthUserMismatchError          oauth_user_mismatch
     ├── AuthenticationRequiredError         auth_required
     ├── AdminRequiredError                  admin_required
@@ -411,6 +412,12 @@ class UnsupportedMediaTypeError(InvalidInputError):
 
 class SchemaConversionError(InvalidInputError):
     """A schema cannot be expressed in a provider's dialect (e.g. it is recursive)."""
+
+
+class OAuthDiscoveryError(InvalidInputError):
+    """An MCP server's OAuth metadata could not be found or used (says which step failed)."""
+
+    code = "oauth_discovery_failed"
 
 
 class ToolNotFoundError(NotFoundError):

@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blockpilot.credentials.crypto import CredentialCipher
-from blockpilot.errors import InvalidInputError, NetworkError
+from blockpilot.errors import NetworkError, OAuthDiscoveryError
 from blockpilot.oauth.http import EndpointResponse, call_endpoint
 from blockpilot.oauth.providers import OAuthProvider
 from blockpilot.oauth.token_endpoint import CLIENT_AUTH_METHODS, ClientAuthMethod
@@ -55,12 +55,6 @@ _PROBE = {
         "clientInfo": {"name": "blockpilot", "version": "discovery"},
     },
 }
-
-
-class OAuthDiscoveryError(InvalidInputError):
-    """The MCP server's OAuth metadata could not be found or used (says which step failed)."""
-
-    code = "oauth_discovery_failed"
 
 
 def bearer_params(header: str | None) -> dict[str, str]:
