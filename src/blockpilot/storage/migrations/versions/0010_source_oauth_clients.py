@@ -1,4 +1,4 @@
-"""OAuth clients of MCP sources (the app blockpilot signs in with at a server's authorization server)
+"""OAuth clients of MCP sources (the app blockpilot signs in with at their authorization servers)
 
 Revision ID: 0010
 Revises: 0009
