@@ -27,7 +27,7 @@ async def test_requests_get_503_database_unavailable_while_the_database_is_down(
     async def down(key: str) -> None:
         await _refused()
 
-    monkeypatch.setattr(pilot.users, "user_for_api_key", down)
+    monkeypatch.setattr(pilot.users, "owner_of_api_key", down)
     response = await client_for(alice_key).get("/api/v1/executions")
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
@@ -42,7 +42,7 @@ async def test_a_bug_is_still_a_500_not_a_503(
     async def broken(key: str) -> None:
         raise FileNotFoundError(2, "No such file or directory")  # an OSError, but not the database
 
-    monkeypatch.setattr(pilot.users, "user_for_api_key", broken)
+    monkeypatch.setattr(pilot.users, "owner_of_api_key", broken)
     response = await client_for(alice_key, raise_app_exceptions=False).get("/api/v1/executions")
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "internal_error"
