@@ -176,8 +176,12 @@ class ResourceSubscriptions:
 
 def _connection(ctx: Context) -> object:
     """The connection *ctx* came on: what a subscription belongs to. The SDK's lowlevel
-    context does not expose it, so it is read from the request's session."""
-    return getattr(ctx.session, "_connection", ctx.session)
+    context does not expose it, so it is read from the request's session (checked by
+    ``tests/mcp/test_mcp_subscriptions.py`` against the installed SDK)."""
+    connection = getattr(ctx.session, "_connection", None)
+    if connection is None:  # an SDK that moved it: fail loudly rather than leak watchers
+        raise RuntimeError("The MCP SDK's request session no longer names its connection")
+    return connection
 
 
 async def _send(notification: Awaitable[None]) -> None:
