@@ -92,6 +92,15 @@ EXIT_CODES: dict[str, int] = {
     "decryption_failed": EXIT_CONFIGURATION,
     "oauth_refresh_failed": EXIT_AUTH,
     "reauthorization_required": EXIT_AUTH,
+    "insufficient_scope": EXIT_AUTH,  # reconnect granting the scope
+    # A token endpoint's answer while connecting or refreshing an account (docs/oauth.md).
+    "token_grant_refused": EXIT_AUTH,
+    "token_endpoint_error": EXIT_AUTH,
+    "token_client_refused": EXIT_AUTH,
+    "token_request_refused": EXIT_AUTH,
+    "token_endpoint_unavailable": EXIT_AUTH,
+    "token_response_invalid": EXIT_AUTH,
+    "oauth_discovery_failed": EXIT_USAGE,  # sources add mcp --auth oauth
     "workspace_error": EXIT_FAILURE,
     "invalid_path": EXIT_USAGE,
     "file_too_large": EXIT_USAGE,
