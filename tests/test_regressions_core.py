@@ -10,6 +10,7 @@ import pytest
 from blockpilot.pilot import Pilot
 
 STORE_VALUE = "1ff065e9-88e8-4358-9d82-8dc91f622ba9"
+WRITE_FILE = "5a0a5a52-6f3c-4c55-8c39-1f0f5d0b7d21"  # WriteWorkspaceFileBlock, effect write
 LLM = "1f292d4a-41a4-4977-9684-7c8d560b9f91"
 
 
@@ -102,7 +103,9 @@ async def test_a_run_cancelled_while_its_record_waits_for_a_group_commit_is_not_
         pytest.skip("group commits are the SQLite writer's")
     user, _ = await pilot.users.create("dora")
     session = (await pilot.session_for(user.id, None)).session_id
-    args = {"block_id": STORE_VALUE, "input_data": {"input": "x"}}
+    # A block that may change something: its running row is committed before it starts (a
+    # read block's record is written once, finished, when the call ends: no group to wait in).
+    args = {"block_id": WRITE_FILE, "input_data": {"path": "/dora.txt", "content": "x"}}
     # A first run makes the user's workspace, so that the next two go in step.
     assert (
         await pilot.call_tool("run_block", args, user_id=user.id, session_id=session)
