@@ -53,6 +53,16 @@ EXIT_CODES: dict[str, int] = {
     "storage_unusable": EXIT_CONFIGURATION,
     "invalid_input": EXIT_USAGE,
     "malformed_body": EXIT_USAGE,
+    "malformed_json": EXIT_USAGE,
+    "invalid_token": EXIT_USAGE,  # a setup, sign-in or review link that cannot be used
+    "invalid_setup_link": EXIT_USAGE,
+    "oauth_state_invalid": EXIT_USAGE,
+    "oauth_callback_failed": EXIT_AUTH,
+    "oauth_user_mismatch": EXIT_AUTH,
+    "provider_not_configured": EXIT_NOT_FOUND,
+    "oauth_flow_not_found": EXIT_NOT_FOUND,
+    "lease_lost": EXIT_CONFLICT,
+    "lock_unavailable": EXIT_FAILURE,  # the lock service (Redis) is down
     "unsupported_media_type": EXIT_USAGE,
     "request_too_large": EXIT_USAGE,
     "chat_provider_error": EXIT_FAILURE,
