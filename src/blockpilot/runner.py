@@ -327,7 +327,15 @@ class BlockRunner:
                     return refusal
             started = True
             response = await self._execute(
-                block, user_id, session_id, typed_input, raw_input, match, dry_run, ids=ids
+                block,
+                user_id,
+                session_id,
+                typed_input,
+                raw_input,
+                match,
+                dry_run,
+                ids=ids,
+                durable_start=idempotency_key is not None,
             )
         finally:
             if idempotency_key is not None and not started:
@@ -524,6 +532,7 @@ class BlockRunner:
         dry_run: bool,
         *,
         ids: SyntheticIds | None = None,
+        durable_start: bool = False,
     ) -> RunOutcome:
         workspace = await self.workspaces.get_or_create_workspace(user_id)
         ids = ids or SyntheticIds.for_run(session_id, block.id)
@@ -582,8 +591,9 @@ class BlockRunner:
         )
         try:
             # A run that changes nothing outside may share its record's commit with its final
-            # state (docs/performance.md); any other block runs only once its row is durable.
-            effect_free = dry_run or block.effect is BlockEffect.READ
+            # state (docs/performance.md); any other block runs only once its row is durable,
+            # and so does a call with an idempotency key, whose claim names this execution id.
+            effect_free = not durable_start and (dry_run or block.effect is BlockEffect.READ)
             await self.executions.start(record, effect_free=effect_free)
         except asyncio.CancelledError:
             # The running row may be committed anyway (a group commit in flight): close it.

@@ -108,6 +108,19 @@ async def test_a_block_that_may_change_something_starts_only_once_its_row_is_com
     assert (await _statuses(pilot)) == {response.execution_id: "completed"}
 
 
+async def test_a_read_block_called_with_an_idempotency_key_starts_only_once_its_row_is_committed(
+    pilot: Pilot, alice: User
+) -> None:
+    # The key's claim names the execution id: a crash during the run must find its record.
+    _gate("k")
+    task = asyncio.create_task(_run(pilot, alice, GatedReadBlock, "k", idempotency_key="k-1"))
+    await asyncio.wait_for(STARTED["k"].wait(), 30)
+    assert list(SEEN_AT_START["k"].values()) == ["running"]
+    RELEASE["k"].set()
+    response = await task
+    assert (await _statuses(pilot)) == {response.execution_id: "completed"}
+
+
 async def test_a_short_read_run_is_committed_finished_before_the_call_answers(
     pilot: Pilot, alice: User
 ) -> None:
