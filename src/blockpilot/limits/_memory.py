@@ -15,6 +15,21 @@ WINDOW_SECONDS = 60.0
 """The rate limit is a budget per this many seconds."""
 
 CONCURRENCY_RETRY_AFTER_SECONDS = 1
+
+
+def too_many_in_flight(max_concurrent: int) -> RateLimitedError:
+    """The error for a call over a user's cap of calls in flight (either limiter)."""
+    return RateLimitedError(
+        f"Too many tool calls in flight: at most {max_concurrent} per user run "
+        "at once; retry when one has finished",
+        retry_after=CONCURRENCY_RETRY_AFTER_SECONDS,
+        details={
+            "max_concurrent_runs": max_concurrent,
+            "retry_after_seconds": CONCURRENCY_RETRY_AFTER_SECONDS,
+        },
+    )
+
+
 """``Retry-After`` of a refused tool call: a slot frees whenever a run ends, so soon."""
 
 
@@ -102,15 +117,7 @@ class InProcessRateLimiter:
             return
         running = self._running.get(user_id, 0)
         if running >= self.max_concurrent:
-            raise RateLimitedError(
-                f"Too many tool calls in flight: at most {self.max_concurrent} per user run "
-                "at once; retry when one has finished",
-                retry_after=CONCURRENCY_RETRY_AFTER_SECONDS,
-                details={
-                    "max_concurrent_runs": self.max_concurrent,
-                    "retry_after_seconds": CONCURRENCY_RETRY_AFTER_SECONDS,
-                },
-            )
+            raise too_many_in_flight(self.max_concurrent)
         self._running[user_id] = running + 1
         try:
             yield

@@ -26,12 +26,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from blockpilot.errors import RateLimitedError
 from blockpilot.limits._memory import (
-    CONCURRENCY_RETRY_AFTER_SECONDS,
     WINDOW_SECONDS,
     Decision,
     InProcessRateLimiter,
+    too_many_in_flight,
 )
 from blockpilot.redis_locks import call_redis, redis_client, redis_errors
 from blockpilot.settings import Settings
@@ -200,15 +199,7 @@ class RedisRateLimiter:
             return
         self._redis_ok()
         if not taken:
-            raise RateLimitedError(
-                f"Too many tool calls in flight: at most {self.max_concurrent} per user run "
-                "at once; retry when one has finished",
-                retry_after=CONCURRENCY_RETRY_AFTER_SECONDS,
-                details={
-                    "max_concurrent_runs": self.max_concurrent,
-                    "retry_after_seconds": CONCURRENCY_RETRY_AFTER_SECONDS,
-                },
-            )
+            raise too_many_in_flight(self.max_concurrent)
         keeper = asyncio.get_running_loop().create_task(self._keep_slot(key, slot, lease_ms))
         try:
             yield

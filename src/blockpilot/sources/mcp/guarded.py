@@ -14,7 +14,7 @@ cap, each of its events is capped by the SDK's ``max_sse_event_size`` instead.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -124,8 +124,12 @@ class _Wrapped(httpx2.TransportError):
         self.error = error
 
 
-def wrapped_error(exc: BaseException) -> BlockpilotError | None:
-    """The blockpilot error a guarded request raised, if *exc* (or what it wraps) carries one."""
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """*exc* and everything it wraps: group members, causes and contexts, each once.
+
+    The SDK reports a transport's failure wrapped in task groups and JSON-RPC errors, so what
+    actually happened is found by walking all of them.
+    """
     seen: set[int] = set()
     stack = [exc]
     while stack:
@@ -133,13 +137,19 @@ def wrapped_error(exc: BaseException) -> BlockpilotError | None:
         if id(err) in seen:
             continue
         seen.add(id(err))
+        yield err
+        if isinstance(err, BaseExceptionGroup):
+            stack += list(err.exceptions)
+        stack += [e for e in (err.__cause__, err.__context__) if e is not None]
+
+
+def wrapped_error(exc: BaseException) -> BlockpilotError | None:
+    """The blockpilot error a guarded request raised, if *exc* (or what it wraps) carries one."""
+    for err in exception_chain(exc):
         if isinstance(err, _Wrapped):
             return err.error
         if isinstance(err, BlockpilotError):
             return err
-        if isinstance(err, BaseExceptionGroup):
-            stack += list(err.exceptions)
-        stack += [e for e in (err.__cause__, err.__context__) if e is not None]
     return None
 
 

@@ -36,7 +36,7 @@ from mcp_types import CallToolResult, Tool
 
 from blockpilot.errors import BlockExecutionError, InvalidInputError
 from blockpilot.net.client import GuardedHTTPClient
-from blockpilot.sources.mcp.guarded import wrapped_error
+from blockpilot.sources.mcp.guarded import exception_chain, wrapped_error
 from blockpilot.sources.mcp.oauth import insufficient_scopes
 from blockpilot.sources.mcp.transports import AUTO, SSE, STDIO, STREAMABLE_HTTP, Endpoint
 from blockpilot.sources.mcp.transports import open_transport as _open_transport
@@ -67,22 +67,11 @@ class UpstreamInsufficientScopeError(Exception):
 
 def _unauthorized(exc: BaseException) -> bool:
     """Whether *exc* (or anything it wraps) is an HTTP 401 from the server."""
-    seen: set[int] = set()
-    stack = [exc]
-    while stack:
-        err = stack.pop()
-        if id(err) in seen:
-            continue
-        seen.add(id(err))
+    for err in exception_chain(exc):
         if isinstance(err, httpx2.HTTPStatusError) and err.response.status_code == 401:
             return True
         if "401" in str(err) and "nauthorized" in str(err):
             return True
-        if isinstance(err, BaseExceptionGroup):
-            stack += list(err.exceptions)
-        for linked in (err.__cause__, err.__context__):
-            if linked is not None:
-                stack.append(linked)
     return False
 
 
