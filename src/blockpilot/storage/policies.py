@@ -8,7 +8,7 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blockpilot.approvals.policy import Decision, PolicyRule, Selector
@@ -34,6 +34,25 @@ def _rule(row: Any) -> PolicyRule:
         session_id=row.session_id,
         id=row.id,
         api_key_id=row.api_key_id,
+    )
+
+
+def _same_target(rule: PolicyRule) -> ColumnElement[bool]:
+    """Rows naming what *rule* names, for the same user, session and API key."""
+    return (
+        (policy_rules.c.user_id == rule.user_id)
+        & (policy_rules.c.selector == rule.selector.value)
+        & (policy_rules.c.value == rule.value)
+        & (
+            policy_rules.c.session_id.is_(None)
+            if rule.session_id is None
+            else policy_rules.c.session_id == rule.session_id
+        )
+        & (
+            policy_rules.c.api_key_id.is_(None)
+            if rule.api_key_id is None
+            else policy_rules.c.api_key_id == rule.api_key_id
+        )
     )
 
 
@@ -73,23 +92,8 @@ class PolicyStore:
             str(uuid.uuid4()),
             rule.api_key_id,
         )
-        same = (
-            (policy_rules.c.user_id == rule.user_id)
-            & (policy_rules.c.selector == rule.selector.value)
-            & (policy_rules.c.value == rule.value)
-            & (
-                policy_rules.c.session_id.is_(None)
-                if rule.session_id is None
-                else policy_rules.c.session_id == rule.session_id
-            )
-            & (
-                policy_rules.c.api_key_id.is_(None)
-                if rule.api_key_id is None
-                else policy_rules.c.api_key_id == rule.api_key_id
-            )
-        )
         async with self._engine.begin() as conn:
-            await conn.execute(delete(policy_rules).where(same))
+            await conn.execute(delete(policy_rules).where(_same_target(rule)))
             await conn.execute(
                 policy_rules.insert().values(
                     id=stored.id,
@@ -166,6 +170,12 @@ class PolicyStore:
     async def get(self, user_id: str, rule_id: str) -> PolicyRule | None:
         """One of *user_id*'s rules, or None."""
         return next((r for r in await self._load(user_id) if r.id == rule_id), None)
+
+    async def replaced_by(self, rule: PolicyRule) -> PolicyRule | None:
+        """The stored rule that :meth:`add` of *rule* would replace (same target), if any."""
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(policy_rules).where(_same_target(rule)))).first()
+        return None if row is None else _rule(row)
 
     async def remove(self, user_id: str, rule_id: str) -> bool:
         self._changed(user_id)

@@ -83,7 +83,7 @@ async def add_rule(
         api_key_id=api_key_id,
     )
     # Adding replaces a rule with the same target: a key may not replace its own rule.
-    _unlocked(own_key, _same_target(await pilot.policies.for_user(user.id), rule))
+    _unlocked(own_key, await pilot.policies.replaced_by(rule))
     return (await pilot.policies.add(rule)).public()
 
 
@@ -103,18 +103,6 @@ async def remove_rule(
     if not await pilot.policies.remove(user.id, rule_id[:64]):
         raise NotFoundError(f"Rule {rule_id[:64]!r} not found")
     return Response(status_code=204)
-
-
-def _same_target(rules: list[PolicyRule], new: PolicyRule) -> PolicyRule | None:
-    return next(
-        (
-            r
-            for r in rules
-            if (r.selector, r.value, r.session_id, r.api_key_id)
-            == (new.selector, new.value, new.session_id, new.api_key_id)
-        ),
-        None,
-    )
 
 
 def _unlocked(own_key: str | None, rule: PolicyRule | None) -> None:
