@@ -108,13 +108,7 @@ class MCPToolBlock(OpenAPIOperationBlock):
     async def run(self, input_data: Any, **kwargs: Any) -> BlockOutput:
         context: ExecutionContext = kwargs["execution_context"]
         credentials: Credentials | None = kwargs.get("credentials")
-        arguments = {
-            name: getattr(input_data, name)
-            for name in input_data.model_fields_set
-            if name != "credentials"
-        }
-        if self.operation.get("no_inputs"):
-            arguments = {}
+        arguments = {} if self.operation.get("no_inputs") else self.given_arguments(input_data)
         token = None
         if self.operation.get("auth"):
             secret = getattr(credentials, "api_key", None) or getattr(

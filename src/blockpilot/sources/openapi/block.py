@@ -220,14 +220,19 @@ class OpenAPIOperationBlock(Block):
             )
         return super().validate_input(input_data)
 
-    async def run(self, input_data: Any, **kwargs: Any) -> BlockOutput:
-        context: ExecutionContext = kwargs["execution_context"]
-        credentials: Credentials | None = kwargs.get("credentials")
-        values = {
+    @staticmethod
+    def given_arguments(input_data: Any) -> dict[str, Any]:
+        """The inputs the model actually sent (defaults left to the API), credentials aside."""
+        return {
             name: getattr(input_data, name)
             for name in input_data.model_fields_set
             if name != "credentials"
         }
+
+    async def run(self, input_data: Any, **kwargs: Any) -> BlockOutput:
+        context: ExecutionContext = kwargs["execution_context"]
+        credentials: Credentials | None = kwargs.get("credentials")
+        values = self.given_arguments(input_data)
         request = build_request(self.operation, self.base_url, values, credentials)
         client = source_client(
             context.http,
