@@ -74,7 +74,7 @@ class UserStore:
         self, engine: AsyncEngine, *, key_recheck_seconds: float = KEY_RECHECK_SECONDS
     ) -> None:
         self._engine = engine
-        # API keys checked in the last key_recheck_seconds: key hash -> (user, when checked).
+        # API keys checked in the last key_recheck_seconds: key hash -> (owner, when checked).
         # Only active keys are kept; a key revoked here is dropped at once, one revoked by
         # another process is refused here once its entry is older than key_recheck_seconds.
         self._key_recheck = key_recheck_seconds
