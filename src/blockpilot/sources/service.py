@@ -32,6 +32,7 @@ from blockpilot.sources.base import (
     check_source_name,
     source_kind,
 )
+from blockpilot.sources.mcp.pools import current_pool
 from blockpilot.sources.openapi.document import MAX_SPEC_BYTES
 from blockpilot.storage.sources import SourceRecord, SourceStore
 
@@ -115,8 +116,6 @@ class SourceService:
             self.registry.update_sources(replaced, removed)
 
     async def _refresh_changed_mcp(self) -> None:
-        from blockpilot.sources.mcp.sessions import current_pool
-
         pool = current_pool()
         if pool is None:
             return
@@ -141,8 +140,6 @@ class SourceService:
     async def aclose(self) -> None:
         """End this process's upstream MCP sessions (``Pilot.close``): a streamable HTTP
         session is deleted upstream, a stdio server's process exits."""
-        from blockpilot.sources.mcp.sessions import current_pool
-
         pool = current_pool()
         if pool is not None:
             await pool.aclose()

@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -38,6 +37,7 @@ from blockpilot.errors import BlockExecutionError, InvalidInputError
 from blockpilot.net.client import GuardedHTTPClient
 from blockpilot.sources.mcp.guarded import exception_chain, wrapped_error
 from blockpilot.sources.mcp.oauth import insufficient_scopes
+from blockpilot.sources.mcp.pools import POOLS, current_pool
 from blockpilot.sources.mcp.transports import AUTO, SSE, STDIO, STREAMABLE_HTTP, Endpoint
 from blockpilot.sources.mcp.transports import open_transport as _open_transport
 
@@ -505,23 +505,13 @@ class SessionPool:
             self.stopping = False
 
 
-_POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SessionPool] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def session_pool() -> SessionPool:
     """The pool of the running event loop (sessions are bound to the loop they run in)."""
     loop = asyncio.get_running_loop()
-    pool = _POOLS.get(loop)
+    pool = POOLS.get(loop)
     if pool is None:
-        pool = _POOLS[loop] = SessionPool()
+        pool = POOLS[loop] = SessionPool()
     return pool
-
-
-def current_pool() -> SessionPool | None:
-    """The running loop's pool if one was made (no MCP call, no pool)."""
-    return _POOLS.get(asyncio.get_running_loop())
 
 
 __all__ = [
