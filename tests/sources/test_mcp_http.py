@@ -10,11 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from blockpilot.api import create_app
-from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
 from blockpilot.sources.base import source_block_id
-from blockpilot.storage.users import User
 
 from .mcp_servers import Seen, bearer_mcp_server
 from .test_sources_e2e import enter_key_on_setup_page, tool
@@ -47,22 +44,6 @@ def settings(settings_factory: Any) -> Settings:
 async def upstream() -> AsyncIterator[tuple[str, Seen]]:
     async with bearer_mcp_server(TOKENS) as served:
         yield served
-
-
-@pytest.fixture
-async def clients(pilot: Pilot, alice: User, bob: User) -> AsyncIterator[dict[str, Any]]:
-    app = create_app(pilot)
-    opened: dict[str, Any] = {}
-    for name, user in (("alice", alice), ("bob", bob), ("anon", None)):
-        headers = {}
-        if user is not None:
-            headers["Authorization"] = f"Bearer {await pilot.users.create_api_key(user.id)}"
-        opened[name] = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=headers
-        )
-    yield opened
-    for client in opened.values():
-        await client.aclose()
 
 
 async def test_add_connect_run_two_users(

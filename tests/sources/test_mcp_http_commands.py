@@ -4,17 +4,13 @@ process and gets their own answer."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 
-from blockpilot.api import create_app
 from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
 from blockpilot.sources.base import source_block_id
-from blockpilot.storage.users import User
 
 from .test_mcp_transports import ENV_CANARY, TIME_COMMAND
 
@@ -22,22 +18,6 @@ from .test_mcp_transports import ENV_CANARY, TIME_COMMAND
 @pytest.fixture
 def settings(settings_factory: Any) -> Settings:
     return settings_factory(admin_users=("alice",), sources_allow_commands=True)
-
-
-@pytest.fixture
-async def clients(pilot: Pilot, alice: User, bob: User) -> AsyncIterator[dict[str, Any]]:
-    app = create_app(pilot)
-    opened = {}
-    for user in (alice, bob):
-        key = await pilot.users.create_api_key(user.id)
-        opened[user.name] = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://testserver",
-            headers={"Authorization": f"Bearer {key}"},
-        )
-    yield opened
-    for client in opened.values():
-        await client.aclose()
 
 
 async def test_add_a_command_server_and_run_it_as_two_users(

@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from blockpilot.api import create_app
 from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
 from blockpilot.sources.base import SourceOptions, source_block_id
@@ -28,7 +27,8 @@ from blockpilot.storage.users import User
 from blockpilot.testing import LocalHTTPServer, Response
 
 DATA = Path(__file__).parents[1] / "data" / "openapi"
-PUBLIC_URL = "http://testserver"
+PUBLIC_URL = "http://testserver"  # the clients fixture's base URL (conftest.py)
+
 ALICE_KEY = "alice-petstore-key-4f1c9a7e2b"
 BOB_KEY = "bob-petstore-key-9d2e7c1a55"
 MAPS_KEY = "AIzaSyFAKE-maps-key-7c1e2d9b0a"
@@ -104,22 +104,6 @@ async def pilot(settings: Settings, upstream: LocalHTTPServer) -> AsyncIterator[
         )
         assert result.parsed.blocks == 18
         yield opened
-
-
-@pytest.fixture
-async def clients(pilot: Pilot, alice: User, bob: User) -> AsyncIterator[dict[str, Any]]:
-    app = create_app(pilot)
-    opened: dict[str, Any] = {}
-    for name, user in (("alice", alice), ("bob", bob), ("anon", None)):
-        headers = {}
-        if user is not None:
-            headers["Authorization"] = f"Bearer {await pilot.users.create_api_key(user.id)}"
-        opened[name] = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL, headers=headers
-        )
-    yield opened
-    for client in opened.values():
-        await client.aclose()
 
 
 async def tool(client: httpx.AsyncClient, name: str, arguments: dict[str, Any]) -> dict[str, Any]:

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from blockpilot.api import create_app
-from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
-from blockpilot.storage.users import User
 
 PETSTORE = Path(__file__).parents[1] / "data" / "openapi" / "petstore3.yaml"
 
@@ -20,22 +15,6 @@ PETSTORE = Path(__file__).parents[1] / "data" / "openapi" / "petstore3.yaml"
 @pytest.fixture
 def settings(settings_factory: Any) -> Settings:
     return settings_factory(admin_users=("alice",))
-
-
-@pytest.fixture
-async def clients(pilot: Pilot, alice: User, bob: User) -> AsyncIterator[dict[str, Any]]:
-    app = create_app(pilot)
-    opened = {}
-    for user in (alice, bob):
-        key = await pilot.users.create_api_key(user.id)
-        opened[user.name] = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://testserver",
-            headers={"Authorization": f"Bearer {key}"},
-        )
-    yield opened
-    for client in opened.values():
-        await client.aclose()
 
 
 async def test_admin_adds_lists_shows_refreshes_and_removes(clients: dict[str, Any]) -> None:
