@@ -68,7 +68,7 @@ from blockpilot.tools.continue_run_block import ContinueRunBlockTool
 from blockpilot.tools.find_block import FindBlockTool
 from blockpilot.tools.get_execution import GetExecutionTool
 from blockpilot.tools.outcomes import answer_json
-from blockpilot.tools.responses import ErrorResponse, ToolResponseBase
+from blockpilot.tools.responses import ErrorResponse, NeedLoginResponse, ToolResponseBase
 from blockpilot.tools.run_block import RunBlockTool
 from blockpilot.tools.schemas import export_tools
 from blockpilot.workspaces.manager import WorkspaceManager
@@ -389,9 +389,46 @@ class Pilot:
         )
 
     async def run_call(self, prepared: PreparedCall, arguments: Any) -> ToolResponseBase:
-        """Run a call from :meth:`prepare_call`; never raises for tool outcomes."""
+        """Run a call from :meth:`prepare_call`; never raises for tool outcomes.
+
+        The one place every tool call passes, whichever door it came through
+        (docs/tools.md#what-every-tool-call-goes-through): no signed-in user is
+        ``need_login`` and the body does not run; arguments that are not an object of the
+        tool's declared names are ``invalid_arguments``; the body runs under the tool's time
+        limit (``timeout``); anything unexpected is logged with its traceback and answered
+        ``internal_error``.
+        """
+        tool, call = prepared.tool, prepared.call
+        if tool.requires_auth and not call.user_id:
+            return NeedLoginResponse(
+                message=f"Please sign in to use {tool.name}", session_id=call.session_id
+            )
+        problem = _arguments_problem(tool, arguments)
+        if problem is not None:
+            return ErrorResponse(
+                message=problem,
+                error="invalid_arguments",
+                code="invalid_arguments",
+                session_id=call.session_id,
+            )
         await self.sources.sync()  # a source added or refreshed by another process
-        response = await prepared.tool.execute(prepared.call, arguments)
+        limit = tool.time_limit(arguments)
+        deadline = asyncio.timeout(limit)
+        try:
+            async with deadline:
+                response = await tool.run(call, **arguments)
+        except TimeoutError:
+            if not deadline.expired():  # raised inside the body: a failure, not our timeout
+                response = _unexpected(tool, call)
+            else:
+                response = ErrorResponse(
+                    message=f"{tool.name} timed out after {limit:g}s",
+                    error="timeout",
+                    code="timeout",
+                    session_id=call.session_id,
+                )
+        except Exception:
+            response = _unexpected(tool, call)
         # Final states are written behind in batches; commit them before anyone is told the
         # outcome, so a run reported as completed is never found 'interrupted' after a crash.
         await self.executions.flush()
@@ -470,6 +507,31 @@ class Pilot:
         if meta is None:  # deleted meanwhile
             raise CredentialNotFoundError(f"Credential {cred_id[:80]!r} not found")
         return meta
+
+
+def _arguments_problem(tool: BaseTool, arguments: Any) -> str | None:
+    """Why *arguments* cannot be passed to *tool*'s body: not an object, or unknown names."""
+    if not isinstance(arguments, dict):
+        return f"Arguments of {tool.name} must be a JSON object"
+    declared = tool.parameters.get("properties", {})
+    unknown = sorted(set(arguments) - set(declared), key=str)  # keys a library caller gave
+    if unknown:
+        return (
+            f"Unknown argument(s) for {tool.name}: {', '.join(map(str, unknown))}. "
+            f"Valid arguments: {', '.join(declared)}."
+        )
+    return None
+
+
+def _unexpected(tool: BaseTool, call: ToolCall) -> ErrorResponse:
+    """Log the exception being handled, with its traceback; answer generically."""
+    logger.exception("tool failed unexpectedly", extra={"tool": tool.name})
+    return ErrorResponse(
+        message=f"An error occurred while executing {tool.name}",
+        error="internal_error",
+        code="internal_error",
+        session_id=call.session_id,
+    )
 
 
 def _lock_manager(settings: Settings) -> LockManager:

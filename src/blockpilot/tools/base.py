@@ -1,16 +1,17 @@
-"""The tool wrapper every tool shares: sign-in check, timeout, and the catch-all at the edge."""
+"""What a tool is: its definition (name, title, description, arguments, hints) and its body.
+
+Every call reaches a body through :meth:`blockpilot.pilot.Pilot.run_call`, the one place
+that checks sign-in and the arguments' shape, applies the time limit and catches the
+unexpected (docs/tools.md#what-every-tool-call-goes-through).
+"""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from blockpilot.tools.responses import ErrorResponse, NeedLoginResponse, ToolResponseBase
-
-logger = logging.getLogger(__name__)
+from blockpilot.tools.responses import ToolResponseBase
 
 DEFAULT_TOOL_TIMEOUT = 120.0
 
@@ -49,12 +50,13 @@ class ToolCall:
 
 
 class BaseTool(ABC):
-    """A copilot tool: name, description, JSON-Schema parameters and an async body.
+    """A copilot tool: its definition, which every door exports unchanged, and its body.
 
-    :meth:`execute` is the only entry point front doors use. It never raises: a missing
-    user becomes ``need_login`` (the body does not run), unknown arguments and timeouts
-    become ``error`` responses, and any unexpected exception is logged with its traceback
-    and reported as a generic error.
+    The definition is the class attributes (:attr:`name`, :attr:`title`,
+    :attr:`description`, the JSON-Schema :attr:`parameters`, :attr:`requires_auth`), plus
+    :meth:`hints` and :meth:`time_limit`. :meth:`run` is the body; it is called only by
+    :meth:`blockpilot.pilot.Pilot.run_call`, with a signed-in user (when the tool requires
+    one) and arguments that are an object of declared names.
     """
 
     name: ClassVar[str]
@@ -77,55 +79,5 @@ class BaseTool(ABC):
         return self.timeout_seconds
 
     @abstractmethod
-    async def _execute(self, call: ToolCall, **arguments: Any) -> ToolResponseBase:
+    async def run(self, call: ToolCall, **arguments: Any) -> ToolResponseBase:
         """The tool body; arguments are the model's, unvalidated beyond their names."""
-
-    async def execute(self, call: ToolCall, arguments: Any) -> ToolResponseBase:
-        if self.requires_auth and not call.user_id:
-            return NeedLoginResponse(
-                message=f"Please sign in to use {self.name}", session_id=call.session_id
-            )
-        if not isinstance(arguments, dict):
-            return ErrorResponse(
-                message=f"Arguments of {self.name} must be a JSON object",
-                error="invalid_arguments",
-                code="invalid_arguments",
-                session_id=call.session_id,
-            )
-        unknown = sorted(set(arguments) - set(self.parameters.get("properties", {})))
-        if unknown:
-            return ErrorResponse(
-                message=(
-                    f"Unknown argument(s) for {self.name}: {', '.join(map(str, unknown))}. "
-                    f"Valid arguments: {', '.join(self.parameters.get('properties', {}))}."
-                ),
-                error="invalid_arguments",
-                code="invalid_arguments",
-                session_id=call.session_id,
-            )
-        limit = self.time_limit(arguments)
-        deadline = asyncio.timeout(limit)
-        try:
-            async with deadline:
-                return await self._execute(call, **arguments)
-        except TimeoutError:
-            if not deadline.expired():  # raised inside the body: a failure, not our timeout
-                return self._unexpected(call)
-            return ErrorResponse(
-                message=f"{self.name} timed out after {limit:g}s",
-                error="timeout",
-                code="timeout",
-                session_id=call.session_id,
-            )
-        except Exception:
-            return self._unexpected(call)
-
-    def _unexpected(self, call: ToolCall) -> ErrorResponse:
-        """Log the exception being handled, with its traceback; answer generically."""
-        logger.exception("tool failed unexpectedly", extra={"tool": self.name})
-        return ErrorResponse(
-            message=f"An error occurred while executing {self.name}",
-            error="internal_error",
-            code="internal_error",
-            session_id=call.session_id,
-        )

@@ -47,7 +47,7 @@ class ContinueRunBlockTool(BaseTool):
     def hints(self) -> ToolHints:
         return ToolHints(read_only=False, destructive=True, open_world=True)
 
-    async def _execute(self, call: ToolCall, **arguments: Any) -> ToolResponseBase:
+    async def run(self, call: ToolCall, **arguments: Any) -> ToolResponseBase:
         outcome = await self._runner.continue_review(
             user_id=call.user_id,
             session_id=call.session_id,

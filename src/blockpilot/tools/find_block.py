@@ -78,7 +78,7 @@ class FindBlockTool(BaseTool):
     def hints(self) -> ToolHints:
         return ToolHints(read_only=True, destructive=False, idempotent=True, open_world=False)
 
-    async def _execute(self, call: ToolCall, **arguments: Any) -> ToolResponseBase:
+    async def run(self, call: ToolCall, **arguments: Any) -> ToolResponseBase:
         query = arguments.get("query")
         include = arguments.get("include_schemas")
         include = False if include is None else include  # null means the default

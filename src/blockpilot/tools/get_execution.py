@@ -36,7 +36,7 @@ class GetExecutionTool(BaseTool):
     def hints(self) -> ToolHints:
         return ToolHints(read_only=True, destructive=False, idempotent=True, open_world=False)
 
-    async def _execute(self, call: ToolCall, **arguments: Any) -> ToolResponseBase:
+    async def run(self, call: ToolCall, **arguments: Any) -> ToolResponseBase:
         outcome = await self._runner.execution_status(
             user_id=call.user_id,
             session_id=call.session_id,

@@ -68,7 +68,7 @@ class RunBlockTool(BaseTool):
             read_only=read_only, destructive=BlockEffect.DESTRUCTIVE in effects, open_world=True
         )
 
-    async def _execute(self, call: ToolCall, **arguments: Any) -> ToolResponseBase:
+    async def run(self, call: ToolCall, **arguments: Any) -> ToolResponseBase:
         dry_run = arguments.get("dry_run")
         dry_run = False if dry_run is None else dry_run  # null means the default
         if not isinstance(dry_run, bool):
