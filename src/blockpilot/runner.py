@@ -172,14 +172,16 @@ class BlockRunner:
     async def run(
         self,
         *,
-        user_id: str | None,
-        session_id: str | None,
+        user_id: str,
+        session_id: str,
         block_id: Any,
         input_data: Any,
         dry_run: bool = False,
         idempotency_key: str | None = None,
         api_key_id: str | None = None,
     ) -> RunOutcome:
+        """Run *block_id* with *input_data* for the signed-in *user_id* in *session_id*,
+        making the checks of docs/architecture.md#the-run_block-checklist in order."""
         # 1-2: the arguments themselves.
         if not isinstance(block_id, str) or not block_id.strip():
             return _error("Please provide a block_id", "missing_block_id")
@@ -189,9 +191,8 @@ class BlockRunner:
         problem = input_shape_problem(input_data, max_bytes=self.limits.max_input_bytes)
         if problem is not None:
             return _error(problem, "invalid_input_data")
-        # 3: who.
-        if not user_id or session_id is None:
-            return _error("Authentication required", "auth_required")
+        # 3: who. The caller is signed in: Pilot.run_call checks that once, before any tool runs
+        # (docs/architecture.md#where-sign-in-is-checked).
         # 4-6: which block, and may it run here.
         block = self.catalog.registry.get(block_id)
         if block is None:
@@ -434,14 +435,12 @@ class BlockRunner:
     async def continue_review(
         self,
         *,
-        user_id: str | None,
-        session_id: str | None,
+        user_id: str,
+        session_id: str,
         review_id: Any,
         api_key_id: str | None = None,
     ) -> RunOutcome:
         """Run the call a person approved (continue_run_block)."""
-        if not user_id or session_id is None:
-            return _error("Authentication required", "auth_required")
         if not isinstance(review_id, str) or not review_id.strip() or len(review_id) > 64:
             return _error("Please provide the review_id", "missing_review_id")
         review = await self.gate.reviews.get(user_id, review_id.strip()) if self.gate else None
@@ -476,12 +475,8 @@ class BlockRunner:
             api_key_id=api_key_id,
         )
 
-    async def execution_status(
-        self, *, user_id: str | None, session_id: str | None, execution_id: Any
-    ) -> RunOutcome:
+    async def execution_status(self, *, user_id: str, execution_id: Any) -> RunOutcome:
         """Did one of the caller's runs happen, and what came out (get_execution)."""
-        if not user_id:
-            return _error("Authentication required", "auth_required")
         if not isinstance(execution_id, str) or not execution_id.strip():
             return _error("Please provide the execution_id", "missing_execution_id")
         await self.executions.flush()

@@ -11,8 +11,9 @@ import pytest
 
 from blockpilot.blocks.base import Block
 from blockpilot.executions.context import ExecutionContext
-from blockpilot.pilot import Pilot
+from blockpilot.pilot import Pilot, PreparedCall
 from blockpilot.storage.users import User
+from blockpilot.tools.base import ToolCall
 from tests.tools.bp_helpers import add_api_key, run_block
 from tests.tools.bp_test_blocks import (
     CALLS,
@@ -101,21 +102,22 @@ async def test_step2_missing_input_data(pilot: Pilot, alice: User) -> None:
     assert data.type == "error" and data.code == "invalid_input_data"  # type: ignore[attr-defined]
 
 
-async def test_step3_authentication_required_when_called_without_user(pilot: Pilot) -> None:
+async def test_step3_sign_in_is_checked_once_before_the_runner(pilot: Pilot, alice: User) -> None:
+    # Pilot.run_call is the one sign-in check (docs/architecture.md#where-sign-in-is-checked):
+    # without a user, or with a user but no chat session, the runner is never reached.
     for user_id in (None, ""):
-        response = await pilot.runner.run(
-            user_id=user_id, session_id="s", block_id="no-such-block", input_data={"text": "x"}
-        )
-        assert response.message == "Authentication required"
-        assert response.code == "auth_required"  # type: ignore[attr-defined]
+        data = await run_block(pilot, user_id, EchoTextBlock.id, {"text": "x"})
+        assert data["type"] == "need_login"
+        assert data["message"] == "Please sign in to use run_block"
+        data = await run_block(pilot, user_id, "", [])  # before the argument checks, too
+        assert data["type"] == "need_login"
+    for name in pilot.tools:
+        no_session = PreparedCall(pilot.tool(name), ToolCall(user_id=alice.id, session_id=None))
+        response = await pilot.run_call(no_session, {})
+        assert response.type == "need_login"
+        assert response.message == f"Please sign in to use {name}"
     assert CALLS == []
-
-
-async def test_step3_comes_after_argument_checks(pilot: Pilot) -> None:
-    response = await pilot.runner.run(user_id=None, session_id="s", block_id="", input_data={})
-    assert response.code == "missing_block_id"  # type: ignore[attr-defined]
-    response = await pilot.runner.run(user_id=None, session_id="s", block_id="x", input_data=[])
-    assert response.code == "invalid_input_data"  # type: ignore[attr-defined]
+    await assert_nothing_ran(pilot, alice)
 
 
 # --------------------------------------------------------------------------- steps 4-6

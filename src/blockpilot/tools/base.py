@@ -48,6 +48,16 @@ class ToolCall:
     session_id: str | None
     api_key_id: str | None = None
 
+    def signed_in(self) -> tuple[str, str]:
+        """The user and chat session of a call to a tool that requires sign-in.
+
+        :meth:`blockpilot.pilot.Pilot.run_call` answers ``need_login`` before such a tool's
+        body runs without them, so through it this never fails.
+        """
+        if not self.user_id or self.session_id is None:
+            raise RuntimeError("a tool that requires sign-in was called around Pilot.run_call")
+        return self.user_id, self.session_id
+
 
 class BaseTool(ABC):
     """A copilot tool: its definition, which every door exports unchanged, and its body.
@@ -56,7 +66,7 @@ class BaseTool(ABC):
     :attr:`description`, the JSON-Schema :attr:`parameters`, :attr:`requires_auth`), plus
     :meth:`hints` and :meth:`time_limit`. :meth:`run` is the body; it is called only by
     :meth:`blockpilot.pilot.Pilot.run_call`, with a signed-in user (when the tool requires
-    one) and arguments that are an object of declared names.
+    one: :meth:`ToolCall.signed_in`) and arguments that are an object of declared names.
     """
 
     name: ClassVar[str]

@@ -48,9 +48,10 @@ class ContinueRunBlockTool(BaseTool):
         return ToolHints(read_only=False, destructive=True, open_world=True)
 
     async def run(self, call: ToolCall, **arguments: Any) -> ToolResponseBase:
+        user_id, session_id = call.signed_in()
         outcome = await self._runner.continue_review(
-            user_id=call.user_id,
-            session_id=call.session_id,
+            user_id=user_id,
+            session_id=session_id,
             review_id=arguments.get("review_id"),
             api_key_id=call.api_key_id,
         )

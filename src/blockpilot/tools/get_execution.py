@@ -37,9 +37,8 @@ class GetExecutionTool(BaseTool):
         return ToolHints(read_only=True, destructive=False, idempotent=True, open_world=False)
 
     async def run(self, call: ToolCall, **arguments: Any) -> ToolResponseBase:
+        user_id, _ = call.signed_in()
         outcome = await self._runner.execution_status(
-            user_id=call.user_id,
-            session_id=call.session_id,
-            execution_id=arguments.get("execution_id"),
+            user_id=user_id, execution_id=arguments.get("execution_id")
         )
         return tool_response(outcome, call.session_id)

@@ -86,9 +86,10 @@ class RunBlockTool(BaseTool):
                 code="invalid_arguments",
                 session_id=call.session_id,
             )
+        user_id, session_id = call.signed_in()
         outcome = await self._runner.run(
-            user_id=call.user_id,
-            session_id=call.session_id,
+            user_id=user_id,
+            session_id=session_id,
             block_id=arguments.get("block_id"),
             input_data=arguments.get("input_data"),
             dry_run=dry_run,
