@@ -17,7 +17,8 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) 
 
 
 class JsonFormatter(logging.Formatter):
-    """Formats a record as ``{"ts", "level", "logger", "message", ...extra, "exception"?}``."""
+    """Formats a record as ``{"ts", "level", "logger", "message", "pid", ...extra,
+    "exception"?}``."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -25,6 +26,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,  # which worker of ``serve --workers N``
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):

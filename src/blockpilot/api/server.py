@@ -16,21 +16,26 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from starlette.routing import Route
 
 from blockpilot.api.app import create_app
 from blockpilot.api.header_timeout import DEFAULT_HEADER_TIMEOUT_SECONDS, header_deadline_protocol
 from blockpilot.api.logs import configure_logging
 from blockpilot.errors import ConfigurationError
 from blockpilot.file_locks import FileLockManager
+from blockpilot.limits import MachineRateLimiter
+from blockpilot.mcp import MCPHttpApp
+from blockpilot.mcp.worker_sessions import WorkerSessions, forwarded_requests_app
 from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
+from blockpilot.workers import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +77,7 @@ def serve(
     port: int = 8000,
     *,
     settings: Settings | None = None,
-    workers: int = 1,
+    workers: int | None = None,
 ) -> None:
     """Serve the API until stopped; what ``blockpilot serve [--host] [--port] [--workers]`` runs.
 
@@ -88,7 +93,8 @@ def serve(
         port: TCP port (0 picks a free one; the log line "Uvicorn running on ..." says which).
         settings: Use these settings instead of the environment's.
         workers: Server processes sharing the port (Linux and macOS: forked; see
-            :func:`_serve_workers` and docs/deployment.md for what is per process).
+            :func:`_serve_workers` and docs/deployment.md#workers); None: one per core
+            (:func:`default_workers`), 1: this process only.
 
     Raises:
         ConfigurationError: The settings are invalid, or the server cannot listen on
@@ -102,6 +108,7 @@ def serve(
         shown = f"[{shown}]" if ":" in shown else shown
         settings = settings.model_copy(update={"public_url": f"http://{shown}:{port}"})
     configure_logging(settings.log_level)
+    workers = default_workers() if workers is None else workers
     if workers > 1 and hasattr(os, "fork"):
         _serve_workers(settings, host, port, workers)
         return
@@ -116,8 +123,8 @@ def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> No
     fails once, with its error, and the workers do not race to migrate. Then the socket is
     bound, ``workers - 1`` children are forked and this process serves too: a signal to it
     stops them all gracefully, and the children die with it even if it is killed
-    (``PR_SET_PDEATHSIG`` on Linux). Each worker has its own Pilot, caches, rate limiter and
-    MCP sessions (docs/deployment.md#workers).
+    (``PR_SET_PDEATHSIG`` on Linux). Each worker has its own Pilot and caches; rate limits,
+    locks and MCP sessions are shared by the workers (docs/deployment.md#workers).
     """
     asyncio.run(_check_open(settings))
     sock = _listen(host, port)
@@ -139,12 +146,6 @@ def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> No
                     os._exit(code)
             children.append(pid)
         logger.info("server workers started", extra={"workers": workers})
-        if not settings.redis_url:
-            logger.warning(
-                "rate limits and tool-call caps are enforced per worker without "
-                "BLOCKPILOT_REDIS_URL (up to N times the configured budget per user); "
-                "MCP over HTTP needs session affinity (docs/deployment.md)"
-            )
         with _stop_signals() as stop:
             asyncio.run(
                 _serve(settings, host, port, stop, sock=sock, shared=True, children=children)
@@ -202,16 +203,25 @@ async def _serve(
         pilot = await Pilot.open(settings, locks=locks)
     else:
         pilot = await Pilot.open(settings)
-    try:
+    async with contextlib.AsyncExitStack() as cleanup:
+        cleanup.push_async_callback(pilot.close)  # writes buffered results, closes the database
         if stop.requested:  # stopped while the Pilot was opening
             return
+        limiter = None
+        worker = Worker.start(settings.home) if shared else None
+        if worker is not None:
+            cleanup.callback(worker.close)
+            if not settings.redis_url:
+                # Without Redis the workers share their limits through a file of the home.
+                limiter = MachineRateLimiter.from_settings(settings, worker)
+                cleanup.callback(limiter.close)
+        app = create_app(pilot, limiter=limiter)
         config = server_config(
-            create_app(pilot),
-            host=host,
-            port=port,
-            header_timeout_seconds=settings.header_timeout_seconds,
+            app, host=host, port=port, header_timeout_seconds=settings.header_timeout_seconds
         )
         server = _Server(config, children or [])
+        if worker is not None:
+            await cleanup.enter_async_context(_worker_socket(worker, _mcp_app(app)))
         # What start-up allocated (modules, the catalogue, the app) lives as long as the
         # process: keep it out of the collector's full passes (docs/performance.md).
         gc.freeze()
@@ -221,8 +231,43 @@ async def _serve(
             raise ConfigurationError(
                 f"The server could not start on {host}:{port}; see the log line above"
             ) from None
+
+
+def _mcp_app(app: FastAPI) -> MCPHttpApp:
+    """The MCP endpoint ``create_app`` mounted at ``/mcp``."""
+    for route in app.router.routes:
+        if isinstance(route, Route) and isinstance(route.endpoint, MCPHttpApp):
+            return route.endpoint
+    raise LookupError("the app has no MCP endpoint")
+
+
+@contextlib.asynccontextmanager
+async def _worker_socket(worker: Worker, mcp_app: MCPHttpApp) -> AsyncIterator[None]:
+    """Serve MCP requests that the other workers forward, on this worker's Unix socket,
+    and let *mcp_app* forward requests for their sessions to them
+    (:mod:`blockpilot.mcp.worker_sessions`)."""
+    sessions = WorkerSessions(worker)
+    mcp_app.share_sessions(sessions)
+    config = uvicorn.Config(
+        forwarded_requests_app(mcp_app),
+        lifespan="off",  # the app's lifespan is the main server's
+        log_config=None,
+        access_log=False,  # the worker that took the request writes its access line
+        server_header=False,
+        date_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    config.load()
+    internal = uvicorn.Server(config)
+    internal.lifespan = config.lifespan_class(config)
+    sock = worker.listen()
+    await internal.startup(sockets=[sock])
+    try:
+        yield
     finally:
-        await pilot.close()  # writes buffered execution results, closes the database
+        mcp_app.share_sessions(None)
+        await sessions.aclose()
+        await internal.shutdown(sockets=[sock])
 
 
 class _Server(uvicorn.Server):

@@ -18,16 +18,17 @@ def serve(
         int, typer.Option("--port", min=0, max=65535, help="TCP port (0 picks a free one).")
     ] = 8000,
     workers: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--workers",
             min=0,
             envvar="BLOCKPILOT_WORKERS",
-            help="Server processes sharing the port; 0: one per core. Each has its own MCP "
-            "sessions and, without BLOCKPILOT_REDIS_URL, its own rate limits: see "
-            "docs/deployment.md.",
+            show_default="one per core",
+            help="Server processes sharing the port (0 or unset: one per core the process "
+            "may run on; 1: one process). MCP sessions and rate limits are shared by the "
+            "workers: see docs/deployment.md#workers.",
         ),
-    ] = 1,
+    ] = None,
 ) -> None:
     """Run the HTTP API until SIGTERM or Ctrl-C, then shut down gracefully (exit code 0).
 

@@ -11,12 +11,15 @@ same budget.
 processes each one enforces the limits on its own share of the traffic.
 :class:`RedisRateLimiter` keeps it in Redis, so the limits hold across processes
 (``docs/deployment.md``); :func:`limiter_for` picks one from the settings.
+:class:`MachineRateLimiter` keeps it in a SQLite file of the home, shared by the workers of
+``blockpilot serve --workers N`` on one machine when there is no Redis.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from blockpilot.limits._machine import MachineRateLimiter
 from blockpilot.limits._memory import (
     CONCURRENCY_RETRY_AFTER_SECONDS,
     WINDOW_SECONDS,
@@ -50,6 +53,7 @@ __all__ = [
     "WINDOW_SECONDS",
     "Decision",
     "InProcessRateLimiter",
+    "MachineRateLimiter",
     "RateLimiter",
     "RedisRateLimiter",
     "app_limiter",

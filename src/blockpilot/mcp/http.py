@@ -64,6 +64,7 @@ from blockpilot.mcp.server import (
     build_mcp_server,
 )
 from blockpilot.mcp.session_limits import Reservation, SessionLedger
+from blockpilot.mcp.worker_sessions import FORWARDED, WorkerSessions
 from blockpilot.pilot import Pilot
 
 logger = logging.getLogger(__name__)
@@ -214,6 +215,12 @@ class MCPHttpApp:
         self._manager: StreamableHTTPSessionManager | SessionRouter | None = None
         self._origins: OriginPolicy | None = None
         self._ledger: SessionLedger | None = None
+        self._workers: WorkerSessions | None = None
+
+    def share_sessions(self, workers: WorkerSessions | None) -> None:
+        """Serve the sessions of every worker of this machine, whichever worker a request
+        reaches (:mod:`blockpilot.mcp.worker_sessions`); None: this process's only."""
+        self._workers = workers
 
     @asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
@@ -285,6 +292,11 @@ class MCPHttpApp:
             logger.warning("MCP request refused: %s", exc.message)
             await _json_rpc_error(send, 403, INVALID_REQUEST, exc, {})
             return
+        if self._workers is not None:
+            routed = await self._route(self._workers, scope, receive, send)
+            if routed is None:
+                return  # served by the worker that owns the session
+            scope, receive, send = routed
         token = _bearer(scope)
         try:
             caller = await self._user_for(token) if token else None
@@ -322,6 +334,34 @@ class MCPHttpApp:
         finally:
             _current_api_key.reset(reset_key)
             _current_user.reset(reset)
+
+    async def _route(
+        self, workers: WorkerSessions, scope: Scope, receive: Receive, send: Send
+    ) -> tuple[Scope, Receive, Send] | None:
+        """Forward a request for another worker's session to it (None: served there);
+        otherwise the request as this worker serves it: its own session id untagged, and
+        the ids of its answers tagged."""
+        headers = scope.get("headers", [])
+        session_id = next(
+            (bytes(v).decode("latin-1") for k, v in headers if k == _SESSION_HEADER.encode()),
+            None,
+        )
+        if session_id is not None:
+            owner, sdk_id = workers.owner(session_id)
+            if owner == workers.worker.id:
+                scope = {
+                    **scope,
+                    "headers": [
+                        (k, sdk_id.encode("latin-1") if k == _SESSION_HEADER.encode() else v)
+                        for k, v in headers
+                    ],
+                }
+            elif owner is not None and not scope.get(FORWARDED):
+                replay = await workers.forward(owner, scope, receive, send)
+                if replay is None:
+                    return None
+                receive = replay  # the owner is gone: its session is unknown here (404)
+        return scope, receive, workers.tag_responses(send)
 
     async def _handle(
         self,
