@@ -262,6 +262,7 @@ async def _worker_socket(worker: Worker, mcp_app: MCPHttpApp) -> AsyncIterator[N
     internal.lifespan = config.lifespan_class(config)
     sock = worker.listen()
     await internal.startup(sockets=[sock])
+    logger.info("server worker ready", extra={"worker": worker.id})
     try:
         yield
     finally:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 
 import anyio
 import httpx
@@ -40,6 +41,7 @@ _HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer", b"upgrade"}
 )
 _NOT_FORWARDED = _HOP_BY_HOP | {b"content-length"}  # set again from the body read
+_DYING_SECONDS = 2.0
 _HTTPX_DEFAULTS = ("accept", "accept-encoding", "user-agent", "connection")
 
 
@@ -117,10 +119,12 @@ class WorkerSessions:
                 request.headers.pop(name, None)
         try:
             response = await client.send(request, stream=True)
-        except httpx.TransportError:
-            if not self.worker.is_alive(worker_id):
+        except httpx.TransportError as exc:
+            if await self._gone(worker_id):
                 return _replay(body, receive)
-            raise
+            logger.warning("an MCP request could not be forwarded: %s", type(exc).__name__)
+            await _unavailable(send)
+            return None
         try:
             await send(
                 {
@@ -138,6 +142,16 @@ class WorkerSessions:
             await response.aclose()
         return None
 
+    async def _gone(self, worker_id: str) -> bool:
+        """Whether *worker_id* is gone; a worker being killed closes its connections just
+        before the kernel releases its lock, so a failed connection waits a little for it."""
+        deadline = time.monotonic() + _DYING_SECONDS
+        while self.worker.is_alive(worker_id):
+            if time.monotonic() >= deadline:
+                return False
+            await anyio.sleep(0.01)
+        return True
+
     def _client(self, worker_id: str) -> httpx.AsyncClient:
         client = self._clients.get(worker_id)
         if client is None:
@@ -145,7 +159,11 @@ class WorkerSessions:
                 transport=httpx.AsyncHTTPTransport(uds=self.worker.socket_address(worker_id)),
                 # Tool calls and SSE streams may last long; the owner applies its own limits.
                 timeout=httpx.Timeout(None, connect=10.0),
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+                # Idle connections are dropped before the owner's uvicorn would drop them
+                # (5 s), so a request is never sent on a connection being closed.
+                limits=httpx.Limits(
+                    max_connections=None, max_keepalive_connections=64, keepalive_expiry=2.0
+                ),
             )
             self._clients[worker_id] = client
         return client
@@ -173,6 +191,17 @@ def forwarded_requests_app(mcp_app: ASGIApp) -> ASGIApp:
             await send({"type": "http.response.body", "body": body})
 
     return app
+
+
+async def _unavailable(send: Send) -> None:
+    """503: the worker holding the session is alive but did not answer; retry soon."""
+    body = (
+        b'{"error": {"code": "unavailable", "message": "The server worker holding this MCP '
+        b'session did not answer; retry shortly", "details": {}}}'
+    )
+    headers = [(b"content-type", b"application/json"), (b"retry-after", b"1")]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, bool]:
