@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from blockpilot.approvals.gate import ApprovalGate, ApprovalUrlBuilder
+from blockpilot.approvals.gate import ApprovalGate
 from blockpilot.approvals.policy import operator_rules
 from blockpilot.blocks.registry import BlockRegistry
 from blockpilot.catalog import Catalog, CopilotExclusions
@@ -36,12 +36,13 @@ from blockpilot.errors import (
     ToolNotFoundError,
     UserNotFoundError,
 )
+from blockpilot.links import review_links, setup_links
 from blockpilot.locks import InProcessLockManager, LockManager
 from blockpilot.net.client import GuardedHTTPClient
 from blockpilot.net.policy import DestinationPolicy
 from blockpilot.oauth.providers import OAuthProvider
 from blockpilot.redaction import SECRETS, install_log_redaction
-from blockpilot.runner import BlockRunner, RunLimits, SetupUrlBuilder
+from blockpilot.runner import BlockRunner, RunLimits
 from blockpilot.settings import Settings
 from blockpilot.sources.mcp.oauth import SourceOAuthClients
 from blockpilot.sources.service import SourceService
@@ -126,7 +127,13 @@ class Pilot:
         self.users = UserStore(engine)
         self.sessions = SessionStore(engine)
         self.executions = ExecutionStore(engine)
-        self.cipher = cipher  # also encrypts OAuth state and keys the setup-link signatures
+        self.cipher = cipher  # also encrypts OAuth state and keys the link signatures
+        # The web pages verify links with these signers. Answers carry links only where the
+        # pages are served, which BLOCKPILOT_PUBLIC_URL names (`blockpilot serve` sets it to
+        # its own address), and then at every door alike (docs/oauth.md#where-links-point).
+        self.setup_links = setup_links(settings, cipher)
+        self.review_links = review_links(settings, cipher)
+        served = settings.public_url is not None
         self.credential_store = CredentialStore(engine, cipher)
         self.credential_store.on_secrets = SECRETS.add
         system = SystemCredentials(settings.system_api_keys())
@@ -162,6 +169,7 @@ class Pilot:
             IdempotencyStore(engine, dead_after_seconds=2 * settings.process_lease_seconds),
             rules,
             review_ttl_seconds=settings.review_ttl_seconds,
+            approval_url_builder=self.review_links.url if served else None,
         )
         self.http = GuardedHTTPClient(self._http_policy())
         # Imported sources of blocks (OpenAPI descriptions; docs/sources.md).
@@ -184,6 +192,7 @@ class Pilot:
                 max_input_bytes=settings.max_input_bytes,
             ),
             answer_json=answer_json,
+            setup_url_builder=self.setup_links.url if served else None,
             gate=self.gate,
             instance_id=self.leases.instance_id,
             idempotency_wait_seconds=settings.idempotency_wait_seconds,
@@ -323,12 +332,6 @@ class Pilot:
             # An imported API's oauth2 flow gives the endpoints (docs/sources.md).
             provider = self.sources.oauth_provider(name, self.settings)
         return provider
-
-    def set_setup_url_builder(self, builder: SetupUrlBuilder | None) -> None:
-        self.runner.setup_url_builder = builder
-
-    def set_approval_url_builder(self, builder: ApprovalUrlBuilder | None) -> None:
-        self.gate.approval_url_builder = builder
 
     # -- sessions and tools ---------------------------------------------------------------
 

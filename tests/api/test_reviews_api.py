@@ -9,13 +9,21 @@ import re
 from typing import Any
 
 import httpx
+import pytest
 
 from blockpilot.pilot import Pilot
+from blockpilot.settings import Settings
 from blockpilot.storage.users import User
 from tests.api.api_helpers import ClientFactory, assert_error
 
 STORE_VALUE = "1ff065e9-88e8-4358-9d82-8dc91f622ba9"  # StoreValueBlock, effect read
 XSS = '<script>alert("x")</script> & <b>bold</b>'
+
+
+@pytest.fixture
+def pilot_settings(settings: Settings) -> Settings:
+    """Answers carry approval links to the app's pages, as under ``blockpilot serve``."""
+    return settings.model_copy(update={"public_url": "http://127.0.0.1:8000"})
 
 
 async def _run(client: httpx.AsyncClient, value: Any, **headers: str) -> dict[str, Any]:
@@ -158,7 +166,7 @@ async def test_a_stale_link_is_refused(
         rule="user rule: ask effect=read",
         ttl_seconds=1,
     )
-    path = app.state.review_links.url(review).removeprefix("http://127.0.0.1:8000")
+    path = pilot.review_links.url(review).removeprefix("http://127.0.0.1:8000")
     await asyncio.sleep(1.2)
     page = await anon.get(path)
     assert page.status_code == 410 and "expired" in page.text

@@ -28,11 +28,12 @@ from blockpilot.credentials.crypto import KeyRing
 from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import CredentialsMetaInput, HostScopedCredentials
 from blockpilot.errors import SetupLinkError
+from blockpilot.links import SETUP_KEY_PURPOSE as KEY_PURPOSE
+from blockpilot.links import SetupLinks
 from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
 from blockpilot.storage.users import User
 from blockpilot.testing import FakeOAuthProvider, FakeOpenAI, LocalHTTPServer, Response
-from blockpilot.web.links import KEY_PURPOSE, SetupLinks
 
 PUBLIC_URL = "http://testserver"
 AI_TEXT = "1f292d4a-41a4-4977-9684-7c8d560b9f91"

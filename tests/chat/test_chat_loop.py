@@ -23,6 +23,7 @@ ANTHROPIC_KEY = "sk-ant-test-0123456789abcdef"
 AI_BLOCK = "1f292d4a-41a4-4977-9684-7c8d560b9f91"
 CALCULATOR = "b1ab9b19-67a6-406d-abf5-2dba76d00c79"
 HAIKU_INPUT = {"prompt": "Write a haiku about bees", "model": "claude-sonnet-4-5"}
+PUBLIC_URL = "https://bp.example"
 
 
 @pytest.fixture
@@ -39,10 +40,22 @@ def anthropic() -> Iterator[FakeAnthropic]:
 
 @pytest.fixture
 def pilot_settings(
-    settings_factory: Any, monkeypatch: pytest.MonkeyPatch, anthropic: FakeAnthropic
+    settings_factory: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    anthropic: FakeAnthropic,
+    request: pytest.FixtureRequest,
 ) -> Settings:
     monkeypatch.setenv("BLOCKPILOT_PROVIDER_ANTHROPIC_BASE_URL", anthropic.origin)
+    # A test that asks for ``served`` gets setup links, as where the service runs.
+    if "served" in request.fixturenames:
+        return settings_factory(public_url=PUBLIC_URL)
     return settings_factory()
+
+
+@pytest.fixture
+def served() -> str:
+    """Where this test's setup links point (see ``pilot_settings``)."""
+    return PUBLIC_URL
 
 
 @pytest.fixture
@@ -78,13 +91,15 @@ def sent_messages(server: FakeOpenAI) -> list[list[dict[str, Any]]]:
 
 
 async def test_a_whole_conversation_find_details_setup_connect_run_answer(
-    pilot: Pilot, alice: User, chat_llm: FakeOpenAI, anthropic: FakeAnthropic, console: Console
+    pilot: Pilot,
+    alice: User,
+    chat_llm: FakeOpenAI,
+    anthropic: FakeAnthropic,
+    console: Console,
+    served: str,
 ) -> None:
     await pilot.add_credentials(
         alice.id, {"provider": "openai", "type": "api_key", "api_key": "sk-openai-0123456789"}
-    )
-    pilot.set_setup_url_builder(
-        lambda user_id, block_id, entry: f"https://bp.example/connect/{entry['provider']}"
     )
     chat_llm.script(
         [
@@ -154,7 +169,7 @@ async def test_a_whole_conversation_find_details_setup_connect_run_answer(
     setup = json.loads(tool_messages[2]["content"])
     [missing] = setup["setup_info"]["user_readiness"]["missing_credentials"].values()
     assert "setup_url" not in missing and missing["link_shown"] is True
-    assert all("bp.example/connect" not in str(m["content"]) for m in last)
+    assert all(f"{served}/setup" not in str(m["content"]) for m in last)
     calls = [c for m in last if m["role"] == "assistant" for c in m.get("tool_calls", [])]
     assert [m["tool_call_id"] for m in tool_messages] == [c["id"] for c in calls]
     assert [m["content"] for m in last if m["role"] == "user"] == [
@@ -172,7 +187,7 @@ async def test_a_whole_conversation_find_details_setup_connect_run_answer(
         "← block_details",
         "← setup_requirements",
         "← block_output",
-        "https://bp.example/connect/anthropic",
+        f"{served}/setup/",
         "Connect an account",
         "Here is your haiku.",
     ):

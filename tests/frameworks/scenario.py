@@ -20,6 +20,7 @@ from blockpilot.tools.schemas import encode_arguments
 AI_BLOCK = "1f292d4a-41a4-4977-9684-7c8d560b9f91"
 KEYS = {"alice": "sk-ant-alice-canary-0123456789", "bob": "sk-ant-bob-canary-9876543210"}
 ANSWER = "Here is your haiku."
+PUBLIC_URL = "https://bp.example"
 
 
 @dataclass
@@ -94,12 +95,15 @@ def check_conversation(script: Script, anthropic: FakeAnthropic) -> None:
     ], script.results
     sessions = {r["session_id"] for r in script.results}
     assert len(sessions) == 1 and None not in sessions
-    setup = json.dumps(script.results[2])
-    assert f"https://bp.example/connect/{user.id}/anthropic" in setup  # relayable
+    [entry] = script.results[2]["setup_info"]["requirements"]["credentials"]
+    token = entry["setup_url"].removeprefix(f"{PUBLIC_URL}/setup/")  # relayable
+    grant = script.pilot.setup_links.verify(token)
+    assert (grant.user_id, grant.provider) == (user.id, "anthropic")
     assert script.results[3]["outputs"]["response"] == [f"echo: {script.prompt}"]
     seen = json.dumps(script.results)
     assert all(key not in seen for key in KEYS.values())  # canaries: no secret reaches it
-    assert set(re.findall(r"bp\.example/connect/([^/]+)/", seen)) == {user.id}
+    links = re.findall(r"bp\.example/setup/([\w.-]+)", seen)
+    assert {script.pilot.setup_links.verify(t).user_id for t in links} == {user.id}
     # The block ran with this user's own key.
     [request] = [r for r in anthropic.requests if script.prompt in r.body.decode(errors="replace")]
     assert request.header("x-api-key") == KEYS[user.name]

@@ -22,6 +22,8 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage  # noqa: E402
 from langchain_core.outputs import ChatGeneration, ChatResult  # noqa: E402
 
+from blockpilot.integrations.langchain import langchain_tools  # noqa: E402
+
 
 class ScriptedChatModel(GenericFakeChatModel):
     """LangChain's fake chat model, answering from a :class:`Script` (with tool calls)."""
@@ -62,7 +64,7 @@ async def test_two_users_agents_in_parallel_find_setup_connect_run(
         )
 
     async def run(user: User) -> str:
-        agent = create_agent(models[user.name], tools=pilot.langchain_tools(user_id=user.id))
+        agent = create_agent(models[user.name], tools=langchain_tools(pilot, user_id=user.id))
         state = await agent.ainvoke({"messages": [("user", scripts[user.name].prompt)]})
         return str(state["messages"][-1].content)
 
@@ -80,7 +82,7 @@ async def test_two_users_agents_in_parallel_find_setup_connect_run(
 
 
 async def test_sync_calls_from_a_worker_thread_share_the_session(pilot: Pilot, alice: User) -> None:
-    tools = {t.name: t for t in pilot.langchain_tools(user_id=alice.id)}
+    tools = {t.name: t for t in langchain_tools(pilot, user_id=alice.id)}
     first = json.loads(await asyncio.to_thread(tools["find_block"].invoke, {"query": "calculator"}))
     second = json.loads(await tools["run_block"].ainvoke({"block_id": "nope", "input_data": {}}))
     assert first["type"] == "block_list" and second["type"] == "error"
@@ -88,11 +90,11 @@ async def test_sync_calls_from_a_worker_thread_share_the_session(pilot: Pilot, a
 
 
 async def test_a_session_of_another_user_is_not_found(pilot: Pilot, alice: User, bob: User) -> None:
-    [alices] = [t for t in pilot.langchain_tools(user_id=alice.id) if t.name == "find_block"]
+    [alices] = [t for t in langchain_tools(pilot, user_id=alice.id) if t.name == "find_block"]
     session = json.loads(await alices.ainvoke({"query": "email"}))["session_id"]
     [bobs] = [
         t
-        for t in pilot.langchain_tools(user_id=bob.id, session_id=session)
+        for t in langchain_tools(pilot, user_id=bob.id, session_id=session)
         if t.name == "find_block"
     ]
     result = json.loads(await bobs.ainvoke({"query": "email"}))

@@ -11,8 +11,11 @@ import pytest
 from blockpilot.approvals.policy import Decision, PolicyRule, Selector
 from blockpilot.pilot import Pilot
 from blockpilot.storage.users import User
+from tests.frameworks.scenario import PUBLIC_URL
 
 pytest.importorskip("langchain_core")
+
+from blockpilot.integrations.langchain import langchain_tools  # noqa: E402
 
 CALCULATOR = "b1ab9b19-67a6-406d-abf5-2dba76d00c79"
 ADD = {"operation": "add", "a": 2, "b": 3}
@@ -24,17 +27,17 @@ async def test_review_required_is_relayed_then_continued_in_the_same_session(
     await pilot.policies.add(
         PolicyRule(Selector.BLOCK, "CalculatorBlock", Decision.ASK, user_id=alice.id)
     )
-    pilot.set_approval_url_builder(lambda review: f"https://bp.example/reviews/{review.id}")
-    tools = {t.name: t for t in pilot.langchain_tools(user_id=alice.id)}
+    tools = {t.name: t for t in langchain_tools(pilot, user_id=alice.id)}
 
     asked = json.loads(
         await tools["run_block"].ainvoke({"block_id": CALCULATOR, "input_data": ADD})
     )
     assert asked["type"] == "review_required"
-    assert asked["approval_url"] == f"https://bp.example/reviews/{asked['review_id']}"
+    token = asked["approval_url"].removeprefix(f"{PUBLIC_URL}/reviews/")
+    assert pilot.review_links.open(token) == (alice.id, asked["review_id"])
 
     # Bob's agent cannot continue Alice's review, even with its id.
-    bobs = {t.name: t for t in pilot.langchain_tools(user_id=bob.id)}
+    bobs = {t.name: t for t in langchain_tools(pilot, user_id=bob.id)}
     stolen = json.loads(await bobs["continue_run_block"].ainvoke({"review_id": asked["review_id"]}))
     assert stolen["type"] == "error"
 

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from blockpilot.pilot import Pilot
-from tests.mcp.mcp_helpers import SETUP_BASE
+from blockpilot.settings import Settings
+from tests.mcp.mcp_helpers import PUBLIC_URL, SETUP_BASE
 
 
 @pytest.fixture
-def setup_urls(pilot: Pilot) -> str:
-    """Make missing credentials carry a setup_url, as they do where the service runs."""
+def pilot_settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    """The root settings; with ``public_url`` set for a test that asks for ``setup_urls``, so
+    that its missing credentials carry a setup_url, as they do where the service runs."""
+    if "setup_urls" in request.fixturenames:
+        return settings.model_copy(update={"public_url": PUBLIC_URL})
+    return settings
 
-    def build(user_id: str, block_id: str, entry: dict[str, Any]) -> str:
-        return f"{SETUP_BASE}/{entry['provider']}?block={block_id}"
 
-    pilot.set_setup_url_builder(build)
+@pytest.fixture
+def setup_urls() -> str:
+    """Where this test's setup links start (see ``pilot_settings``)."""
     return SETUP_BASE

@@ -10,7 +10,8 @@ from tests.bp_database import database_env
 
 EMAIL_BLOCK_ID = "4335878a-394e-4e67-adf2-919877ff49ae"
 CALCULATOR_BLOCK_ID = "b1ab9b19-67a6-406d-abf5-2dba76d00c79"
-SETUP_BASE = "https://blockpilot.example/setup"
+PUBLIC_URL = "https://blockpilot.example"
+SETUP_BASE = f"{PUBLIC_URL}/setup"
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 """What a streamable-HTTP client sends with every POST."""
 

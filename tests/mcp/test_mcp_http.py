@@ -137,8 +137,8 @@ async def test_setup_link_and_url_elicitation_over_http(
             result = await client.call_tool(
                 "run_block", {"block_id": EMAIL_BLOCK_ID, "input_data": {}}
             )
-    link = f"{SETUP_BASE}/smtp?block={EMAIL_BLOCK_ID}"
-    assert asked == [link]
+    [link] = asked
+    assert link.startswith(f"{SETUP_BASE}/")
     assert result.structured_content["type"] == "setup_requirements"
     # The person was shown the link: the model's result does not repeat it (issue 11, item 8).
     assert link not in str(result.content) and link not in json.dumps(result.structured_content)

@@ -14,18 +14,30 @@ from mcp_types import ElicitRequestURLParams, ElicitResult
 from blockpilot.approvals.policy import Decision, PolicyRule, Selector
 from blockpilot.mcp import build_mcp_server
 from blockpilot.pilot import Pilot
+from blockpilot.settings import Settings
 from blockpilot.storage.users import User
-from tests.mcp.mcp_helpers import CALCULATOR_BLOCK_ID
+from tests.mcp.mcp_helpers import CALCULATOR_BLOCK_ID, PUBLIC_URL
 
 MODES = ["legacy", "auto"]
-APPROVAL_BASE = "https://blockpilot.example/reviews"
+APPROVAL_BASE = f"{PUBLIC_URL}/reviews"
 ADD = {"operation": "add", "a": 2, "b": 3}
+
+
+@pytest.fixture
+def pilot_settings(settings: Settings) -> Settings:
+    """Answers carry approval links, as where the service runs."""
+    return settings.model_copy(update={"public_url": PUBLIC_URL})
+
+
+def review_of(pilot: Pilot, approval_url: str) -> tuple[str, str]:
+    """The (user id, review id) an approval link names."""
+    assert approval_url.startswith(f"{APPROVAL_BASE}/")
+    return pilot.review_links.open(approval_url.removeprefix(f"{APPROVAL_BASE}/"))
 
 
 @pytest.fixture
 async def server(pilot: Pilot, alice: User) -> Server[Any]:
     await pilot.policies.add(PolicyRule(Selector.EFFECT, "read", Decision.ASK, user_id=alice.id))
-    pilot.set_approval_url_builder(lambda review: f"{APPROVAL_BASE}/{review.id}")
     return build_mcp_server(pilot, alice.id)
 
 
@@ -39,7 +51,7 @@ async def test_without_elicitation_the_result_says_a_review_is_needed(
         )
         data = asked.structured_content
         assert asked.is_error is False and data["type"] == "review_required"
-        assert data["approval_url"] == f"{APPROVAL_BASE}/{data['review_id']}"
+        assert review_of(pilot, data["approval_url"]) == (alice.id, data["review_id"])
         assert await pilot.reviews.decide(
             alice.id, data["review_id"], approve=True, by="test", reason=None
         )
@@ -51,7 +63,7 @@ async def test_without_elicitation_the_result_says_a_review_is_needed(
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_client_with_url_elicitation_shows_the_approval_page(
-    server: Server[Any], mode: str
+    pilot: Pilot, alice: User, server: Server[Any], mode: str
 ) -> None:
     seen: list[ElicitRequestURLParams] = []
 
@@ -66,7 +78,8 @@ async def test_a_client_with_url_elicitation_shows_the_approval_page(
         )
     data = asked.structured_content
     assert data["type"] == "review_required"
-    assert [p.url for p in seen] == [f"{APPROVAL_BASE}/{data['review_id']}"]
+    [url] = [p.url for p in seen]
+    assert review_of(pilot, url) == (alice.id, data["review_id"])
     assert "CalculatorBlock" in seen[0].message
 
 

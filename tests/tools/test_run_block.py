@@ -240,18 +240,27 @@ async def test_step8_setup_requirements_also_for_empty_input(pilot: Pilot, alice
     assert data["type"] == "setup_requirements"
 
 
-async def test_step8_setup_url_builder_adds_setup_url(pilot: Pilot, alice: User) -> None:
-    seen: list[tuple[str, str, str]] = []
-
-    def builder(user_id: str, block_id: str, entry: dict[str, Any]) -> str:
-        seen.append((user_id, block_id, entry["provider"]))
-        return f"https://pilot.example/setup/{entry['provider']}"
-
-    pilot.set_setup_url_builder(builder)
+async def test_step8_no_setup_url_where_no_service_serves_the_page(
+    pilot: Pilot, alice: User
+) -> None:
     data = await run_block(pilot, alice.id, ApiKeyEchoBlock.id, {"prompt": "x"})
     entry = data["setup_info"]["requirements"]["credentials"][0]
-    assert entry["setup_url"] == "https://pilot.example/setup/openai"
-    assert seen == [(alice.id, ApiKeyEchoBlock.id, "openai")]
+    assert pilot.settings.public_url is None and "setup_url" not in entry
+
+
+async def test_step8_public_url_adds_a_signed_setup_url(pilot: Pilot, alice: User) -> None:
+    # A second Pilot on the same database, whose settings say where the pages are served.
+    served = pilot.settings.model_copy(update={"public_url": "https://pilot.example/"})
+    async with await Pilot.open(served, registry=pilot.registry) as other:
+        data = await run_block(other, alice.id, ApiKeyEchoBlock.id, {"prompt": "x"})
+        entry = data["setup_info"]["requirements"]["credentials"][0]
+        assert entry["setup_url"].startswith("https://pilot.example/setup/")
+        grant = other.setup_links.verify(entry["setup_url"].rsplit("/", 1)[1])
+    assert (grant.user_id, grant.block_id, grant.provider) == (
+        alice.id,
+        ApiKeyEchoBlock.id,
+        "openai",
+    )
 
 
 # --------------------------------------------------------------------------- step 9

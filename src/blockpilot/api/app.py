@@ -39,6 +39,7 @@ from blockpilot.api.routes import (
 )
 from blockpilot.mcp import MCPHttpApp, api_key_authenticator
 from blockpilot.pilot import Pilot
+from blockpilot.settings import Settings
 from blockpilot.web import connect as connect_pages
 from blockpilot.web import reviews as review_pages
 from blockpilot.web import setup as setup_page
@@ -47,6 +48,15 @@ JSON_BODY_LIMIT = 2 * 1024 * 1024
 """Largest request body of every route except workspace uploads (which use ``max_file_bytes``)."""
 
 PilotFactory = Callable[[], Awaitable[Pilot]]
+
+
+async def _open_serving_pages() -> Pilot:
+    """The app's own Pilot: its answers link to this app's pages, at BLOCKPILOT_PUBLIC_URL or
+    the default address (docs/oauth.md#where-links-point)."""
+    settings = Settings.load()
+    return await Pilot.open(
+        settings.model_copy(update={"public_url": settings.effective_public_url})
+    )
 
 
 def create_app(
@@ -59,9 +69,11 @@ def create_app(
 
     Args:
         pilot: A Pilot that the caller opened and will close (tests, embedding). The app
-            uses it as is.
+            uses it as is: its answers carry setup and approval links when its settings
+            name ``public_url``.
         pilot_factory: Opens the Pilot when the app starts; the app closes it when it
-            stops. Defaults to :meth:`Pilot.open` (settings from the environment).
+            stops. Defaults to :meth:`Pilot.open` with settings from the environment and
+            ``public_url`` defaulted, so answers link to this app's pages.
         limiter: Per-user rate limit and tool-call concurrency cap. Defaults to an
             :class:`~blockpilot.limits.InProcessRateLimiter` with the Pilot's settings.
 
@@ -74,7 +86,7 @@ def create_app(
     """
     if pilot is not None and pilot_factory is not None:
         raise ValueError("give either pilot or pilot_factory, not both")
-    factory = pilot_factory or Pilot.open
+    factory = pilot_factory or _open_serving_pages
 
     # MCP over streamable HTTP at /mcp, as the user of the request's bearer API key.
     # The same per-user rate limit and tool-call cap as the HTTP API, from the same limiter.
@@ -90,7 +102,6 @@ def create_app(
         if pilot is not None:
             app.state.pilot = pilot
             integrations.attach(app, pilot)
-            review_pages.attach(app, pilot)
             async with mcp_http.lifespan():
                 yield
             return
@@ -98,7 +109,6 @@ def create_app(
         app.state.pilot = opened
         try:
             integrations.attach(app, opened)
-            review_pages.attach(app, opened)
             async with mcp_http.lifespan():
                 yield
         finally:
@@ -124,7 +134,6 @@ def create_app(
     if pilot is not None:
         app.state.pilot = pilot  # usable without running the lifespan (in-process test clients)
         integrations.attach(app, pilot)
-        review_pages.attach(app, pilot)
     app.state.limiter = limiter  # None: built from the Pilot's settings on first use
     install_error_handlers(app)
     api_dependencies = [Depends(current_user), Depends(rate_limit)]

@@ -1,7 +1,7 @@
 """The approval page: a person approves or rejects one review (docs/approvals.md).
 
-``<public_url>/reviews/<token>``: the token is signed (:mod:`blockpilot.web.signing`, label
-``blockpilot-review-link.v1.``) and names one user's one review; it expires with the review.
+``<public_url>/reviews/<token>``: the token (the Pilot's :class:`~blockpilot.links.ReviewLinks`)
+names one user's one review; it expires with the review.
 The page shows exactly what would run (inputs as JSON, escaped by the template engine) and a
 form whose anti-CSRF field is derived from the token. A link works once: a decided, used or
 expired review is only shown, never decided again. A browser signed in to blockpilot for
@@ -20,47 +20,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from blockpilot.errors import TokenError
+from blockpilot.links import ReviewLinks
 from blockpilot.pilot import Pilot
 from blockpilot.storage.reviews import PENDING, Review
 from blockpilot.web.forms import foreign_origin, read_form
 from blockpilot.web.pages import CSS, SECURITY_HEADERS
-from blockpilot.web.signing import TokenSigner
 
 router = APIRouter(include_in_schema=False)
-
-KEY_PURPOSE = "review-links"
-_LABEL = b"blockpilot-review-link.v1."
-
-
-class ReviewLinks:
-    """Signs and checks approval links for reviews."""
-
-    def __init__(self, keys: list[bytes], public_url: str) -> None:
-        self.signer = TokenSigner(keys, _LABEL)
-        self.public_url = public_url.rstrip("/")
-
-    def url(self, review: Review) -> str:
-        expires = int(review.expires_at.timestamp())
-        token = self.signer.sign({"v": 1, "u": review.user_id, "r": review.id, "exp": expires})
-        return f"{self.public_url}/reviews/{token}"
-
-    def open(self, token: str) -> tuple[str, str]:
-        """(user id, review id) of a valid link; :class:`TokenError` otherwise."""
-        payload = self.signer.verify(token)
-        user_id, review_id = payload.get("u"), payload.get("r")
-        if payload.get("v") != 1 or not isinstance(user_id, str) or not isinstance(review_id, str):
-            raise TokenError(reason="invalid")
-        return user_id, review_id
-
-
-def attach(app: Any, pilot: Pilot) -> ReviewLinks:
-    """Give *pilot*'s review_required answers approval links served by *app*."""
-    links = ReviewLinks(
-        pilot.cipher.key_ring.derived_keys(KEY_PURPOSE), pilot.settings.effective_public_url
-    )
-    app.state.review_links = links
-    pilot.set_approval_url_builder(links.url)
-    return links
 
 
 @lru_cache(maxsize=1)
@@ -89,10 +55,10 @@ _STALE = {
 
 
 async def _load(request: Request, token: str) -> tuple[Pilot, ReviewLinks, Review] | HTMLResponse:
-    links: ReviewLinks | None = getattr(request.app.state, "review_links", None)
     pilot: Pilot | None = getattr(request.app.state, "pilot", None)
-    if links is None or pilot is None:
+    if pilot is None:
         return _page(503, "Not available", message="The service is starting; try again.")
+    links = pilot.review_links
     try:
         user_id, review_id = links.open(token)
     except TokenError as exc:

@@ -6,13 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from blockpilot.links import SetupLinks
 from blockpilot.oauth.flow import OAuthFlow
 from blockpilot.oauth.pending import PendingFlowStore
 from blockpilot.oauth.state import OAuthStateStore
 from blockpilot.pilot import Pilot
 from blockpilot.web import sessions
 from blockpilot.web.link_uses import SetupLinkUses
-from blockpilot.web.links import KEY_PURPOSE, SetupLinks
 from blockpilot.web.sessions import BrowserSessions
 
 
@@ -27,7 +27,8 @@ class WebServices:
 
 
 def build_services(pilot: Pilot, callback_url_for: Callable[[str, str], str]) -> WebServices:
-    """Signed links and the OAuth flow for *pilot*, and its run_block responses get setup URLs.
+    """The OAuth flow and browser sessions for *pilot*'s pages; the setup links are the
+    Pilot's own (:attr:`Pilot.setup_links`), the ones its answers carry.
 
     Args:
         pilot: The runtime.
@@ -35,11 +36,6 @@ def build_services(pilot: Pilot, callback_url_for: Callable[[str, str], str]) ->
     """
     settings = pilot.settings
     public_url = settings.effective_public_url
-    links = SetupLinks(
-        pilot.cipher.key_ring.derived_keys(KEY_PURPOSE),
-        public_url,
-        ttl_seconds=settings.setup_link_ttl_seconds,
-    )
     flow = OAuthFlow(
         providers=pilot.oauth_provider,
         states=OAuthStateStore(pilot.engine, pilot.cipher),
@@ -55,10 +51,9 @@ def build_services(pilot: Pilot, callback_url_for: Callable[[str, str], str]) ->
         secure=public_url.startswith("https://"),
         ttl_seconds=settings.setup_link_ttl_seconds,
     )
-    pilot.set_setup_url_builder(links.setup_url_builder)
     return WebServices(
         pilot,
-        links,
+        pilot.setup_links,
         flow,
         browser_sessions,
         SetupLinkUses(pilot.engine),

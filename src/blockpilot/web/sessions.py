@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from blockpilot.errors import TokenError
-from blockpilot.web.signing import b64, mac, seal, signature_ok, unseal
+from blockpilot.links.signing import b64, mac, seal, signature_ok, unseal
 
 COOKIE_NAME = "blockpilot_session"
 KEY_PURPOSE = "browser-sessions"

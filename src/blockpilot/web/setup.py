@@ -1,6 +1,6 @@
 """The setup page: ``/setup/<token>`` shows what is missing and stores what the person enters.
 
-The browser has no API key: the signed token in the path (see :mod:`blockpilot.web.links`)
+The browser has no API key: the signed token in the path (see :mod:`blockpilot.links`)
 names the user and the one requirement, and is all the authority these routes accept. A POST
 needs the token *and* the form's anti-CSRF field (derived from the token), and stores only
 the requirement's provider, only a type the requirement accepts, and only for the token's
@@ -24,11 +24,11 @@ from blockpilot.credentials.matching import provider_display_name
 from blockpilot.credentials.servers import SERVER_BOUND_PROVIDERS
 from blockpilot.errors import InvalidInputError, SetupLinkError
 from blockpilot.limits import app_limiter
+from blockpilot.links import SetupGrant
 from blockpilot.storage.users import User
 from blockpilot.web.connect import used_link_page
 from blockpilot.web.forms import foreign_origin, read_form
 from blockpilot.web.link_uses import hash_link
-from blockpilot.web.links import SetupGrant
 from blockpilot.web.pages import (
     SECURITY_HEADERS,
     TYPE_NAMES,

@@ -44,7 +44,7 @@ from typing import Any
 
 from blockpilot.credentials.models import CREDENTIAL_TYPES
 from blockpilot.errors import SetupLinkError, TokenError
-from blockpilot.web.signing import b64, mac, seal, signature_ok, unseal
+from blockpilot.links.signing import b64, mac, seal, signature_ok, unseal
 
 TOKEN_VERSION = 1
 MAX_TOKEN_CHARS = 4096
@@ -116,11 +116,8 @@ class SetupLinks:
         return seal(self._keys[0], _LINK_LABEL, payload)
 
     def url(self, user_id: str, block_id: str, entry: dict[str, Any]) -> str:
+        """The setup link of *entry*: a :data:`~blockpilot.runner.SetupUrlBuilder`."""
         return f"{self.public_url}/setup/{self.token(user_id, block_id, entry)}"
-
-    def setup_url_builder(self, user_id: str, block_id: str, entry: dict[str, Any]) -> str | None:
-        """A :data:`~blockpilot.runner.SetupUrlBuilder` for ``Pilot.set_setup_url_builder``."""
-        return self.url(user_id, block_id, entry)
 
     def start_url(self, user_id: str, login_url: str, expires_at: float) -> str:
         """A link that signs the browser in for *user_id*, then goes on to *login_url*."""
