@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from blockpilot.redaction import REDACTED, Redactor, SecretRegistry, secret_forms
-from blockpilot.storage.sqlite_writer import SQLiteReader, SQLiteWriter
+from blockpilot.storage.sqlite_writer import CHECKPOINT_EVERY, SQLiteReader, SQLiteWriter
 
 STATEMENTS = {
     "start": "INSERT INTO runs (id, status) VALUES (:id, 'running')",
@@ -195,6 +195,25 @@ async def test_close_flushes_and_the_writer_is_usable_again(db: Path) -> None:
     await writer.write("start", {"id": "b"})
     await writer.close()
     assert _rows(db) == {"a": "completed", "b": "running"}
+
+
+async def test_the_wal_stays_bounded_under_steady_writes(db: Path) -> None:
+    """The checkpoints run on the writer thread; writes made meanwhile wait behind them, so
+    each checkpoint copies the whole WAL and the next write starts it over. Before, frames
+    appended during a checkpoint kept it from ever completing: the WAL grew by every commit."""
+    wal = Path(f"{db}-wal")
+    writer = SQLiteWriter(str(db), STATEMENTS)
+    try:
+        for i in range(100):
+            await writer.write("start", {"id": f"first-{i}"})
+        per_commit = wal.stat().st_size / 100
+        for i in range(6 * CHECKPOINT_EVERY):
+            await writer.write("start", {"id": str(i)})
+        # One checkpoint interval's worth, with room for a checkpoint that waits for a write.
+        assert wal.stat().st_size < 2 * CHECKPOINT_EVERY * per_commit
+        assert len(_rows(db)) == 100 + 6 * CHECKPOINT_EVERY
+    finally:
+        await writer.close()
 
 
 def test_reader_sees_every_commit_and_never_waits(db: Path) -> None:
