@@ -63,6 +63,7 @@ CURATED_MODULES = (
     "blockpilot.errors",
     "blockpilot.executions.context",
     "blockpilot.integrations",
+    "blockpilot.json_schema",
     "blockpilot.limits",
     "blockpilot.provider_facts",
     "blockpilot.testing",

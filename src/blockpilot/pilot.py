@@ -472,13 +472,6 @@ class Pilot:
     def export_tools(self, fmt: str) -> list[dict[str, Any]]:
         return export_tools(self.tools.values(), fmt)
 
-    def langchain_tools(self, *, user_id: str, session_id: str | None = None) -> list[Any]:
-        """The tools as LangChain tools for *user_id*'s agent (``blockpilot[langchain]``;
-        docs/frameworks.md)."""
-        from blockpilot.integrations.langchain import langchain_tools
-
-        return list(langchain_tools(self, user_id=user_id, session_id=session_id))
-
     # -- credentials ------------------------------------------------------------------------
 
     async def add_credentials(

@@ -1,6 +1,6 @@
 """blockpilot's tools as LangChain tools (``pip install 'blockpilot[langchain]'``).
 
-``pilot.langchain_tools(user_id=...)`` gives one :class:`BlockpilotTool` per blockpilot tool,
+``langchain_tools(pilot, user_id=...)`` gives one :class:`BlockpilotTool` per blockpilot tool,
 with the same description and JSON Schema every other door shows; they work with
 ``langchain.agents.create_agent`` and LangGraph's prebuilt agents (``docs/frameworks.md``).
 """

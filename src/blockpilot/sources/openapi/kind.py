@@ -10,6 +10,7 @@ from urllib.parse import urljoin, urlsplit
 
 from blockpilot.blocks.base import Block
 from blockpilot.errors import InvalidInputError
+from blockpilot.json_schema import convert_schema
 from blockpilot.sources.base import ParsedSource, Skipped, SourceOptions, source_block_id
 from blockpilot.sources.openapi.block import OpenAPIOperationBlock, operation_input_schema
 from blockpilot.sources.openapi.document import SpecError, json_path, load_document
@@ -20,7 +21,6 @@ from blockpilot.sources.openapi.operations import (
     security_plan,
 )
 from blockpilot.storage.sources import SourceRecord
-from blockpilot.tools.schemas import convert_schema
 
 CONFIG_FORMAT = 2
 _SEARCH_FIELD_CHARS = 200

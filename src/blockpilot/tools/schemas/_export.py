@@ -1,31 +1,16 @@
-"""Schemas and tool definitions by format: each format's dialect and the wrapper it expects."""
+"""Tool definitions by format: each format's wrapper around the tool's converted schema."""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
-from typing import Any, Literal, Protocol, get_args
+from collections.abc import Iterable
+from typing import Any, Protocol
 
-from blockpilot.errors import InvalidInputError
+from blockpilot.json_schema import DIALECTS, SCHEMA_FORMATS, SchemaFormat, check_format
 from blockpilot.tools.responses import RESPONSE_OUTPUT_SCHEMA
-from blockpilot.tools.schemas._gemini import GeminiDialect
-from blockpilot.tools.schemas._json_schema import JsonSchemaDialect
-from blockpilot.tools.schemas._openai_strict import OpenAIStrictDialect
-from blockpilot.tools.schemas._transformer import SchemaTransformer
 
-ToolFormat = Literal["openai", "anthropic", "mcp", "openai-strict", "gemini"]
-TOOL_FORMATS: tuple[str, ...] = get_args(ToolFormat)
-
-_JSON_SCHEMA = JsonSchemaDialect()
-_OPENAI_STRICT = OpenAIStrictDialect()
-_GEMINI = GeminiDialect()
-DIALECTS: dict[str, SchemaTransformer] = {
-    "openai": _JSON_SCHEMA,
-    "anthropic": _JSON_SCHEMA,
-    "mcp": _JSON_SCHEMA,
-    "openai-strict": _OPENAI_STRICT,
-    "gemini": _GEMINI,
-}
+ToolFormat = SchemaFormat
+TOOL_FORMATS: tuple[str, ...] = SCHEMA_FORMATS
 
 
 class ExportableTool(Protocol):
@@ -41,62 +26,6 @@ class ExportableTool(Protocol):
     def parameters(self) -> dict[str, Any]: ...
 
 
-def to_json_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """A self-contained, standard JSON Schema object: ``$ref`` s inlined, our annotations gone.
-
-    This is the shape OpenAI (non-strict), Anthropic and MCP accept.
-    """
-    return _JSON_SCHEMA(schema)
-
-
-def to_anthropic(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """An Anthropic tool ``input_schema`` (JSON Schema, ``type: object`` at the root)."""
-    return _JSON_SCHEMA(schema)
-
-
-def to_openai(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """OpenAI function ``parameters`` without strict mode (JSON Schema, object root)."""
-    return _JSON_SCHEMA(schema)
-
-
-def to_openai_strict(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """OpenAI strict-mode ``parameters``: closed objects, all properties required.
-
-    Optional properties become nullable (send ``null`` to omit); free-form objects and
-    untyped values become JSON-in-a-string; unsupported keywords move into descriptions.
-
-    Raises:
-        SchemaConversionError: The schema is recursive, or its root is not an object with
-            declared properties (an open root cannot be closed without losing everything).
-    """
-    return _OPENAI_STRICT(schema)
-
-
-def to_gemini(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """A Gemini ``FunctionDeclaration.parameters`` schema (OpenAPI 3.0 subset).
-
-    An object with no properties at all (a tool without arguments) must be left out of the
-    declaration; :func:`export_tool` does that.
-
-    Raises:
-        SchemaConversionError: The schema is recursive or not an object schema.
-    """
-    return _GEMINI(schema)
-
-
-def _check_format(fmt: str) -> None:
-    if fmt not in TOOL_FORMATS:
-        raise InvalidInputError(
-            f"Unknown tool format {fmt!r}; use one of: {', '.join(TOOL_FORMATS)}"
-        )
-
-
-def convert_schema(schema: Mapping[str, Any], fmt: str) -> dict[str, Any]:
-    """*schema* (a tool's parameters or a block's input schema) in the dialect of *fmt*."""
-    _check_format(fmt)
-    return DIALECTS[fmt](schema)
-
-
 def export_tool(tool: ExportableTool, fmt: str) -> dict[str, Any]:
     """One tool definition as *fmt* expects it.
 
@@ -106,7 +35,7 @@ def export_tool(tool: ExportableTool, fmt: str) -> dict[str, Any]:
     them under ``tools[].functionDeclarations``); ``mcp``: ``{"name", "description",
     "inputSchema"}``.
     """
-    _check_format(fmt)
+    check_format(fmt)
     schema = DIALECTS[fmt](tool.parameters)
     if fmt in ("openai", "openai-strict"):
         function: dict[str, Any] = {
@@ -144,5 +73,5 @@ def _mcp_tool(tool: ExportableTool, schema: dict[str, Any]) -> dict[str, Any]:
 
 def export_tools(tools: Iterable[ExportableTool], fmt: str) -> list[dict[str, Any]]:
     """Every tool of *tools* in format *fmt* (see :func:`export_tool`)."""
-    _check_format(fmt)
+    check_format(fmt)
     return [export_tool(t, fmt) for t in tools]

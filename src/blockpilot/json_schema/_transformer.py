@@ -1,7 +1,7 @@
 """One walk over a tool's input schema, with a hook for each thing a dialect spells its own way.
 
 A :class:`SchemaTransformer` takes the schema as we define it (draft 2020-12, as pydantic
-writes it), inlines its ``$ref`` s (:func:`~blockpilot.tools.schemas.inline_refs`), checks
+writes it), inlines its ``$ref`` s (:func:`~blockpilot.json_schema.inline_refs`), checks
 that the root is an object, and hands it to :meth:`SchemaTransformer.root`.
 
 Most providers know only a subset of JSON Schema in which every value has one type.
@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from blockpilot.errors import SchemaConversionError
-from blockpilot.tools.schemas._nodes import (
+from blockpilot.json_schema._nodes import (
     JSON_ARRAY_HINT,
     JSON_OBJECT_HINT,
     JSON_VALUE_HINT,
@@ -30,7 +30,7 @@ from blockpilot.tools.schemas._nodes import (
     types_of,
     with_description,
 )
-from blockpilot.tools.schemas._refs import inline_refs, merge_all_of
+from blockpilot.json_schema._refs import inline_refs, merge_all_of
 
 
 class SchemaTransformer:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from blockpilot.errors import SchemaConversionError
-from blockpilot.tools.schemas._nodes import map_subschemas
+from blockpilot.json_schema._nodes import map_subschemas
 
 
 def inline_refs(schema: Mapping[str, Any]) -> dict[str, Any]:

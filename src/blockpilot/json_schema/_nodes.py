@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from blockpilot.tools.schemas._vocabulary import (
+from blockpilot.json_schema._vocabulary import (
     KEYWORDS_BY_TYPE,
     SINGLE_SUBSCHEMA,
     SUBSCHEMA_LIST,

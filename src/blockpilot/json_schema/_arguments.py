@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from blockpilot.tools.schemas._nodes import (
+from blockpilot.json_schema._nodes import (
     allows_null,
     is_any,
     is_free_object,
@@ -21,7 +21,7 @@ from blockpilot.tools.schemas._nodes import (
     non_null_branches,
     types_of,
 )
-from blockpilot.tools.schemas._refs import inline_refs, merge_all_of
+from blockpilot.json_schema._refs import inline_refs, merge_all_of
 
 
 def _encoded_as_string(node: Any) -> bool:

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from blockpilot.errors import SchemaConversionError
-from blockpilot.tools.schemas._nodes import enum_types, types_of, with_description
-from blockpilot.tools.schemas._transformer import TypedTransformer
-from blockpilot.tools.schemas._vocabulary import OPENAI_STRICT_FORMATS
+from blockpilot.json_schema._nodes import enum_types, types_of, with_description
+from blockpilot.json_schema._transformer import TypedTransformer
+from blockpilot.json_schema._vocabulary import OPENAI_STRICT_FORMATS
 
 _NUMBER_KEYWORDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
 

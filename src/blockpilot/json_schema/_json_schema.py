@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from blockpilot.tools.schemas._nodes import map_subschemas
-from blockpilot.tools.schemas._transformer import SchemaTransformer
-from blockpilot.tools.schemas._vocabulary import JSON_SCHEMA_KEYWORDS
+from blockpilot.json_schema._nodes import map_subschemas
+from blockpilot.json_schema._transformer import SchemaTransformer
+from blockpilot.json_schema._vocabulary import JSON_SCHEMA_KEYWORDS
 
 
 class JsonSchemaDialect(SchemaTransformer):

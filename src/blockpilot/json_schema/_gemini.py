@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from blockpilot.tools.schemas._nodes import (
+from blockpilot.json_schema._nodes import (
     allows_null,
     base_annotations,
     json_text,
@@ -13,8 +13,8 @@ from blockpilot.tools.schemas._nodes import (
     non_null_branches,
     with_description,
 )
-from blockpilot.tools.schemas._transformer import TypedTransformer
-from blockpilot.tools.schemas._vocabulary import GEMINI_STRING_FORMATS
+from blockpilot.json_schema._transformer import TypedTransformer
+from blockpilot.json_schema._vocabulary import GEMINI_STRING_FORMATS
 
 _SCALARS = ("string", "number", "integer", "boolean")
 
