@@ -86,15 +86,17 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 class Serve:
-    """One ``blockpilot serve`` process; its stderr goes to a file (a full pipe would block it)."""
+    """One ``blockpilot serve`` (one worker per core unless *workers* says otherwise); its
+    stderr goes to a file (a full pipe would block it)."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, *, workers: int | None = None) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log = log
+        worker_option = [] if workers is None else ["--workers", str(workers)]
         with log.open("ab") as handle:
             self.process = subprocess.Popen(
-                [str(SCRIPT), "serve", "--port", str(self.port)],
+                [str(SCRIPT), "serve", "--port", str(self.port), *worker_option],
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=handle,
@@ -116,7 +118,8 @@ class Serve:
         raise AssertionError(f"not ready within {timeout}s:\n{self.stderr()}")
 
     def rss_bytes(self) -> int:
-        """Resident set size of the server process, from /proc."""
+        """Resident set size of the server process, from /proc (of the first worker only:
+        start with ``workers=1`` to measure the whole server)."""
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024

@@ -77,7 +77,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serve, st
         BLOCKPILOT_MAX_CONCURRENT_RUNS_PER_USER="0",
     )
     key = json.loads(cli(env, "users", "create", "mallory").stdout)["api_key"]
-    server = Serve(env, home.parent / "serve.log")
+    server = Serve(env, home.parent / "serve.log", workers=1)  # the RSS of the whole server
     server.wait_ready()
     # warm up every route once, so the baseline includes what any first request loads
     headers = {"Authorization": f"Bearer {key}"}
