@@ -669,9 +669,9 @@ class BlockRunner:
             return self._crashed(exc, block, record, started, redactor)
         summary = {"pins": counts, "truncated": truncated}
         self._finish(record, started, "completed", summary=summary)
-        await self.credentials.store.mark_used(
-            user_id, [m.id for m in match.matched.values() if not m.is_system]
-        )
+        used = [m.id for m in match.matched.values() if not m.is_system]
+        if used:
+            await self.credentials.store.mark_used(user_id, used)
         return Completed(
             block, record.id, safe, credentials_used=credentials_used, truncated=truncated
         )

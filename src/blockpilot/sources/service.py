@@ -89,7 +89,8 @@ class SourceService:
     async def sync(self, *, force: bool = False) -> None:
         """Rebuild the blocks of sources added, refreshed or removed since the last check
         (and first list again the tools of MCP servers that said theirs changed)."""
-        await self._refresh_changed_mcp()
+        if self._versions:  # with no source there is no MCP server to ask (docs/sources.md)
+            await self._refresh_changed_mcp()
         if not force and time.monotonic() - self._checked < self.check_seconds:
             return
         async with self._lock:
