@@ -220,17 +220,37 @@ def summary_rows(results: dict[str, Any]) -> list[Row]:
             )
     workers = results.get("workers")
     if workers:
-        for count, row in workers["workers"].items():
+        loads = workers.get("loads") or {"http": workers["workers"]}
+        label = {
+            "http": "run_block",
+            "http_limited": "run_block, limits on",
+            "mcp": "MCP run_block",
+        }
+        for load, levels in loads.items():
+            for count, row in levels.items():
+                rows.append(
+                    _row(
+                        "7 workers",
+                        f"serve --workers {count}: {label.get(load, load)} req/s, c 16 "
+                        f"(p99 {row['p99_us'] / 1000:.1f} ms)",
+                        row["requests_per_s"],
+                        levels["1"]["requests_per_s"],
+                        unit="req/s",
+                        ratio=row["ratio_to_one"],
+                        baseline_name="one worker",
+                    )
+                )
+        cost = workers.get("limiter_cost")
+        if cost:
             rows.append(
                 _row(
                     "7 workers",
-                    f"serve --workers {count}: run_block req/s, c 16 "
-                    f"(p99 {row['p99_us'] / 1000:.1f} ms)",
-                    row["requests_per_s"],
-                    workers["workers"]["1"]["requests_per_s"],
-                    unit="req/s",
-                    ratio=row["ratio_to_one"],
-                    baseline_name="one worker",
+                    "limiter per request (rate + slot), shared file",
+                    cost["shared_file_us"],
+                    cost["in_process_us"],
+                    unit="µs",
+                    ratio=cost["shared_file_us"] / cost["in_process_us"],
+                    baseline_name="in process",
                 )
             )
     find = results.get("find")

@@ -8,9 +8,10 @@ key that keeps opening sessions fills the pool and everybody else's ``initialize
 request in flight for ``BLOCKPILOT_MCP_SESSION_IDLE_SECONDS`` are closed.
 
 Per process, by design: a streamable-HTTP session lives in the memory of the process that
-opened it (``/mcp`` is routed with affinity), so the pool being protected is that
-process's, and so is the count. With N processes a user may hold up to N × the cap in all;
-no process's pool can be filled by one user. See ``docs/mcp.md``.
+opened it (the other workers forward its requests there:
+:mod:`blockpilot.mcp.worker_sessions`), so the pool being protected is that process's, and
+so is the count. With N processes a user may hold up to N × the cap in all; no process's
+pool can be filled by one user. See ``docs/mcp.md``.
 """
 
 from __future__ import annotations
