@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from blockpilot.errors import InvalidInputError
+from blockpilot.errors import InvalidInputError, SpecError
 from blockpilot.sources.base import SourceOptions, source_block_id, source_kind
 from blockpilot.sources.openapi.block import operation_input_schema
-from blockpilot.sources.openapi.document import SpecError
+from blockpilot.sources.openapi.kind import operation_details, operation_summaries
 from blockpilot.sources.openapi.operations import HTTP_METHODS
 from blockpilot.sources.openapi.schema import RECURSION_MARKER
 from blockpilot.storage.sources import SourceRecord
@@ -45,7 +45,7 @@ def parse(name: str, **options: Any) -> Any:
 
 def full(parsed: Any) -> list[dict[str, Any]]:
     """The stored operations in full (schemas, parameters, credential placements)."""
-    return [json.loads(detail) for detail in parsed.config["details"]]
+    return operation_details(parsed.config)
 
 
 def operation_count(name: str) -> int:
@@ -80,7 +80,7 @@ def test_skipped_reasons_are_specific() -> None:
 
 
 def test_effects_follow_the_method() -> None:
-    effects = {op["key"]: op["effect"] for op in parse("petstore").config["operations"]}
+    effects = {op["key"]: op["effect"] for op in operation_summaries(parse("petstore").config)}
     assert effects["getPetById"] == "read"
     assert effects["addPet"] == "write"
     assert effects["deletePet"] == "destructive"
@@ -109,14 +109,14 @@ def test_security_schemes_become_credential_requirements() -> None:
 
 def test_filters_by_tag_and_operation() -> None:
     by_tag = parse("petstore", include_tags=("store",))
-    assert sorted(op["key"] for op in by_tag.config["operations"]) == [
+    assert sorted(op["key"] for op in operation_summaries(by_tag.config)) == [
         "deleteOrder",
         "getInventory",
         "getOrderById",
         "placeOrder",
     ]
     by_id = parse("petstore", include_operations=("getPetById", "nope"))
-    assert [op["key"] for op in by_id.config["operations"]] == ["getPetById"]
+    assert [op["key"] for op in operation_summaries(by_id.config)] == ["getPetById"]
     assert [s.to_dict() for s in by_id.skipped] == [
         {"operation": "nope", "reason": "no such operationId in the description"}
     ]
@@ -227,7 +227,7 @@ def test_an_inexpressible_operation_is_skipped_not_fatal() -> None:
         },
     )
     parsed = source_kind("openapi").parse("mixed", spec, SourceOptions())
-    assert [op["key"] for op in parsed.config["operations"]] == ["fine"]
+    assert [op["key"] for op in operation_summaries(parsed.config)] == ["fine"]
     reasons = {s.operation: s.reason for s in parsed.skipped}
     assert "{id}" in reasons["noParam"]
     assert "external reference" in reasons["badRef"]

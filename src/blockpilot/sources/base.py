@@ -107,9 +107,9 @@ def register_kind(kind: SourceKind) -> SourceKind:
 
 def source_kind(kind: str) -> SourceKind:
     """The registered kind named *kind*; a typed error listing the kinds otherwise."""
-    _load_builtin_kinds()
-    found = _KINDS.get(kind)
+    found = _load_builtin_kind(kind)
     if found is None:
+        _load_builtin_kinds()  # to list them
         raise InvalidInputError(
             f"Unknown source kind {str(kind)[:40]!r}; known kinds: {', '.join(sorted(_KINDS))}",
             details={"kind": str(kind)[:40]},
@@ -123,11 +123,20 @@ def source_kinds() -> list[str]:
 
 
 def _load_builtin_kinds() -> None:
-    if "openapi" not in _KINDS:
-        from blockpilot.sources.openapi.kind import OpenAPIKind
+    for kind in ("openapi", "mcp"):
+        _load_builtin_kind(kind)
 
-        register_kind(OpenAPIKind())
-    if "mcp" not in _KINDS:
-        from blockpilot.sources.mcp.kind import MCPKind
 
-        register_kind(MCPKind())
+def _load_builtin_kind(kind: str) -> SourceKind | None:
+    """Import one built-in kind when first asked for: OpenAPI sources alone never import
+    the MCP client SDK (~0.5 s of a start-up, docs/performance.md#catalogue-scale)."""
+    if kind not in _KINDS:
+        if kind == "openapi":
+            from blockpilot.sources.openapi.kind import OpenAPIKind
+
+            register_kind(OpenAPIKind())
+        elif kind == "mcp":
+            from blockpilot.sources.mcp.kind import MCPKind
+
+            register_kind(MCPKind())
+    return _KINDS.get(kind)

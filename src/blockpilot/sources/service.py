@@ -452,6 +452,8 @@ class SourceService:
             ]  # fmt: skip
             doc["skipped"] = record.config.get("skipped", [])
             return doc
+        from blockpilot.sources.openapi.kind import operation_summaries
+
         doc["operations"] = [
             {
                 "name": op["name"],
@@ -462,13 +464,15 @@ class SourceService:
                 "credentials": op["auth"]["types"] if op.get("auth") else [],
                 "scopes": op["auth"]["scopes"] if op.get("auth") else [],
             }
-            for op in record.config.get("operations", [])
+            for op in operation_summaries(record.config)
         ]
         doc["skipped"] = record.config.get("skipped", [])
         return doc
 
 
 def summary(record: SourceRecord) -> dict[str, Any]:
+    from blockpilot.sources.openapi.kind import operation_count
+
     config = record.config
     return {
         "name": record.name,
@@ -476,7 +480,11 @@ def summary(record: SourceRecord) -> dict[str, Any]:
         "title": config.get("title"),
         "base_url": record.base_url,
         "location": record.location,
-        "blocks": len(config.get("operations", [])),
+        "blocks": (
+            operation_count(config)
+            if record.kind == "openapi"
+            else len(config.get("operations", []))
+        ),
         "skipped": len(config.get("skipped", [])),
         "include_tags": list(record.include_tags),
         "include_operations": list(record.include_operations),

@@ -23,14 +23,12 @@ from blockpilot.errors import (
     BlockExecutionError,
     InsufficientScopeError,
     ReauthorizationRequiredError,
+    UpstreamInsufficientScopeError,
+    UpstreamUnauthorizedError,
 )
 from blockpilot.executions.context import ExecutionContext
 from blockpilot.sources.http import source_client
-from blockpilot.sources.mcp.sessions import (
-    UpstreamInsufficientScopeError,
-    UpstreamUnauthorizedError,
-    session_pool,
-)
+from blockpilot.sources.mcp.sessions import session_pool
 from blockpilot.sources.mcp.transports import Endpoint
 from blockpilot.sources.openapi.block import OpenAPIOperationBlock, OpenAPIOutput
 
@@ -90,6 +88,10 @@ class MCPToolBlock(OpenAPIOperationBlock):
     def __init__(self, *, endpoint: Endpoint, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.endpoint = endpoint
+
+    @staticmethod
+    def decode(text: str) -> Any:
+        return json.loads(text)  # a tool's stored form is plain JSON text
 
     @property
     def Output(self) -> type[OpenAPIOutput]:  # type: ignore[override]  # noqa: N802

@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from blockpilot.blocks.base import Block
-from blockpilot.errors import InvalidInputError
+from blockpilot.errors import InvalidInputError, SpecError
 from blockpilot.sources.base import ParsedSource, Skipped, SourceOptions, source_block_id
 from blockpilot.sources.mcp.block import MCPToolBlock, tool_operation
 from blockpilot.sources.mcp.transports import (
@@ -24,7 +24,6 @@ from blockpilot.sources.mcp.transports import (
     Endpoint,
 )
 from blockpilot.sources.openapi.block import operation_input_schema
-from blockpilot.sources.openapi.document import SpecError
 from blockpilot.sources.openapi.kind import check_base_url, exporter_problem
 from blockpilot.storage.sources import SourceRecord
 
@@ -186,6 +185,9 @@ class MCPKind:
                 name=tool["name"],
                 base_url=endpoint.url or "",
                 trusted=True,
+                key=tool["key"],
+                description=tool["description"],
+                effect=tool["effect"],
                 summary=tool,
                 detail=tool["detail"],
             )

@@ -119,6 +119,21 @@ def _safe_error(err: Any) -> str:
 
 _EFFECTS = {effect.value: effect for effect in BlockEffect}
 
+# JSON text kept inside a stored JSON document needs an escape for every quote, and decoding
+# those escapes was most of a start-up's JSON work; stored with ' and " swapped it needs
+# next to none (docs/sources.md#stored-form).
+_SWAP_QUOTES = str.maketrans({'"': "'", "'": '"'})
+
+
+def stored_json(value: Any) -> str:
+    """*value* as compact JSON text with ' and " swapped, to be kept in a stored config."""
+    return json.dumps(value, separators=(",", ":")).translate(_SWAP_QUOTES)
+
+
+def swap_quotes(text: str) -> str:
+    """Plain JSON text from :func:`stored_json`'s form, and the other way round."""
+    return text.translate(_SWAP_QUOTES)
+
 
 class OpenAPIOperationBlock(Block):
     """One operation of an imported OpenAPI source."""
@@ -128,30 +143,54 @@ class OpenAPIOperationBlock(Block):
     # (sources/http.py).
     trusted_scopes: ClassVar[frozenset[str] | None] = frozenset()
 
+    # Made on first use; class defaults, so 100,000 blocks do not each carry three Nones.
+    _input: type[OpenAPIInput] | None = None
+    _output: type[OpenAPIOutput] | None = None
+    _validator: Draft202012Validator | None = None
+
     def __init__(
         self, *, source: str, block_id: str, name: str, base_url: str, trusted: bool,
-        summary: Mapping[str, Any], detail: str | Mapping[str, Any],
+        key: str, description: str, effect: str,
+        summary: str | Mapping[str, Any], detail: str | Mapping[str, Any],
     ) -> None:  # fmt: skip
         self.id = block_id  # type: ignore[misc]
         self.source = source
         self._name = name
         self.base_url = base_url.rstrip("/")
         self.trusted = trusted
-        self.summary = summary
-        # The full operation (schemas, parameters) stays JSON text until first needed: a
-        # catalogue of 10,000 operations then loads without decoding every schema.
-        self._detail = detail
-        self.description = summary["description"]  # type: ignore[misc]
-        effect = summary["effect"]  # a dict lookup: Enum's call is slow x 100,000 blocks
+        self.key = key
+        self.description = description  # type: ignore[misc]
+        # a dict lookup: Enum's call is slow x 100,000 blocks
         self.effect = _EFFECTS.get(effect) or BlockEffect(effect)  # type: ignore[misc]
-        self._input: type[OpenAPIInput] | None = None
-        self._output: type[OpenAPIOutput] | None = None
-        self._validator: Draft202012Validator | None = None
+        # The operation's summary (method, path, tags, credentials, search fields) and its
+        # full form (schemas, parameters) stay JSON text until first needed: a catalogue of
+        # 100,000 operations then starts without decoding them (docs/sources.md).
+        self._summary = summary
+        self._detail = detail
+
+    @staticmethod
+    def decode(text: str) -> Any:
+        """The summary or full form from its stored text (:func:`stored_json`)."""
+        return json.loads(swap_quotes(text))
+
+    @property
+    def summary(self) -> Mapping[str, Any]:
+        """Method, path, tags, credential types and scopes, and search fields."""
+        if isinstance(self._summary, str):
+            self._summary = self.decode(self._summary)
+        return cast(Mapping[str, Any], self._summary)
 
     @property
     def operation(self) -> Mapping[str, Any]:
+        """The operation in full, as :func:`build_request` uses it."""
         if isinstance(self._detail, str):
-            self._detail = json.loads(self._detail)
+            self._detail = {
+                "key": self.key,
+                "name": self._name,
+                "description": self.description,
+                "effect": self.effect.value,
+                **self.decode(self._detail),  # a full form stored before format 3 says it all
+            }
         return cast(Mapping[str, Any], self._detail)
 
     @property

@@ -5,24 +5,35 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urljoin, urlsplit
 
 from blockpilot.blocks.base import Block
-from blockpilot.errors import InvalidInputError
+from blockpilot.errors import InvalidInputError, SkipOperation, SpecError
 from blockpilot.json_schema import convert_schema
 from blockpilot.sources.base import ParsedSource, Skipped, SourceOptions, source_block_id
-from blockpilot.sources.openapi.block import OpenAPIOperationBlock, operation_input_schema
-from blockpilot.sources.openapi.document import SpecError, json_path, load_document
+from blockpilot.sources.openapi.block import (
+    OpenAPIOperationBlock,
+    operation_input_schema,
+    stored_json,
+    swap_quotes,
+)
+from blockpilot.sources.openapi.document import json_path, load_document
 from blockpilot.sources.openapi.operations import (
     HTTP_METHODS,
-    SkipOperation,
     convert_operation,
     security_plan,
 )
 from blockpilot.storage.sources import SourceRecord
 
-CONFIG_FORMAT = 2
+# Format 3 stores the operations as columns (docs/sources.md#stored-form): a start-up reads
+# lists of strings, not 100,000 nested objects. Format 2 (a list of summaries plus the full
+# operations as JSON text) is still read.
+CONFIG_FORMAT = 3
+_READABLE_FORMATS = (2, 3)
+# What building a block needs at start-up, one list each; the rest stays JSON text per block.
+_COLUMNS = ("key", "name", "description", "effect")
+_SUMMARY_KEYS = ("method", "path", "tags", "auth", "fields")
 _SEARCH_FIELD_CHARS = 200
 EXPORT_CHECKS = ("openai-strict", "anthropic", "gemini")
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9]+")
@@ -96,7 +107,6 @@ class OpenAPIKind:
         tags = {t.lower() for t in options.include_tags}
         wanted = set(options.include_operations)
         operations: list[dict[str, Any]] = []
-        details: list[str] = []  # each operation's full form, as JSON text (docs/sources.md)
         skipped: list[Skipped] = []
         names: set[str] = set()
         keys: set[str] = set()
@@ -137,8 +147,7 @@ class OpenAPIKind:
                     op_name, n = f"{base}_{n}", n + 1
                 names.add(op_name.lower())
                 op["name"] = op_name
-                operations.append(_summary(op))
-                details.append(json.dumps(op, separators=(",", ":")))
+                operations.append(op)
         missing = wanted - keys
         skipped += [Skipped(k, "no such operationId in the description") for k in sorted(missing)]
         info = document.get("info") or {}
@@ -148,8 +157,8 @@ class OpenAPIKind:
             "base_url": base_url,
             "base_url_trusted": trusted,
             "oauth2": oauth,
-            "operations": operations,
-            "details": details,
+            "source": name,  # whose block ids the "id" column holds
+            "operations": _columns(name, operations),
             "skipped": [s.to_dict() for s in skipped],
         }
         return ParsedSource(
@@ -158,25 +167,88 @@ class OpenAPIKind:
 
     def build_blocks(self, record: SourceRecord) -> Sequence[Block]:
         config = record.config
-        if config.get("format") != CONFIG_FORMAT:
-            raise InvalidInputError(
-                f"Source {record.name!r} was stored by another blockpilot version; "
-                "run 'blockpilot sources refresh' to rebuild it"
-            )
-        base_url = config["base_url"]
+        columns = _stored_columns(record.name, config)
+        ids = columns["id"]
+        if config.get("source") != record.name:  # the ids are the source name's
+            ids = [source_block_id(record.name, key) for key in columns["key"]]
+        source, base_url = record.name, config["base_url"].rstrip("/")
         trusted = bool(config.get("base_url_trusted"))
         return [
             OpenAPIOperationBlock(
-                source=record.name,
-                block_id=source_block_id(record.name, summary["key"]),
-                name=summary["name"],
-                base_url=base_url,
-                trusted=trusted,
-                summary=summary,
-                detail=detail,
+                source=source, block_id=block_id, name=name, base_url=base_url,
+                trusted=trusted, key=key, description=description, effect=effect,
+                summary=summary, detail=detail,
             )
-            for summary, detail in zip(config["operations"], config["details"], strict=True)
-        ]
+            for block_id, key, name, description, effect, summary, detail in zip(
+                ids, columns["key"], columns["name"], columns["description"],
+                columns["effect"], columns["summary"], columns["detail"], strict=True,
+            )
+        ]  # fmt: skip
+
+
+def _columns(source: str, operations: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """The stored form of *operations*: one list per column (format 3).
+
+    ``summary`` holds what listing and search need besides the columns, ``detail`` the rest
+    of the operation (schemas, parameters, credential placements), both as JSON text (quotes
+    swapped, :func:`stored_json`) that a block decodes the first time it is needed.
+    """
+    columns: dict[str, list[Any]] = {c: [] for c in ("id", *_COLUMNS, "summary", "detail")}
+    for op in operations:
+        columns["id"].append(source_block_id(source, op["key"]))
+        for column in _COLUMNS:
+            columns[column].append(op[column])
+        summary = _summary(op)
+        columns["summary"].append(stored_json({k: summary[k] for k in _SUMMARY_KEYS}))
+        columns["detail"].append(stored_json({k: v for k, v in op.items() if k not in _COLUMNS}))
+    return columns
+
+
+def _stored_columns(source: str, config: Mapping[str, Any]) -> Mapping[str, list[Any]]:
+    """The columns of a stored config (format 3 as stored; format 2 converted)."""
+    stored = config.get("format")
+    if stored not in _READABLE_FORMATS:
+        raise InvalidInputError(
+            f"Source {source!r} was stored by another blockpilot version; "
+            "run 'blockpilot sources refresh' to rebuild it"
+        )
+    if stored == 3:
+        return cast(Mapping[str, list[Any]], config["operations"])
+    summaries, details = config["operations"], config["details"]
+    columns: dict[str, list[Any]] = {c: [op[c] for op in summaries] for c in _COLUMNS}
+    columns["id"] = [source_block_id(source, key) for key in columns["key"]]
+    columns["summary"] = [{k: op[k] for k in _SUMMARY_KEYS} for op in summaries]
+    columns["detail"] = [swap_quotes(detail) for detail in details]
+    return columns
+
+
+def operation_count(config: Mapping[str, Any]) -> int:
+    """How many blocks a stored config holds."""
+    operations = config.get("operations") or ()
+    return len(operations["key"] if isinstance(operations, Mapping) else operations)
+
+
+def operation_summaries(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each operation's key, name, method, path, description, effect, tags, credential types
+    and scopes, and search fields (``sources show``)."""
+    if config.get("format") != 3:
+        return list(config.get("operations") or ())
+    columns = config["operations"]
+    return [
+        {**{c: columns[c][i] for c in _COLUMNS}, **json.loads(swap_quotes(summary))}
+        for i, summary in enumerate(columns["summary"])
+    ]
+
+
+def operation_details(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each operation in full, as a block runs it (schemas, parameters, placements)."""
+    if config.get("format") != 3:
+        return [json.loads(detail) for detail in config.get("details") or ()]
+    columns = config["operations"]
+    return [
+        {**{c: columns[c][i] for c in _COLUMNS}, **json.loads(swap_quotes(detail))}
+        for i, detail in enumerate(columns["detail"])
+    ]
 
 
 def _summary(op: Mapping[str, Any]) -> dict[str, Any]:
