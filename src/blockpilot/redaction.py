@@ -56,14 +56,16 @@ _PATTERN_HINTS = (
     "bearer", "bas", "token", "key", "secret", "passw", "://", "sk-", "pk-", "rk-",
     "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "akia",
 )  # fmt: skip
+# The hints as one search: finds one exactly where a hint is a substring, ~3x cheaper than a
+# substring test per hint (every log record's fields pass here, docs/performance.md).
+_ANY_HINT = re.compile("|".join(re.escape(hint) for hint in _PATTERN_HINTS))
 
 
 def may_match_a_pattern(text: str) -> bool:
     """False only when no secret pattern can match *text* (a fast pre-check)."""
     if len(text) < _MIN_PATTERN_MATCH_CHARS:
         return False
-    folded = text.casefold()
-    return any(hint in folded for hint in _PATTERN_HINTS)
+    return _ANY_HINT.search(text.casefold()) is not None
 
 
 def secret_forms(secret: str) -> set[str]:
@@ -295,9 +297,11 @@ def install_log_redaction() -> None:
                 logging.Formatter().formatException(record.exc_info)
             )
             record.exc_info = None
-        for key, value in list(record.__dict__.items()):
-            if key not in _STANDARD_ATTRS and isinstance(value, str | dict | list):
-                record.__dict__[key] = redactor.scrub(value)
+        fields = record.__dict__
+        for key in fields.keys() - _STANDARD_ATTRS:  # the extra fields
+            value = fields[key]
+            if isinstance(value, str | dict | list):
+                fields[key] = redactor.scrub(value)
         return record
 
     logging.setLogRecordFactory(factory)

@@ -46,7 +46,7 @@ def _api_key(header: str | None) -> str:
         scheme.lower() != "bearer"
         or not key
         or len(key) > _MAX_KEY_CHARS
-        or any(ch.isspace() for ch in key)
+        or len(key.split()) != 1  # whitespace inside (str.split splits where isspace() is true)
     ):
         raise AuthenticationRequiredError(
             "Malformed Authorization header; use 'Authorization: Bearer <api key>'"

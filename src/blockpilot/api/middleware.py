@@ -7,12 +7,11 @@ and they see exceptions as they are.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable
 
-from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,16 +21,19 @@ from blockpilot.api.errors import (
     internal_error_response,
     render_error,
 )
+from blockpilot.errors import InternalSignal
 from blockpilot.storage.engine import is_database_unavailable
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("blockpilot.api.access")
 
 REQUEST_ID_HEADER = "X-Request-Id"
+_REQUEST_ID_HEADER_KEY = REQUEST_ID_HEADER.lower().encode("latin-1")
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 _MAX_LOGGED_PATH = 300
 # Setup links and OAuth start links are credentials: their tokens never reach a log line.
 _LINK_TOKEN = re.compile(r"^/(setup|oauth/start)/[^/]+")
+_LINK_PREFIXES = ("/setup/", "/oauth/start/")  # what _LINK_TOKEN can match at all
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -45,7 +47,10 @@ def _logged_path(scope: Scope) -> str:
     # The raw (still percent-encoded) path: no control characters can reach the log line.
     raw = scope.get("raw_path")
     path = bytes(raw).decode("latin-1") if raw else str(scope.get("path", ""))
-    path = _LINK_TOKEN.sub(r"/\1/[token]", path.split("?", 1)[0])
+    if "?" in path:
+        path = path.split("?", 1)[0]
+    if path.startswith(_LINK_PREFIXES):  # the regular expression only where it can match
+        path = _LINK_TOKEN.sub(r"/\1/[token]", path)
     return path if len(path) <= _MAX_LOGGED_PATH else path[:_MAX_LOGGED_PATH] + "..."
 
 
@@ -67,9 +72,12 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         client_id = _header(scope, b"x-request-id")
+        # A new id is 128 random bits in hex (32 characters, as a UUID's hex), without the
+        # cost of building a UUID object on every request.
         request_id = (
-            client_id if client_id and _CLIENT_REQUEST_ID.match(client_id) else uuid.uuid4().hex
+            client_id if client_id and _CLIENT_REQUEST_ID.match(client_id) else os.urandom(16).hex()
         )
+        request_id_header = (_REQUEST_ID_HEADER_KEY, request_id.encode("latin-1"))
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         status = 500
@@ -80,7 +88,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 started = True
-                MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
+                message["headers"] = [*message.get("headers", ()), request_id_header]
             await send(message)
 
         began = time.perf_counter()
@@ -137,8 +145,8 @@ def database_unavailable_response(request_id: str) -> Response:
     )
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(InternalSignal):
+    """A body went over the route's limit while being read: answered 413."""
 
 
 class BodySizeLimitMiddleware:
