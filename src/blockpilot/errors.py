@@ -15,6 +15,7 @@ Messages never contain secret values.
     │   ├── MalformedBodyError              malformed_body (HTTP: a body that is not JSON)
     │   ├── UnsupportedMediaTypeError       unsupported_media_type (HTTP)
     │   ├── SchemaConversionError           invalid_input (a schema a dialect cannot express)
+    │   ├── SpecError                       invalid_input (a source's description; ``details.path``)
     │   ├── StrictJSONError                 malformed_json (also a ValueError)
     │   ├── TokenError                      invalid_token (a signed link or cookie; ``reason``)
     │   │   └── SetupLinkError              invalid_setup_link (a setup or sign-in link)
@@ -71,6 +72,10 @@ Messages never contain secret values.
         ├── ResponseTooLargeError           response_too_large
         ├── UpstreamTimeoutError            upstream_timeout
         └── ChatProviderError               chat_provider_error (blockpilot chat's model)
+
+Below the tree, :class:`InternalSignal` and its subclasses are control flow inside one
+package (an OpenAPI operation to skip, an MCP server's 401): they are caught there and become
+an outcome or one of the errors above, so they have no code and reach no user.
 """
 
 from __future__ import annotations
@@ -414,6 +419,19 @@ class SchemaConversionError(InvalidInputError):
     """A schema cannot be expressed in a provider's dialect (e.g. it is recursive)."""
 
 
+class SpecError(InvalidInputError):
+    """A source's description (an OpenAPI document, an MCP source's stored listing) cannot be
+    used; ``details['path']`` is where the problem is (docs/sources.md)."""
+
+    @classmethod
+    def at(cls, path: str, problem: str) -> SpecError:
+        """The error for *problem* at *path* (``$.paths./pets.get``) of the description."""
+        return cls(
+            f"Invalid OpenAPI description at {path}: {problem}",
+            details={"path": path, "problem": problem},
+        )
+
+
 class OAuthDiscoveryError(InvalidInputError):
     """An MCP server's OAuth metadata could not be found or used (says which step failed)."""
 
@@ -524,4 +542,40 @@ class LeaseLostError(ConflictError):
     code = "lease_lost"
 
 
-__all__ = [name for name in dir() if name.endswith("Error")]
+# -- Internal signals ---------------------------------------------------------------------
+# Control flow inside one package, caught there: never a response, so no code, HTTP row or
+# exit code. One that escaped would be a bug, answered as internal_error.
+
+
+class InternalSignal(Exception):
+    """Base of the signals a package raises and catches itself (not a :class:`BlockpilotError`)."""
+
+
+class RefError(InternalSignal):
+    """An OpenAPI ``$ref`` that cannot be followed (external, or pointing nowhere): the
+    operation using it is skipped, or the description is refused with a :class:`SpecError`."""
+
+
+class SkipOperation(InternalSignal):
+    """An OpenAPI operation cannot become a block; the message says why (docs/sources.md)."""
+
+
+class UpstreamUnauthorizedError(InternalSignal):
+    """An MCP source's server refused the token (HTTP 401): the call refreshes the token once,
+    then answers :class:`ReauthorizationRequiredError`."""
+
+
+class UpstreamInsufficientScopeError(InternalSignal):
+    """An MCP source's server refused the call for scopes the token lacks (HTTP 403): the
+    call answers :class:`InsufficientScopeError`."""
+
+    def __init__(self, scopes: list[str]) -> None:
+        super().__init__(" ".join(scopes))
+        self.scopes = scopes
+
+
+__all__ = [
+    name
+    for name, value in dict(globals()).items()
+    if name.endswith("Error") and isinstance(value, type) and issubclass(value, BlockpilotError)
+]

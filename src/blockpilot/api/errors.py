@@ -120,6 +120,7 @@ ERROR_TABLE: dict[type[bp.BlockpilotError], HttpError] = {
     bp.NetworkError: HttpError(502),
     bp.ChatProviderError: HttpError(502),
     bp.SchemaConversionError: HttpError(422),
+    bp.SpecError: HttpError(422),
     bp.OAuthDiscoveryError: HttpError(422),
     bp.DestinationBlockedError: HttpError(400),
     bp.ResponseTooLargeError: HttpError(502),

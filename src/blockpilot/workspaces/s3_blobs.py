@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from blockpilot.errors import ConfigurationError, WorkspaceError
+from blockpilot.errors import ConfigurationError, InternalSignal, WorkspaceError
 from blockpilot.workspaces.blobs import CHUNK_BYTES, BlobReader, BlobStorage, BlobWriter
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def _store_error(action: str, exc: BaseException) -> WorkspaceError:
     )
 
 
-class _Abort(Exception):
+class _Abort(InternalSignal):
     """Ends an upload's stream so the upload is abandoned, never completed."""
 
 

@@ -23,14 +23,12 @@ from blockpilot.errors import (
     BlockExecutionError,
     InsufficientScopeError,
     ReauthorizationRequiredError,
+    UpstreamInsufficientScopeError,
+    UpstreamUnauthorizedError,
 )
 from blockpilot.executions.context import ExecutionContext
 from blockpilot.sources.http import source_client
-from blockpilot.sources.mcp.sessions import (
-    UpstreamInsufficientScopeError,
-    UpstreamUnauthorizedError,
-    session_pool,
-)
+from blockpilot.sources.mcp.sessions import session_pool
 from blockpilot.sources.mcp.transports import Endpoint
 from blockpilot.sources.openapi.block import OpenAPIOperationBlock, OpenAPIOutput
 

@@ -100,9 +100,9 @@ class MCPKind:
         try:
             listing = json.loads(spec_text)
         except ValueError:
-            raise SpecError("$", "the stored tool listing is not JSON") from None
+            raise SpecError.at("$", "the stored tool listing is not JSON") from None
         if not isinstance(listing, Mapping) or not isinstance(listing.get("tools"), list):
-            raise SpecError("$.tools", "must be a list of tools")
+            raise SpecError.at("$.tools", "must be a list of tools")
         auth = str(listing.get("auth") or "none")
         if auth not in AUTH_MODES:
             raise InvalidInputError(
@@ -113,7 +113,7 @@ class MCPKind:
         url = endpoint.url
         oauth = listing.get("oauth")
         if auth == "oauth" and not isinstance(oauth, Mapping):
-            raise SpecError("$.oauth", "an --auth oauth source needs its discovered OAuth facts")
+            raise SpecError.at("$.oauth", "an --auth oauth source needs its discovered OAuth facts")
         wanted = set(options.include_operations)
         tools: list[dict[str, Any]] = []
         skipped: list[Skipped] = []

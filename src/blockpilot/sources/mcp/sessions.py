@@ -33,7 +33,13 @@ from mcp.client.session import MessageHandlerFnT
 from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, Tool
 
-from blockpilot.errors import BlockExecutionError, InvalidInputError
+from blockpilot.errors import (
+    BlockExecutionError,
+    InternalSignal,
+    InvalidInputError,
+    UpstreamInsufficientScopeError,
+    UpstreamUnauthorizedError,
+)
 from blockpilot.net.client import GuardedHTTPClient
 from blockpilot.sources.mcp.guarded import exception_chain, wrapped_error
 from blockpilot.sources.mcp.oauth import insufficient_scopes
@@ -51,18 +57,6 @@ MAX_LISTED_TOOLS = 2_000
 SESSION_TERMINATED = "Session terminated"
 
 Operation = Callable[[Client], Awaitable[Any]]
-
-
-class UpstreamUnauthorizedError(Exception):
-    """The MCP server refused the token (HTTP 401)."""
-
-
-class UpstreamInsufficientScopeError(Exception):
-    """The MCP server refused the call for a scope the token lacks (HTTP 403)."""
-
-    def __init__(self, scopes: list[str]) -> None:
-        super().__init__(" ".join(scopes))
-        self.scopes = scopes
 
 
 def _unauthorized(exc: BaseException) -> bool:
@@ -142,7 +136,7 @@ async def list_tools(
         return await _list_tools(sse, headers, http), sse
 
 
-class _TryOlderTransport(Exception):
+class _TryOlderTransport(InternalSignal):
     """The streamable POST answered 4xx: the server may speak the older HTTP+SSE."""
 
 
@@ -197,7 +191,7 @@ class _Call:
     sent: bool = False  # handed to the SDK (it may have reached the server)
 
 
-class _SessionClosed(Exception):
+class _SessionClosed(InternalSignal):
     """The session ended before the call was answered."""
 
 
@@ -517,8 +511,6 @@ def session_pool() -> SessionPool:
 __all__ = [
     "Endpoint",
     "SessionPool",
-    "UpstreamInsufficientScopeError",
-    "UpstreamUnauthorizedError",
     "current_pool",
     "list_tools",
     "session_pool",

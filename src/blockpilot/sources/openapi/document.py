@@ -12,21 +12,9 @@ from typing import Any
 
 import yaml
 
-from blockpilot.errors import InvalidInputError
+from blockpilot.errors import RefError, SpecError
 
 MAX_SPEC_BYTES = 32 * 1024 * 1024
-
-
-class SpecError(InvalidInputError):
-    """The description cannot be used; ``details['path']`` is where the problem is."""
-
-    def __init__(self, path: str, problem: str) -> None:
-        super().__init__(
-            f"Invalid OpenAPI description at {path}: {problem}",
-            details={"path": path, "problem": problem},
-        )
-        self.path = path
-        self.problem = problem
 
 
 # libyaml's loader where installed (about 10x faster on multi-megabyte descriptions).
@@ -46,7 +34,7 @@ _SafeLoader.yaml_implicit_resolvers = {
 def load_document(text: str) -> dict[str, Any]:
     """Parse JSON or YAML text into the description's root object."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_SPEC_BYTES:
-        raise SpecError("$", f"the description is larger than {MAX_SPEC_BYTES} bytes")
+        raise SpecError.at("$", f"the description is larger than {MAX_SPEC_BYTES} bytes")
     stripped = text.lstrip()
     try:
         if stripped.startswith("{"):
@@ -54,43 +42,39 @@ def load_document(text: str) -> dict[str, Any]:
         else:
             document = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader subclass
     except json.JSONDecodeError as exc:
-        raise SpecError("$", f"not valid JSON (line {exc.lineno}, column {exc.colno})") from None
+        raise SpecError.at("$", f"not valid JSON (line {exc.lineno}, column {exc.colno})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        raise SpecError("$", f"not valid JSON or YAML{where}") from None
+        raise SpecError.at("$", f"not valid JSON or YAML{where}") from None
     if not isinstance(document, dict):
-        raise SpecError("$", "the description must be a JSON/YAML object")
+        raise SpecError.at("$", "the description must be a JSON/YAML object")
     _check_version(document)
     return document
 
 
 def _check_version(document: Mapping[str, Any]) -> None:
     if "swagger" in document:
-        raise SpecError(
+        raise SpecError.at(
             "$.swagger",
             f"Swagger {str(document['swagger'])[:10]} is not supported; convert it to "
             "OpenAPI 3 first (for example with swagger2openapi or the Swagger Editor)",
         )
     version = document.get("openapi")
     if not isinstance(version, str):
-        raise SpecError("$.openapi", "missing: this is not an OpenAPI 3 description")
+        raise SpecError.at("$.openapi", "missing: this is not an OpenAPI 3 description")
     if not version.startswith(("3.0", "3.1")):
-        raise SpecError("$.openapi", f"version {version[:10]!r} is not supported (3.0 or 3.1)")
+        raise SpecError.at("$.openapi", f"version {version[:10]!r} is not supported (3.0 or 3.1)")
     paths = document.get("paths")
     if paths is not None and not isinstance(paths, dict):
-        raise SpecError("$.paths", "must be an object")
+        raise SpecError.at("$.paths", "must be an object")
     if not isinstance(document.get("info", {}), dict):
-        raise SpecError("$.info", "must be an object")
+        raise SpecError.at("$.info", "must be an object")
 
 
 def json_path(*parts: str) -> str:
     """``$.a.b`` with each part written as it is (paths keep their slashes)."""
     return "$" + "".join(f".{p}" for p in parts)
-
-
-class RefError(Exception):
-    """A ``$ref`` that cannot be followed (external, or pointing nowhere)."""
 
 
 def resolve_pointer(document: Mapping[str, Any], ref: str) -> Any:

@@ -54,13 +54,13 @@ def check_base_url(url: str, where: str) -> str:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises for a bad port
     except ValueError:
-        raise SpecError(where, f"base URL {url[:200]!r} is not a valid URL") from None
+        raise SpecError.at(where, f"base URL {url[:200]!r} is not a valid URL") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise SpecError(where, f"base URL {url[:200]!r} must be an absolute http(s) URL")
+        raise SpecError.at(where, f"base URL {url[:200]!r} must be an absolute http(s) URL")
     if parts.username is not None or parts.password is not None:
-        raise SpecError(where, "base URL must not carry a user name or password")
+        raise SpecError.at(where, "base URL must not carry a user name or password")
     if parts.query or parts.fragment:
-        raise SpecError(where, "base URL must not have a query or fragment")
+        raise SpecError.at(where, "base URL must not have a query or fragment")
     return url.rstrip("/")
 
 
@@ -97,7 +97,7 @@ class OpenAPIKind:
         else:
             found = _server_url(document, options.location)
             if not found:
-                raise SpecError(
+                raise SpecError.at(
                     "$.servers",
                     "no absolute server URL; give the API's address with --base-url",
                 )
@@ -112,14 +112,14 @@ class OpenAPIKind:
         keys: set[str] = set()
         for path, path_item in (document.get("paths") or {}).items():
             if not isinstance(path_item, Mapping):
-                raise SpecError(json_path("paths", str(path)), "must be an object")
+                raise SpecError.at(json_path("paths", str(path)), "must be an object")
             for method in HTTP_METHODS:
                 operation = path_item.get(method)
                 if operation is None:
                     continue
                 where = json_path("paths", str(path), method)
                 if not isinstance(operation, Mapping):
-                    raise SpecError(where, "must be an object")
+                    raise SpecError.at(where, "must be an object")
                 key = str(operation.get("operationId") or f"{method.upper()} {path}")
                 op_tags = {str(t).lower() for t in operation.get("tags") or ()}
                 if tags and not (tags & op_tags):

@@ -16,7 +16,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from blockpilot.blocks.base import BlockEffect
-from blockpilot.sources.openapi.document import RefError, SpecError, deref, json_path
+from blockpilot.errors import RefError, SkipOperation, SpecError
+from blockpilot.sources.openapi.document import deref, json_path
 from blockpilot.sources.openapi.schema import convert_schema, has_binary
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -28,10 +29,6 @@ NO_INPUT_FIELD = "confirm"
 _JSON_TYPES = ("application/json",)
 _FORM = "application/x-www-form-urlencoded"
 _MULTIPART = "multipart/form-data"
-
-
-class SkipOperation(Exception):
-    """This operation cannot become a block; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +165,7 @@ def _merge_parameters(
         if params is None:
             continue
         if not isinstance(params, list):
-            raise SpecError(f"{where}.parameters", "must be a list")
+            raise SpecError.at(f"{where}.parameters", "must be a list")
         for i, raw in enumerate(params):
             try:
                 param = deref(document, raw)
@@ -403,16 +400,16 @@ def security_plan(
     fields: set[tuple[str, str]] = set()
     oauth: dict[str, Any] | None = None
     if not isinstance(schemes, Mapping):
-        raise SpecError("$.components.securitySchemes", "must be an object")
+        raise SpecError.at("$.components.securitySchemes", "must be an object")
     for name, raw in schemes.items():
         try:
             scheme = deref(document, raw)
         except RefError as exc:
-            raise SpecError(
+            raise SpecError.at(
                 json_path("components", "securitySchemes", str(name)), str(exc)
             ) from None
         if not isinstance(scheme, Mapping):
-            raise SpecError(
+            raise SpecError.at(
                 json_path("components", "securitySchemes", str(name)), "must be an object"
             )
         if scheme.get("type") == "apiKey" and isinstance(scheme.get("name"), str):

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from blockpilot.sources.openapi.document import RefError, resolve_pointer
+from blockpilot.errors import RefError
+from blockpilot.sources.openapi.document import resolve_pointer
 
 RECURSION_MARKER = "[recursive schema cut here: give a JSON value of the same shape as above]"
 DEPTH_MARKER = "[nested schema cut here: any JSON value]"
