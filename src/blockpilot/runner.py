@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic_core import to_jsonable_python
+from pydantic_core import to_json, to_jsonable_python
 
 from blockpilot.approvals.gate import ApprovalGate, call_digest
 from blockpilot.approvals.policy import Decision
@@ -610,7 +610,7 @@ class BlockRunner:
             "graph_id": ids.graph_id,
             **cred_kwargs,
         }
-        timeout = self.time_limit(block.id)
+        timeout = block.timeout_seconds or self.limits.block_timeout_seconds  # time_limit's
         outputs: dict[str, list[Any]] = {}
         deadline = asyncio.timeout(timeout)
         try:
@@ -722,6 +722,8 @@ class BlockRunner:
         list. A replacement is only made when it is smaller than what it replaces.
         """
         limit = self.limits.max_output_chars
+        if _json_len_at_most(outputs) <= limit:
+            return outputs, False  # the usual case, told without json.dumps
         total = _json_len(outputs)
         if total <= limit:
             return outputs, False
@@ -774,6 +776,19 @@ _PLACEHOLDER_URI = "workspace://" + "0" * 36
 
 def _json_len(value: Any) -> int:
     return len(json.dumps(value, ensure_ascii=False))
+
+
+def _json_len_at_most(value: Any) -> int:
+    """An upper bound of :func:`_json_len` for JSON-ready *value*, ~3x cheaper to get.
+
+    pydantic's compact encoding has every character of ``json.dumps`` (the same escapes)
+    except the space after each ``,`` and ``:``, and spends at least one byte per character;
+    so the ``json.dumps`` text has at most twice its bytes.
+    """
+    try:
+        return 2 * len(to_json(value))
+    except ValueError:  # text that is not Unicode (a lone surrogate): no UTF-8 form
+        return _json_len(value)
 
 
 def _fit_prefix(text: str, budget: int) -> str:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from blockpilot.approvals.policy import BlockFacts, PolicyRule, Verdict, decide
+from blockpilot.approvals.policy import ALLOWED, BlockFacts, PolicyRule, Verdict, decide
 from blockpilot.blocks.base import Block
 from blockpilot.storage.idempotency import IdempotencyStore
 from blockpilot.storage.policies import PolicyStore
@@ -55,12 +56,21 @@ class ApprovalGate:
     operator_rules: list[PolicyRule]
     review_ttl_seconds: float
     approval_url_builder: ApprovalUrlBuilder | None = None
+    # What rules can name about each block, made once per block object (every call asks).
+    _facts: weakref.WeakKeyDictionary[Block, BlockFacts] = field(
+        default_factory=weakref.WeakKeyDictionary, init=False, repr=False
+    )
 
     async def verdict(
         self, block: Block, user_id: str, session_id: str | None, api_key_id: str | None = None
     ) -> Verdict:
         rules = [*self.operator_rules, *await self.policies.for_user(user_id)]
-        return decide(BlockFacts.of(block), rules, session_id=session_id, api_key_id=api_key_id)
+        if not rules:  # the usual case: nothing to match the block against
+            return ALLOWED
+        facts = self._facts.get(block)
+        if facts is None:
+            facts = self._facts[block] = BlockFacts.of(block)
+        return decide(facts, rules, session_id=session_id, api_key_id=api_key_id)
 
     async def new_review(
         self,

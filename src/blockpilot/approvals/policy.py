@@ -125,6 +125,10 @@ class Verdict:
     force_dry_run: bool = False
 
 
+ALLOWED = Verdict(Decision.ALLOW, "allowed: no rule asks for a review")
+"""The verdict when no rule applies."""
+
+
 def operator_rules(ask_effects: Iterable[str], deny_effects: Iterable[str]) -> list[PolicyRule]:
     """The operator's defaults as rules; an unknown effect name is a configuration error."""
     rules: list[PolicyRule] = []
@@ -152,7 +156,7 @@ def decide(
 ) -> Verdict:
     """The strictest decision among the rules that apply to this block, in this session, for
     a call made with this API key (None: not made with an API key, e.g. the library)."""
-    decision, reason = Decision.ALLOW, "allowed: no rule asks for a review"
+    decision, reason = ALLOWED.decision, ALLOWED.rule
     force_dry_run = False
     for rule in rules:
         if not rule.applies_to(session_id=session_id, api_key_id=api_key_id):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from enum import Enum
+from functools import cache
 from typing import Any, ClassVar
 
 from pydantic import ValidationError
@@ -121,8 +122,7 @@ class Block(ABC):
         """The scopes whose operator-set destinations this block's runs may reach."""
         if cls.trusted_scopes is not None:
             return cls.trusted_scopes
-        fields = cls.Input.credentials_fields()
-        return frozenset(provider for info in fields.values() for provider in info.provider)
+        return _credentials_providers(cls.Input)
 
     @property
     def name(self) -> str:
@@ -159,7 +159,7 @@ class Block(ABC):
         typed = (
             input_data if isinstance(input_data, BlockSchema) else self.validate_input(input_data)
         )
-        outputs = self.Output.model_fields
+        outputs = self.Output.field_names()
         try:
             async for name, value in self.run(typed, **kwargs):
                 if name == "error":
@@ -215,6 +215,13 @@ class Block(ABC):
             "effect": self.effect.value,
             "disabled": self.disabled,
         }
+
+
+@cache
+def _credentials_providers(schema: type[BlockSchemaInput]) -> frozenset[str]:
+    """The providers *schema*'s credentials fields accept (cached: every run asks)."""
+    fields = schema.credentials_fields()
+    return frozenset(provider for info in fields.values() for provider in info.provider)
 
 
 __all__ = [

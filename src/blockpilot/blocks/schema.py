@@ -107,7 +107,8 @@ class BlockSchema(BaseModel):
 
     @classmethod
     def field_names(cls) -> frozenset[str]:
-        return frozenset(cls.model_fields)
+        """The names of the fields (cached per class)."""
+        return _cached_field_names(cls)
 
     @classmethod
     def credentials_fields(cls) -> dict[str, CredentialsFieldInfo]:
@@ -116,12 +117,13 @@ class BlockSchema(BaseModel):
 
     @classmethod
     def required_fields(cls) -> frozenset[str]:
-        return frozenset(name for name, f in cls.model_fields.items() if f.is_required())
+        """The names of the fields without a default (cached per class)."""
+        return _cached_required_fields(cls)
 
     @classmethod
     def required_input_fields(cls) -> frozenset[str]:
-        """Required fields that are not credentials fields."""
-        return cls.required_fields() - cls.credentials_fields().keys()
+        """Required fields that are not credentials fields (cached per class)."""
+        return _cached_required_input_fields(cls)
 
     @classmethod
     def field_adapter(cls, name: str) -> TypeAdapter[Any]:
@@ -141,6 +143,23 @@ class BlockSchemaOutput(BlockSchema):
 @cache
 def _cached_jsonschema(cls: type[BlockSchema]) -> dict[str, Any]:
     return _inline_refs(cls.model_json_schema())
+
+
+# Every run asks for these (run_block's checks, each output pin): a class's fields do not
+# change once it is built, and model_fields is a descriptor that costs more than a dict read.
+@cache
+def _cached_field_names(cls: type[BlockSchema]) -> frozenset[str]:
+    return frozenset(cls.model_fields)
+
+
+@cache
+def _cached_required_fields(cls: type[BlockSchema]) -> frozenset[str]:
+    return frozenset(name for name, f in cls.model_fields.items() if f.is_required())
+
+
+@cache
+def _cached_required_input_fields(cls: type[BlockSchema]) -> frozenset[str]:
+    return cls.required_fields() - cls.credentials_fields().keys()
 
 
 @cache
