@@ -6,7 +6,7 @@ import pytest
 
 from blockpilot.credentials.servers import ServerAddress, needs_server
 from blockpilot.errors import InvalidInputError
-from blockpilot.net.logs import without_query_strings
+from blockpilot.net._logs import without_query_strings
 
 
 @pytest.mark.parametrize(

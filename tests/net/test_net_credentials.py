@@ -8,7 +8,7 @@ import pytest
 
 from blockpilot.errors import NetworkError
 from blockpilot.net import DestinationPolicy, GuardedHTTPClient
-from blockpilot.net.transport import PinnedTransport
+from blockpilot.net._transport import PinnedTransport
 from tests.net.net_servers import Hit, LocalServer, StubResolver, make_tls, redirect
 
 SECRET = "canary-secret-7f3a"

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from blockpilot.net import is_blocked_address
-from blockpilot.net.ranges import (
+from blockpilot.net._ranges import (
     BLOCKED_RANGES,
     IPV4_RANGES,
     IPV6_RANGES,

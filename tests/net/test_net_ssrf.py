@@ -7,8 +7,8 @@ import pytest
 
 from blockpilot.errors import DestinationBlockedError, NetworkError
 from blockpilot.net import DestinationPolicy, GuardedHTTPClient
+from blockpilot.net._transport import Pin, PinnedNetworkBackend, PinnedTransport, pinned
 from blockpilot.net.client import system_resolver
-from blockpilot.net.transport import Pin, PinnedNetworkBackend, PinnedTransport, pinned
 from tests.net.net_servers import FakeInternet, LocalServer, StubResolver, redirect
 
 PUBLIC = "93.184.215.14"

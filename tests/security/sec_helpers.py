@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 from blockpilot.net import DestinationPolicy, GuardedHTTPClient
-from blockpilot.net.transport import PinnedTransport
+from blockpilot.net._transport import PinnedTransport
 from blockpilot.pilot import Pilot
 from blockpilot.testing import serve_asgi as serve_app
 from tests.net.net_servers import FakeInternet, LocalServer, StubResolver, canary_server

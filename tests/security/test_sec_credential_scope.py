@@ -20,7 +20,7 @@ import pytest
 from blockpilot.api import create_app
 from blockpilot.credentials.hosts import HostPattern
 from blockpilot.net import DestinationPolicy, GuardedHTTPClient
-from blockpilot.net.transport import PinnedTransport
+from blockpilot.net._transport import PinnedTransport
 from blockpilot.net.urls import normalise_host
 from blockpilot.pilot import Pilot
 from tests.net.net_servers import Hit, LocalServer, StubResolver, make_tls, redirect, reply

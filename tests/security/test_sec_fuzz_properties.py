@@ -38,8 +38,8 @@ from blockpilot.errors import (
     WorkspacePathError,
 )
 from blockpilot.net import DestinationPolicy, GuardedHTTPClient
-from blockpilot.net.ranges import is_blocked_address
-from blockpilot.net.transport import PinnedTransport
+from blockpilot.net._ranges import is_blocked_address
+from blockpilot.net._transport import PinnedTransport
 from blockpilot.net.urls import normalise_host, parse_destination
 from blockpilot.pilot import Pilot
 from blockpilot.redaction import REDACTED, Redactor

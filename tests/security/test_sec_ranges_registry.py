@@ -11,7 +11,7 @@ from ipaddress import ip_address
 
 import pytest
 
-from blockpilot.net.ranges import blocked_reason
+from blockpilot.net._ranges import blocked_reason
 
 # One address inside every range the table must block that it missed before (issue 11).
 NEWLY_BLOCKED = [

@@ -20,11 +20,11 @@ from typing import Any
 import httpx
 
 from blockpilot.errors import NetworkError, UpstreamTimeoutError
-from blockpilot.net.body import ACCEPT_ENCODING, read_body
-from blockpilot.net.logs import install_query_string_filter
+from blockpilot.net._body import ACCEPT_ENCODING, read_body
+from blockpilot.net._logs import install_query_string_filter
+from blockpilot.net._ranges import IPAddress, blocked_reason
+from blockpilot.net._transport import Pin, PinnedTransport, pinned
 from blockpilot.net.policy import DestinationPolicy
-from blockpilot.net.ranges import IPAddress, blocked_reason
-from blockpilot.net.transport import Pin, PinnedTransport, pinned
 from blockpilot.net.urls import (
     Destination,
     blocked,
@@ -180,7 +180,7 @@ class GuardedHTTPClient:
     """Async HTTP client that refuses internal destinations and scopes credentials.
 
     Every hop (first request and each redirect) is parsed, resolved once, checked
-    against :mod:`blockpilot.net.ranges` and then connected to the checked address.
+    against :mod:`blockpilot.net._ranges` and then connected to the checked address.
 
     Args:
         policy: Limits and exemptions; the default policy exempts nothing.

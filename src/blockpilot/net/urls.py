@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from blockpilot.errors import DestinationBlockedError
-from blockpilot.net.ranges import IPAddress, blocked_reason
+from blockpilot.net._ranges import IPAddress, blocked_reason
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 

@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl
 
 import httpx
 
-from blockpilot.net.body import ACCEPT_ENCODING, read_body
+from blockpilot.net import ACCEPT_ENCODING, read_body
 
 MAX_RESPONSE_BYTES = 1024 * 1024
 """The most a token or userinfo endpoint may answer (decoded bytes)."""
