@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -60,12 +60,22 @@ async def authenticate(request: Request) -> User:
     An active key is trusted for 0.5 s between database checks (``UserStore``): a key
     revoked through this process stops at once, one revoked elsewhere within 0.5 s.
     """
-    key = _api_key(request.headers.get("authorization"))
-    owner = await get_pilot(request).users.owner_of_api_key(key)
+    return await sign_in(
+        get_pilot(request),
+        request.headers.get("authorization"),
+        request.scope.setdefault("state", {}),
+    )
+
+
+async def sign_in(pilot: Pilot, authorization: str | None, state: dict[str, Any]) -> User:
+    """:func:`authenticate` from an ``Authorization`` header's value and the request's
+    ``scope["state"]`` (what ``request.state`` reads), for routes that take no Request."""
+    key = _api_key(authorization)
+    owner = await pilot.users.owner_of_api_key(key)
     if owner is None:
         raise AuthenticationRequiredError("Unknown or revoked API key")
-    request.state.user_id = owner.user.id  # for the access log
-    request.state.api_key_id = owner.api_key_id  # policy rules may narrow this key
+    state["user_id"] = owner.user.id  # for the access log
+    state["api_key_id"] = owner.api_key_id  # policy rules may narrow this key
     return owner.user
 
 
