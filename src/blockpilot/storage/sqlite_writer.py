@@ -39,7 +39,6 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Hashable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table
@@ -500,7 +499,7 @@ def bind_processors(
         col_type = table.c[column].type
         process = col_type.dialect_impl(dialect).bind_processor(dialect)
         if process is not None:
-            converters[param] = _faster(process)
+            converters[param] = process
 
     def convert(params: Params) -> Params:
         out = dict(params)
@@ -508,43 +507,6 @@ def bind_processors(
             if param in out:
                 out[param] = process(out[param])
         return out
-
-    return convert
-
-
-_SAMPLE_TIMES = (
-    datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
-    datetime(999, 12, 31, 23, 59, 59),
-    datetime(2026, 7, 8, 9, 10, 11),
-)
-
-
-def _sqlite_datetime(value: Any) -> Any:
-    if type(value) is datetime:
-        return value.isoformat(" ", "microseconds")[:26]  # the time zone is not kept, as before
-    return _NOT_MINE
-
-
-_NOT_MINE: Any = object()
-
-
-def _faster(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """*process*, or the same conversion made faster where it is known to give the same text.
-
-    SQLAlchemy's SQLite DATETIME formats with a dict of seven fields (~1 µs); ``isoformat``
-    gives the same text. Used only if it does on sample times, so another storage format
-    keeps SQLAlchemy's own.
-    """
-    try:
-        same = all(process(t) == _sqlite_datetime(t) for t in _SAMPLE_TIMES)
-    except Exception:  # noqa: BLE001 - not a datetime processor
-        same = False
-    if not same:
-        return process
-
-    def convert(value: Any) -> Any:
-        fast = _sqlite_datetime(value)
-        return process(value) if fast is _NOT_MINE else fast
 
     return convert
 
