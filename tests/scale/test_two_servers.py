@@ -157,7 +157,9 @@ class Deployment:
         )
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [*command, "serve", "--host", "127.0.0.1", "--port", str(port)],
+                # One process per server: each stands for a machine, and the tests count
+                # processes (instance ids, kills) as servers.
+                [*command, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
                 env=self.env(name),
                 stdout=out,
                 stderr=subprocess.STDOUT,
