@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 
 import pytest
 
 from blockpilot.api.logs import JsonFormatter, configure_logging
 from blockpilot.api.server import server_config
+from blockpilot.redaction import REDACTED, SECRETS
 
 
 def test_a_record_is_one_json_line_with_its_extra_fields() -> None:
@@ -71,3 +73,31 @@ def test_alembic_start_up_chatter_is_hidden_at_info(monkeypatch: pytest.MonkeyPa
     finally:
         root.setLevel(levels[0])
         alembic.setLevel(levels[1])
+
+
+def test_extra_fields_are_scrubbed_of_known_secrets_and_secret_shapes() -> None:
+    # Logger.makeRecord attaches `extra` after the redacting record factory has run, so the
+    # line's own fields (an access line's path is the client's) are scrubbed when written.
+    canary = f"log-extra-canary-{secrets.token_hex(8)}"
+    SECRETS.add([canary])
+    logger = logging.getLogger("blockpilot.tests.log_extras")
+    record = logger.makeRecord(
+        logger.name,
+        logging.INFO,
+        __file__,
+        1,
+        "%s",
+        ("GET /x",),
+        None,
+        extra={
+            "path": f"/api/v1/things/{canary}",
+            "detail": {"reason": f"upstream said {canary}", "header": "Bearer abcdefghijklmnop"},
+            "status": 200,
+        },
+    )
+    line = JsonFormatter().format(record)
+    assert canary not in line and "abcdefghijklmnop" not in line
+    entry = json.loads(line)
+    assert entry["path"] == f"/api/v1/things/{REDACTED}"
+    assert entry["detail"]["reason"] == f"upstream said {REDACTED}"
+    assert entry["status"] == 200

@@ -8,6 +8,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from blockpilot.redaction import SECRETS
+
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",
     "asctime",
@@ -16,9 +18,19 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) 
 }
 
 
+# What json.dumps(entry, default=str) builds on every call; encoding keeps no state.
+_ENCODER = json.JSONEncoder(default=str)
+
+
 class JsonFormatter(logging.Formatter):
     """Formats a record as ``{"ts", "level", "logger", "message", "pid", ...extra,
-    "exception"?}``."""
+    "exception"?}``.
+
+    The ``extra`` fields are scrubbed of secrets here: the log record factory of
+    :func:`blockpilot.redaction.install_log_redaction` scrubs the message and traceback, but
+    ``Logger.makeRecord`` attaches ``extra`` only after the factory has run (an access line's
+    path is the client's, and may hold anything).
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -28,14 +40,15 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "pid": record.process,  # which worker of ``serve --workers N``
         }
+        scrub = SECRETS.redactor.scrub
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
+                entry[key] = scrub(value) if isinstance(value, str | dict | list) else value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:
             entry["exception"] = record.exc_text
-        return json.dumps(entry, default=str)
+        return _ENCODER.encode(entry)
 
 
 def configure_logging(level: str = "INFO") -> None:
