@@ -65,6 +65,8 @@ CURATED_MODULES = (
     "blockpilot.integrations",
     "blockpilot.json_schema",
     "blockpilot.limits",
+    "blockpilot.links",
+    "blockpilot.net",
     "blockpilot.provider_facts",
     "blockpilot.testing",
     "blockpilot.tools.schemas",

@@ -19,8 +19,8 @@ from blockpilot.net.policy import exempt_destination
 from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
 from blockpilot.sources.base import SourceOptions, source_block_id
+from blockpilot.sources.mcp._sessions import IDLE_SECONDS, list_tools, session_pool
 from blockpilot.sources.mcp.kind import listing_text
-from blockpilot.sources.mcp.sessions import IDLE_SECONDS, list_tools, session_pool
 from blockpilot.storage.users import User
 from blockpilot.testing import LocalHTTPServer, Response
 

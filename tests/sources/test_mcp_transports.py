@@ -25,8 +25,8 @@ from blockpilot.errors import InvalidInputError
 from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
 from blockpilot.sources.base import source_block_id
-from blockpilot.sources.mcp.sessions import IDLE_SECONDS, session_pool
-from blockpilot.sources.mcp.transports import parse_env
+from blockpilot.sources.mcp._sessions import IDLE_SECONDS, session_pool
+from blockpilot.sources.mcp._transports import parse_env
 from blockpilot.storage.users import User
 from blockpilot.testing import serve_asgi
 

@@ -16,10 +16,10 @@ import pytest
 
 from blockpilot.errors import InvalidInputError, SpecError
 from blockpilot.sources.base import SourceOptions, source_block_id, source_kind
+from blockpilot.sources.openapi._operations import HTTP_METHODS
+from blockpilot.sources.openapi._schema import RECURSION_MARKER
 from blockpilot.sources.openapi.block import operation_input_schema
 from blockpilot.sources.openapi.kind import operation_details, operation_summaries
-from blockpilot.sources.openapi.operations import HTTP_METHODS
-from blockpilot.sources.openapi.schema import RECURSION_MARKER
 from blockpilot.storage.sources import SourceRecord
 from blockpilot.tools.schemas import convert_schema
 
@@ -50,7 +50,7 @@ def full(parsed: Any) -> list[dict[str, Any]]:
 
 def operation_count(name: str) -> int:
     text = (DATA / SPECS[name]).read_text(encoding="utf-8")
-    from blockpilot.sources.openapi.document import load_document
+    from blockpilot.sources.openapi._document import load_document
 
     document = load_document(text)
     return sum(1 for item in document["paths"].values() for m in item if m in HTTP_METHODS)

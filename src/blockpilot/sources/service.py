@@ -32,8 +32,8 @@ from blockpilot.sources.base import (
     check_source_name,
     source_kind,
 )
-from blockpilot.sources.mcp.pools import current_pool
-from blockpilot.sources.openapi.document import MAX_SPEC_BYTES
+from blockpilot.sources.mcp._pools import current_pool
+from blockpilot.sources.openapi._document import MAX_SPEC_BYTES
 from blockpilot.storage.sources import SourceRecord, SourceStore
 
 if TYPE_CHECKING:
@@ -125,8 +125,8 @@ class SourceService:
                 record = await self.store.get(name)
                 if record.kind != "mcp":
                     continue
+                from blockpilot.sources.mcp._transports import Endpoint
                 from blockpilot.sources.mcp.kind import listing_text
-                from blockpilot.sources.mcp.transports import Endpoint
 
                 endpoint = Endpoint.from_config(record.config)
                 text = listing_text(endpoint.url, record.config["auth"], await relist(), endpoint)
@@ -297,7 +297,7 @@ class SourceService:
         is registered on the first connect; *scopes*: what to ask for, else what the server
         names).
         """
-        from blockpilot.sources.mcp.transports import (
+        from blockpilot.sources.mcp._transports import (
             STDIO,
             TRANSPORT_CHOICES,
             Endpoint,
@@ -356,9 +356,9 @@ class SourceService:
         scopes: Sequence[str] = (),
     ) -> str:
         from blockpilot.net.policy import exempt_destination
+        from blockpilot.sources.mcp._sessions import list_tools
+        from blockpilot.sources.mcp._transports import AUTO
         from blockpilot.sources.mcp.kind import AUTH_MODES, check_endpoint, listing_text
-        from blockpilot.sources.mcp.sessions import list_tools
-        from blockpilot.sources.mcp.transports import AUTO
 
         if auth not in AUTH_MODES:
             raise InvalidInputError(
@@ -395,7 +395,7 @@ class SourceService:
         """
         record = await self.store.get(name)
         if spec_text is None and record.kind == "mcp":
-            from blockpilot.sources.mcp.transports import Endpoint
+            from blockpilot.sources.mcp._transports import Endpoint
 
             spec_text = await self._mcp_listing(
                 Endpoint.from_config(record.config),

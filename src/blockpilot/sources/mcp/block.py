@@ -27,9 +27,9 @@ from blockpilot.errors import (
     UpstreamUnauthorizedError,
 )
 from blockpilot.executions.context import ExecutionContext
-from blockpilot.sources.http import source_client
-from blockpilot.sources.mcp.sessions import session_pool
-from blockpilot.sources.mcp.transports import Endpoint
+from blockpilot.sources._http import source_client
+from blockpilot.sources.mcp._sessions import session_pool
+from blockpilot.sources.mcp._transports import Endpoint
 from blockpilot.sources.openapi.block import OpenAPIOperationBlock, OpenAPIOutput
 
 MAX_ERROR_CHARS = 2_000

@@ -15,14 +15,14 @@ from typing import Any
 from blockpilot.blocks.base import Block
 from blockpilot.errors import InvalidInputError, SpecError
 from blockpilot.sources.base import ParsedSource, Skipped, SourceOptions, source_block_id
-from blockpilot.sources.mcp.block import MCPToolBlock, tool_operation
-from blockpilot.sources.mcp.transports import (
+from blockpilot.sources.mcp._transports import (
     SSE,
     STDIO,
     STREAMABLE_HTTP,
     TRANSPORT_CHOICES,
     Endpoint,
 )
+from blockpilot.sources.mcp.block import MCPToolBlock, tool_operation
 from blockpilot.sources.openapi.block import operation_input_schema
 from blockpilot.sources.openapi.kind import check_base_url, exporter_problem
 from blockpilot.storage.sources import SourceRecord

@@ -23,7 +23,7 @@ from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import Credentials, CredentialsMetaInput
 from blockpilot.errors import BlockExecutionError, BlockInputError, NetworkError
 from blockpilot.executions.context import ExecutionContext
-from blockpilot.sources.http import source_client
+from blockpilot.sources._http import source_client
 
 MAX_ERROR_BODY_CHARS = 2_000
 _USEFUL_HEADERS = ("content-type", "location", "link", "etag", "last-modified", "retry-after")

@@ -12,17 +12,17 @@ from blockpilot.blocks.base import Block
 from blockpilot.errors import InvalidInputError, SkipOperation, SpecError
 from blockpilot.json_schema import convert_schema
 from blockpilot.sources.base import ParsedSource, Skipped, SourceOptions, source_block_id
+from blockpilot.sources.openapi._document import json_path, load_document
+from blockpilot.sources.openapi._operations import (
+    HTTP_METHODS,
+    convert_operation,
+    security_plan,
+)
 from blockpilot.sources.openapi.block import (
     OpenAPIOperationBlock,
     operation_input_schema,
     stored_json,
     swap_quotes,
-)
-from blockpilot.sources.openapi.document import json_path, load_document
-from blockpilot.sources.openapi.operations import (
-    HTTP_METHODS,
-    convert_operation,
-    security_plan,
 )
 from blockpilot.storage.sources import SourceRecord
 

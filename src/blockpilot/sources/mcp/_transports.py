@@ -3,7 +3,7 @@ command over stdio (docs/sources.md).
 
 An :class:`Endpoint` is what a source stores about its server. :func:`open_transport` gives
 the ``mcp`` SDK transport for it; HTTP transports send through the guarded client
-(:mod:`blockpilot.sources.mcp.guarded`). The transport's read stream is watched so the
+(:mod:`blockpilot.sources.mcp._guarded`). The transport's read stream is watched so the
 session pool learns at once when the server went away (a stdio process that died, a stream
 that ended) and starts a new session for the next call.
 """
@@ -26,7 +26,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from blockpilot.errors import InvalidInputError
 from blockpilot.net.client import GuardedHTTPClient
-from blockpilot.sources.mcp.guarded import STREAM_READ_SECONDS, guarded_client_factory
+from blockpilot.sources.mcp._guarded import STREAM_READ_SECONDS, guarded_client_factory
 
 STREAMABLE_HTTP = "streamable-http"
 SSE = "sse"

@@ -41,11 +41,11 @@ from blockpilot.errors import (
     UpstreamUnauthorizedError,
 )
 from blockpilot.net.client import GuardedHTTPClient
-from blockpilot.sources.mcp.guarded import exception_chain, wrapped_error
+from blockpilot.sources.mcp._guarded import exception_chain, wrapped_error
+from blockpilot.sources.mcp._pools import POOLS, current_pool
+from blockpilot.sources.mcp._transports import AUTO, SSE, STDIO, STREAMABLE_HTTP, Endpoint
+from blockpilot.sources.mcp._transports import open_transport as _open_transport
 from blockpilot.sources.mcp.oauth import insufficient_scopes
-from blockpilot.sources.mcp.pools import POOLS, current_pool
-from blockpilot.sources.mcp.transports import AUTO, SSE, STDIO, STREAMABLE_HTTP, Endpoint
-from blockpilot.sources.mcp.transports import open_transport as _open_transport
 
 logger = logging.getLogger(__name__)
 

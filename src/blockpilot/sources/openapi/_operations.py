@@ -17,8 +17,8 @@ from pydantic import BaseModel
 
 from blockpilot.blocks.base import BlockEffect
 from blockpilot.errors import RefError, SkipOperation, SpecError
-from blockpilot.sources.openapi.document import deref, json_path
-from blockpilot.sources.openapi.schema import convert_schema, has_binary
+from blockpilot.sources.openapi._document import deref, json_path
+from blockpilot.sources.openapi._schema import convert_schema, has_binary
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 READ_METHODS = frozenset({"get", "head", "options"})

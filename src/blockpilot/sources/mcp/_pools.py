@@ -1,6 +1,6 @@
 """Which event loops have a pool of upstream MCP sessions (``sessions.SessionPool``).
 
-Kept apart from :mod:`blockpilot.sources.mcp.sessions` so that asking "is there a pool?" on
+Kept apart from :mod:`blockpilot.sources.mcp._sessions` so that asking "is there a pool?" on
 every tool call, and at every start-up, does not import the MCP client SDK (about 0.4 s)
 in a process that never talked to an MCP server.
 """
@@ -12,7 +12,7 @@ import weakref
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from blockpilot.sources.mcp.sessions import SessionPool
+    from blockpilot.sources.mcp._sessions import SessionPool
 
 # Sessions are bound to the loop they run in: one pool per loop, gone with the loop.
 POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SessionPool] = (

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from blockpilot.errors import RefError
-from blockpilot.sources.openapi.document import resolve_pointer
+from blockpilot.sources.openapi._document import resolve_pointer
 
 RECURSION_MARKER = "[recursive schema cut here: give a JSON value of the same shape as above]"
 DEPTH_MARKER = "[nested schema cut here: any JSON value]"
