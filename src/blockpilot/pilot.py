@@ -253,12 +253,15 @@ class Pilot:
             if interrupted:
                 logger.warning("marked interrupted executions", extra={"count": interrupted})
             pilot._heartbeat = asyncio.get_running_loop().create_task(pilot._keep_lease())
+            # The search index is built in a thread now, not by the first find_block.
+            pilot.catalog.build_in_background()
         except BaseException:
             await engine.dispose()
             raise
         return pilot
 
     async def close(self) -> None:
+        await self.catalog.aclose()  # a search index build under way stops
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -189,6 +189,11 @@ class BlockRegistry:
         self._retired: dict[str, str] = {}  # id of a vanished source block → what it was
         self._static: dict[str, Block] = {}
         self.generation = 0
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call *listener* (no arguments, any thread) after the source blocks changed."""
+        self._listeners.append(listener)
 
     @classmethod
     def default_sources(cls) -> list[tuple[str, BlockSource]]:
@@ -259,6 +264,9 @@ class BlockRegistry:
                 changed = True
             if changed:
                 self._merge_sources()
+        if changed:
+            for listener in self._listeners:
+                listener()
 
     def _retire(self, source: str, old: Mapping[str, Block], new: Mapping[str, Block]) -> None:
         # Remember what a vanished source block was, so running it says why it is gone.

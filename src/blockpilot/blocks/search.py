@@ -34,7 +34,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +46,7 @@ from blockpilot.errors import InvalidInputError
 
 __all__ = [
     "BlockSearchIndex",
+    "IndexBuildCancelled",
     "SearchDocument",
     "SearchHit",
     "normalize_block_name",
@@ -295,6 +296,14 @@ class SearchDocument:
     fields: tuple[tuple[str, str], ...] = ()
 
 
+class IndexBuildCancelled(Exception):  # noqa: N818 - a signal, not an error anyone sees
+    """An index build was told to stop (its process is closing); nothing was built."""
+
+
+#: A build asks its ``should_stop`` after this many documents.
+_STOP_CHECK_EVERY = 1024
+
+
 @dataclass(frozen=True, slots=True)
 class SearchHit:
     """One search result; higher ``score`` is better."""
@@ -365,7 +374,11 @@ class BlockSearchIndex:
     )
 
     def __init__(
-        self, documents: Iterable[SearchDocument], *, reuse: BlockSearchIndex | None = None
+        self,
+        documents: Iterable[SearchDocument],
+        *,
+        reuse: BlockSearchIndex | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> None:
         docs = list(documents)
         ids: list[str] = []
@@ -401,17 +414,23 @@ class BlockSearchIndex:
                 names[key] = index
         self._names = names
 
-        self._build(docs, reuse)
+        self._build(docs, reuse, should_stop)
         self._typo_cache: dict[str, str | None] = {}
         self._clause_cache: dict[tuple[tuple[str, float], ...], tuple[_Ints, _Floats]] = {}
 
     # -- building --------------------------------------------------------- #
 
-    def _build(self, docs: list[SearchDocument], reuse: BlockSearchIndex | None) -> None:
+    def _build(
+        self,
+        docs: list[SearchDocument],
+        reuse: BlockSearchIndex | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> None:
         """Term rows (term, document, field, term frequency) and field lengths, then scores.
 
         Rows of documents equal to one of *reuse* are taken from it (renumbered) instead
-        of analysing their text again.
+        of analysing their text again. Raises :class:`IndexBuildCancelled` when
+        *should_stop* says so (asked every ``_STOP_CHECK_EVERY`` documents analysed).
         """
         n_docs = len(docs)
         n_fields = len(_FIELD_WEIGHTS)
@@ -445,7 +464,9 @@ class BlockSearchIndex:
         row_tfs: list[int] = []
         fresh_lengths: list[list[int]] = []
         memo: dict[str, list[str]] = {}
-        for index in fresh:
+        for count, index in enumerate(fresh):
+            if should_stop is not None and count % _STOP_CHECK_EVERY == 0 and should_stop():
+                raise IndexBuildCancelled
             field_lengths = []
             for f, (counts, length) in enumerate(_analyze_document(docs[index], memo)):
                 field_lengths.append(length)
