@@ -1,9 +1,7 @@
 """Server-rendered HTML for the setup page and the OAuth pages: no script.
 
-The page frame, the message, success and confirm pages are Jinja2 templates
-(``web/templates/*.html``, autoescaped: every value is text, none becomes markup). The setup
-page's forms are still built here, every value through :func:`e` (``html.escape``), and
-reach the frame as markup. The pages are plain forms
+Every page is a Jinja2 template (``web/templates/*.html``, autoescaped: every value is text,
+none becomes markup), inside one frame (``layout.html``). The pages are plain forms
 that work without JavaScript, with a ``lang``, landmarks (banner, main, contentinfo), one
 ``h1``, labels tied to every input, visible focus, and messages that say "Error:" or
 "Connected" in words rather than by colour alone.
@@ -13,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import html
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -92,11 +89,6 @@ TYPE_NAMES = {
     "user_password": "Username and password",
     "host_scoped": "Headers for one host",
 }
-
-
-def e(value: object) -> str:
-    """Escape for HTML text and double-quoted attributes."""
-    return html.escape(str(value), quote=True)
 
 
 def readable_block_name(name: str) -> str:
@@ -179,169 +171,33 @@ def setup_page(
     csrf: str,
     state: FormState | None = None,
 ) -> str:
-    """The body of ``GET /setup/<token>``: what is missing and a form per supported type."""
+    """The body of ``GET /setup/<token>``: what is missing and a form per supported type
+    (``web/templates/setup.html``)."""
     state = state or FormState()
-    forms: list[str] = []
-    if "oauth2" in req.types and connect_action is not None:
-        forms.append(_oauth_form(req, connect_action, csrf))
-    if "api_key" in req.types:
-        forms.append(_api_key_form(req, form_action, csrf, state))
-    if "user_password" in req.types:
-        forms.append(_user_password_form(req, form_action, csrf, state))
-    if "host_scoped" in req.types:
-        forms.append(_headers_form(req, form_action, csrf, state))
-    if not forms:
-        forms.append(
-            '<section aria-labelledby="none-h"><h2 id="none-h">No way to connect here yet</h2>'
-            f"<p>{e(req.provider_name)} accounts are connected through the provider's sign-in, "
-            "which the operator of this service has not configured. Ask them to set up "
-            f"{e(req.provider_name)} sign-in, then open this link again.</p></section>"
-        )
-    if len(forms) > 1:
-        forms = [forms[0], *('<p class="or">or</p>\n' + f for f in forms[1:])]
-
-    rows = [
-        ("Block", f"{e(readable_block_name(req.block_name))} (<code>{e(req.block_name)}</code>)"),
+    forms = [
+        kind
+        for kind in ("oauth2", "api_key", "user_password", "host_scoped")
+        if kind in req.types and (kind != "oauth2" or connect_action is not None)
     ]
-    if req.block_description:
-        rows.append(("What it does", e(req.block_description)))
-    rows += [
-        ("Needs", e(req.field_description or req.field_title)),
-        ("Provider", e(req.provider_name)),
-        ("Accepted", e(", ".join(TYPE_NAMES.get(t, t) for t in req.types))),
-    ]
-    if req.scopes:
-        rows.append(("Permissions", ", ".join(f"<code>{e(s)}</code>" for s in req.scopes)))
-    if req.host:
-        rows.append(("Host", f"<code>{e(req.host)}</code>"))
-    rows.append(("For user", e(req.user_name)))
-    facts = "\n".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
-    error = ""
-    if state.error:
-        error = (
-            '<div class="panel alert" role="alert" id="form-error">'
-            f"<p><strong>Error:</strong> {e(state.error)}</p></div>\n"
-        )
-    block, provider = e(readable_block_name(req.block_name)), e(req.provider_name)
-    return (
-        f"<h1>Connect {provider} to continue</h1>\n"
-        f'<p class="lead">Your copilot wants to run <strong>{block}</strong> for you. '
-        f"It needs {provider} credentials that are not set up yet.</p>\n"
-        f"{error}"
-        '<section aria-labelledby="need-h">\n<h2 id="need-h">What is missing, and why</h2>\n'
-        f"<dl>\n{facts}\n</dl>\n</section>\n" + "\n".join(forms)
-    )
-
-
-def _hidden(csrf: str, kind: str | None = None) -> str:
-    out = f'<input type="hidden" name="csrf" value="{e(csrf)}">'
-    if kind:
-        out += f'<input type="hidden" name="kind" value="{e(kind)}">'
-    return out
-
-
-def _title_field(prefix: str, state: FormState, kind: str) -> str:
-    value = state.title if state.kind == kind else ""
-    return (
-        f'<label for="{prefix}-title">Name for this credential (optional)</label>'
-        f'<input type="text" id="{prefix}-title" name="title" maxlength="200" value="{e(value)}" '
-        f'aria-describedby="{prefix}-title-hint">'
-        f'<p class="hint" id="{prefix}-title-hint">Helps you tell several credentials apart.</p>'
-    )
-
-
-def _oauth_form(req: Requirement, action: str, csrf: str) -> str:
-    scopes = f" It asks for: {', '.join(e(s) for s in req.scopes)}." if req.scopes else ""
-    return (
-        '<section aria-labelledby="oauth-h">\n'
-        f'<h2 id="oauth-h">Sign in with {e(req.provider_name)}</h2>\n'
-        f"<p>You will be sent to {e(req.provider_name)} to approve access, then come back here."
-        f"{scopes}</p>\n"
-        f'<form method="post" action="{e(action)}">{_hidden(csrf)}'
-        f'<button type="submit">Connect {e(req.provider_name)}</button></form>\n</section>'
-    )
-
-
-def _api_key_form(req: Requirement, action: str, csrf: str, state: FormState) -> str:
-    return (
-        '<section aria-labelledby="key-h">\n'
-        f'<h2 id="key-h">Add an API key</h2>\n'
-        f'<form method="post" action="{e(action)}">{_hidden(csrf, "api_key")}'
-        f'<label for="key-secret">{e(req.provider_name)} API key</label>'
-        '<input type="password" id="key-secret" name="api_key" required maxlength="8192" '
-        'autocomplete="off" spellcheck="false" aria-describedby="key-secret-hint">'
-        f'<p class="hint" id="key-secret-hint">Paste the key from your {e(req.provider_name)} '
-        "account settings.</p>"
-        f"{_title_field('key', state, 'api_key')}"
-        '<button type="submit">Save API key</button></form>\n</section>'
-    )
-
-
-def _server_field(req: Requirement) -> str:
-    # SMTP credentials are sent to the one server they name (docs/security.md).
-    if req.provider not in SERVER_BOUND_PROVIDERS:
-        return ""
-    return (
-        '<label for="login-host">Server (host or host:port)</label>'
-        f'<input type="text" id="login-host" name="host" required maxlength="300" '
-        f'value="{e(req.host or "")}" autocomplete="off" spellcheck="false" '
-        'aria-describedby="login-host-hint">'
-        '<p class="hint" id="login-host-hint">The username and password are sent to this '
-        "server only.</p>"
-    )
-
-
-def _user_password_form(req: Requirement, action: str, csrf: str, state: FormState) -> str:
-    return (
-        '<section aria-labelledby="login-h">\n'
-        f'<h2 id="login-h">Add a username and password</h2>\n'
-        f'<form method="post" action="{e(action)}">{_hidden(csrf, "user_password")}'
-        f"{_server_field(req)}"
-        '<label for="login-user">Username</label>'
-        '<input type="text" id="login-user" name="username" required maxlength="1024" '
-        'autocomplete="off" spellcheck="false">'
-        '<label for="login-password">Password</label>'
-        '<input type="password" id="login-password" name="password" required maxlength="8192" '
-        'autocomplete="off">'
-        f"{_title_field('login', state, 'user_password')}"
-        '<button type="submit">Save username and password</button></form>\n</section>'
-    )
-
-
-def _headers_form(req: Requirement, action: str, csrf: str, state: FormState) -> str:
-    host = (
-        state.host if state.kind == "host_scoped" and state.host is not None else (req.host or "")
-    )
-    names = state.header_names if state.kind == "host_scoped" else []
-    rows: list[str] = []
-    for i in range(HEADER_ROWS):
-        name = names[i] if i < len(names) else ("Authorization" if i == 0 else "")
-        required = " required" if i == 0 else ""
-        rows.append(
-            f"<fieldset><legend>Header {i + 1}{' (optional)' if i else ''}</legend>"
-            '<div class="row"><div>'
-            f'<label for="hdr-name-{i}">Header name</label>'
-            f'<input type="text" id="hdr-name-{i}" name="header_name" maxlength="100" '
-            f'value="{e(name)}" autocomplete="off" spellcheck="false"{required}>'
-            "</div><div>"
-            f'<label for="hdr-value-{i}">Header value</label>'
-            f'<input type="password" id="hdr-value-{i}" name="header_value" maxlength="8192" '
-            f'autocomplete="off"{required}>'
-            "</div></div></fieldset>"
-        )
-    return (
-        '<section aria-labelledby="hdr-h">\n'
-        '<h2 id="hdr-h">Add headers for one host</h2>\n'
-        f'<form method="post" action="{e(action)}">{_hidden(csrf, "host_scoped")}'
-        '<label for="hdr-host">Host</label>'
-        f'<input type="text" id="hdr-host" name="host" required maxlength="300" value="{e(host)}" '
-        'autocomplete="off" spellcheck="false" aria-describedby="hdr-host-hint">'
-        '<p class="hint" id="hdr-host-hint">The headers are sent to this host only, e.g. '
-        "<code>api.example.com</code> or <code>*.example.com</code>; filled in from the address "
-        "the copilot is calling.</p>"
-        + "".join(rows)
-        + f"{_title_field('hdr', state, 'host_scoped')}"
-        '<button type="submit">Save headers</button></form>\n</section>'
+    headers_kept = state.kind == "host_scoped"
+    names = state.header_names if headers_kept else []
+    return render(
+        "setup.html",
+        req=req,
+        state=state,
+        csrf=csrf,
+        form_action=form_action,
+        connect_action=connect_action,
+        forms=forms or ["none"],
+        block_title=readable_block_name(req.block_name),
+        accepted=", ".join(TYPE_NAMES.get(t, t) for t in req.types),
+        # SMTP credentials are sent to the one server they name (docs/security.md).
+        server_bound=req.provider in SERVER_BOUND_PROVIDERS,
+        header_host=state.host if headers_kept and state.host is not None else (req.host or ""),
+        header_names=[
+            names[i] if i < len(names) else ("Authorization" if i == 0 else "")
+            for i in range(HEADER_ROWS)
+        ],
     )
 
 
