@@ -1,4 +1,5 @@
-"""Local stand-ins for third-party services, for testing blocks that call them.
+"""Local stand-ins for third-party services, for testing blocks that call them
+(docs/testing.md: every fake, and how to write one for another service).
 
 Every server in this module speaks the *real* wire protocol of the service it
 imitates (HTTP+JSON, OAuth2 form posts and redirects, SMTP with AUTH) over a real
