@@ -9,13 +9,14 @@ Before: with ``BLOCKPILOT_BLOCK_TIMEOUT_SECONDS`` equal to ``BLOCKPILOT_TOOL_TIM
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import httpx
 import pytest
 
 from blockpilot.api import create_app
+from blockpilot.blocks.registry import BlockRegistry
 from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
 from tests.tools.bp_helpers import make_registry
@@ -35,13 +36,13 @@ class OwnLimitSleepBlock(SlowBlock):
 
 
 @pytest.fixture
-async def pilot(settings_factory: Callable[..., Settings]) -> AsyncIterator[Pilot]:
-    settings = settings_factory(block_timeout_seconds=1, tool_timeout_seconds=1)
-    opened = await Pilot.open(
-        settings, registry=make_registry([*ALL_BLOCKS, PatientSleepBlock, OwnLimitSleepBlock])
-    )
-    yield opened
-    await opened.close()
+def pilot_settings(settings_factory: Callable[..., Settings]) -> Settings:
+    return settings_factory(block_timeout_seconds=1, tool_timeout_seconds=1)
+
+
+@pytest.fixture
+def pilot_registry() -> BlockRegistry:
+    return make_registry([*ALL_BLOCKS, PatientSleepBlock, OwnLimitSleepBlock])
 
 
 async def _run(pilot: Pilot, user_id: str, block_id: str) -> dict[str, Any]:

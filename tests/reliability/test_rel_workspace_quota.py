@@ -36,10 +36,8 @@ SQLITE = bp_database.BACKEND == "sqlite"
 
 
 @pytest.fixture
-async def pilot(settings_factory: Callable[..., Settings]) -> AsyncIterator[Pilot]:
-    opened = await Pilot.open(settings_factory(max_workspace_bytes_per_user=QUOTA))
-    yield opened
-    await opened.close()
+def pilot_settings(settings_factory: Callable[..., Settings]) -> Settings:
+    return settings_factory(max_workspace_bytes_per_user=QUOTA)
 
 
 def _client(pilot: Pilot, key: str) -> httpx.AsyncClient:

@@ -20,6 +20,7 @@ import pytest
 from blockpilot.api import create_app
 from blockpilot.api.server import server_config
 from blockpilot.pilot import Pilot
+from blockpilot.settings import Settings
 from tests.security.sec_helpers import serve_app
 
 GUARD_SECONDS = 30.0
@@ -27,10 +28,8 @@ GUARD_SECONDS = 30.0
 
 
 @pytest.fixture
-async def pilot(settings_factory: Callable[..., Any]) -> AsyncIterator[Pilot]:
-    opened = await Pilot.open(settings_factory())
-    yield opened
-    await opened.close()
+def pilot_settings(settings_factory: Callable[..., Any]) -> Settings:
+    return settings_factory()
 
 
 @pytest.fixture

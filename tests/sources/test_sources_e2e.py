@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -95,15 +95,14 @@ def settings(settings_factory: Any, elsewhere: LocalHTTPServer) -> Settings:
     )
 
 
-@pytest.fixture
-async def pilot(settings: Settings, upstream: LocalHTTPServer) -> AsyncIterator[Pilot]:
-    async with await Pilot.open(settings) as opened:
-        text = (DATA / "petstore3.yaml").read_text(encoding="utf-8")
-        result = await opened.sources.add(
-            "openapi", "petstore", text, SourceOptions(base_url=upstream.url("/api/v3"))
-        )
-        assert result.parsed.blocks == 18
-        yield opened
+@pytest.fixture(autouse=True)
+async def petstore(pilot: Pilot, upstream: LocalHTTPServer) -> None:
+    """Every test's Pilot has the petstore imported, served by *upstream*."""
+    text = (DATA / "petstore3.yaml").read_text(encoding="utf-8")
+    result = await pilot.sources.add(
+        "openapi", "petstore", text, SourceOptions(base_url=upstream.url("/api/v3"))
+    )
+    assert result.parsed.blocks == 18
 
 
 async def tool(client: httpx.AsyncClient, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
