@@ -400,10 +400,9 @@ class Pilot:
         The one place every tool call passes, whichever door it came through
         (docs/tools.md#what-every-tool-call-goes-through): no signed-in user (a user and
         their chat session, as :meth:`prepare_call` resolves them) is ``need_login`` and the
-        body does not run; arguments that are not an object of the
-        tool's declared names are ``invalid_arguments``; the body runs under the tool's time
-        limit (``timeout``); anything unexpected is logged with its traceback and answered
-        ``internal_error``.
+        body does not run; arguments that are not an object of the tool's declared names are
+        ``invalid_arguments``; the body runs under the tool's time limit (``timeout``);
+        anything unexpected is logged with its traceback and answered ``internal_error``.
         """
         tool, call = prepared.tool, prepared.call
         # Sign-in is checked here and only here (docs/architecture.md#where-sign-in-is-checked).
