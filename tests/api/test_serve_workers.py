@@ -69,7 +69,17 @@ class Workers:
         }
 
     def pid_of_request(self) -> dict[str, int]:
-        return {r["request_id"]: r["pid"] for r in self.records() if r.get("path")}
+        """request id -> pid of the worker that took it, for every request of :meth:`client`
+        (an access line is written when its response ends: an SSE stream's a little after
+        its client left)."""
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:
+            took = {r["request_id"]: r["pid"] for r in self.records() if r.get("path")}
+            missing = [sent for sent in self.sent if sent[0] not in took]
+            if not missing:
+                return took
+            assert time.monotonic() < deadline, f"no access line for {missing}"
+            time.sleep(0.05)
 
     def client(self, key: str | None = None, **options: Any) -> httpx.AsyncClient:
         """A client with no keep-alive (one connection per request), tagging each request."""

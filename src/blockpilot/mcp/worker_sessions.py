@@ -21,12 +21,13 @@ A forwarded request is never forwarded again. See docs/deployment.md#workers.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
 
 import anyio
-import httpx
+import h11
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from blockpilot.workers import Worker, is_worker_id
@@ -42,7 +43,8 @@ _HOP_BY_HOP = frozenset(
 )
 _NOT_FORWARDED = _HOP_BY_HOP | {b"content-length"}  # set again from the body read
 _DYING_SECONDS = 2.0
-_HTTPX_DEFAULTS = ("accept", "accept-encoding", "user-agent", "connection")
+_KEEP_IDLE_SECONDS = 2.0  # below uvicorn's keep-alive timeout (5 s) on the owner's socket
+_READ_CHUNK = 65_536
 
 
 class WorkerSessions:
@@ -54,7 +56,7 @@ class WorkerSessions:
 
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
-        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._idle: dict[str, list[_Connection]] = {}
 
     def owner(self, session_id: str) -> tuple[str | None, str]:
         """``(worker id, the SDK's id)`` of a tagged session id; ``(None, id)`` otherwise."""
@@ -97,49 +99,81 @@ class WorkerSessions:
         body, disconnected = await _read_body(receive)
         if disconnected:
             return None
-        client = self._client(worker_id)
-        original = {name.lower() for name, _ in scope.get("headers", [])}
-        request = client.build_request(
-            scope["method"],
-            httpx.URL(
-                scheme="http",
-                host="worker",
-                path=scope.get("path", "/mcp"),
-                query=scope.get("query_string", b""),
-            ),
-            headers=[
-                (name, value)
-                for name, value in scope.get("headers", [])
-                if name.lower() not in _NOT_FORWARDED
-            ],
-            content=body,
+        headers = [
+            (bytes(name), bytes(value))
+            for name, value in scope.get("headers", [])
+            if name.lower() not in _NOT_FORWARDED
+        ]
+        if not any(name == b"host" for name, _ in headers):
+            return _replay(body, receive)  # HTTP/1.0 without Host: not forwarded (unknown, 404)
+        target = scope.get("raw_path") or scope.get("path", "/mcp").encode()
+        if scope.get("query_string"):
+            target += b"?" + scope["query_string"]
+        request = h11.Request(
+            method=scope["method"],
+            target=target,
+            headers=[*headers, (b"content-length", str(len(body)).encode())],
         )
-        for name in _HTTPX_DEFAULTS:  # httpx's own defaults: add nothing the client did not send
-            if name.encode() not in original:
-                request.headers.pop(name, None)
         try:
-            response = await client.send(request, stream=True)
-        except httpx.TransportError as exc:
+            connection, response = await self._send(worker_id, request, body)
+        except (OSError, h11.ProtocolError) as exc:
             if await self._gone(worker_id):
                 return _replay(body, receive)
             logger.warning("an MCP request could not be forwarded: %s", type(exc).__name__)
             await _unavailable(send)
             return None
+        reusable = False
         try:
             await send(
                 {
                     "type": "http.response.start",
                     "status": response.status_code,
                     "headers": [
-                        (name, value)
-                        for name, value in response.headers.raw
-                        if name.lower() not in _HOP_BY_HOP
+                        (name, value) for name, value in response.headers if name not in _HOP_BY_HOP
                     ],
                 }
             )
-            await _stream_until_disconnect(response, receive, send)
+            reusable = await _stream_until_disconnect(connection, receive, send)
         finally:
-            await response.aclose()
+            if reusable:
+                self._idle.setdefault(worker_id, []).append(connection)
+            else:
+                connection.close()
+        return None
+
+    async def _send(
+        self, worker_id: str, request: h11.Request, body: bytes
+    ) -> tuple[_Connection, h11.Response]:
+        """Send *request* to the worker and read its response head. A kept-alive connection
+        that the owner closed meanwhile is replaced once by a fresh one (the owner never
+        read the request)."""
+        connection = self._idle_connection(worker_id)
+        fresh = connection is None
+        if connection is None:
+            connection = await _Connection.open(self.worker.socket_address(worker_id))
+        try:
+            return connection, await connection.request(request, body)
+        except (OSError, h11.ProtocolError, _Closed):
+            connection.close()
+            if fresh:
+                raise
+        connection = await _Connection.open(self.worker.socket_address(worker_id))
+        try:
+            return connection, await connection.request(request, body)
+        except _Closed:
+            connection.close()
+            raise ConnectionResetError("the worker closed the connection") from None
+        except BaseException:
+            connection.close()
+            raise
+
+    def _idle_connection(self, worker_id: str) -> _Connection | None:
+        idle = self._idle.get(worker_id, [])
+        while idle:
+            connection = idle.pop()
+            if connection.usable():
+                return connection
+            connection.close()
         return None
 
     async def _gone(self, worker_id: str) -> bool:
@@ -152,28 +186,76 @@ class WorkerSessions:
             await anyio.sleep(0.01)
         return True
 
-    def _client(self, worker_id: str) -> httpx.AsyncClient:
-        client = self._clients.get(worker_id)
-        if client is None:
-            client = httpx.AsyncClient(
-                transport=httpx.AsyncHTTPTransport(uds=self.worker.socket_address(worker_id)),
-                # Tool calls and SSE streams may last long; the owner applies its own limits.
-                timeout=httpx.Timeout(None, connect=10.0),
-                # Idle connections are dropped before the owner's uvicorn would drop them
-                # (5 s), so a request is never sent on a connection being closed.
-                limits=httpx.Limits(
-                    max_connections=None, max_keepalive_connections=64, keepalive_expiry=2.0
-                ),
-            )
-            self._clients[worker_id] = client
-        return client
-
     async def aclose(self) -> None:
-        """Close the connections to the other workers."""
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            with contextlib.suppress(Exception):
-                await client.aclose()
+        """Close the idle connections to the other workers."""
+        idle, self._idle = self._idle, {}
+        for connections in idle.values():
+            for connection in connections:
+                connection.close()
+
+
+class _Closed(Exception):  # noqa: N818 - a signal, not an error
+    """The owner closed the connection before answering."""
+
+
+class _Connection:
+    """One HTTP/1.1 connection to a worker's Unix socket (h11 over asyncio streams: a
+    fraction of a general-purpose client's cost per request)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.http = h11.Connection(h11.CLIENT)
+        self.idle_since = time.monotonic()
+
+    @classmethod
+    async def open(cls, address: str) -> _Connection:
+        reader, writer = await asyncio.open_unix_connection(address, limit=_READ_CHUNK)
+        return cls(reader, writer)
+
+    def usable(self) -> bool:
+        """Idle briefly enough that the owner has not dropped it (uvicorn: after 5 s), and
+        not closed by it."""
+        fresh = time.monotonic() - self.idle_since < _KEEP_IDLE_SECONDS
+        return fresh and not self.reader.at_eof() and not self.writer.is_closing()
+
+    async def request(self, request: h11.Request, body: bytes) -> h11.Response:
+        data = self.http.send(request) or b""
+        if body:
+            data += self.http.send(h11.Data(data=body)) or b""
+        data += self.http.send(h11.EndOfMessage()) or b""
+        self.writer.write(data)
+        await self.writer.drain()
+        event = await self.next_event()
+        while isinstance(event, h11.InformationalResponse):
+            event = await self.next_event()
+        if not isinstance(event, h11.Response):
+            raise _Closed()
+        return event
+
+    async def next_event(self) -> h11.Event:
+        """The owner's next event; a closed connection raises :class:`_Closed`."""
+        while True:
+            event = self.http.next_event()
+            if event is h11.NEED_DATA:
+                self.http.receive_data(await self.reader.read(_READ_CHUNK))
+                continue
+            if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                raise _Closed()  # PAUSED: only after a complete response (never read on)
+            assert isinstance(event, h11.Event)
+            return event
+
+    def done(self) -> bool:
+        """The exchange ended cleanly and the connection may carry another."""
+        if self.http.our_state is h11.DONE and self.http.their_state is h11.DONE:
+            self.http.start_next_cycle()
+            self.idle_since = time.monotonic()
+            return True
+        return False
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.close()
 
 
 def forwarded_requests_app(mcp_app: ASGIApp) -> ASGIApp:
@@ -229,10 +311,12 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return again
 
 
-async def _stream_until_disconnect(response: httpx.Response, receive: Receive, send: Send) -> None:
+async def _stream_until_disconnect(connection: _Connection, receive: Receive, send: Send) -> bool:
     """Copy the owner's response body to the client as it comes (an SSE stream may last
     long), and stop when the client disconnects. A failure of the owner mid-stream ends
-    the body (an SSE client then reconnects and learns the session is gone)."""
+    the body (an SSE client then reconnects and learns the session is gone). True when the
+    connection to the owner may be used again."""
+    finished = False
     async with anyio.create_task_group() as group:
 
         async def watch() -> None:
@@ -242,12 +326,16 @@ async def _stream_until_disconnect(response: httpx.Response, receive: Receive, s
 
         group.start_soon(watch)
         try:
-            async for chunk in response.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except httpx.TransportError as exc:
+            while True:
+                event = await connection.next_event()
+                if isinstance(event, h11.Data):
+                    body = bytes(event.data)
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+                elif isinstance(event, h11.EndOfMessage):
+                    finished = True
+                    break
+        except (OSError, h11.ProtocolError, _Closed) as exc:
             logger.warning("forwarded MCP response ended early: %s", type(exc).__name__)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         group.cancel_scope.cancel()
-
-
-__all__ = ["FORWARDED", "WorkerSessions", "forwarded_requests_app"]
+    return finished and connection.done()
