@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import enum
+import json
 import logging
 import subprocess
 import sys
-from typing import Any
+from typing import Any, Literal
 
 import pytest
+from pydantic import Field
 
 from blockpilot.blocks.base import Block
-from blockpilot.blocks.registry import BUILTIN_MODULES, BlockRegistry, check_block_class
+from blockpilot.blocks.registry import (
+    BUILTIN_MODULES,
+    BlockRegistry,
+    check_block_class,
+    plain_schema,
+)
 from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, SchemaField
 from blockpilot.credentials.fields import CredentialsField
 from blockpilot.credentials.models import CredentialsMetaInput
@@ -396,3 +404,58 @@ def test_ids_are_case_insensitive() -> None:
     reg = registry(GOOD, dup)
     assert [b.name for b in reg.all()] == ["GoodBlock"]
     assert "already used by GoodBlock" in reg.problems[0].problem
+
+
+# -- schemas checked without generating them (docs/performance.md#catalogue-scale) ---------
+
+
+def test_plain_schemas_of_every_builtin_block_generate_and_serialise() -> None:
+    """A schema judged plain is not generated at load time: that must be safe. Every
+    built-in block's schemas are plain, and each one does generate and serialise."""
+    registry = BlockRegistry()
+    for block in registry.all():
+        for schema in (block.Input, block.Output):
+            assert plain_schema(schema), (block.name, schema)
+            json.dumps(schema.model_json_schema())
+            json.dumps(schema.jsonschema())
+
+
+class Colour(enum.Enum):
+    RED = object()
+
+
+def _hooked(cls: Any, core_schema: Any, handler: Any) -> Any:
+    return {"type": "object", "x-odd": object()}
+
+
+def test_schemas_that_may_not_serialise_get_the_full_load_time_check() -> None:
+    class WithEnum(BlockSchemaInput):
+        colour: Colour = SchemaField(description="A colour")
+
+    class WithHook(BlockSchemaInput):
+        text: str = SchemaField(description="Text")
+        __get_pydantic_json_schema__ = classmethod(_hooked)
+
+    class WithCallableExtra(BlockSchemaInput):
+        text: str = Field(description="Text", json_schema_extra=lambda schema: None)
+
+    class WithOddDefault(BlockSchemaInput):
+        when: Any = SchemaField(default=object(), description="Odd")
+
+    class WithInfinity(BlockSchemaInput):
+        limit: float = SchemaField(default=float("inf"), description="Limit")
+
+    class Plain(BlockSchemaInput):
+        text: str = SchemaField(description="Text")
+        count: int | None = SchemaField(None, description="How many")
+        tags: list[str] = SchemaField(default_factory=list, description="Tags")
+        mode: Literal["a", "b"] = SchemaField("a", description="Mode")
+        nested: dict[str, tuple[int, str]] = SchemaField(default_factory=dict, description="N")
+
+    for schema in (WithEnum, WithHook, WithCallableExtra, WithOddDefault,
+                   WithInfinity):  # fmt: skip
+        assert not plain_schema(schema), schema
+    assert plain_schema(Plain)
+    bad = make_block("HookedBlock", input_cls=WithHook)
+    assert_rejected(bad, "Input schema is not JSON-serialisable")
+    assert check_block_class(make_block("PlainBlock", input_cls=Plain)) == []

@@ -14,6 +14,7 @@ import importlib
 import inspect
 import json
 import logging
+import math
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -22,6 +23,7 @@ from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic.json_schema import PydanticJsonSchemaWarning
 
 from blockpilot.blocks.base import Block
@@ -75,7 +77,9 @@ def _blocks_in_module(module: ModuleType) -> list[type[Block]]:
         obj
         for obj in vars(module).values()
         if inspect.isclass(obj)
-        and issubclass(obj, Block)
+        # Not issubclass(): for a class that is no block, ABCMeta walks every Block subclass
+        # (10,000 of them made it most of a start-up).
+        and Block in obj.__mro__
         and obj.__module__ == module.__name__
         and not inspect.isabstract(obj)
         and not obj.__name__.endswith("Base")
@@ -105,6 +109,103 @@ def _entry_point_sources() -> Iterator[tuple[str, BlockSource]]:
 _DERIVED_JSONSCHEMA = BlockSchema.jsonschema.__func__  # type: ignore[attr-defined]
 
 
+# Core-schema nodes whose JSON Schema pydantic always makes, from JSON values only: a model
+# built of nothing else needs no trial generation to be known serialisable. Anything else (an
+# enum, a custom type or validator, a schema hook) is generated and checked at load time.
+_PLAIN_NODES = frozenset(
+    {
+        "any", "none", "bool", "int", "float", "str", "literal", "list", "set", "frozenset",
+        "tuple", "dict", "nullable", "union", "default", "function-before", "function-after",
+        "model", "model-fields", "model-field", "definitions", "definition-ref",
+    }
+)  # fmt: skip
+_NODE_CHILDREN = ("schema", "items_schema", "keys_schema", "values_schema")
+_PLAIN_METADATA = frozenset({"pydantic_js_extra", "pydantic_js_updates"})  # and model hooks
+_MODEL_SCHEMA_HOOK = BaseModel.__get_pydantic_json_schema__.__func__  # type: ignore[attr-defined]
+_MODEL_JSON_SCHEMA = BaseModel.model_json_schema.__func__  # type: ignore[attr-defined]
+_SCHEMA_CONFIG_KEYS = (
+    "json_schema_extra", "json_schema_mode_override", "field_title_generator",
+    "model_title_generator", "arbitrary_types_allowed",
+)  # fmt: skip
+
+
+def plain_schema(schema: type[BaseModel]) -> bool:
+    """Whether *schema*'s JSON Schema is certain to generate and serialise, judged from its
+    core schema without generating it (docs/performance.md#catalogue-scale): a 10,000-block
+    start-up spent most of its time generating schemas only to check them."""
+    if getattr(schema.jsonschema, "__func__", None) is not _DERIVED_JSONSCHEMA:
+        return False
+    if getattr(schema.model_json_schema, "__func__", None) is not _MODEL_JSON_SCHEMA:
+        return False
+    try:
+        return _plain_node(schema.__pydantic_core_schema__)
+    except Exception:  # noqa: BLE001 - anything unexpected: let the full check decide
+        return False
+
+
+def _plain_node(root: Any) -> bool:
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        kind = node.get("type")
+        if kind not in _PLAIN_NODES:
+            return False
+        metadata = node.get("metadata")
+        if metadata and not _plain_metadata(metadata):
+            return False
+        if kind == "literal":
+            if not _json_value(node["expected"]):
+                return False
+        elif kind == "default":
+            if not _json_value(node.get("default")):  # a default_factory is not in the schema
+                return False
+        elif kind == "model":
+            if any(node["cls"].model_config.get(key) for key in _SCHEMA_CONFIG_KEYS):
+                return False
+        elif kind == "model-fields":
+            if node.get("computed_fields"):
+                return False
+            stack.extend(node["fields"].values())
+        elif kind == "union":
+            stack.extend(c[0] if isinstance(c, tuple) else c for c in node["choices"])
+        elif kind == "definitions":
+            stack.extend(node["definitions"])
+        elif kind == "tuple":
+            stack.extend(node.get("items_schema", ()))
+        for key in _NODE_CHILDREN:
+            child = node.get(key)
+            if type(child) is dict:
+                stack.append(child)
+    return True
+
+
+def _plain_metadata(metadata: dict[str, Any]) -> bool:
+    for key, value in metadata.items():
+        if key == "pydantic_js_functions":
+            if any(getattr(hook, "__func__", None) is not _MODEL_SCHEMA_HOOK for hook in value):
+                return False  # a model's own schema hook
+        elif key not in _PLAIN_METADATA or not _json_value(value):
+            return False
+    return True
+
+
+_JSON_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _json_value(value: Any) -> bool:
+    """Whether *value* is made of JSON's own types (what pydantic puts in a schema as is)."""
+    kind = type(value)
+    if kind in _JSON_SCALARS:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if kind is list or kind is tuple:
+        return all(_json_value(item) for item in value)
+    if kind is dict:
+        return all(type(k) is str and _json_value(v) for k, v in value.items())
+    return False
+
+
 def check_block_class(cls: type[Block]) -> list[str]:
     """Load-time checks (docs/library.md); an empty list means the block is well formed."""
     problems: list[str] = []
@@ -131,6 +232,8 @@ def check_block_class(cls: type[Block]) -> list[str]:
         for field_name, info in schema.model_fields.items():
             if not info.description:
                 problems.append(f"{name}.{attr}.{field_name}: field has no description")
+        if plain_schema(schema):
+            continue  # its JSON Schema cannot fail: made on first use, not here
         try:
             with warnings.catch_warnings():
                 # pydantic drops a default it cannot serialise with only a warning; the model
@@ -139,7 +242,7 @@ def check_block_class(cls: type[Block]) -> list[str]:
                 if getattr(schema.jsonschema, "__func__", None) is not _DERIVED_JSONSCHEMA:
                     json.dumps(schema.model_json_schema())
                 # The usual jsonschema() is model_json_schema() inlined (and cached): one
-                # schema generation checks both, half of a 10,000-block start-up.
+                # schema generation checks both.
                 json.dumps(schema.jsonschema())
         except Exception as exc:  # noqa: BLE001 - any failure here means "not serialisable"
             problems.append(f"{name}: {attr} schema is not JSON-serialisable ({exc})")
