@@ -219,7 +219,7 @@ async def _serve(
         config = server_config(
             app, host=host, port=port, header_timeout_seconds=settings.header_timeout_seconds
         )
-        server = _Server(config, children or [])
+        server = _Server(config, children or [], stop)
         if worker is not None:
             await cleanup.enter_async_context(_worker_socket(worker, _mcp_app(app)))
         # What start-up allocated (modules, the catalogue, the app) lives as long as the
@@ -273,11 +273,20 @@ async def _worker_socket(worker: Worker, mcp_app: MCPHttpApp) -> AsyncIterator[N
 
 class _Server(uvicorn.Server):
     """uvicorn's server that passes a stop signal on to the worker processes at once, so
-    every worker stops accepting together and drains its runs (not after this one)."""
+    every worker stops accepting together and drains its runs (not after this one), and
+    that honours a stop signal which came before uvicorn took the signals over."""
 
-    def __init__(self, config: uvicorn.Config, children: list[int]) -> None:
+    def __init__(self, config: uvicorn.Config, children: list[int], stop: _StopRequest) -> None:
         super().__init__(config)
         self._children = children
+        self._stop = stop
+
+    async def main_loop(self) -> None:
+        # Between the Pilot opening and uvicorn installing its handlers, a SIGTERM or SIGINT
+        # only set the flag (a slow worker start-up can take seconds on a busy machine).
+        if self._stop.requested:
+            self.handle_exit(signal.SIGTERM, None)
+        await super().main_loop()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         for pid in self._children:
