@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any, ClassVar, cast
 from urllib.parse import quote, urlencode
@@ -135,6 +135,27 @@ def swap_quotes(text: str) -> str:
     return text.translate(_SWAP_QUOTES)
 
 
+# Search fields as one text per operation ("name\x1fdescription\x1e..."): building the search
+# index then splits strings instead of decoding 100,000 JSON texts.
+_FIELD_SEPARATOR, _PAIR_SEPARATOR = "\x1f", "\x1e"
+_NO_SEPARATORS = str.maketrans({_FIELD_SEPARATOR: " ", _PAIR_SEPARATOR: " "})
+
+
+def stored_fields(pairs: Sequence[Sequence[str]]) -> str:
+    """``[field name, description]`` pairs as one stored text (separators in them: spaces)."""
+    return _PAIR_SEPARATOR.join(
+        f"{name.translate(_NO_SEPARATORS)}{_FIELD_SEPARATOR}{text.translate(_NO_SEPARATORS)}"
+        for name, text in pairs
+    )
+
+
+def field_pairs(stored: str) -> list[list[str]]:
+    """The ``[field name, description]`` pairs of :func:`stored_fields`' text."""
+    if not stored:
+        return []
+    return [pair.split(_FIELD_SEPARATOR, 1) for pair in stored.split(_PAIR_SEPARATOR)]
+
+
 class OpenAPIOperationBlock(Block):
     """One operation of an imported OpenAPI source."""
 
@@ -152,6 +173,7 @@ class OpenAPIOperationBlock(Block):
         self, *, source: str, block_id: str, name: str, base_url: str, trusted: bool,
         key: str, description: str, effect: str,
         summary: str | Mapping[str, Any], detail: str | Mapping[str, Any],
+        fields: str | Sequence[Sequence[str]] | None = None,
     ) -> None:  # fmt: skip
         self.id = block_id  # type: ignore[misc]
         self.source = source
@@ -167,6 +189,8 @@ class OpenAPIOperationBlock(Block):
         # 100,000 operations then starts without decoding them (docs/sources.md).
         self._summary = summary
         self._detail = detail
+        # Search fields: stored text (stored_fields), pairs, or None: the summary's.
+        self._fields = fields
 
     @staticmethod
     def decode(text: str) -> Any:
@@ -218,7 +242,12 @@ class OpenAPIOperationBlock(Block):
         return self._output
 
     def search_fields(self) -> tuple[tuple[str, str], ...]:
-        return tuple((str(name), str(text)) for name, text in self.summary["fields"])
+        fields = self._fields
+        if fields is None:
+            fields = self.summary["fields"]
+        elif isinstance(fields, str):
+            fields = field_pairs(fields)
+        return tuple((str(name), str(text)) for name, text in fields)
 
     def _make_input(self) -> type[OpenAPIInput]:
         schema = self.operation["input"]

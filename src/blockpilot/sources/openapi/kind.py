@@ -20,7 +20,9 @@ from blockpilot.sources.openapi._operations import (
 )
 from blockpilot.sources.openapi.block import (
     OpenAPIOperationBlock,
+    field_pairs,
     operation_input_schema,
+    stored_fields,
     stored_json,
     swap_quotes,
 )
@@ -33,7 +35,7 @@ CONFIG_FORMAT = 3
 _READABLE_FORMATS = (2, 3)
 # What building a block needs at start-up, one list each; the rest stays JSON text per block.
 _COLUMNS = ("key", "name", "description", "effect")
-_SUMMARY_KEYS = ("method", "path", "tags", "auth", "fields")
+_SUMMARY_KEYS = ("method", "path", "tags", "auth")
 _SEARCH_FIELD_CHARS = 200
 EXPORT_CHECKS = ("openai-strict", "anthropic", "gemini")
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9]+")
@@ -173,15 +175,17 @@ class OpenAPIKind:
             ids = [source_block_id(record.name, key) for key in columns["key"]]
         source, base_url = record.name, config["base_url"].rstrip("/")
         trusted = bool(config.get("base_url_trusted"))
+        # Without the column (stored before it existed), a block reads its summary's.
+        fields_of = columns.get("fields") or [None] * len(ids)
         return [
             OpenAPIOperationBlock(
                 source=source, block_id=block_id, name=name, base_url=base_url,
                 trusted=trusted, key=key, description=description, effect=effect,
-                summary=summary, detail=detail,
+                fields=fields, summary=summary, detail=detail,
             )
-            for block_id, key, name, description, effect, summary, detail in zip(
-                ids, columns["key"], columns["name"], columns["description"],
-                columns["effect"], columns["summary"], columns["detail"], strict=True,
+            for block_id, key, name, description, effect, fields, summary, detail in zip(
+                ids, columns["key"], columns["name"], columns["description"], columns["effect"],
+                fields_of, columns["summary"], columns["detail"], strict=True,
             )
         ]  # fmt: skip
 
@@ -193,12 +197,14 @@ def _columns(source: str, operations: Sequence[Mapping[str, Any]]) -> dict[str, 
     of the operation (schemas, parameters, credential placements), both as JSON text (quotes
     swapped, :func:`stored_json`) that a block decodes the first time it is needed.
     """
-    columns: dict[str, list[Any]] = {c: [] for c in ("id", *_COLUMNS, "summary", "detail")}
+    names = ("id", *_COLUMNS, "fields", "summary", "detail")
+    columns: dict[str, list[Any]] = {c: [] for c in names}
     for op in operations:
         columns["id"].append(source_block_id(source, op["key"]))
         for column in _COLUMNS:
             columns[column].append(op[column])
         summary = _summary(op)
+        columns["fields"].append(stored_fields(summary["fields"]))
         columns["summary"].append(stored_json({k: summary[k] for k in _SUMMARY_KEYS}))
         columns["detail"].append(stored_json({k: v for k, v in op.items() if k not in _COLUMNS}))
     return columns
@@ -217,6 +223,7 @@ def _stored_columns(source: str, config: Mapping[str, Any]) -> Mapping[str, list
     summaries, details = config["operations"], config["details"]
     columns: dict[str, list[Any]] = {c: [op[c] for op in summaries] for c in _COLUMNS}
     columns["id"] = [source_block_id(source, key) for key in columns["key"]]
+    columns["fields"] = [op["fields"] for op in summaries]
     columns["summary"] = [{k: op[k] for k in _SUMMARY_KEYS} for op in summaries]
     columns["detail"] = [swap_quotes(detail) for detail in details]
     return columns
@@ -235,7 +242,11 @@ def operation_summaries(config: Mapping[str, Any]) -> list[dict[str, Any]]:
         return list(config.get("operations") or ())
     columns = config["operations"]
     return [
-        {**{c: columns[c][i] for c in _COLUMNS}, **json.loads(swap_quotes(summary))}
+        {
+            **{c: columns[c][i] for c in _COLUMNS},
+            **json.loads(swap_quotes(summary)),
+            **({"fields": field_pairs(columns["fields"][i])} if "fields" in columns else {}),
+        }
         for i, summary in enumerate(columns["summary"])
     ]
 
