@@ -78,7 +78,16 @@ async def serve(home: Path, ports: list[int], log_file: Path | None) -> None:
         block = registry.get(BenchEchoBlock.id)
         assert block is not None
         api = _Server(server_config(create_app(pilot), host="127.0.0.1", port=ports[0]))
-        quiet = {"log_config": None, "access_log": False, "lifespan": "on", "server_header": False}
+        # The baselines parse HTTP with h11, as blockpilot's server always does (its
+        # head-deadline protocol is h11's); uvicorn's "auto" would pick httptools for them
+        # alone once it is installed. The event loop is the process's, shared by all three.
+        quiet = {
+            "log_config": None,
+            "access_log": False,
+            "lifespan": "on",
+            "server_header": False,
+            "http": "h11",
+        }
         bare = _Server(uvicorn.Config(bare_app(block), host="127.0.0.1", port=ports[1], **quiet))
         mcp = _Server(uvicorn.Config(plain_mcp_app(), host="127.0.0.1", port=ports[2], **quiet))
         servers = [api, bare, mcp]
