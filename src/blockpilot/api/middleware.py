@@ -15,13 +15,8 @@ from collections.abc import Callable
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from blockpilot.api.errors import (
-    RequestTooLargeError,
-    error_response,
-    internal_error_response,
-    render_error,
-)
-from blockpilot.errors import InternalSignal
+from blockpilot.api.errors import error_response, internal_error_response, render_error
+from blockpilot.errors import InternalSignal, RequestTooLargeError
 from blockpilot.storage.engine import is_database_unavailable
 
 logger = logging.getLogger(__name__)
