@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
 from pydantic.json_schema import PydanticJsonSchemaWarning
@@ -74,7 +74,7 @@ BlockSource = Callable[[], Iterable[type[Block]]]
 
 def _blocks_in_module(module: ModuleType) -> list[type[Block]]:
     return [
-        obj
+        cast(type[Block], obj)
         for obj in vars(module).values()
         if inspect.isclass(obj)
         # Not issubclass(): for a class that is no block, ABCMeta walks every Block subclass
@@ -129,7 +129,7 @@ _SCHEMA_CONFIG_KEYS = (
 )  # fmt: skip
 
 
-def plain_schema(schema: type[BaseModel]) -> bool:
+def plain_schema(schema: type[BlockSchema]) -> bool:
     """Whether *schema*'s JSON Schema is certain to generate and serialise, judged from its
     core schema without generating it (docs/performance.md#catalogue-scale): a 10,000-block
     start-up spent most of its time generating schemas only to check them."""

@@ -215,7 +215,7 @@ class OpenAPIOperationBlock(Block):
                 "effect": self.effect.value,
                 **self.decode(self._detail),  # a full form stored before format 3 says it all
             }
-        return cast(Mapping[str, Any], self._detail)
+        return self._detail
 
     @property
     def name(self) -> str:
