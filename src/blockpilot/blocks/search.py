@@ -433,67 +433,15 @@ class BlockSearchIndex:
         *should_stop* says so (asked every ``_STOP_CHECK_EVERY`` documents analysed).
         """
         n_docs = len(docs)
-        n_fields = len(_FIELD_WEIGHTS)
         terms: list[str] = list(reuse._terms) if reuse is not None else []
         term_ids: dict[str, int] = {t: i for i, t in enumerate(terms)}
-        lengths = np.zeros((n_docs, n_fields), dtype=np.int64)
-        parts: list[_Ints] = []
-        fresh: list[int] = []
-        if reuse is not None and len(reuse._docs):
-            before = {doc: i for i, doc in enumerate(reuse._docs)}
-            moved = np.full(len(reuse._docs), -1, dtype=np.int64)
-            for index, doc in enumerate(docs):
-                old = before.get(doc)
-                if old is None:
-                    fresh.append(index)
-                else:
-                    moved[old] = index
-                    lengths[index] = reuse._lengths[old]
-            rows = reuse._rows
-            kept = rows[:, 1] if len(rows) else rows[:0, 1]
-            keep = moved[kept] >= 0
-            rows = rows[keep].copy()
-            rows[:, 1] = moved[rows[:, 1]]
-            parts.append(rows)
-        else:
-            fresh = list(range(n_docs))
-
-        row_terms: list[int] = []
-        row_docs: list[int] = []
-        row_fields: list[int] = []
-        row_tfs: list[int] = []
-        fresh_lengths: list[list[int]] = []
-        memo: dict[str, list[str]] = {}
-        for count, index in enumerate(fresh):
-            if should_stop is not None and count % _STOP_CHECK_EVERY == 0 and should_stop():
-                raise IndexBuildCancelled
-            field_lengths = []
-            for f, (counts, length) in enumerate(_analyze_document(docs[index], memo)):
-                field_lengths.append(length)
-                for term in counts:
-                    term_id = term_ids.get(term)
-                    if term_id is None:
-                        term_id = term_ids[term] = len(terms)
-                        terms.append(term)
-                    row_terms.append(term_id)
-                n = len(counts)
-                row_docs += [index] * n
-                row_fields += [f] * n
-                row_tfs += counts.values()
-            fresh_lengths.append(field_lengths)
-        if fresh:
-            lengths[fresh] = fresh_lengths
-        if row_terms:
-            parts.append(np.array([row_terms, row_docs, row_fields, row_tfs], dtype=np.int64).T)
+        lengths = np.zeros((n_docs, len(_FIELD_WEIGHTS)), dtype=np.int64)
+        parts, fresh = _reused_rows(docs, reuse, lengths)
+        analysed = _analysed_rows(docs, fresh, lengths, terms, term_ids, should_stop)
+        if analysed is not None:
+            parts.append(analysed)
         rows = np.concatenate(parts) if parts else np.zeros((0, 4), dtype=np.int64)
-
-        # Drop terms no document uses any more (after a source went away), renumbering.
-        used = np.zeros(len(terms), dtype=bool)
-        used[rows[:, 0]] = True
-        if not used.all():
-            renumber = np.cumsum(used) - 1
-            rows[:, 0] = renumber[rows[:, 0]]
-            terms = [t for t, u in zip(terms, used.tolist(), strict=True) if u]
+        terms = _drop_unused_terms(rows, terms)
         # Sorted by (term, document, field): each term's postings are one slice, and a
         # document's fields add up in field order, as they always have.
         rows = rows[np.lexsort((rows[:, 2], rows[:, 1], rows[:, 0]))]
@@ -688,3 +636,80 @@ class BlockSearchIndex:
 def _contains_run(terms: list[str], phrase: tuple[str, ...]) -> bool:
     width = len(phrase)
     return any(tuple(terms[i : i + width]) == phrase for i in range(len(terms) - width + 1))
+
+
+def _reused_rows(
+    docs: list[SearchDocument], reuse: BlockSearchIndex | None, lengths: _Ints
+) -> tuple[list[_Ints], list[int]]:
+    """The term rows of *reuse* for documents it already had (renumbered to their place in
+    *docs*, their field lengths copied into *lengths*), and the positions of the others."""
+    if reuse is None or not len(reuse._docs):
+        return [], list(range(len(docs)))
+    before = {doc: i for i, doc in enumerate(reuse._docs)}
+    moved = np.full(len(reuse._docs), -1, dtype=np.int64)
+    fresh: list[int] = []
+    for index, doc in enumerate(docs):
+        old = before.get(doc)
+        if old is None:
+            fresh.append(index)
+        else:
+            moved[old] = index
+            lengths[index] = reuse._lengths[old]
+    rows = reuse._rows
+    kept = rows[:, 1] if len(rows) else rows[:0, 1]
+    rows = rows[moved[kept] >= 0].copy()
+    rows[:, 1] = moved[rows[:, 1]]
+    return [rows], fresh
+
+
+def _analysed_rows(
+    docs: list[SearchDocument],
+    fresh: list[int],
+    lengths: _Ints,
+    terms: list[str],
+    term_ids: dict[str, int],
+    should_stop: Callable[[], bool] | None,
+) -> _Ints | None:
+    """Term rows (term, document, field, term frequency) of the documents at *fresh*,
+    analysed now; new terms are appended to *terms*/*term_ids*, field lengths written to
+    *lengths*. Raises :class:`IndexBuildCancelled` when *should_stop* says so."""
+    row_terms: list[int] = []
+    row_docs: list[int] = []
+    row_fields: list[int] = []
+    row_tfs: list[int] = []
+    fresh_lengths: list[list[int]] = []
+    memo: dict[str, list[str]] = {}
+    for count, index in enumerate(fresh):
+        if should_stop is not None and count % _STOP_CHECK_EVERY == 0 and should_stop():
+            raise IndexBuildCancelled
+        field_lengths = []
+        for f, (counts, length) in enumerate(_analyze_document(docs[index], memo)):
+            field_lengths.append(length)
+            for term in counts:
+                term_id = term_ids.get(term)
+                if term_id is None:
+                    term_id = term_ids[term] = len(terms)
+                    terms.append(term)
+                row_terms.append(term_id)
+            n = len(counts)
+            row_docs += [index] * n
+            row_fields += [f] * n
+            row_tfs += counts.values()
+        fresh_lengths.append(field_lengths)
+    if fresh:
+        lengths[fresh] = fresh_lengths
+    if not row_terms:
+        return None
+    return np.array([row_terms, row_docs, row_fields, row_tfs], dtype=np.int64).T
+
+
+def _drop_unused_terms(rows: _Ints, terms: list[str]) -> list[str]:
+    """*terms* without those no row uses any more (after a source went away); the rows'
+    term numbers are renumbered in place."""
+    used = np.zeros(len(terms), dtype=bool)
+    used[rows[:, 0]] = True
+    if used.all():
+        return terms
+    renumber = np.cumsum(used) - 1
+    rows[:, 0] = renumber[rows[:, 0]]
+    return [t for t, u in zip(terms, used.tolist(), strict=True) if u]
