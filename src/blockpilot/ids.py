@@ -43,6 +43,7 @@ class SyntheticIds:
             graph_id=graph,
             graph_exec_id=graph,
             node_id=f"copilot-node-{block_id}",
-            # os.urandom(4).hex() is secrets.token_hex(4) without its three Python calls.
-            node_exec_id=f"copilot-{session_id}-{os.urandom(4).hex()}",
+            # 64 random bits: the id is the execution record's key, and with 32 a session's
+            # runs would collide by even odds after ~77,000 (docs/architecture.md).
+            node_exec_id=f"copilot-{session_id}-{os.urandom(8).hex()}",
         )

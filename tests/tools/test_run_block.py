@@ -399,7 +399,7 @@ async def test_block_receives_synthetic_ids_context_and_legacy_kwargs(
     assert ctx.user_id == alice.id
     assert ctx.graph_id == ctx.graph_exec_id == graph
     assert ctx.node_id == f"copilot-node-{EchoTextBlock.id}"
-    assert re.fullmatch(rf"copilot-{re.escape(sid)}-[0-9a-f]{{8}}", ctx.node_exec_id or "")
+    assert re.fullmatch(rf"copilot-{re.escape(sid)}-[0-9a-f]{{16}}", ctx.node_exec_id or "")
     assert ctx.graph_version == 1
     assert ctx.session_id == sid
     workspace = await pilot.workspaces.get_or_create_workspace(alice.id)
