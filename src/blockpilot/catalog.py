@@ -135,6 +135,12 @@ class Catalog:
         """Whether the index of the current catalogue is built (searches need not wait)."""
         return self._index is not None and self._index_generation == self.registry.generation
 
+    async def ready(self) -> None:
+        """Wait, without blocking the event loop, until the index of the current catalogue is
+        built (a search during a build would otherwise hold the loop until it ends)."""
+        if not self.is_current():
+            await asyncio.to_thread(self._current, None)
+
     async def background_build_done(self) -> None:
         """Wait, without blocking the event loop, until no background build is under way."""
         while True:

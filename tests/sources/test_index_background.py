@@ -112,6 +112,30 @@ async def test_first_search_waits_for_the_build_under_way(settings: Settings) ->
         await pilot.close()
 
 
+async def test_find_block_waits_for_the_build_without_holding_the_event_loop(
+    settings: Settings,
+) -> None:
+    gate = _Gate()
+    pilot = await Pilot.open(settings, registry=_registry(gate))
+    try:
+        user, _ = await pilot.users.create("wombat-keeper")
+        assert await asyncio.to_thread(gate.reached.wait, 30)  # the build is under way
+        call = asyncio.create_task(
+            pilot.call_tool("find_block", {"query": "wombat"}, user_id=user.id)
+        )
+        ticks = 0
+        for _ in range(20):  # the loop keeps running other tasks while the call waits
+            await asyncio.sleep(0.005)
+            ticks += 1
+        assert ticks == 20 and not call.done()
+        gate.release.set()
+        response = await call
+        assert response.type == "block_list" and gate.reads == 1
+    finally:
+        gate.release.set()
+        await pilot.close()
+
+
 async def test_close_stops_a_build_in_flight(settings: Settings, caplog: Any) -> None:
     gate = _Gate()
     pilot = await Pilot.open(settings, registry=_registry(gate))

@@ -102,6 +102,7 @@ class FindBlockTool(BaseTool):
             block = self._catalog.registry.get(query.lower())
             if block is not None:
                 return self._by_id(block, include, session_id)
+        await self._catalog.ready()
         blocks = self._catalog.search(query, MAX_RESULTS)
         if not blocks:
             return NoResultsResponse(
