@@ -10,13 +10,13 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 if TYPE_CHECKING:
     from blockpilot.credentials.models import OAuth2Credentials
     from blockpilot.net.client import GuardedHTTPClient
-    from blockpilot.workspaces.manager import WorkspaceFiles
+    from blockpilot.workspaces.files import WorkspaceFileAPI
 
 
 class _Attached(NamedTuple):
     """What :meth:`ExecutionContext.attach` gives a run."""
 
-    files: WorkspaceFiles | None
+    files: WorkspaceFileAPI | None
     http: GuardedHTTPClient | None
     provider_urls: Mapping[str, str]
     refresh: Callable[[OAuth2Credentials], Awaitable[OAuth2Credentials | None]] | None
@@ -52,7 +52,7 @@ class ExecutionContext(BaseModel):
     def attach(
         self,
         *,
-        files: WorkspaceFiles | None = None,
+        files: WorkspaceFileAPI | None = None,
         http: GuardedHTTPClient | None = None,
         provider_urls: Mapping[str, str] | None = None,
         refresh: Callable[[OAuth2Credentials], Awaitable[OAuth2Credentials | None]] | None = None,
@@ -85,7 +85,7 @@ class ExecutionContext(BaseModel):
         return http
 
     @property
-    def files(self) -> WorkspaceFiles:
+    def files(self) -> WorkspaceFileAPI:
         files = self._tools.files
         if files is None:
             raise RuntimeError("This execution has no workspace attached")
