@@ -49,8 +49,9 @@ def needs_sse(body: bytes) -> bool:
     return isinstance(elicitation, dict) and elicitation.get("url") is not None
 
 
-async def _read_body(receive: Receive) -> tuple[bytes, bool]:
-    """The whole request body, and whether the client disconnected meanwhile."""
+async def read_body(receive: Receive) -> tuple[bytes, bool]:
+    """The whole request body (an MCP message: small), and whether the client disconnected
+    meanwhile."""
     chunks: list[bytes] = []
     while True:
         message = await receive()
@@ -87,7 +88,7 @@ class SessionRouter:
         if scope.get("method") != "POST":
             await self._json.handle_request(scope, receive, send)
             return
-        body, disconnected = await _read_body(receive)
+        body, disconnected = await read_body(receive)
         if disconnected:
             return
         replayed = False

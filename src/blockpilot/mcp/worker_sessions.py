@@ -30,6 +30,7 @@ import anyio
 import h11
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from blockpilot.mcp.response_modes import read_body
 from blockpilot.workers import Worker, is_worker_id
 
 logger = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ class WorkerSessions:
             not be reached, and the returned ``receive`` replays the body already read, for
             the caller to answer the request itself.
         """
-        body, disconnected = await _read_body(receive)
+        body, disconnected = await read_body(receive)
         if disconnected:
             return None
         headers = [
@@ -284,18 +285,6 @@ async def _unavailable(send: Send) -> None:
     headers = [(b"content-type", b"application/json"), (b"retry-after", b"1")]
     await send({"type": "http.response.start", "status": 503, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-async def _read_body(receive: Receive) -> tuple[bytes, bool]:
-    """The whole request body (an MCP message: small), and whether the client left."""
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return b"".join(chunks), True
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks), False
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
