@@ -62,6 +62,20 @@ async def read_body(receive: Receive) -> tuple[bytes, bool]:
             return b"".join(chunks), False
 
 
+def replay_body(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives *body* (already read) first, then whatever *receive* gives."""
+    replayed = False
+
+    async def again() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return again
+
+
 class SessionRouter:
     """Sends each MCP request to the JSON or the SSE session manager (see the module).
 
@@ -91,15 +105,7 @@ class SessionRouter:
         body, disconnected = await read_body(receive)
         if disconnected:
             return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
+        replay = replay_body(body, receive)
         if not needs_sse(body):
             await self._json.handle_request(scope, replay, send)
             return

@@ -30,7 +30,7 @@ import anyio
 import h11
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from blockpilot.mcp.response_modes import read_body
+from blockpilot.mcp.response_modes import read_body, replay_body
 from blockpilot.workers import Worker, is_worker_id
 
 logger = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ class WorkerSessions:
             if name.lower() not in _NOT_FORWARDED
         ]
         if not any(name == b"host" for name, _ in headers):
-            return _replay(body, receive)  # HTTP/1.0 without Host: not forwarded (unknown, 404)
+            return replay_body(body, receive)  # HTTP/1.0 without Host: not forwarded (unknown, 404)
         target = scope.get("raw_path") or scope.get("path", "/mcp").encode()
         if scope.get("query_string"):
             target += b"?" + scope["query_string"]
@@ -119,7 +119,7 @@ class WorkerSessions:
             connection, response = await self._send(worker_id, request, body)
         except (OSError, h11.ProtocolError) as exc:
             if await self._gone(worker_id):
-                return _replay(body, receive)
+                return replay_body(body, receive)
             logger.warning("an MCP request could not be forwarded: %s", type(exc).__name__)
             await _unavailable(send)
             return None
@@ -285,19 +285,6 @@ async def _unavailable(send: Send) -> None:
     headers = [(b"content-type", b"application/json"), (b"retry-after", b"1")]
     await send({"type": "http.response.start", "status": 503, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    replayed = False
-
-    async def again() -> Message:
-        nonlocal replayed
-        if replayed:
-            return await receive()
-        replayed = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return again
 
 
 async def _stream_until_disconnect(connection: _Connection, receive: Receive, send: Send) -> bool:
