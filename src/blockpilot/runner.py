@@ -166,6 +166,10 @@ class BlockRunner:
         """Seconds a run of *block_id* may take: the block's own timeout, else
         ``BLOCKPILOT_BLOCK_TIMEOUT_SECONDS`` (also for an id that names no block)."""
         block = self.catalog.registry.get(block_id) if isinstance(block_id, str) else None
+        return self._block_time_limit(block)
+
+    def _block_time_limit(self, block: Block | None) -> float:
+        """:meth:`time_limit` of a block already looked up."""
         own = block.timeout_seconds if block is not None else None
         return own or self.limits.block_timeout_seconds
 
@@ -610,7 +614,7 @@ class BlockRunner:
             "graph_id": ids.graph_id,
             **cred_kwargs,
         }
-        timeout = block.timeout_seconds or self.limits.block_timeout_seconds  # time_limit's
+        timeout = self._block_time_limit(block)
         outputs: dict[str, list[Any]] = {}
         deadline = asyncio.timeout(timeout)
         try:
