@@ -17,7 +17,12 @@ from pathlib import Path
 import pytest
 
 from blockpilot.redaction import REDACTED, Redactor, SecretRegistry, secret_forms
-from blockpilot.storage.sqlite_writer import CHECKPOINT_EVERY, SQLiteReader, SQLiteWriter
+from blockpilot.storage.sqlite_writer import (
+    CHECKPOINT_EVERY,
+    SQLiteReader,
+    SQLiteWriter,
+    _json_text,
+)
 
 STATEMENTS = {
     "start": "INSERT INTO runs (id, status) VALUES (:id, 'running')",
@@ -328,3 +333,17 @@ async def test_a_keyed_deferred_write_is_replaced_while_queued_only(db: Path) ->
         assert _rows(db) == {"a": "completed", "b": "running"}
     finally:
         await writer.close()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"nan": float("nan"), "inf": float("inf"), "minus": float("-inf")},
+        {"text": "é ☃ \u2028", "lone": "\ud800", "nested": [1, 2.5, None, True, {"k": []}]},
+        None,
+    ],
+)
+def test_json_parameters_read_back_as_json_dumps_wrote_them(value: object) -> None:
+    import json
+
+    assert repr(json.loads(_json_text(value))) == repr(json.loads(json.dumps(value)))

@@ -532,7 +532,8 @@ def _json_text(value: Any) -> str:
     if value is None:
         return "null"  # JSON null, as SQLAlchemy writes None (none_as_null is off)
     try:
-        return to_json(value).decode()
+        # NaN and infinities as json.dumps writes them, so they read back as they were.
+        return to_json(value, inf_nan_mode="constants").decode()
     except ValueError:  # e.g. a lone surrogate, which UTF-8 cannot carry
         return json.dumps(value)
 
