@@ -31,7 +31,19 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, and_, delete, exists, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    DateTime,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blockpilot.storage.common import utcnow
@@ -42,6 +54,9 @@ logger = logging.getLogger(__name__)
 INTERRUPTED_MESSAGE = "The process running this block stopped before it finished"
 # Leases of dead processes are kept this long after expiry (to explain what happened), then deleted.
 _FORGET_AFTER = timedelta(hours=1)
+# Written out, not a bound parameter: ix_executions_status holds the running rows only, and
+# PostgreSQL's generic plan of a prepared statement cannot use it for "status = $1".
+_RUNNING = executions.c.status == literal_column("'running'")
 
 
 # -- this process's identity -----------------------------------------------------------------
@@ -220,10 +235,7 @@ class ProcessLeases:
             )
             result = await conn.execute(
                 update(executions)
-                .where(
-                    executions.c.status == "running",
-                    or_(executions.c.instance_id.is_(None), ~live_owner),
-                )
+                .where(_RUNNING, or_(executions.c.instance_id.is_(None), ~live_owner))
                 .values(
                     status="interrupted",
                     finished_at=utcnow(),
@@ -247,9 +259,7 @@ class ProcessLeases:
         async with self._engine.begin() as conn:
             result = await conn.execute(
                 update(executions)
-                .where(
-                    executions.c.status == "running", executions.c.instance_id == self.instance_id
-                )
+                .where(_RUNNING, executions.c.instance_id == self.instance_id)
                 .values(
                     status="interrupted",
                     finished_at=utcnow(),

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -168,7 +169,16 @@ executions = Table(
     # written before that.
     Column("instance_id", String(64)),
     Index("ix_executions_user_started", "user_id", "started_at"),
-    Index("ix_executions_status", "status"),
+    # Only the running rows (migration 0012): the lease sweep and interrupt_own look for
+    # nothing else, and a finished record written at once never touches this index (one
+    # B-tree page less per commit; docs/performance.md). Queries must say status = 'running'
+    # literally for PostgreSQL's generic plans to use it (storage.leases).
+    Index(
+        "ix_executions_status",
+        "status",
+        sqlite_where=text("status = 'running'"),
+        postgresql_where=text("status = 'running'"),
+    ),
 )
 
 # One row per running blockpilot process (migration 0003), renewed by a heartbeat. A
