@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import gc
 import logging
 import os
 import signal
 import socket
-import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -28,6 +26,7 @@ from starlette.routing import Route
 from blockpilot.api.app import create_app
 from blockpilot.api.header_timeout import DEFAULT_HEADER_TIMEOUT_SECONDS, header_deadline_protocol
 from blockpilot.api.logs import configure_logging
+from blockpilot.api.supervisor import Supervisor
 from blockpilot.errors import ConfigurationError
 from blockpilot.file_locks import FileLockManager
 from blockpilot.limits import MachineRateLimiter
@@ -94,7 +93,8 @@ def serve(
         settings: Use these settings instead of the environment's.
         workers: Server processes sharing the port (Linux and macOS: forked; see
             :func:`_serve_workers` and docs/deployment.md#workers); None: one per core
-            (:func:`default_workers`), 1: this process only.
+            (:func:`default_workers`), 1: this process only. Called from another thread
+            than the main one, this process serves alone.
 
     Raises:
         ConfigurationError: The settings are invalid, or the server cannot listen on
@@ -109,7 +109,12 @@ def serve(
         settings = settings.model_copy(update={"public_url": f"http://{shown}:{port}"})
     configure_logging(settings.log_level)
     workers = default_workers() if workers is None else workers
-    if workers > 1 and hasattr(os, "fork"):
+    # The workers' parent needs the signals, which only the main thread may handle.
+    if (
+        workers > 1
+        and hasattr(os, "fork")
+        and threading.current_thread() is threading.main_thread()
+    ):
         _serve_workers(settings, host, port, workers)
         return
     with _stop_signals() as stop:
@@ -117,47 +122,29 @@ def serve(
 
 
 def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> None:
-    """Serve with *workers* processes accepting on one listening socket.
+    """Serve with *workers* forked processes accepting on one listening socket.
 
     The Pilot is opened once first (migrations, the key check), so a bad key or database URL
     fails once, with its error, and the workers do not race to migrate. Then the socket is
-    bound, ``workers - 1`` children are forked and this process serves too: a signal to it
-    stops them all gracefully, and the children die with it even if it is killed
-    (``PR_SET_PDEATHSIG`` on Linux). Each worker has its own Pilot and caches; rate limits,
-    locks and MCP sessions are shared by the workers (docs/deployment.md#workers).
+    bound and this process becomes their :class:`~blockpilot.api.supervisor.Supervisor`: it
+    replaces a worker that dies, a signal to it stops them all gracefully, and the workers die
+    with it even if it is killed (``PR_SET_PDEATHSIG`` on Linux). Each worker has its own
+    Pilot and caches; rate limits, locks and MCP sessions are shared by the workers
+    (docs/deployment.md#workers).
     """
     asyncio.run(_check_open(settings))
     sock = _listen(host, port)
-    children: list[int] = []
     try:
-        for _ in range(workers - 1):
-            pid = os.fork()
-            if pid == 0:  # a worker: serve until stopped, never return into the caller
-                code = 0
-                try:
-                    _die_with_parent()
-                    with _stop_signals() as stop:
-                        asyncio.run(_serve(settings, host, port, stop, sock=sock, shared=True))
-                except BaseException:  # noqa: BLE001 - the worker's exit code says it
-                    logger.exception("server worker failed")
-                    code = 1
-                finally:
-                    logging.shutdown()
-                    os._exit(code)
-            children.append(pid)
-        logger.info("server workers started", extra={"workers": workers})
-        with _stop_signals() as stop:
-            asyncio.run(
-                _serve(settings, host, port, stop, sock=sock, shared=True, children=children)
-            )
+        Supervisor(workers, lambda: _serve_worker(settings, host, port, sock)).run()
     finally:
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        for pid in children:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
         sock.close()
+
+
+def _serve_worker(settings: Settings, host: str, port: int, sock: socket.socket) -> int:
+    """One forked worker: serve on the shared socket until stopped; its exit code."""
+    with _stop_signals() as stop:
+        asyncio.run(_serve(settings, host, port, stop, sock=sock, shared=True))
+    return 0
 
 
 async def _check_open(settings: Settings) -> None:
@@ -177,15 +164,6 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _die_with_parent() -> None:
-    """Linux: this process gets SIGKILL when its parent dies (even by SIGKILL)."""
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
 async def _serve(
     settings: Settings,
     host: str,
@@ -194,7 +172,6 @@ async def _serve(
     *,
     sock: socket.socket | None = None,
     shared: bool = False,
-    children: list[int] | None = None,
 ) -> None:
     if shared and not settings.redis_url:
         # Workers on one machine without Redis: locks (one OAuth refresh at a time) are
@@ -219,7 +196,7 @@ async def _serve(
         config = server_config(
             app, host=host, port=port, header_timeout_seconds=settings.header_timeout_seconds
         )
-        server = _Server(config, children or [], stop)
+        server = _Server(config, stop)
         if worker is not None:
             await cleanup.enter_async_context(_worker_socket(worker, _mcp_app(app)))
         # What start-up allocated (modules, the catalogue, the app) lives as long as the
@@ -272,13 +249,11 @@ async def _worker_socket(worker: Worker, mcp_app: MCPHttpApp) -> AsyncIterator[N
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server that passes a stop signal on to the worker processes at once, so
-    every worker stops accepting together and drains its runs (not after this one), and
-    that honours a stop signal which came before uvicorn took the signals over."""
+    """uvicorn's server that honours a stop signal which came before uvicorn took the signals
+    over."""
 
-    def __init__(self, config: uvicorn.Config, children: list[int], stop: _StopRequest) -> None:
+    def __init__(self, config: uvicorn.Config, stop: _StopRequest) -> None:
         super().__init__(config)
-        self._children = children
         self._stop = stop
 
     async def main_loop(self) -> None:
@@ -287,12 +262,6 @@ class _Server(uvicorn.Server):
         if self._stop.requested:
             self.handle_exit(signal.SIGTERM, None)
         await super().main_loop()
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        for pid in self._children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        super().handle_exit(sig, frame)
 
 
 class _StopRequest:

@@ -25,8 +25,9 @@ def serve(
             envvar="BLOCKPILOT_WORKERS",
             show_default="one per core",
             help="Server processes sharing the port (0 or unset: one per core the process "
-            "may run on; 1: one process). MCP sessions and rate limits are shared by the "
-            "workers: see docs/deployment.md#workers.",
+            "may run on; 1: one process). Above 1 a parent process replaces a worker that "
+            "dies; MCP sessions and rate limits are shared by the workers: see "
+            "docs/deployment.md#workers.",
         ),
     ] = None,
 ) -> None:
