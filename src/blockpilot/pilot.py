@@ -36,6 +36,7 @@ from blockpilot.errors import (
     ToolNotFoundError,
     UserNotFoundError,
 )
+from blockpilot.executions.deadlines import deadline_in
 from blockpilot.links import review_links, setup_links
 from blockpilot.locks import InProcessLockManager, LockManager
 from blockpilot.net.client import GuardedHTTPClient
@@ -420,9 +421,9 @@ class Pilot:
             )
         await self.sources.sync()  # a source added or refreshed by another process
         limit = tool.time_limit(arguments)
-        deadline = asyncio.timeout(limit)
+        deadline = deadline_in(limit)
         try:
-            async with deadline:
+            with deadline:
                 response = await tool.run(call, **arguments)
         except TimeoutError:
             if not deadline.expired():  # raised inside the body: a failure, not our timeout

@@ -34,6 +34,7 @@ from blockpilot.errors import (
     WorkspaceError,
 )
 from blockpilot.executions.context import ExecutionContext
+from blockpilot.executions.deadlines import deadline_in
 from blockpilot.ids import SyntheticIds
 from blockpilot.net.client import GuardedHTTPClient
 from blockpilot.net.policy import TrustedDestinations
@@ -616,9 +617,9 @@ class BlockRunner:
         }
         timeout = self._block_time_limit(block)
         outputs: dict[str, list[Any]] = {}
-        deadline = asyncio.timeout(timeout)
+        deadline = deadline_in(timeout)
         try:
-            async with deadline:
+            with deadline:
                 async for name, value in block.execute(typed_input, **kwargs):
                     outputs.setdefault(name, []).append(value)
         except TimeoutError as exc:
