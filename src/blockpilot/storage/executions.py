@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blockpilot.storage.common import aware, storable, utcnow
 from blockpilot.storage.engine import is_database_unavailable
-from blockpilot.storage.sqlite_writer import SQLiteWriter, bind_processors, sqlite_file
+from blockpilot.storage.sqlite_writer import SQLiteWriter, column_processor, sqlite_file
 from blockpilot.storage.tables import executions as table
 
 logger = logging.getLogger(__name__)
@@ -83,14 +85,6 @@ _INSERT_COLUMNS = (
     "id", "user_id", "session_id", "block_id", "block_name", "status", "is_dry_run",
     "started_at", "input_redacted", "credential_ids", "instance_id",
 )  # fmt: skip
-_FINISH_COLUMNS = {
-    "status": "status",
-    "finished_at": "finished_at",
-    "duration_ms": "duration_ms",
-    "output_summary": "output_summary",
-    "error_code": "error_code",
-    "error_message": "error_message",
-}
 _FINISH = (
     update(table)
     .where(table.c.id == bindparam("record_id"), table.c.status == "running")
@@ -141,9 +135,10 @@ class ExecutionStore:
         # other databases use the engine. Either way the running row is committed before
         # start() returns.
         path = sqlite_file(engine)
-        self._writer = None if path is None else _sqlite_writer(path, engine)
+        self._writer = None if path is None else _sqlite_writer(path)
+        self._rows = _SQLiteRows(engine.dialect)
         # Queued running rows of effect-free runs (see start), by record id.
-        self._unstarted: dict[str, dict[str, Any]] = {}
+        self._unstarted: dict[str, tuple[Any, ...]] = {}
 
     async def start(self, record: ExecutionRecord, *, effect_free: bool = False) -> None:
         """Commit the ``running`` record; returns only once it is durable.
@@ -152,6 +147,14 @@ class ExecutionStore:
         queued instead and committed shortly, or together with the run's final state by
         :meth:`flush`; see the class docstring.
         """
+        if self._writer is not None:
+            row = self._rows.start(record, self.instance_id)
+            if effect_free:
+                self._writer.defer("start", row, key=record.id)
+                self._unstarted[record.id] = row
+                return
+            await self._writer.write("start", row)
+            return
         params = {
             "id": record.id,
             "user_id": record.user_id,
@@ -165,18 +168,20 @@ class ExecutionStore:
             "credential_ids": record.credential_ids,
             "instance_id": self.instance_id,
         }
-        if self._writer is not None:
-            if effect_free:
-                self._writer.defer("start", params, key=record.id)
-                self._unstarted[record.id] = params
-                return
-            await self._writer.write("start", params)
-            return
         async with self._engine.begin() as conn:
             await conn.execute(_INSERT, params)
 
     def finish(self, record: ExecutionRecord) -> None:
         """Queue the final state of *record*; it is committed shortly, in a batch."""
+        if self._writer is not None:
+            final = self._rows.final(record)
+            started = self._unstarted.pop(record.id, None)
+            if started is not None and self._writer.replace_deferred(
+                record.id, "start_finished", self._rows.start_finished(started, final)
+            ):
+                return  # the running row was still queued: one INSERT of the finished record
+            self._writer.defer("finish", (*final, record.id))
+            return
         params = {
             "record_id": record.id,
             "status": record.status,
@@ -186,14 +191,6 @@ class ExecutionStore:
             "error_code": record.error_code,
             "error_message": storable(record.error_message),
         }
-        if self._writer is not None:
-            started = self._unstarted.pop(record.id, None)
-            if started is not None and self._writer.replace_deferred(
-                record.id, "start_finished", {**started, **params, "status": record.status}
-            ):
-                return  # the running row was still queued: one INSERT of the finished record
-            self._writer.defer("finish", params)
-            return
         self._pending[record.id] = params
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
@@ -269,29 +266,82 @@ class ExecutionStore:
         return [_record(r) for r in rows]
 
 
-def _sqlite_writer(path: str, engine: AsyncEngine) -> SQLiteWriter:
-    dialect = engine.dialect
+_FINAL_COLUMNS = (
+    "status", "finished_at", "duration_ms", "output_summary", "error_code", "error_message",
+)  # fmt: skip
+_STATUS = _INSERT_COLUMNS.index("status")
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+class _SQLiteRows:
+    """Execution records as the SQLite writer's parameters: tuples in column order, each value
+    converted as SQLAlchemy would for the column (:func:`column_processor`: the same stored
+    bytes as the engine path's dictionaries), built without a dictionary per write."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        def convert(column: str) -> Callable[[Any], Any]:
+            return column_processor(table, dialect, column) or _same
+
+        self._dry_run = convert("is_dry_run")
+        self._started_at = convert("started_at")
+        self._input = convert("input_redacted")
+        self._credential_ids = convert("credential_ids")
+        self._finished_at = convert("finished_at")
+        self._duration = convert("duration_ms")
+        self._output = convert("output_summary")
+
+    def start(self, record: ExecutionRecord, instance_id: str | None) -> tuple[Any, ...]:
+        """The values of :data:`_INSERT_COLUMNS`."""
+        return (
+            record.id,
+            record.user_id,
+            record.session_id,
+            record.block_id,
+            record.block_name,
+            record.status,
+            self._dry_run(record.is_dry_run),
+            self._started_at(record.started_at),
+            self._input(storable(record.input_redacted)),
+            self._credential_ids(record.credential_ids),
+            instance_id,
+        )
+
+    def final(self, record: ExecutionRecord) -> tuple[Any, ...]:
+        """The values of :data:`_FINAL_COLUMNS`."""
+        return (
+            record.status,
+            self._finished_at(record.finished_at),
+            self._duration(record.duration_ms),
+            self._output(record.output_summary),
+            record.error_code,
+            storable(record.error_message),
+        )
+
+    @staticmethod
+    def start_finished(start: tuple[Any, ...], final: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The start's values with the final status, then the rest of the final state's."""
+        return (*start[:_STATUS], final[0], *start[_STATUS + 1 :], *final[1:])
+
+
+def _sqlite_writer(path: str) -> SQLiteWriter:
     names = ", ".join(_INSERT_COLUMNS)
-    values = ", ".join(f":{c}" for c in _INSERT_COLUMNS)
-    sets = ", ".join(f"{column} = :{param}" for param, column in _FINISH_COLUMNS.items())
+    sets = ", ".join(f"{column} = ?" for column in _FINAL_COLUMNS)
     # A short effect-free run: the running row's columns and the final state's, one INSERT.
-    finished = {**{c: c for c in _INSERT_COLUMNS}, **_FINISH_COLUMNS}
-    finished_names = ", ".join(finished.values())
-    finished_values = ", ".join(f":{param}" for param in finished)
+    finished = (*_INSERT_COLUMNS, *_FINAL_COLUMNS[1:])
     return SQLiteWriter(
         path,
         {
-            "start": f"INSERT INTO {table.name} ({names}) VALUES ({values})",
-            "finish": (
-                f"UPDATE {table.name} SET {sets} WHERE id = :record_id AND status = 'running'"
-            ),
+            "start": f"INSERT INTO {table.name} ({names}) VALUES ({_marks(_INSERT_COLUMNS)})",
+            "finish": f"UPDATE {table.name} SET {sets} WHERE id = ? AND status = 'running'",
             "start_finished": (
-                f"INSERT INTO {table.name} ({finished_names}) VALUES ({finished_values})"
+                f"INSERT INTO {table.name} ({', '.join(finished)}) VALUES ({_marks(finished)})"
             ),
-        },
-        {
-            "start": bind_processors(table, dialect, {c: c for c in _INSERT_COLUMNS}),
-            "finish": bind_processors(table, dialect, _FINISH_COLUMNS),
-            "start_finished": bind_processors(table, dialect, finished),
         },
     )
+
+
+def _marks(columns: tuple[str, ...]) -> str:
+    return ", ".join("?" * len(columns))

@@ -13,7 +13,9 @@ append to the WAL file, without fsync: ~15-20 µs. So:
 * The inline connection never checkpoints (``wal_autocheckpoint=0``); the checkpoints, which
   do fsync, run on the writer thread (``PASSIVE``, every :data:`CHECKPOINT_EVERY` commits).
 * Durability is the engine's: the same file, WAL and ``synchronous=NORMAL``; ``write`` returns
-  only after ``COMMIT`` returned.
+  only after its transaction committed. A transaction of one statement is that statement in
+  SQLite's autocommit mode (atomic all the same, and two round trips into SQLite fewer than
+  ``BEGIN IMMEDIATE`` … ``COMMIT``); a lock held elsewhere fails it at once just as well.
 * Writes that other tasks make in the same event-loop iteration after the first (a burst of
   runs starting together) share one commit at the end of that iteration (group commit): a burst of N
   writes costs about one transaction, not N. A lone write still commits at once.
@@ -40,10 +42,12 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Hashable, Mapping
+from datetime import datetime
 from typing import Any
 
 from pydantic_core import to_json
 from sqlalchemy import Table
+from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import sqltypes
@@ -57,7 +61,8 @@ CHECKPOINT_EVERY = 500
 execution row writes ~4)."""
 _MAX_BATCH = 512
 
-Params = Mapping[str, Any]
+Params = Mapping[str, Any] | tuple[Any, ...]
+"""A statement's parameters: by name (``:name``) or in order (``?``)."""
 _Item = tuple[str, Params | None, "asyncio.Future[None] | None"]
 _STOP = "stop"
 _BARRIER = "barrier"
@@ -107,7 +112,7 @@ class SQLiteWriter:
         self,
         path: str,
         statements: Mapping[str, str],
-        processors: Mapping[str, Callable[[Params], Params]] | None = None,
+        processors: Mapping[str, Callable[[Any], Params]] | None = None,
         *,
         idle_seconds: float = IDLE_SECONDS,
         defer_seconds: float = DEFER_SECONDS,
@@ -298,10 +303,14 @@ class SQLiteWriter:
                 except sqlite3.Error:
                     return False
             try:
-                conn.execute("BEGIN IMMEDIATE")  # SQLITE_BUSY at once if another writer is busy
-                for name, params, _ in batch:
+                if len(batch) == 1:  # one statement: atomic by itself, in autocommit mode
+                    name, params, _ = batch[0]
                     conn.execute(self._statements[name], self._bind(name, params))
-                conn.execute("COMMIT")
+                else:
+                    conn.execute("BEGIN IMMEDIATE")  # SQLITE_BUSY at once if a writer is busy
+                    for name, params, _ in batch:
+                        conn.execute(self._statements[name], self._bind(name, params))
+                    conn.execute("COMMIT")
             except Exception:  # noqa: BLE001 - never leave the transaction (and lock) open
                 # Busy, or one write fails: the thread redoes the batch with waiting and
                 # each write alone, so every error reaches its own caller.
@@ -491,25 +500,19 @@ class SQLiteReader:
 
 def bind_processors(
     table: Table, dialect: Dialect, columns: Mapping[str, str]
-) -> Callable[[Params], Params]:
+) -> Callable[[Mapping[str, Any]], Params]:
     """Convert parameters as SQLAlchemy would for *dialect* (datetimes, JSON, booleans).
 
-    *columns* maps parameter names to the column whose type converts them; other
-    parameters pass through unchanged. JSON values are encoded by pydantic-core, ~4x faster
-    than SQLAlchemy's ``json.dumps`` and as readable by it (compact, UTF-8 rather than
-    ``\\u`` escapes); ``json.dumps`` takes what pydantic-core refuses (a lone surrogate).
+    *columns* maps parameter names to the column whose type converts them (see
+    :func:`column_processor`); other parameters pass through unchanged.
     """
     converters: dict[str, Callable[[Any], Any]] = {}
     for param, column in columns.items():
-        col_type = table.c[column].type
-        if _default_json(col_type, dialect):
-            converters[param] = _json_text
-            continue
-        process = col_type.dialect_impl(dialect).bind_processor(dialect)
+        process = column_processor(table, dialect, column)
         if process is not None:
             converters[param] = process
 
-    def convert(params: Params) -> Params:
+    def convert(params: Mapping[str, Any]) -> Params:
         out = dict(params)
         for param, process in converters.items():
             if param in out:
@@ -517,6 +520,51 @@ def bind_processors(
         return out
 
     return convert
+
+
+def column_processor(table: Table, dialect: Dialect, column: str) -> Callable[[Any], Any] | None:
+    """How SQLAlchemy turns a value of *column* into the driver's for *dialect*; None: as is.
+
+    The stored text is SQLAlchemy's, byte for byte, with two faster encoders: JSON by
+    pydantic-core, ~4x faster than SQLAlchemy's ``json.dumps`` and as readable by it
+    (compact, UTF-8 rather than ``\\u`` escapes; ``json.dumps`` takes what pydantic-core
+    refuses, a lone surrogate), and a SQLite ``DATETIME`` of SQLAlchemy's default format by
+    one ``%`` of a tuple (~0.5 µs against ~0.9 µs for its dictionary of fields).
+    """
+    col_type = table.c[column].type
+    if _default_json(col_type, dialect):
+        return _json_text
+    impl = col_type.dialect_impl(dialect)
+    process = impl.bind_processor(dialect)
+    if (
+        process is not None
+        and isinstance(impl, SQLITE_DATETIME)
+        and impl._storage_format == _SQLALCHEMY_DATETIME_FORMAT
+    ):
+        return _datetime_text(process)
+    return process
+
+
+_SQLALCHEMY_DATETIME_FORMAT = SQLITE_DATETIME._storage_format
+_DATETIME_FORMAT = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
+"""SQLAlchemy's default SQLite ``DATETIME`` format, its fields by position."""
+
+
+def _datetime_text(fallback: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def process(value: Any) -> Any:
+        if type(value) is datetime:  # the time zone is ignored, as SQLAlchemy ignores it
+            return _DATETIME_FORMAT % (
+                value.year,
+                value.month,
+                value.day,
+                value.hour,
+                value.minute,
+                value.second,
+                value.microsecond,
+            )
+        return fallback(value)  # None, dates, subclasses, errors: SQLAlchemy's own answer
+
+    return process
 
 
 def _default_json(col_type: Any, dialect: Dialect) -> bool:
