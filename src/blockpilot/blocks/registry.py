@@ -304,6 +304,10 @@ class BlockRegistry:
         return sources + list(_entry_point_sources())
 
     def _load(self) -> dict[str, Block]:
+        # Loaded once, then only replaced whole (_merge_sources): read without the lock.
+        loaded = self._blocks
+        if loaded is not None:
+            return loaded
         with self._lock:
             if self._blocks is not None:
                 return self._blocks
@@ -333,7 +337,9 @@ class BlockRegistry:
         by_name: dict[str, Block] = {}
         for block in blocks.values():
             by_name.setdefault(block.name.lower(), block)
-        self._blocks, self._by_name = blocks, by_name
+        # By name first: a reader that sees the blocks without the lock sees their names too.
+        self._by_name = by_name
+        self._blocks = blocks
         self.generation += 1
 
     def set_source_blocks(self, source: str, blocks: Iterable[Block]) -> None:
@@ -420,6 +426,8 @@ class BlockRegistry:
         return self._by_name.get(key) or self._by_name.get(key + "block")
 
     def is_disabled(self, block: Block) -> bool:
+        if not self._disabled_config:  # the usual case; every run asks
+            return bool(block.disabled)
         return block.disabled or bool(
             self._disabled_config & {block.id.lower(), block.name.lower()}
         )
