@@ -48,6 +48,23 @@ def call_digest(
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class _KnownBlock:
+    """A block's facts and the verdict of the operator's rules on it (None when one of them
+    is scoped to a session or an API key, so the verdict depends on the call)."""
+
+    facts: BlockFacts
+    operator_rules: tuple[PolicyRule, ...]
+    operator: Verdict | None
+
+    @classmethod
+    def of(cls, block: Block, operator_rules: tuple[PolicyRule, ...]) -> _KnownBlock:
+        facts = BlockFacts.of(block)
+        unscoped = all(r.session_id is None and r.api_key_id is None for r in operator_rules)
+        verdict = decide(facts, operator_rules, session_id=None) if unscoped else None
+        return cls(facts, operator_rules, verdict)
+
+
 @dataclass(slots=True)
 class ApprovalGate:
     policies: PolicyStore
@@ -56,21 +73,34 @@ class ApprovalGate:
     operator_rules: list[PolicyRule]
     review_ttl_seconds: float
     approval_url_builder: ApprovalUrlBuilder | None = None
-    # What rules can name about each block, made once per block object (every call asks).
-    _facts: weakref.WeakKeyDictionary[Block, BlockFacts] = field(
+    # What rules can name about each block, and the operator's verdict on it, made once per
+    # block object (every call asks).
+    _known: weakref.WeakKeyDictionary[Block, _KnownBlock] = field(
         default_factory=weakref.WeakKeyDictionary, init=False, repr=False
     )
 
     async def verdict(
         self, block: Block, user_id: str, session_id: str | None, api_key_id: str | None = None
     ) -> Verdict:
-        rules = [*self.operator_rules, *await self.policies.for_user(user_id)]
-        if not rules:  # the usual case: nothing to match the block against
+        user_rules = await self.policies.for_user(user_id)
+        operator = tuple(self.operator_rules)
+        if not user_rules and not operator:  # nothing to match the block against
             return ALLOWED
-        facts = self._facts.get(block)
-        if facts is None:
-            facts = self._facts[block] = BlockFacts.of(block)
-        return decide(facts, rules, session_id=session_id, api_key_id=api_key_id)
+        known = self._known.get(block)
+        if known is None or known.operator_rules != operator:
+            known = self._known[block] = _KnownBlock.of(block, operator)
+        if known.operator is None:  # an operator rule scoped to a session or an API key
+            rules = [*operator, *user_rules]
+            return decide(known.facts, rules, session_id=session_id, api_key_id=api_key_id)
+        if not user_rules:  # the usual case: the operator's rules alone
+            return known.operator
+        return decide(
+            known.facts,
+            user_rules,
+            session_id=session_id,
+            api_key_id=api_key_id,
+            after=known.operator,
+        )
 
     async def new_review(
         self,

@@ -153,11 +153,16 @@ def decide(
     *,
     session_id: str | None,
     api_key_id: str | None = None,
+    after: Verdict = ALLOWED,
 ) -> Verdict:
     """The strictest decision among the rules that apply to this block, in this session, for
-    a call made with this API key (None: not made with an API key, e.g. the library)."""
-    decision, reason = ALLOWED.decision, ALLOWED.rule
-    force_dry_run = False
+    a call made with this API key (None: not made with an API key, e.g. the library).
+
+    *after* is the verdict of rules that come before *rules*: deciding ``a + b`` is deciding
+    *b* after the verdict on *a*, so a verdict on rules that do not change can be kept.
+    """
+    decision, reason = after.decision, after.rule
+    force_dry_run = after.force_dry_run
     for rule in rules:
         if not rule.applies_to(session_id=session_id, api_key_id=api_key_id):
             continue
