@@ -59,6 +59,7 @@ from blockpilot.workspaces.manager import WorkspaceManager
 logger = logging.getLogger(__name__)
 
 MAX_INPUT_DEPTH = 64
+_NO_SECRETS = Redactor()  # a run given no credentials still has its output scrubbed of shapes
 _PREVIEW_CHARS = 2_000
 _RECORD_STRING_CHARS = 2_000
 
@@ -87,6 +88,14 @@ def input_shape_problem(
 ) -> str | None:
     """Why *value* is too big or too deep to accept, or None. Iterative: deep input cannot
     exhaust the stack."""
+    if type(value) is dict and max_depth > 1:
+        flat = _flat_shape_problem(value, max_bytes)
+        if flat is not _NOT_FLAT:
+            return flat
+    return _walk_shape_problem(value, max_bytes, max_depth)
+
+
+def _walk_shape_problem(value: Any, max_bytes: int, max_depth: int) -> str | None:
     size = 0
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
@@ -104,14 +113,48 @@ def input_shape_problem(
         elif isinstance(node, float) and not math.isfinite(node):
             # Not JSON: the HTTP and CLI parsers refuse them, and PostgreSQL's json type
             # would refuse the execution record that keeps the input.
-            return "input_data holds NaN or Infinity, which JSON cannot carry; send a finite number"
+            return _NOT_FINITE
         else:
             size += 8
         if size > max_bytes:
-            return (
-                f"input_data is larger than {max_bytes} bytes; "
-                "send less data or write it to a workspace file first"
-            )
+            return _too_large(max_bytes)
+    return None
+
+
+_NOT_FINITE = "input_data holds NaN or Infinity, which JSON cannot carry; send a finite number"
+
+
+def _too_large(max_bytes: int) -> str:
+    return (
+        f"input_data is larger than {max_bytes} bytes; "
+        "send less data or write it to a workspace file first"
+    )
+
+
+_NOT_FLAT = "not flat"
+
+
+def _flat_shape_problem(value: dict[Any, Any], max_bytes: int) -> str | None:
+    """:func:`input_shape_problem` of a dict of plain strings and numbers (most inputs),
+    without a stack: the same sizes, checked in the same order (the last value first).
+    ``_NOT_FLAT`` when a value is anything else; the walk then starts over."""
+    size = 2 + sum(len(str(k)) + 4 for k in value)
+    if size > max_bytes:
+        return _too_large(max_bytes)
+    for node in reversed(value.values()):
+        kind = type(node)
+        if kind is str:
+            size += len(node.encode("utf-8", "surrogatepass")) + 2
+        elif kind is int or kind is bool or node is None:
+            size += 8
+        elif kind is float:
+            if not math.isfinite(node):
+                return _NOT_FINITE
+            size += 8
+        else:
+            return _NOT_FLAT
+        if size > max_bytes:
+            return _too_large(max_bytes)
     return None
 
 
@@ -572,7 +615,7 @@ class BlockRunner:
                 )
             cred_kwargs[name] = creds
             secrets += creds.secret_values()
-        redactor = Redactor(secrets)
+        redactor = Redactor(secrets) if secrets else _NO_SECRETS
         credentials_used = [c.public() for c in match.choices]
 
         record = ExecutionRecord(
