@@ -199,6 +199,8 @@ class Redactor:
         return redactor
 
     def scrub_text(self, text: str) -> str:
+        if len(text) < _MIN_SECRET_CHARS:
+            return text  # shorter than any secret form, and than any pattern's match
         if self._index is not None:
             text = _scrub_indexed(text, self._index)
         else:
@@ -275,11 +277,27 @@ class SecretRegistry:
 
 SECRETS = SecretRegistry()
 _installed = False
+_factory: Any = None  # install_log_redaction's record factory
+_factory_wraps: Any = None  # the factory it builds records with
+
+
+def log_messages_scrubbed() -> bool | None:
+    """What the current log record factory does to a record's message: True when it is
+    :func:`install_log_redaction`'s over the standard ``LogRecord`` (``msg % args``, then
+    scrubbed with ``SECRETS``), False when it is the standard ``LogRecord`` (as formatted),
+    None for any other factory. A log line written without a record uses this to write
+    what a record would have held (:func:`blockpilot.api.logs.log_info`)."""
+    current = logging.getLogRecordFactory()
+    if current is logging.LogRecord:
+        return False
+    if current is _factory and _factory_wraps is logging.LogRecord:
+        return True
+    return None
 
 
 def install_log_redaction() -> None:
     """Scrub every log record at creation, whatever handler or formatter later sees it."""
-    global _installed
+    global _installed, _factory, _factory_wraps
     if _installed:
         return
     previous = logging.getLogRecordFactory()
@@ -305,6 +323,7 @@ def install_log_redaction() -> None:
         return record
 
     logging.setLogRecordFactory(factory)
+    _factory, _factory_wraps = factory, previous
     _installed = True
 
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import os
 import secrets
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from blockpilot.api.logs import JsonFormatter, configure_logging
+from blockpilot.api.logs import JsonFormatter, _sole_json_handler, configure_logging, log_info
 from blockpilot.api.server import server_config
-from blockpilot.redaction import REDACTED, SECRETS
+from blockpilot.redaction import REDACTED, SECRETS, install_log_redaction, log_messages_scrubbed
 
 
 def test_a_record_is_one_json_line_with_its_extra_fields() -> None:
@@ -101,3 +105,128 @@ def test_extra_fields_are_scrubbed_of_known_secrets_and_secret_shapes() -> None:
     assert entry["path"] == f"/api/v1/things/{REDACTED}"
     assert entry["detail"]["reason"] == f"upstream said {REDACTED}"
     assert entry["status"] == 200
+
+
+# log_info: the access line written without a LogRecord must be the line the record makes.
+
+ACCESS_ARGS = ("POST", "/api/v1/tools/run_block", 200, 1.5)
+
+
+def _access_extra(path: str) -> dict[str, object]:
+    return {
+        "request_id": "0123456789abcdef0123456789abcdef",
+        "method": "POST",
+        "path": path,
+        "status": 200,
+        "duration_ms": 1.5,
+        "user_id": None,
+        "detail": {"header": "Bearer abcdefghijklmnop", "n": [1, 2.5, None, True]},
+    }
+
+
+@pytest.fixture
+def json_logger() -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    """A logger of its own (not propagating) with configure_logging's kind of handler, and
+    no other: pytest attaches its capture handler to non-propagating loggers at each phase,
+    so the test body calls ``only_ours``."""
+    install_log_redaction()  # as Pilot.open does
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger(f"blockpilot.tests.fast_line.{secrets.token_hex(4)}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    yield logger, stream
+    logger.removeHandler(handler)
+
+
+def only_ours(logger: logging.Logger) -> None:
+    logger.handlers[:] = [h for h in logger.handlers if type(h) is logging.StreamHandler]
+
+
+def _without_ts(line: str) -> tuple[str, str]:
+    entry = json.loads(line)
+    ts = entry["ts"]
+    assert line.startswith('{"ts": "') and ts in line
+    return line.replace(ts, "<ts>", 1), ts
+
+
+def test_the_line_without_a_record_is_the_records_line_byte_for_byte(
+    json_logger: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, stream = json_logger
+    only_ours(logger)
+    canary = f"fast-line-canary-{secrets.token_hex(8)}"
+    SECRETS.add([canary])
+    assert _sole_json_handler(logger) is logger.handlers[0]  # the fast path is taken
+    for path in ("/api/v1/tools/run_block", f"/api/v1/things/{canary}", "/x?api_key=abcdefgh"):
+        args = (*ACCESS_ARGS[:1], path, *ACCESS_ARGS[2:])
+        log_info(logger, "%s %s %s %sms", args, _access_extra(path))
+        logger.info("%s %s %s %sms", *args, extra=_access_extra(path))
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 6
+    for fast, standard in zip(lines[::2], lines[1::2], strict=True):
+        fast_line, fast_ts = _without_ts(fast)
+        standard_line, standard_ts = _without_ts(standard)
+        assert fast_line == standard_line
+        assert fast_ts[:16] == standard_ts[:16] and fast_ts.endswith("+00:00")
+    text = stream.getvalue()
+    assert canary not in text and "abcdefghijklmnop" not in text and "abcdefgh" not in text
+    entry = json.loads(lines[2])
+    assert entry["path"] == f"/api/v1/things/{REDACTED}"
+    assert REDACTED in entry["message"] and entry["pid"] == os.getpid()
+
+
+def test_the_line_follows_the_loggers_level(
+    json_logger: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, stream = json_logger
+    only_ours(logger)
+    logger.setLevel(logging.WARNING)
+    log_info(logger, "%s %s %s %sms", ACCESS_ARGS, _access_extra("/x"))
+    logger.handlers[0].setLevel(logging.WARNING)
+    logger.setLevel(logging.INFO)
+    log_info(logger, "%s %s %s %sms", ACCESS_ARGS, _access_extra("/x"))
+    assert stream.getvalue() == ""
+
+
+def test_any_other_logging_setup_gets_the_record_itself(
+    json_logger: tuple[logging.Logger, io.StringIO],
+) -> None:
+    # A handler, a filter or a record factory of the application's sees a real LogRecord
+    # (with the extra fields, scrubbed as ever by the formatter that writes them).
+    logger, stream = json_logger
+    only_ours(logger)
+    seen: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    collect = Collect()
+    logger.addHandler(collect)
+    assert _sole_json_handler(logger) is None
+    log_info(logger, "%s %s %s %sms", ACCESS_ARGS, _access_extra("/a"))
+    logger.removeHandler(collect)
+
+    logger.addFilter(lambda record: (seen.append(record), True)[1])
+    assert _sole_json_handler(logger) is None
+    log_info(logger, "%s %s %s %sms", ACCESS_ARGS, _access_extra("/b"))
+    logger.filters.clear()
+
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        seen.append(record)
+        return record
+
+    logging.setLogRecordFactory(factory)
+    try:
+        assert log_messages_scrubbed() is None
+        log_info(logger, "%s %s %s %sms", ACCESS_ARGS, _access_extra("/c"))
+    finally:
+        logging.setLogRecordFactory(previous)
+    assert [getattr(r, "path", None) for r in seen] == ["/a", "/b", "/c"]
+    assert len(stream.getvalue().splitlines()) == 3  # and the JSON handler wrote each line

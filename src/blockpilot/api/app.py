@@ -15,11 +15,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI
 from starlette.middleware import Middleware
 from starlette.routing import Route
-from starlette.types import Scope
+from starlette.types import ASGIApp, Scope
 
 from blockpilot import __version__
 from blockpilot.api import integrations
 from blockpilot.api.deps import current_user
+from blockpilot.api.dispatch import dispatch_tool_calls
 from blockpilot.api.errors import install_error_handlers
 from blockpilot.api.limits import RateLimiter, app_limiter, rate_limit, spend_request
 from blockpilot.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -114,7 +115,7 @@ def create_app(
         finally:
             await opened.close()
 
-    app = FastAPI(
+    app = _API(
         title="blockpilot",
         version=__version__,
         summary="Find and run typed integration blocks for an AI copilot, "
@@ -157,6 +158,13 @@ def create_app(
     app.router.routes.insert(0, Route("/mcp", endpoint=mcp_http, methods=["GET", "POST", "DELETE"]))
     _add_components(app, credentials.CREDENTIAL_COMPONENTS)
     return app
+
+
+class _API(FastAPI):
+    """FastAPI, with tool calls dispatched past its outer middleware (:mod:`.dispatch`)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return dispatch_tool_calls(self, super().build_middleware_stack())
 
 
 def _body_limits(current_pilot: Callable[[], Pilot | None]) -> Callable[[Scope], int]:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from blockpilot.redaction import SECRETS
+from blockpilot.redaction import SECRETS, log_messages_scrubbed
 
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",
@@ -49,6 +52,98 @@ class JsonFormatter(logging.Formatter):
         elif record.exc_text:
             entry["exception"] = record.exc_text
         return _ENCODER.encode(entry)
+
+
+# LogRecord.created, as the running Python's LogRecord computes it.
+_now = time.time if sys.version_info < (3, 13) else (lambda: time.time_ns() / 1e9)
+
+
+def log_info(
+    logger: logging.Logger, msg: str, args: tuple[Any, ...], extra: dict[str, Any]
+) -> None:
+    """``logger.info(msg, *args, extra=extra)``, the same line written without a ``LogRecord``
+    when the one handler it would reach is :func:`configure_logging`'s.
+
+    A record costs more than the line it becomes (the record factory, ``findCaller``, the
+    handler chain): the access line of every request comes here
+    (docs/performance.md#round-six-issue-17-the-http-layer). The line is the one
+    :class:`JsonFormatter` would write for that record, with the record factory's message
+    redaction (:func:`blockpilot.redaction.log_messages_scrubbed`) and the formatter's
+    redaction of the extra fields. Anything else about logging (a handler or filter of the
+    application's, another record factory, a handler level) takes ``logger.info`` itself.
+    """
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    handler = _sole_json_handler(logger)
+    scrubbed = log_messages_scrubbed()
+    message = _message(msg, args)
+    if (
+        handler is None
+        or scrubbed is None
+        or message is None
+        or not extra.keys().isdisjoint(_STANDARD)  # makeRecord refuses most of these
+    ):
+        logger.info(msg, *args, extra=extra)
+        return
+    handler.acquire()
+    try:
+        redactor = SECRETS.redactor
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(_now(), UTC).isoformat(timespec="milliseconds"),
+            "level": "info",
+            "logger": logger.name,
+            "message": redactor.scrub_text(message) if scrubbed else message,
+            "pid": os.getpid() if logging.logProcesses else None,
+        }
+        scrub = redactor.scrub
+        for key, value in extra.items():
+            if not key.startswith("_"):
+                entry[key] = scrub(value) if isinstance(value, str | dict | list) else value
+        handler.stream.write(_ENCODER.encode(entry) + handler.terminator)
+        handler.flush()
+    except RecursionError:
+        raise
+    except Exception:  # noqa: BLE001 - as StreamHandler.emit: reported, never raised
+        handler.handleError(logger.makeRecord(logger.name, logging.INFO, "", 0, msg, args, None))
+    finally:
+        handler.release()
+
+
+def _message(msg: str, args: tuple[Any, ...]) -> str | None:
+    """``msg % args`` as ``LogRecord.getMessage`` formats positional arguments; None for
+    what only a record handles as a record does (no arguments, one mapping, an error)."""
+    if not args or (len(args) == 1 and isinstance(args[0], Mapping)):
+        return None
+    try:
+        return str(msg) % args
+    except Exception:  # noqa: BLE001 - the record's own error handling decides
+        return None
+
+
+def _sole_json_handler(logger: logging.Logger) -> logging.StreamHandler[Any] | None:
+    """The handler a record of *logger* at INFO reaches, when it is the only one and is a
+    plain ``StreamHandler`` with a :class:`JsonFormatter` and no filters (as
+    :func:`configure_logging` makes it); else None. Walks the loggers as ``callHandlers``."""
+    if logger.filters:
+        return None
+    found: logging.Handler | None = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if found is not None:
+                return None
+            found = handler
+        if not current.propagate:
+            break
+        current = current.parent
+    if (
+        type(found) is not logging.StreamHandler
+        or type(found.formatter) is not JsonFormatter
+        or found.filters
+        or found.level > logging.INFO
+    ):
+        return None
+    return found
 
 
 def configure_logging(level: str = "INFO") -> None:

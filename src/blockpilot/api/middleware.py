@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from blockpilot.api.errors import error_response, internal_error_response, render_error
+from blockpilot.api.logs import log_info
 from blockpilot.errors import InternalSignal, RequestTooLargeError
 from blockpilot.storage.engine import is_database_unavailable
 
@@ -110,13 +111,11 @@ class RequestContextMiddleware:
                 _logged_path(scope),
                 state.get("user_id"),
             )
-            access_logger.info(
+            log_info(  # access_logger.info(...), without a LogRecord where it can
+                access_logger,
                 "%s %s %s %sms",
-                method,
-                path,
-                status,
-                duration_ms,
-                extra={
+                (method, path, status, duration_ms),
+                {
                     "request_id": request_id,
                     "method": method,
                     "path": path,
