@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr
+from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     from blockpilot.credentials.models import OAuth2Credentials
@@ -33,6 +33,11 @@ class ExecutionContext(BaseModel):
     they are not part of the serialised form.
     """
 
+    # What attach gives a run lives in a slot, not a pydantic private attribute: those are
+    # set up for every instance, which was most of the cost of a run's context
+    # (docs/performance.md). Copies keep it, as they kept the private attribute.
+    __slots__ = ("_attached",)
+
     model_config = ConfigDict(extra="ignore")
 
     user_id: str
@@ -46,9 +51,6 @@ class ExecutionContext(BaseModel):
     dry_run: bool = False
     user_timezone: str = "UTC"
 
-    # One private attribute, not four: each costs pydantic work per run (docs/performance.md).
-    _attached: _Attached | None = PrivateAttr(default=None)
-
     def attach(
         self,
         *,
@@ -59,12 +61,25 @@ class ExecutionContext(BaseModel):
     ) -> ExecutionContext:
         """Give the run its workspace file API, guarded HTTP client and provider base URLs
         (and the refresh of an OAuth token the upstream refused)."""
-        self._attached = _Attached(files, http, provider_urls or {}, refresh)
+        object.__setattr__(self, "_attached", _Attached(files, http, provider_urls or {}, refresh))
         return self
 
     @property
     def _tools(self) -> _Attached:
-        return self._attached or _NOTHING_ATTACHED
+        attached: _Attached = getattr(self, "_attached", _NOTHING_ATTACHED)
+        return attached
+
+    def __copy__(self) -> ExecutionContext:
+        copied = super().__copy__()
+        if hasattr(self, "_attached"):
+            object.__setattr__(copied, "_attached", self._attached)
+        return copied
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> ExecutionContext:
+        copied = super().__deepcopy__(memo)
+        if hasattr(self, "_attached"):  # the clients and the file API are shared, not copied
+            object.__setattr__(copied, "_attached", self._attached)
+        return copied
 
     async def refresh_rejected(self, creds: OAuth2Credentials) -> OAuth2Credentials | None:
         """New tokens for *creds*, which the upstream refused with a 401 (one refresh across
