@@ -663,8 +663,11 @@ class BlockRunner:
         deadline = deadline_in(timeout)
         try:
             with deadline:
-                async for name, value in block.execute(typed_input, **kwargs):
-                    outputs.setdefault(name, []).append(value)
+                if type(block).execute is Block.execute:
+                    await block.collect_into(typed_input, outputs, **kwargs)
+                else:  # a block with an execute of its own
+                    async for name, value in block.execute(typed_input, **kwargs):
+                        outputs.setdefault(name, []).append(value)
         except TimeoutError as exc:
             if not deadline.expired():  # raised by the block itself (a socket timeout, say)
                 return self._crashed(exc, block, record, started, redactor)

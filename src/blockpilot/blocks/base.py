@@ -162,29 +162,50 @@ class Block(ABC):
         outputs = self.Output.field_names()
         try:
             async for name, value in self.run(typed, **kwargs):
-                if name == "error":
-                    raise BlockExecutionError(str(value), block_name=self.name, block_id=self.id)
-                if name not in outputs:
-                    raise BlockOutputError(
-                        f"{self.name} produced an unknown output {name!r}",
-                        block_name=self.name,
-                        block_id=self.id,
-                    )
-                try:
-                    value = self.Output.field_adapter(name).validate_python(value)
-                except ValidationError as exc:
-                    raise BlockOutputError(
-                        f"{self.name} produced an invalid value for output {name!r}: "
-                        f"{exc.errors(include_input=False)[0]['msg']}",
-                        block_name=self.name,
-                        block_id=self.id,
-                    ) from None
-                yield name, value
+                yield name, self._checked_output(outputs, name, value)
         except BlockError:
             raise
         except ValueError as exc:
             # Blocks signal bad values with ValueError; that is a block failure, not a bug.
             raise BlockExecutionError(str(exc), block_name=self.name, block_id=self.id) from exc
+
+    async def collect_into(
+        self, typed: BlockSchema, collected: CompletedBlockOutput, **kwargs: Any
+    ) -> None:
+        """:meth:`execute` with a typed input, adding each output to *collected* as it comes
+        (what was added before a failure stays): the same checks, without a second
+        generator around :meth:`run` (docs/performance.md). Used for blocks that keep
+        :meth:`execute` as it is."""
+        outputs = self.Output.field_names()
+        try:
+            async for name, value in self.run(typed, **kwargs):
+                checked = self._checked_output(outputs, name, value)  # a failed pin adds nothing
+                collected.setdefault(name, []).append(checked)
+        except BlockError:
+            raise
+        except ValueError as exc:
+            raise BlockExecutionError(str(exc), block_name=self.name, block_id=self.id) from exc
+
+    def _checked_output(self, outputs: frozenset[str], name: str, value: Any) -> Any:
+        """*value* of output pin *name*, validated; an ``error`` pin or a pin the block does
+        not declare fails the run."""
+        if name == "error":
+            raise BlockExecutionError(str(value), block_name=self.name, block_id=self.id)
+        if name not in outputs:
+            raise BlockOutputError(
+                f"{self.name} produced an unknown output {name!r}",
+                block_name=self.name,
+                block_id=self.id,
+            )
+        try:
+            return self.Output.field_adapter(name).validate_python(value)
+        except ValidationError as exc:
+            raise BlockOutputError(
+                f"{self.name} produced an invalid value for output {name!r}: "
+                f"{exc.errors(include_input=False)[0]['msg']}",
+                block_name=self.name,
+                block_id=self.id,
+            ) from None
 
     async def run_collect(
         self, input_data: dict[str, Any] | BlockSchema, **kwargs: Any
