@@ -40,12 +40,21 @@ def _finite_float(text: str) -> float:
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _Rejected(f"duplicate key {key[:80]!r}")
-        result[key] = value
+    result = dict(pairs)
+    if len(result) != len(pairs):  # a key came twice: name the first one that did
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Rejected(f"duplicate key {key[:80]!r}")
+            seen.add(key)
     return result
+
+
+# json.loads with hooks builds a decoder (and its scanner) on every call; this one is built
+# once. It keeps no state between calls.
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_unique_keys, parse_constant=_no_constants, parse_float=_finite_float
+)
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -111,12 +120,9 @@ def loads_strict(data: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
     if isinstance(data, bytes | bytearray):
         data = decode_utf8(bytes(data))
     try:
-        value = json.loads(
-            data,
-            object_pairs_hook=_unique_keys,
-            parse_constant=_no_constants,
-            parse_float=_finite_float,
-        )
+        if data.startswith("\ufeff"):  # as json.loads refuses a str with a byte order mark
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", data, 0)
+        value = _DECODER.decode(data)
     except _Rejected as exc:
         raise StrictJSONError(str(exc)) from None
     except json.JSONDecodeError as exc:

@@ -6,13 +6,21 @@ import io
 import json
 import logging
 import os
+import random
 import secrets
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from blockpilot.api.logs import JsonFormatter, _sole_json_handler, configure_logging, log_info
+from blockpilot.api.logs import (
+    JsonFormatter,
+    _sole_json_handler,
+    configure_logging,
+    iso_milliseconds,
+    log_info,
+)
 from blockpilot.api.server import server_config
 from blockpilot.redaction import REDACTED, SECRETS, install_log_redaction, log_messages_scrubbed
 
@@ -230,3 +238,34 @@ def test_any_other_logging_setup_gets_the_record_itself(
         logging.setLogRecordFactory(previous)
     assert [getattr(r, "path", None) for r in seen] == ["/a", "/b", "/c"]
     assert len(stream.getvalue().splitlines()) == 3  # and the JSON handler wrote each line
+
+
+def test_line_timestamps_are_datetimes_isoformat_to_the_millisecond() -> None:
+    # The date and time of day are formatted once a second; the rounding must stay datetime's.
+    rnd = random.Random(17)
+    stamps = [rnd.uniform(0, 2**33) for _ in range(20_000)]
+    stamps += [rnd.randrange(0, 2**33) + rnd.randrange(0, 2 * 10**6) / 2e6 for _ in range(20_000)]
+    edges = (0.0, 0.0005, 0.0004995, 0.0009995, 0.9995, 0.9999995, 0.99999949, 0.5000005, 1e-6)
+    stamps += [whole + part for whole in (0, 1, 1_796_630_399, 2**31) for part in edges]
+    for stamp in stamps:
+        expected = datetime.fromtimestamp(stamp, UTC).isoformat(timespec="milliseconds")
+        assert iso_milliseconds(stamp) == expected, stamp
+
+
+def test_a_forked_worker_writes_its_own_pid(
+    json_logger: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, _ = json_logger
+    only_ours(logger)
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child process
+        try:
+            logger.handlers[0].setStream(os.fdopen(write_end, "w"))  # type: ignore[attr-defined]
+            log_info(logger, "%s %s %s %sms", ACCESS_ARGS, _access_extra("/x"))
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    os.waitpid(child, 0)
+    with os.fdopen(read_end) as lines:
+        assert json.loads(lines.read())["pid"] == child != os.getpid()

@@ -15,10 +15,13 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from blockpilot.api import create_app
 from blockpilot.api.dispatch import ToolCallDispatch
+from blockpilot.api.routes.tools import send_tool_response
 from blockpilot.limits import InProcessRateLimiter
 from blockpilot.pilot import Pilot
 from blockpilot.storage.users import User
@@ -173,3 +176,48 @@ async def test_rate_limits_answer_as_the_full_stack_does(pilot: Pilot, alice: Us
     assert [m[0]["status"] for m in answers[0]] == [200, 429]
     assert [m[0]["status"] for m in answers[1]] == [200, 429]
     assert answers[0][1] == answers[1][1]  # the 429, with its Retry-After
+
+
+async def test_a_dispatched_call_gets_the_scope_the_router_gives_it(pilot: Pilot) -> None:
+    app = create_app(pilot)
+    dispatch = app.build_middleware_stack()
+    assert isinstance(dispatch, ToolCallDispatch)
+    seen: list[Scope] = []
+
+    async def record(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(dict(scope))
+
+    async def unused(scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError("not dispatched")
+
+    recorder = ToolCallDispatch(unused, dispatch.route, app.router, record)
+    scope = {"type": "http", "method": "POST", "path": "/api/v1/tools/run%20block", "app": app}
+    await recorder(dict(scope), _no_receive, _no_send)
+    match, child_scope = dispatch.route.matches(dict(scope))
+    assert match is Match.FULL
+    assert seen == [{**scope, **child_scope, "router": app.router}]
+
+
+async def _no_receive() -> dict[str, Any]:
+    raise AssertionError("no body read")
+
+
+async def _no_send(message: dict[str, Any]) -> None:
+    raise AssertionError("nothing sent")
+
+
+async def test_the_tool_response_is_sent_as_starlettes_response_sends_it() -> None:
+    body = json.dumps({"type": "block_output", "text": "é"}).encode()
+    expected: list[dict[str, Any]] = []
+    sent: list[dict[str, Any]] = []
+
+    async def collect_expected(message: dict[str, Any]) -> None:
+        expected.append(message)
+
+    async def collect(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    response = Response(body, media_type="application/json", headers={"X-Session-Id": "s-1"})
+    await response({"type": "http"}, _no_receive, collect_expected)
+    await send_tool_response(collect, body, "s-1")
+    assert sent == expected

@@ -20,7 +20,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware.exceptions import ExceptionMiddleware
-from starlette.routing import Match, Route
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from blockpilot.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -52,14 +52,22 @@ class ToolCallDispatch:
             scope["type"] == "http"
             and scope["method"] == "POST"
             and scope["path"].startswith(self._prefix)
+            and not scope.get("root_path")
             and "fastapi.telemetry" not in scope
+            and "fastapi" not in scope  # FastAPI's own routing state (none on a new request)
         ):
-            match, child_scope = self.route.matches(scope)
-            if match is Match.FULL:
-                # What the router sets before it hands a request to the matched route.
+            route = self.route
+            match = route.path_regex.match(scope["path"])
+            if match is not None:
+                # What the router's matching gives the scope (Route.matches, then FastAPI's
+                # route key) before it hands the request to the route.
+                params = match.groupdict()
+                for key, value in params.items():
+                    params[key] = route.param_convertors[key].convert(value)
                 scope.setdefault("router", self.router)
-                scope["route"] = self.route
-                scope.update(child_scope)
+                scope["endpoint"] = route.endpoint
+                scope["path_params"] = {**scope.get("path_params", {}), **params}
+                scope["route"] = route
                 await self.fast(scope, receive, send)
                 return
         await self.stack(scope, receive, send)

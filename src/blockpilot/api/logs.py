@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -57,6 +58,39 @@ class JsonFormatter(logging.Formatter):
 # LogRecord.created, as the running Python's LogRecord computes it.
 _now = time.time if sys.version_info < (3, 13) else (lambda: time.time_ns() / 1e9)
 
+_pid = os.getpid()  # LogRecord.process, without a system call per line
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+_second_shown: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
+
+
+def iso_milliseconds(created: float) -> str:
+    """``datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")``, with the
+    date and time of day formatted once a second: datetime rounds the fraction to whole
+    microseconds (half to even, carrying into the second) and the milliseconds truncate."""
+    global _second_shown
+    if created < 0:
+        return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+    fraction, whole = math.modf(created)
+    microseconds = round(fraction * 1e6)
+    second = int(whole)
+    if microseconds >= 1_000_000:
+        microseconds -= 1_000_000
+        second += 1
+    shown, prefix = _second_shown
+    if shown != second:
+        prefix = datetime.fromtimestamp(second, UTC).isoformat()[:19]  # 2026-12-07T08:21:05
+        _second_shown = (second, prefix)
+    return f"{prefix}.{microseconds // 1000:03d}+00:00"
+
 
 def log_info(
     logger: logging.Logger, msg: str, args: tuple[Any, ...], extra: dict[str, Any]
@@ -89,11 +123,11 @@ def log_info(
     try:
         redactor = SECRETS.redactor
         entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(_now(), UTC).isoformat(timespec="milliseconds"),
+            "ts": iso_milliseconds(_now()),
             "level": "info",
             "logger": logger.name,
             "message": redactor.scrub_text(message) if scrubbed else message,
-            "pid": os.getpid() if logging.logProcesses else None,
+            "pid": _pid if logging.logProcesses else None,
         }
         scrub = redactor.scrub
         for key, value in extra.items():

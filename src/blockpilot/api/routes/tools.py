@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Annotated, Any
 
@@ -24,6 +24,7 @@ from blockpilot.tools.responses import AnyToolResponse
 from blockpilot.tools.schemas import ToolFormat
 
 SESSION_HEADER = "X-Session-Id"
+_SESSION_HEADER_KEY = SESSION_HEADER.lower().encode("latin-1")
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 _MAX_SESSION_ID_CHARS = 128
 
@@ -61,54 +62,48 @@ class ToolCallRoute(APIRoute):
     It also answers without FastAPI's request wrapper (two ``AsyncExitStack`` s for
     dependencies with ``yield``, which this route has none of, and a second exception
     handler layer): an error propagates to the app's exception middleware, which answers it
-    with the same handlers (docs/performance.md#round-five-issue-17-the-http-layer).
+    with the same handlers (docs/performance.md#round-five-issue-17-the-http-layer). Nor
+    does it build a ``Request`` or a ``Response`` object: it reads the scope and sends the
+    response's two messages itself (:func:`send_tool_response`).
     """
-
-    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        super().__init__(path, endpoint, **kwargs)
-        self._handler = self.get_route_handler()
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        async def handler(request: Request) -> Response:
-            scope = request.scope
-            headers = _request_headers(scope)
-            app = scope["app"]
-            pilot: Pilot = app.state.pilot
-            state = scope.setdefault("state", {})
-            user = await sign_in(pilot, headers.get(b"authorization"), state)
-            limiter = app_limiter(app)
-            await spend_request(limiter, user.id)
-            session_id = headers.get(b"x-session-id")
-            if session_id is not None and len(session_id) > _MAX_SESSION_ID_CHARS:
-                raise RequestValidationError(
-                    [
-                        {
-                            "type": "string_too_long",
-                            "loc": ("header", SESSION_HEADER),
-                            "msg": f"String should have at most {_MAX_SESSION_ID_CHARS} characters",
-                        }
-                    ]
-                )
-            return await _run_tool_call(
-                pilot,
-                limiter,
-                user,
-                scope["path_params"]["name"],
-                session_id=session_id,
-                idempotency_key=headers.get(b"idempotency-key"),
-                api_key_id=state["api_key_id"],
-                content_type=headers.get(b"content-type"),
-                read_body=partial(_read_body, request.receive),
-            )
-
-        return handler
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.methods is not None and scope["method"] not in self.methods:
             await super().handle(scope, receive, send)  # 405, as for any route
             return
-        response = await self._handler(Request(scope, receive, send))
-        await response(scope, receive, send)
+        body, session_id = await self._call(scope, receive)
+        await send_tool_response(send, body, session_id)
+
+    async def _call(self, scope: Scope, receive: Receive) -> tuple[bytes, str]:
+        headers = _request_headers(scope)
+        app = scope["app"]
+        pilot: Pilot = app.state.pilot
+        state = scope.setdefault("state", {})
+        user = await sign_in(pilot, headers.get(b"authorization"), state)
+        limiter = app_limiter(app)
+        await spend_request(limiter, user.id)
+        session_id = headers.get(b"x-session-id")
+        if session_id is not None and len(session_id) > _MAX_SESSION_ID_CHARS:
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "string_too_long",
+                        "loc": ("header", SESSION_HEADER),
+                        "msg": f"String should have at most {_MAX_SESSION_ID_CHARS} characters",
+                    }
+                ]
+            )
+        return await _run_tool_call(
+            pilot,
+            limiter,
+            user,
+            scope["path_params"]["name"],
+            session_id=session_id,
+            idempotency_key=headers.get(b"idempotency-key"),
+            api_key_id=state["api_key_id"],
+            content_type=headers.get(b"content-type"),
+            read_body=partial(_read_body, receive),
+        )
 
 
 _HEADERS_READ = frozenset({b"authorization", b"content-type", b"x-session-id", b"idempotency-key"})
@@ -161,7 +156,7 @@ async def call_tool(
     ] = None,
 ) -> Response:
     """The documented endpoint (:class:`ToolCallRoute` runs the same steps without FastAPI)."""
-    return await _run_tool_call(
+    body, session_id = await _run_tool_call(
         pilot,
         limiter,
         user,
@@ -172,6 +167,24 @@ async def call_tool(
         content_type=request.headers.get("content-type"),
         read_body=request.body,
     )
+    return Response(body, media_type="application/json", headers={SESSION_HEADER: session_id})
+
+
+async def send_tool_response(send: Send, body: bytes, session_id: str) -> None:
+    """Send what ``Response(body, media_type="application/json", headers={SESSION_HEADER:
+    session_id})`` sends, without building the response object (the hot path's answer)."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (_SESSION_HEADER_KEY, session_id.encode("latin-1")),
+                (b"content-length", str(len(body)).encode("latin-1")),
+                (b"content-type", b"application/json"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _run_tool_call(
@@ -185,7 +198,8 @@ async def _run_tool_call(
     api_key_id: str | None,
     content_type: str | None,
     read_body: Callable[[], Awaitable[bytes]],
-) -> Response:
+) -> tuple[bytes, str]:
+    """The response body (JSON) and the session it answered in."""
     pilot.tool(name)  # an unknown tool is a 404 before the body is read or a session made
     arguments = parse_json_object(await read_body(), content_type, allow_empty=True)
     if idempotency_key is not None and name == "run_block":
@@ -208,11 +222,7 @@ async def _run_tool_call(
         response = await pilot.run_call(prepared, arguments)
     answered_session = prepared.call.session_id
     assert answered_session is not None  # a signed-in call always has one
-    return Response(
-        response.to_json(),
-        media_type="application/json",
-        headers={SESSION_HEADER: answered_session},
-    )
+    return response.to_json().encode("utf-8"), answered_session
 
 
 def add_tool_call_route(
