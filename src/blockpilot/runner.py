@@ -256,7 +256,8 @@ class BlockRunner:
                 "block_excluded",
             )
         # 7: never silently drop a misspelled field.
-        unknown = sorted(set(input_data) - block.Input.field_names())
+        names = block.Input.field_names()
+        unknown = [] if input_data.keys() <= names else sorted(set(input_data) - names)
         if unknown:
             return InputRejected(
                 message=(
@@ -269,7 +270,7 @@ class BlockRunner:
             )
         # 8: credentials.
         cred_fields = block.Input.credentials_fields()
-        provided = {k for k in input_data if k not in cred_fields}
+        provided = input_data.keys() - cred_fields
         # Step 9 (docs/architecture.md): a call with no inputs at all ({} or only credentials)
         # always shows the schema, even for a block whose inputs are all optional.
         preview = not provided or not block.Input.required_input_fields() <= provided
@@ -342,10 +343,11 @@ class BlockRunner:
                 {"rule": verdict.rule, "effect": block.effect.value},
             )
         dry_run = dry_run or verdict.force_dry_run
-        cred_fields = block.Input.credentials_fields()
-        inputs = {k: v for k, v in raw_input.items() if k not in cred_fields}
-        credential_ids = [m.id for m in match.matched.values()]
         ids = SyntheticIds.for_run(session_id, block.id)
+        if idempotency_key is not None or verdict.decision is Decision.ASK:
+            cred_fields = block.Input.credentials_fields()
+            inputs = {k: v for k, v in raw_input.items() if k not in cred_fields}
+            credential_ids = [m.id for m in match.matched.values()]
         if idempotency_key is not None:
             key_digest = call_digest(user_id, block.id, {"dry_run": dry_run, **inputs}, [])
             while True:
@@ -627,7 +629,11 @@ class BlockRunner:
             status="running",
             started_at=utcnow(),
             input_redacted=_clip_strings(
-                redactor.scrub({k: v for k, v in raw_input.items() if k not in cred_kwargs})
+                redactor.scrub(
+                    {k: v for k, v in raw_input.items() if k not in cred_kwargs}
+                    if cred_kwargs
+                    else raw_input  # scrub makes a new dict
+                )
             ),
             credential_ids=[m.id for m in match.matched.values()],
             is_dry_run=dry_run,

@@ -82,18 +82,20 @@ class Deadline:
     plain ``with``: entering and leaving need no await.
     """
 
-    __slots__ = ("when", "_task", "_cancelling", "_state", "_timer")
+    __slots__ = ("when", "_loop", "_task", "_cancelling", "_state", "_timer")
 
-    def __init__(self, when: float) -> None:
-        """*when* is the loop's clock (``loop.time()``) at which the limit passes."""
+    def __init__(self, when: float, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """*when* is the clock of *loop* (``loop.time()``; the running loop when None) at
+        which the limit passes."""
         self.when = when
+        self._loop = loop
         self._task: asyncio.Task[object] | None = None
         self._cancelling = 0
         self._state = _CREATED
         self._timer: _Timer | None = None
 
     def __enter__(self) -> Deadline:
-        loop = asyncio.get_running_loop()
+        loop = self._loop or asyncio.get_running_loop()
         task = asyncio.current_task(loop)
         if task is None:
             raise RuntimeError("Deadline should be used inside a task")
@@ -134,7 +136,8 @@ class Deadline:
 
 def deadline_in(seconds: float) -> Deadline:
     """A :class:`Deadline` *seconds* from now on the running loop's clock."""
-    return Deadline(asyncio.get_running_loop().time() + seconds)
+    loop = asyncio.get_running_loop()
+    return Deadline(loop.time() + seconds, loop)
 
 
 __all__ = ["Deadline", "deadline_in"]
