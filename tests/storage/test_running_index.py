@@ -49,8 +49,8 @@ async def _plan(pilot: Pilot, statement: str, parameters: Any) -> str:
         return "\n".join(str(row[-1]) for row in rows)
     # PostgreSQL: the generic plan of the prepared statement (what a driver's statement cache
     # ends up running), with sequential scans priced out so that a usable index is used.
-    async with pilot.engine.connect() as conn:
-        driver = (await conn.get_raw_connection()).driver_connection
+    async with pilot.engine.connect() as engine_conn:
+        driver = (await engine_conn.get_raw_connection()).driver_connection
         assert driver is not None
         await driver.execute("SET plan_cache_mode = force_generic_plan")
         await driver.execute("SET enable_seqscan = off")
