@@ -8,6 +8,7 @@ second Pilot on the same database (another process) sees the change on its next 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import string
@@ -106,3 +107,38 @@ def test_source_block_ids_are_uuid5() -> None:
         key = "".join(rng.choices(alphabet, k=rng.randint(0, 60)))
         expected = str(uuid.uuid5(SOURCE_BLOCK_NAMESPACE, f"{source}:{key}"))
         assert source_block_id(source, key) == expected
+
+
+async def test_the_once_a_second_check_sees_another_process_change(
+    pilot: Pilot, alice: User, settings: Settings
+) -> None:
+    other = await Pilot.open(settings)  # another process on the same database
+    try:
+        assert await _names(other, alice, "quokka") == []  # checked just now
+        await pilot.sources.add(
+            "openapi", "zoo", _spec("List the quokkas"), SourceOptions(BASE_URL)
+        )
+        assert (await _names(pilot, alice, "quokka"))[:1] == ["zoo_listQuokkas"]  # this process
+        other.sources.check_seconds = 0  # the next call is past the interval
+        assert (await _names(other, alice, "quokka"))[:1] == ["zoo_listQuokkas"]
+    finally:
+        await other.close()
+
+
+async def test_a_call_during_a_check_does_not_wait_for_it(
+    pilot: Pilot, alice: User, settings: Settings
+) -> None:
+    other = await Pilot.open(settings)
+    try:
+        await pilot.sources.add(
+            "openapi", "zoo", _spec("List the quokkas"), SourceOptions(BASE_URL)
+        )
+        other.sources.check_seconds = 0
+        async with other.sources._lock:  # a check of this process under way
+            # Not waiting for it: the call answers, with the catalogue of the check before
+            # (the limit only turns a wait, which never ends here, into a failure).
+            async with asyncio.timeout(60):
+                assert await _names(other, alice, "quokka") == []
+        assert (await _names(other, alice, "quokka"))[:1] == ["zoo_listQuokkas"]
+    finally:
+        await other.close()

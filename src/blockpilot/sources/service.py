@@ -93,6 +93,11 @@ class SourceService:
             await self._refresh_changed_mcp()
         if not force and time.monotonic() - self._checked < self.check_seconds:
             return
+        if not force and self._lock.locked():
+            # Another call of this process is checking now: this one runs with the catalogue
+            # as the last check left it, as if it had come a moment earlier. Waiting would
+            # queue every call of a burst behind one read (docs/sources.md#loading-and-start-up).
+            return
         async with self._lock:
             if not force and time.monotonic() - self._checked < self.check_seconds:
                 return
