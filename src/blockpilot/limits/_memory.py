@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -110,23 +110,26 @@ class InProcessRateLimiter:
         self._buckets[user_id] = (tokens, now)
         return Decision(False, retry_after=(1.0 - tokens) / self._rate)
 
-    @asynccontextmanager
-    async def concurrency(self, user_id: str) -> AsyncIterator[None]:
+    def concurrency(self, user_id: str) -> AbstractAsyncContextManager[None]:
+        # A plain class, not @asynccontextmanager: every tool call enters one, and a
+        # generator-based context manager costs a few µs more (docs/performance.md).
+        return _Slot(self, user_id)
+
+    def _take_slot(self, user_id: str) -> bool:
         if self.max_concurrent == 0:
-            yield
-            return
+            return False
         running = self._running.get(user_id, 0)
         if running >= self.max_concurrent:
             raise too_many_in_flight(self.max_concurrent)
         self._running[user_id] = running + 1
-        try:
-            yield
-        finally:
-            left = self._running[user_id] - 1
-            if left:
-                self._running[user_id] = left
-            else:
-                del self._running[user_id]
+        return True
+
+    def _free_slot(self, user_id: str) -> None:
+        left = self._running[user_id] - 1
+        if left:
+            self._running[user_id] = left
+        else:
+            del self._running[user_id]
 
     def running(self, user_id: str) -> int:
         """Tool calls of *user_id* in flight now."""
@@ -143,3 +146,22 @@ class InProcessRateLimiter:
         full = [user for user in self._buckets if self._tokens(user, now) >= self.per_minute]
         for user in full:
             del self._buckets[user]
+
+
+class _Slot:
+    """One of a user's tool-call slots (none when the cap is off) for an ``async with``."""
+
+    __slots__ = ("_held", "_limiter", "_user_id")
+
+    def __init__(self, limiter: InProcessRateLimiter, user_id: str) -> None:
+        self._limiter = limiter
+        self._user_id = user_id
+        self._held = False
+
+    async def __aenter__(self) -> None:
+        self._held = self._limiter._take_slot(self._user_id)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._held:
+            self._held = False
+            self._limiter._free_slot(self._user_id)
