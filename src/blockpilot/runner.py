@@ -9,6 +9,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from pydantic_core import to_json, to_jsonable_python
@@ -158,6 +159,14 @@ def _flat_shape_problem(value: dict[Any, Any], max_bytes: int) -> str | None:
     return None
 
 
+def _shows_schema(block: Block, input_data: dict[str, Any]) -> bool:
+    """Step 9 (docs/architecture.md): a call with no inputs at all ({} or only credentials)
+    always shows the schema, even for a block whose inputs are all optional; so does one
+    without every required input."""
+    provided = input_data.keys() - block.Input.credentials_fields()
+    return not provided or not block.Input.required_input_fields() <= provided
+
+
 def _clip_strings(value: Any) -> Any:
     if isinstance(value, str) and len(value) > _RECORD_STRING_CHARS:
         return (
@@ -256,9 +265,8 @@ class BlockRunner:
                 "block_excluded",
             )
         # 7: never silently drop a misspelled field.
-        names = block.Input.field_names()
-        unknown = [] if input_data.keys() <= names else sorted(set(input_data) - names)
-        if unknown:
+        if not input_data.keys() <= block.Input.field_names():
+            unknown = sorted(set(input_data) - block.Input.field_names())
             return InputRejected(
                 message=(
                     f"Unknown input field(s) provided: {', '.join(unknown)}. "
@@ -269,11 +277,7 @@ class BlockRunner:
                 inputs=block.Input.jsonschema(),
             )
         # 8: credentials.
-        cred_fields = block.Input.credentials_fields()
-        provided = input_data.keys() - cred_fields
-        # Step 9 (docs/architecture.md): a call with no inputs at all ({} or only credentials)
-        # always shows the schema, even for a block whose inputs are all optional.
-        preview = not provided or not block.Input.required_input_fields() <= provided
+        preview = _shows_schema(block, input_data)
         match = await self._match(block, user_id, input_data, for_execution=not preview)
         if match.missing:
             return self._setup_requirements(block, user_id, match)
@@ -597,27 +601,16 @@ class BlockRunner:
             http=self.http.with_exemptions(self.trusted.for_scopes(block.network_scopes())),
             provider_urls=self.provider_urls,
             # An upstream's 401 mid-run: refresh once, for this user only (docs/sources.md).
-            refresh=lambda creds: self.credentials.refresh_rejected(user_id, creds),
+            refresh=partial(self.credentials.refresh_rejected, user_id),
         )
 
-        secrets: list[str] = []
         cred_kwargs: dict[str, Credentials] = {}
-        for name, meta in match.matched.items():
-            try:
-                creds = await self.credentials.get(user_id, meta.id)
-            except CredentialsError as exc:
-                return _error(
-                    f"Failed to retrieve credentials for {name}: {exc.message}",
-                    "credentials_unavailable",
-                )
-            if creds is None:
-                return _error(
-                    f"Failed to retrieve credentials for {name}",
-                    "credentials_unavailable",
-                )
-            cred_kwargs[name] = creds
-            secrets += creds.secret_values()
-        redactor = Redactor(secrets) if secrets else _NO_SECRETS
+        redactor = _NO_SECRETS
+        if match.matched:
+            fetched = await self._fetch_credentials(user_id, match)
+            if isinstance(fetched, Failed):
+                return fetched
+            cred_kwargs, redactor = fetched
         credentials_used = [c.public() for c in match.choices]
 
         record = ExecutionRecord(
@@ -670,7 +663,7 @@ class BlockRunner:
         try:
             with deadline:
                 if type(block).execute is Block.execute:
-                    await block.collect_into(typed_input, outputs, **kwargs)
+                    await block.collect_into(typed_input, outputs, kwargs)
                 else:  # a block with an execute of its own
                     async for name, value in block.execute(typed_input, **kwargs):
                         outputs.setdefault(name, []).append(value)
@@ -732,6 +725,29 @@ class BlockRunner:
         return Completed(
             block, record.id, safe, credentials_used=credentials_used, truncated=truncated
         )
+
+    async def _fetch_credentials(
+        self, user_id: str, match: CredentialsMatch
+    ) -> tuple[dict[str, Credentials], Redactor] | Failed:
+        """The matched credentials by field name, and a redactor of their secrets."""
+        secrets: list[str] = []
+        cred_kwargs: dict[str, Credentials] = {}
+        for name, meta in match.matched.items():
+            try:
+                creds = await self.credentials.get(user_id, meta.id)
+            except CredentialsError as exc:
+                return _error(
+                    f"Failed to retrieve credentials for {name}: {exc.message}",
+                    "credentials_unavailable",
+                )
+            if creds is None:
+                return _error(
+                    f"Failed to retrieve credentials for {name}",
+                    "credentials_unavailable",
+                )
+            cred_kwargs[name] = creds
+            secrets += creds.secret_values()
+        return cred_kwargs, Redactor(secrets) if secrets else _NO_SECRETS
 
     def _crashed(
         self,

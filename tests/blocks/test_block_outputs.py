@@ -60,7 +60,7 @@ async def _through_execute(block: Block, typed: Any) -> tuple[dict[str, Any], An
 async def _through_collect_into(block: Block, typed: Any) -> tuple[dict[str, Any], Any]:
     collected: dict[str, list[Any]] = {}
     try:
-        await block.collect_into(typed, collected)
+        await block.collect_into(typed, collected, {})
     except Exception as exc:  # noqa: BLE001 - compared below
         return collected, (type(exc), str(exc))
     return collected, None
@@ -76,7 +76,7 @@ async def test_collect_into_gives_what_execute_gives(then: str) -> None:
 async def test_the_good_case_collects_every_validated_pin() -> None:
     block = PinsBlock()
     collected: dict[str, list[Any]] = {}
-    await block.collect_into(block.validate_input({}), collected)
+    await block.collect_into(block.validate_input({}), collected, {})
     assert collected == {"count": [7, 8], "words": [["a", "b"]]}
 
 

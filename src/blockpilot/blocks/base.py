@@ -170,12 +170,12 @@ class Block(ABC):
             raise BlockExecutionError(str(exc), block_name=self.name, block_id=self.id) from exc
 
     async def collect_into(
-        self, typed: BlockSchema, collected: CompletedBlockOutput, **kwargs: Any
+        self, typed: BlockSchema, collected: CompletedBlockOutput, kwargs: dict[str, Any]
     ) -> None:
-        """:meth:`execute` with a typed input, adding each output to *collected* as it comes
-        (what was added before a failure stays): the same checks, without a second
-        generator around :meth:`run` (docs/performance.md). Used for blocks that keep
-        :meth:`execute` as it is."""
+        """:meth:`execute` with a typed input and *kwargs* for :meth:`run`, adding each output
+        to *collected* as it comes (what was added before a failure stays): the same checks,
+        without a second generator around :meth:`run` (docs/performance.md). Used for blocks
+        that keep :meth:`execute` as it is."""
         outputs = self.Output.field_names()
         try:
             async for name, value in self.run(typed, **kwargs):
