@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import httpx
 import pytest
@@ -67,3 +68,25 @@ async def test_logged_path_is_percent_encoded(
     (record,) = access_records(caplog)
     assert "\n" not in record.getMessage() and "\r" not in record.getMessage()
     assert record.path == "/api/v1/workspace/files/a%0d%0aforged%20line"  # type: ignore[attr-defined]
+
+
+def test_new_request_ids_are_random_hex_never_repeated_nor_shared_with_a_fork() -> None:
+    from blockpilot.api.middleware import _request_ids
+
+    ids = [_request_ids.new() for _ in range(3 * _request_ids.BATCH + 7)]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    pending = set(_request_ids._ready)
+    assert pending  # the parent holds ids it has not handed out yet
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child process
+        try:
+            os.write(write_end, _request_ids.new().encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    os.waitpid(child, 0)
+    with os.fdopen(read_end) as answer:
+        child_id = answer.read()
+    assert len(child_id) == 32 and child_id not in pending and child_id not in ids
