@@ -16,9 +16,13 @@ from typing import Any
 
 from fastapi import Request
 
-from blockpilot.api.errors import MalformedBodyError, UnsupportedMediaTypeError
-from blockpilot.errors import InvalidInputError
-from blockpilot.strict_json import StrictJSONError, json_type_name, loads_strict
+from blockpilot.errors import (
+    InvalidInputError,
+    MalformedBodyError,
+    StrictJSONError,
+    UnsupportedMediaTypeError,
+)
+from blockpilot.strict_json import json_type_name, loads_strict
 
 
 def is_json_media_type(content_type: str | None) -> bool:
