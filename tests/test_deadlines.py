@@ -5,7 +5,9 @@ its own expiry, and leaves other cancellations alone."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
+import weakref
 
 import pytest
 
@@ -201,3 +203,18 @@ def test_loops_in_other_threads_have_their_own_timer() -> None:
     for thread in threads:
         thread.join()
     assert results == [True] * 4
+
+
+def test_a_closed_loop_is_not_kept_alive_by_its_timer() -> None:
+    async def limited() -> None:
+        with deadline_in(LONG):  # leaves the loop's one timer armed for LONG
+            await asyncio.sleep(0)
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(limited())
+    loop.close()
+    gone = weakref.ref(loop)
+    del loop
+    asyncio.run(limited())  # another loop becomes the last one asked about
+    gc.collect()
+    assert gone() is None

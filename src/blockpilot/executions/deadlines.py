@@ -53,9 +53,14 @@ class _Timer:
             self.armed_for = earliest
 
 
-_timers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Timer] = weakref.WeakKeyDictionary()
+# Each loop's timer, held weakly both ways: a timer refers to its loop (through its handle
+# and its scopes' tasks), so a strong value would keep every loop ever used alive. A timer
+# lives while its handle is armed (the loop's schedule holds it) or a scope is in force.
+_timers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, weakref.ref[_Timer]] = (
+    weakref.WeakKeyDictionary()
+)
 _timers_lock = threading.Lock()
-# The last loop asked about and its timer: one process mostly runs one loop.
+# The last loop asked about and its timer, held: one process mostly runs one loop.
 _last: tuple[weakref.ref[asyncio.AbstractEventLoop], _Timer] | None = None
 
 
@@ -65,9 +70,11 @@ def _timer_of(loop: asyncio.AbstractEventLoop) -> _Timer:
     if last is not None and last[0]() is loop:
         return last[1]
     with _timers_lock:
-        timer = _timers.get(loop)
+        known = _timers.get(loop)
+        timer = known() if known is not None else None
         if timer is None:
-            timer = _timers[loop] = _Timer()
+            timer = _Timer()
+            _timers[loop] = weakref.ref(timer)
         _last = (weakref.ref(loop), timer)
     return timer
 
