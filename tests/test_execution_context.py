@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+from pydantic import ValidationError
 
 from blockpilot.executions.context import ExecutionContext
 
@@ -37,3 +38,15 @@ async def test_attachments_are_used_and_kept_by_copies_but_never_serialised() ->
         assert copied.provider_base_url("openai") == "http://127.0.0.1:9"
     assert "http" not in context.model_dump() and "_attached" not in context.model_dump()
     assert "127.0.0.1" not in context.model_dump_json()
+
+
+def test_of_is_the_constructor() -> None:
+    fields = {"user_id": "u", "node_exec_id": "e-1", "graph_version": "2", "dry_run": True}
+    built, made = ExecutionContext.of(fields), ExecutionContext(**fields)  # type: ignore[arg-type]
+    assert built == made and built.model_fields_set == made.model_fields_set
+    assert built.graph_version == 2  # validated (coerced) the same way
+    with pytest.raises(ValidationError) as by_of:
+        ExecutionContext.of({"graph_version": "x"})
+    with pytest.raises(ValidationError) as by_init:
+        ExecutionContext(graph_version="x")  # type: ignore[call-arg,arg-type]
+    assert by_of.value.errors() == by_init.value.errors()

@@ -585,16 +585,18 @@ class BlockRunner:
     ) -> RunOutcome:
         workspace = await self.workspaces.get_or_create_workspace(user_id)
         ids = ids or SyntheticIds.for_run(session_id, block.id)
-        context = ExecutionContext(
-            user_id=user_id,
-            graph_id=ids.graph_id,
-            graph_exec_id=ids.graph_exec_id,
-            graph_version=ids.graph_version,
-            node_id=ids.node_id,
-            node_exec_id=ids.node_exec_id,
-            workspace_id=workspace.id,
-            session_id=session_id,
-            dry_run=dry_run,
+        context = ExecutionContext.of(
+            {
+                "user_id": user_id,
+                "graph_id": ids.graph_id,
+                "graph_exec_id": ids.graph_exec_id,
+                "graph_version": ids.graph_version,
+                "node_id": ids.node_id,
+                "node_exec_id": ids.node_exec_id,
+                "workspace_id": workspace.id,
+                "session_id": session_id,
+                "dry_run": dry_run,
+            }
         ).attach(
             files=self.workspaces.for_workspace(workspace),
             # The operator's base URLs are exempt for this block's own scopes only.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from pydantic import BaseModel, ConfigDict
 
@@ -50,6 +50,12 @@ class ExecutionContext(BaseModel):
     session_id: str | None = None
     dry_run: bool = False
     user_timezone: str = "UTC"
+
+    @classmethod
+    def of(cls, fields: dict[str, Any]) -> ExecutionContext:
+        """``ExecutionContext(**fields)``: the same validation by the model's own validator,
+        without ``BaseModel.__init__`` around it (every run makes one; docs/performance.md)."""
+        return cast(ExecutionContext, cls.__pydantic_validator__.validate_python(fields))
 
     def attach(
         self,
