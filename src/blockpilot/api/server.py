@@ -24,8 +24,9 @@ from fastapi import FastAPI
 from starlette.routing import Route
 
 from blockpilot.api.app import create_app
-from blockpilot.api.header_timeout import DEFAULT_HEADER_TIMEOUT_SECONDS, header_deadline_protocol
+from blockpilot.api.header_timeout import DEFAULT_HEADER_TIMEOUT_SECONDS
 from blockpilot.api.logs import configure_logging
+from blockpilot.api.response_writes import server_protocol
 from blockpilot.api.supervisor import Supervisor
 from blockpilot.errors import ConfigurationError
 from blockpilot.file_locks import FileLockManager
@@ -48,12 +49,13 @@ def server_config(
     **options: Any,
 ) -> uvicorn.Config:
     """uvicorn's configuration for *app*: our JSON logs and access lines, not uvicorn's, and
-    a deadline for request heads (:mod:`blockpilot.api.header_timeout`)."""
+    a deadline for request heads (:mod:`blockpilot.api.header_timeout`), a response's head and
+    body in one write (:mod:`blockpilot.api.response_writes`)."""
     return uvicorn.Config(
         app,
         host=host,
         port=port,
-        http=header_deadline_protocol(header_timeout_seconds),
+        http=server_protocol(header_timeout_seconds),
         lifespan="on",  # a Pilot that cannot open (bad key, bad database URL) stops start-up
         log_config=None,
         access_log=False,  # RequestContextMiddleware writes the access lines
