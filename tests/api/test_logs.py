@@ -168,6 +168,7 @@ def test_the_line_without_a_record_is_the_records_line_byte_for_byte(
     canary = f"fast-line-canary-{secrets.token_hex(8)}"
     SECRETS.add([canary])
     assert _sole_json_handler(logger) is logger.handlers[0]  # the fast path is taken
+    assert log_messages_scrubbed() is True  # with the record factory's message redaction
     for path in ("/api/v1/tools/run_block", f"/api/v1/things/{canary}", "/x?api_key=abcdefgh"):
         args = (*ACCESS_ARGS[:1], path, *ACCESS_ARGS[2:])
         log_info(logger, "%s %s %s %sms", args, _access_extra(path))
