@@ -138,7 +138,7 @@ class Supervisor:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         self._started_at[pid] = time.monotonic()
 
-    def _become_worker(self, parent: int, mask: set[signal.Signals]) -> NoReturn:
+    def _become_worker(self, parent: int, mask: set[int | signal.Signals]) -> NoReturn:
         code = 1
         try:
             signal.set_wakeup_fd(-1)
