@@ -251,7 +251,9 @@ async def idle_close_and_reopen(notes: Pilot, alice: User, seen: Seen) -> None:
     )
     chat = (await notes.session_for(alice.id, None)).session_id
     assert (await run(notes, alice, ADD, {"a": 1, "b": 1}, chat)).type == "block_output"
-    assert pool.open_sessions() == 1
+    # One session was opened; on a loaded machine it may already be idle-closed by now
+    # (0.2 s), so the upstream's count says it, not the pool's.
+    assert seen.initializes("alice") == 1
     for _ in range(200):  # wait (bounded) for the idle close; no timing is asserted
         if pool.open_sessions() == 0:
             break
