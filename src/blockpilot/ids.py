@@ -42,6 +42,11 @@ def random_hex64() -> str:
             return word
 
 
+def random_hex128() -> str:
+    """32 hex digits of 128 random bits (as a UUID's hex): two words of :func:`random_hex64`."""
+    return random_hex64() + random_hex64()
+
+
 def new_id() -> str:
     """A fresh random UUID string (36 characters)."""
     return str(uuid.uuid4())

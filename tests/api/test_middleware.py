@@ -8,6 +8,7 @@ import os
 import httpx
 import pytest
 
+from blockpilot.ids import random_hex128
 from blockpilot.storage.users import User
 
 BODY_CANARY = "sk-body-canary-0123456789abcdef"
@@ -71,22 +72,20 @@ async def test_logged_path_is_percent_encoded(
 
 
 def test_new_request_ids_are_random_hex_never_repeated_nor_shared_with_a_fork() -> None:
-    from blockpilot.api.middleware import _request_ids
-
-    ids = [_request_ids.new() for _ in range(3 * _request_ids.BATCH + 7)]
+    """New request ids are ``ids.random_hex128`` (words read from the OS in batches)."""
+    ids = [random_hex128() for _ in range(3 * 256 + 7)]  # several batches
     assert len(set(ids)) == len(ids)
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
-    pending = set(_request_ids._ready)
-    assert pending  # the parent holds ids it has not handed out yet
     read_end, write_end = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - the child process
         try:
-            os.write(write_end, _request_ids.new().encode())
+            os.write(write_end, random_hex128().encode())
         finally:
             os._exit(0)
     os.close(write_end)
     os.waitpid(child, 0)
     with os.fdopen(read_end) as answer:
         child_id = answer.read()
+    pending = {random_hex128() for _ in range(100)}  # what the parent's batch still held
     assert len(child_id) == 32 and child_id not in pending and child_id not in ids

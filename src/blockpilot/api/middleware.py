@@ -7,7 +7,6 @@ and they see exceptions as they are.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from blockpilot.api.errors import error_response, internal_error_response, render_error
 from blockpilot.api.logs import log_info
 from blockpilot.errors import InternalSignal, RequestTooLargeError
+from blockpilot.ids import random_hex128
 from blockpilot.storage.engine import is_database_unavailable
 
 logger = logging.getLogger(__name__)
@@ -30,30 +30,6 @@ _MAX_LOGGED_PATH = 300
 # Setup links and OAuth start links are credentials: their tokens never reach a log line.
 _LINK_TOKEN = re.compile(r"^/(setup|oauth/start)/[^/]+")
 _LINK_PREFIXES = ("/setup/", "/oauth/start/")  # what _LINK_TOKEN can match at all
-
-
-class _RequestIds:
-    """New request ids: 128 random bits in hex (32 characters, as a UUID's hex), from
-    ``os.urandom`` read for many ids at a time (one system call per request was a measurable
-    share of a tool call, docs/performance.md). Each id is taken once; a forked worker starts
-    with none of its parent's."""
-
-    BATCH = 256
-
-    def __init__(self) -> None:
-        self._ready: list[str] = []
-        os.register_at_fork(after_in_child=self._ready.clear)
-
-    def new(self) -> str:
-        try:
-            return self._ready.pop()  # atomic: threads never get the same id
-        except IndexError:
-            random = os.urandom(16 * self.BATCH)
-            self._ready.extend(random[i : i + 16].hex() for i in range(16, len(random), 16))
-            return random[:16].hex()
-
-
-_request_ids = _RequestIds()
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -93,7 +69,7 @@ class RequestContextMiddleware:
             return
         client_id = _header(scope, b"x-request-id")
         request_id = (
-            client_id if client_id and _CLIENT_REQUEST_ID.match(client_id) else _request_ids.new()
+            client_id if client_id and _CLIENT_REQUEST_ID.match(client_id) else random_hex128()
         )
         request_id_header = (_REQUEST_ID_HEADER_KEY, request_id.encode("latin-1"))
         state = scope.setdefault("state", {})
