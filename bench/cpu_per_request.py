@@ -8,8 +8,10 @@ blockpilot ``POST /api/v1/tools/run_block`` (read echo, with a session) and its 
 CPU per request and requests/s, with their ratios (bare ÷ ours: the HTTP goal's direction).
 
 ``python -m bench.cpu_per_request [--repeats 3] [--duration 3] [--concurrency 16]
-[--sessionless] [--label NAME] [--out FILE]``; ``PYTHONPATH=/tmp/before/src:.`` measures
-another ``src/`` with the same bench.
+[--sessionless] [--secrets N] [--label NAME] [--out FILE]``; ``PYTHONPATH=/tmp/before/src:.``
+measures another ``src/`` with the same bench. ``--secrets`` is how many credentials' secret
+values the server holds in its secret registry (``bench.server``'s default: a small
+deployment's); every access line is scrubbed of all of them.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import httpx
 from bench.common import temporary_home
 from bench.http_bench import BenchServer
 from bench.load import run_load
+from bench.server import DEFAULT_SECRETS
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -43,10 +46,15 @@ def _load_average() -> float:
 
 
 def measure(
-    *, repeats: int, duration: float, concurrency: int, sessionless: bool
+    *,
+    repeats: int,
+    duration: float,
+    concurrency: int,
+    sessionless: bool,
+    secrets: int = DEFAULT_SECRETS,
 ) -> dict[str, Any]:
     with temporary_home() as home:
-        server = BenchServer(home)
+        server = BenchServer(home, secrets=secrets)
         try:
             info = server.info
             api_headers = {
@@ -100,6 +108,7 @@ def measure(
     return {
         "concurrency": concurrency,
         "sessionless": sessionless,
+        "secrets": secrets,
         "duration_s": duration,
         "load_average_1m": loads,
         "runs": runs,
@@ -119,6 +128,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--sessionless", action="store_true")
+    parser.add_argument("--secrets", type=int, default=DEFAULT_SECRETS)
     parser.add_argument("--label", default="")
     parser.add_argument("--out", type=Path, help="append the result as one JSON line")
     args = parser.parse_args()
@@ -128,6 +138,7 @@ def main() -> None:
         duration=args.duration,
         concurrency=args.concurrency,
         sessionless=args.sessionless,
+        secrets=args.secrets,
     )
     result["label"] = args.label
     result["started"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
@@ -138,7 +149,8 @@ def main() -> None:
             handle.write(line + "\n")
     cpu = result["cpu_us_per_request_median"]
     print(
-        f"{args.label or 'run'}: load {result['load_average_1m'][0]:.1f}; CPU/request "
+        f"{args.label or 'run'}: load {result['load_average_1m'][0]:.1f}, "
+        f"{args.secrets} secrets; CPU/request "
         f"run_block {cpu['run_block']:.0f} µs, bare {cpu['bare']:.0f} µs; "
         f"bare/ours CPU {[round(x, 2) for x in result['bare_cpu_over_ours']]}; "
         f"req/s ratio {[round(x, 2) for x in result['throughput_ratio']]}",

@@ -75,7 +75,9 @@ class _RSSSampler:
 class BenchServer:
     """The server subprocess, started and stopped around the HTTP sections."""
 
-    def __init__(self, home: Path, *, profile: Path | None = None) -> None:
+    def __init__(
+        self, home: Path, *, profile: Path | None = None, secrets: int | None = None
+    ) -> None:
         self.home = home
         self.ports = _free_ports(3)
         command = [
@@ -89,6 +91,8 @@ class BenchServer:
             "--log-file",
             str(home / "server.log"),
         ]
+        if secrets is not None:  # else bench.server's default (a small deployment's)
+            command += ["--secrets", str(secrets)]
         self.stop_timeout = 30.0
         if profile is not None:
             command += ["--profile", str(profile)]

@@ -1,8 +1,10 @@
 """The bench's server process: blockpilot's service and its baselines in ONE process.
 
-``python -m bench.server --home DIR --ports API,BARE,MCP`` opens a Pilot on a fresh SQLite
-file (bench blocks only, rate limits off), creates a user, an API key and a chat session,
-and serves, on one event loop:
+``python -m bench.server --home DIR --ports API,BARE,MCP [--secrets N]`` opens a Pilot on a
+fresh SQLite file (bench blocks only, rate limits off), creates a user, an API key and a chat
+session, registers N credentials' secrets in the process-wide secret registry (as a server
+that has decrypted them holds them: every log line is scrubbed of each), and serves, on one
+event loop:
 
 * ``API``: the blockpilot service, ``create_app(pilot)`` exactly as ``blockpilot serve``
   builds it (middleware, JSON access log lines at INFO to stderr, auth per request, MCP at
@@ -22,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import random
 import signal
 import sys
 from collections.abc import Iterator
@@ -37,6 +40,38 @@ from blockpilot.api.app import create_app
 from blockpilot.api.logs import configure_logging
 from blockpilot.api.server import server_config
 from blockpilot.pilot import Pilot
+from blockpilot.redaction import SECRETS, secret_parts
+
+DEFAULT_SECRETS = 50
+"""Secrets a small deployment's server holds: ~20 users with one or two credentials each, a
+header credential counting twice ("Bearer X" and X). The registry holds every decrypted
+credential's values, so each access line is scrubbed of all of them."""
+
+_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+def credential_secrets(count: int, seed: int = 7) -> list[list[str]]:
+    """*count* secret values in credentials' shapes, grouped as credentials carry them: API
+    keys of common providers, bearer headers (the header and its token), passwords with
+    characters that have escaped forms (quotes, '/', non-ASCII)."""
+    rng = random.Random(seed)
+
+    def token(n: int) -> str:
+        return "".join(rng.choice(_ALPHABET) for _ in range(n))
+
+    shapes = (
+        lambda: [f"sk-proj-{token(48)}"],
+        lambda: [f"ghp_{token(36)}"],
+        lambda: [header := f"Bearer {token(40)}", *secret_parts(header)],
+        lambda: [f'{token(10)}/"{token(4)}\u00e9{token(6)}'],
+    )
+    groups: list[list[str]] = []
+    made = 0
+    while made < count:
+        values = shapes[len(groups) % len(shapes)]()[: count - made]
+        groups.append(values)
+        made += len(values)
+    return groups
 
 
 class _Server(uvicorn.Server):
@@ -65,13 +100,15 @@ def plain_mcp_app() -> Any:
     return server.streamable_http_app(host="127.0.0.1")
 
 
-async def serve(home: Path, ports: list[int], log_file: Path | None) -> None:
+async def serve(home: Path, ports: list[int], log_file: Path | None, secrets: int) -> None:
     settings = bench_settings(home, log_level="INFO")
     if log_file is not None:  # the service's own JSON log lines, as in production, to a file
         sys.stderr = open(log_file, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
     configure_logging(settings.log_level)
     registry = bench_registry()
     pilot = await Pilot.open(settings, registry=registry)
+    for values in credential_secrets(secrets):  # one credential at a time, as runs decrypt them
+        SECRETS.add(values)
     try:
         user, api_key = await pilot.users.create("bench")
         session = (await pilot.session_for(user.id, None)).session_id
@@ -127,18 +164,21 @@ def main() -> None:
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--ports", required=True, help="API,BARE,MCP")
     parser.add_argument("--log-file", type=Path)
+    parser.add_argument(
+        "--secrets", type=int, default=DEFAULT_SECRETS, help="secret values registered"
+    )
     parser.add_argument("--profile", type=Path, help="write a pyinstrument report here at exit")
     args = parser.parse_args()
     ports = [int(p) for p in args.ports.split(",")]
     if args.profile is None:
-        asyncio.run(serve(args.home, ports, args.log_file))
+        asyncio.run(serve(args.home, ports, args.log_file, args.secrets))
         return
     from pyinstrument import Profiler
 
     profiler = Profiler(interval=0.0002, async_mode="disabled")
     profiler.start()
     try:
-        asyncio.run(serve(args.home, ports, args.log_file))
+        asyncio.run(serve(args.home, ports, args.log_file, args.secrets))
     finally:
         profiler.stop()
         args.profile.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
