@@ -175,8 +175,8 @@ def _cached_credentials_fields(cls: type[BlockSchema]) -> dict[str, CredentialsF
 
 @cache
 def _cached_field_adapter(cls: type[BlockSchema], name: str) -> TypeAdapter[Any]:
-    info = cls.model_fields[name]
-    return TypeAdapter(info.annotation)
+    annotation = cls.model_fields[name].annotation
+    return TypeAdapter(Any if annotation is None else annotation)
 
 
 def is_credentials_annotation(annotation: Any) -> bool:

@@ -440,7 +440,7 @@ class BlockSearchIndex:
         analysed = _analysed_rows(docs, fresh, lengths, terms, term_ids, should_stop)
         if analysed is not None:
             parts.append(analysed)
-        rows = np.concatenate(parts) if parts else np.zeros((0, 4), dtype=np.int64)
+        rows = np.concatenate(parts, dtype=np.int64) if parts else np.zeros((0, 4), dtype=np.int64)
         terms = _drop_unused_terms(rows, terms)
         # Sorted by (term, document, field): each term's postings are one slice, and a
         # document's fields add up in field order, as they always have.
@@ -567,7 +567,8 @@ class BlockSearchIndex:
             start, end = indptr[t], indptr[t + 1]
             doc_parts.append(self._post_docs[start:end])
             score_parts.append(weight * self._post_scores[start:end])
-        docs, scores = np.concatenate(doc_parts), np.concatenate(score_parts)
+        docs = np.concatenate(doc_parts, dtype=np.int32)  # each part a slice of _post_docs
+        scores = np.concatenate(score_parts, dtype=np.float64)
         order = np.lexsort((-scores, docs))  # by document, best score first
         docs, scores = docs[order], scores[order]
         first = np.ones(len(docs), dtype=bool)

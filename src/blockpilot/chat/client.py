@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from blockpilot.chat.config import ChatConfig
-from blockpilot.errors import ChatProviderError  # re-exported: callers import it from here
+from blockpilot.errors import ChatProviderError as ChatProviderError  # callers import it here
 from blockpilot.redaction import SECRETS, Redactor
 
 

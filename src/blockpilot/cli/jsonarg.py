@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from blockpilot.errors import InvalidInputError
-from blockpilot.strict_json import MAX_DEPTH, StrictJSONError, json_type_name, loads_strict
+from blockpilot.errors import InvalidInputError, StrictJSONError
+from blockpilot.strict_json import MAX_DEPTH, json_type_name, loads_strict
 
 STDIN = "-"
 

@@ -71,7 +71,7 @@ def list_keys(user: UserOption, json_output: JsonFlag = False) -> None:
         return
     console = stdout_console()
     rows = [
-        [k["id"], f"{k['prefix']}…", k["created_at"][:19], (k["revoked_at"] or "")[:19]]
+        [k["id"], f"{k['prefix']}…", (k["created_at"] or "")[:19], (k["revoked_at"] or "")[:19]]
         for k in keys
     ]
     console.print(table("API keys", ["Id", "Key", "Created", "Revoked"], rows, width=console.width))

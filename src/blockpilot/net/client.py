@@ -8,7 +8,7 @@ import json as jsonlib
 import re
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from email.message import Message
@@ -366,7 +366,7 @@ class GuardedHTTPClient:
         method: str,
         url: str,
         *,
-        headers: Iterable[tuple[bytes, bytes]] | Mapping[str, str],
+        headers: Sequence[tuple[bytes, bytes]] | Mapping[str, str],
         content: bytes | None,
         timeout: httpx.Timeout,
     ) -> httpx.Response:

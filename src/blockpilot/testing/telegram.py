@@ -97,7 +97,8 @@ class FakeTelegram(LocalHTTPServer):
         if isinstance(started, Response):
             return started
         body, chat = started
-        key = (chat["id"], body.get("message_id"))
+        message_id = body.get("message_id")
+        key = (chat["id"], message_id if isinstance(message_id, int) else -1)
         with self._lock:
             message = self.messages.get(key)
             if message is None:

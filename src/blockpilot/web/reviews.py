@@ -128,7 +128,7 @@ async def decide(request: Request, token: str) -> HTMLResponse:
     form = await read_form(request)
     if isinstance(form, HTMLResponse):
         return form
-    if not links.signer.tag_ok(token, (form.get("csrf") or [None])[0]):
+    if not links.signer.tag_ok(token, next(iter(form.get("csrf") or []), None)):
         return _page(403, "Not accepted", message="The form is out of date; reload the page.")
     decision = (form.get("decision") or [""])[0]
     if decision not in ("approve", "reject"):

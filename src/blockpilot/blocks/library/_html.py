@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from typing import TypedDict
 from urllib.parse import urljoin, urlsplit
 
 _SKIP = frozenset(
@@ -109,9 +110,15 @@ class _Converter(HTMLParser):
         self.out.append(data if self._pre else re.sub(r"\s+", " ", data))
 
 
-def html_to_markdown(
-    html: str, base_url: str = "", *, keep_links: bool = True
-) -> dict[str, object]:
+class Page(TypedDict):
+    """What :func:`html_to_markdown` gives: the page's title, its text and its links."""
+
+    title: str
+    text: str
+    links: list[dict[str, str]]
+
+
+def html_to_markdown(html: str, base_url: str = "", *, keep_links: bool = True) -> Page:
     """``{"title", "text", "links"}`` of *html*: readable Markdown-like text and its links."""
     converter = _Converter(base_url, keep_links)
     converter.feed(html)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import operator
 import re
+from collections.abc import Callable
 from typing import Any, Literal
 
 from blockpilot.blocks.base import Block, BlockCategory, BlockEffect, BlockOutput
@@ -11,6 +13,14 @@ from blockpilot.blocks.schema import BlockSchemaInput, BlockSchemaOutput, Number
 
 Operation = Literal["add", "subtract", "multiply", "divide", "power", "modulus"]
 _MAX_RESULT_DIGITS = 1000
+_OPERATIONS: dict[str, Callable[[Any, Any], Any]] = {
+    "add": operator.add,
+    "subtract": operator.sub,
+    "multiply": operator.mul,
+    "divide": operator.truediv,
+    "power": operator.pow,
+    "modulus": operator.mod,
+}
 
 
 class CalculatorBlock(Block):
@@ -52,14 +62,7 @@ class CalculatorBlock(Block):
             )
             return
         try:
-            result = {
-                "add": lambda: a + b,
-                "subtract": lambda: a - b,
-                "multiply": lambda: a * b,
-                "divide": lambda: a / b,
-                "power": lambda: a**b,
-                "modulus": lambda: a % b,
-            }[op]()
+            result = _OPERATIONS[op](a, b)
         except (OverflowError, ZeroDivisionError) as exc:
             yield "error", f"Calculation failed: {exc}"
             return

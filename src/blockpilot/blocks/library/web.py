@@ -91,17 +91,18 @@ class ExtractWebsiteContentBlock(Block):
             return
         page = html_to_markdown(body, response.url)
         yield "content", trim(page["text"], input_data.max_characters)
-        yield "title", str(page["title"])
-        yield "links", list(page["links"])[:200]  # type: ignore[call-overload]
+        yield "title", page["title"]
+        yield "links", page["links"][:200]
 
 
 def _child_text(element: Any, *names: str) -> str:
     for name in names:
         found = element.find(name)
         if found is not None:
-            if found.text and found.text.strip():
-                return found.text.strip()
-            href = found.get("href")
+            text: str = found.text.strip() if found.text else ""
+            if text:
+                return text
+            href: str | None = found.get("href")
             if href:
                 return href
     return ""
