@@ -15,7 +15,7 @@ from typing import Any
 from pydantic_core import to_json, to_jsonable_python
 
 from blockpilot.approvals.gate import ApprovalGate, call_digest
-from blockpilot.approvals.policy import Decision
+from blockpilot.approvals.policy import Decision, Verdict
 from blockpilot.blocks.base import Block, BlockEffect
 from blockpilot.catalog import Catalog
 from blockpilot.credentials.manager import IntegrationCredentialsManager
@@ -278,7 +278,11 @@ class BlockRunner:
             )
         # 8: credentials.
         preview = _shows_schema(block, input_data)
-        match = await self._match(block, user_id, input_data, for_execution=not preview)
+        match = (
+            await self._match(block, user_id, input_data, for_execution=not preview)
+            if block.Input.credentials_fields()
+            else CredentialsMatch()  # nothing to match: no coroutine for it
+        )
         if match.missing:
             return self._setup_requirements(block, user_id, match)
         # 9: a call with {} (or without required inputs) shows the schema.
@@ -311,6 +315,19 @@ class BlockRunner:
             return await self._execute(
                 block, user_id, session_id, typed_input, input_data, match, dry_run
             )
+        verdict = await self.gate.verdict(block, user_id, session_id, api_key_id)
+        if verdict.decision is Decision.ALLOW and idempotency_key is None:
+            # Nothing to deny, ask or fence (the usual call): the run, without _gated's frame
+            # held around it while the block runs (docs/performance.md).
+            return await self._execute(
+                block,
+                user_id,
+                session_id,
+                typed_input,
+                input_data,
+                match,
+                dry_run or verdict.force_dry_run,
+            )
         return await self._gated(
             block,
             user_id,
@@ -320,7 +337,7 @@ class BlockRunner:
             match,
             dry_run,
             idempotency_key,
-            api_key_id,
+            verdict,
         )
 
     async def _gated(
@@ -333,12 +350,11 @@ class BlockRunner:
         match: CredentialsMatch,
         dry_run: bool,
         idempotency_key: str | None,
-        api_key_id: str | None,
+        verdict: Verdict,
     ) -> RunOutcome:
-        """Policy, idempotency and review, in that order, around :meth:`_execute`."""
+        """Policy (*verdict*), idempotency and review, in that order, around :meth:`_execute`."""
         gate = self.gate
         assert gate is not None
-        verdict = await gate.verdict(block, user_id, session_id, api_key_id)
         if verdict.decision is Decision.DENY:
             return _error(
                 f"Running '{block.name}' is not allowed by policy ({verdict.rule}). "
@@ -547,9 +563,8 @@ class BlockRunner:
     async def _match(
         self, block: Block, user_id: str, input_data: Mapping[str, Any], *, for_execution: bool
     ) -> CredentialsMatch:
+        """The user's credentials for *block*'s credentials fields (it has some)."""
         fields = block.Input.credentials_fields()
-        if not fields:
-            return CredentialsMatch()
         defaults = {
             name: f.default for name, f in block.Input.model_fields.items() if not f.is_required()
         }
@@ -713,7 +728,9 @@ class BlockRunner:
         try:
             safe = redactor.scrub(to_jsonable_python(outputs, fallback=str))
             counts = {name: len(values) for name, values in safe.items()}  # before any truncation
-            safe, truncated = await self._cap_outputs(safe, context, record.id)
+            truncated = False
+            if _json_len_at_most(safe) > self.limits.max_output_chars:  # rarely: no coroutine
+                safe, truncated = await self._cap_outputs(safe, context, record.id)
         except asyncio.CancelledError:
             self._cancelled(record, started)
             raise
@@ -795,10 +812,11 @@ class BlockRunner:
         workspace file that holds the whole value; if many small values still do not fit,
         the tail of each large pin is replaced by one marker naming a file with the whole
         list. A replacement is only made when it is smaller than what it replaces.
+
+        Awaited only when :func:`_json_len_at_most` says the outputs may not fit (the run
+        tells the usual case without this coroutine).
         """
         limit = self.limits.max_output_chars
-        if _json_len_at_most(outputs) <= limit:
-            return outputs, False  # the usual case, told without json.dumps
         total = _json_len(outputs)
         if total <= limit:
             return outputs, False
