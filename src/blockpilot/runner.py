@@ -167,6 +167,25 @@ def _shows_schema(block: Block, input_data: dict[str, Any]) -> bool:
     return not provided or not block.Input.required_input_fields() <= provided
 
 
+def _record_input(
+    raw_input: dict[str, Any], cred_kwargs: Mapping[str, Any], redactor: Redactor
+) -> Any:
+    """What the execution record keeps of the input: no credentials field, secrets and
+    secret shapes scrubbed, long strings clipped. (A function of its own: as a comprehension
+    in the run's coroutine it made a closure cell that every run in flight held.)"""
+    kept = (
+        {k: v for k, v in raw_input.items() if k not in cred_kwargs}
+        if cred_kwargs
+        else raw_input  # scrub makes a new dict
+    )
+    return _clip_strings(redactor.scrub(kept))
+
+
+def _credentials_used(match: CredentialsMatch) -> list[dict[str, Any]]:
+    """The credentials picked for the run, as the answer reports them."""
+    return [c.public() for c in match.choices]
+
+
 def _clip_strings(value: Any) -> Any:
     if isinstance(value, str) and len(value) > _RECORD_STRING_CHARS:
         return (
@@ -628,7 +647,6 @@ class BlockRunner:
             if isinstance(fetched, Failed):
                 return fetched
             cred_kwargs, redactor = fetched
-        credentials_used = [c.public() for c in match.choices]
 
         record = ExecutionRecord(
             id=ids.node_exec_id,
@@ -638,13 +656,7 @@ class BlockRunner:
             block_name=block.name,
             status="running",
             started_at=utcnow(),
-            input_redacted=_clip_strings(
-                redactor.scrub(
-                    {k: v for k, v in raw_input.items() if k not in cred_kwargs}
-                    if cred_kwargs
-                    else raw_input  # scrub makes a new dict
-                )
-            ),
+            input_redacted=_record_input(raw_input, cred_kwargs, redactor),
             credential_ids=[m.id for m in match.matched.values()],
             is_dry_run=dry_run,
         )
@@ -661,7 +673,9 @@ class BlockRunner:
         started = time.perf_counter()
         if dry_run:
             self._finish(record, started, "completed", summary={"dry_run": True})
-            return Completed(block, record.id, {}, credentials_used=credentials_used, dry_run=True)
+            return Completed(
+                block, record.id, {}, credentials_used=_credentials_used(match), dry_run=True
+            )
 
         kwargs: dict[str, Any] = {
             "user_id": user_id,
@@ -742,7 +756,7 @@ class BlockRunner:
         if used:
             await self.credentials.store.mark_used(user_id, used)
         return Completed(
-            block, record.id, safe, credentials_used=credentials_used, truncated=truncated
+            block, record.id, safe, credentials_used=_credentials_used(match), truncated=truncated
         )
 
     async def _fetch_credentials(

@@ -16,7 +16,8 @@ from blockpilot.approvals.policy import Decision, PolicyRule, Selector
 from blockpilot.credentials.matching import CredentialsMatch
 from blockpilot.outcomes import RunOutcome
 from blockpilot.pilot import Pilot
-from blockpilot.runner import _json_len, _json_len_at_most
+from blockpilot.redaction import Redactor
+from blockpilot.runner import _clip_strings, _json_len, _json_len_at_most, _record_input
 from blockpilot.storage.users import User
 from blockpilot.tools.outcomes import tool_response
 from tests.tools.bp_test_blocks import BigOutputBlock, EchoTextBlock
@@ -123,3 +124,25 @@ def test_the_quick_bound_never_says_less_than_the_length(outputs: dict[str, list
     """The run skips _cap_outputs only when this bound fits: then the outputs fit, and
     _cap_outputs would have returned them unchanged."""
     assert _json_len(outputs) <= _json_len_at_most(outputs)
+
+
+@given(
+    st.dictionaries(st.sampled_from(["text", "creds", "note", "n"]), _JSON, max_size=4),
+    st.booleans(),
+    st.sampled_from(["", "sk-secret-0123456789abcdef"]),
+)
+def test_the_record_keeps_what_the_inline_expression_kept(
+    raw: dict[str, Any], with_credentials: bool, secret: str
+) -> None:
+    """_record_input is the expression the run had inline (moved out so that a run in
+    flight holds no closure cell): the same record input for any input."""
+    if secret:
+        raw = {**raw, "note": f"key {secret} and {'x' * 2_100}"}
+    cred_kwargs = {"creds": object()} if with_credentials else {}
+    redactor = Redactor([secret] if secret else [])
+    inline = _clip_strings(
+        redactor.scrub(
+            {k: v for k, v in raw.items() if k not in cred_kwargs} if cred_kwargs else raw
+        )
+    )
+    assert _record_input(raw, cred_kwargs, redactor) == inline
