@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+import ahocorasick  # type: ignore[import-untyped]  # pyahocorasick ships no type hints
+
 REDACTED = "[REDACTED]"
 _MIN_SECRET_CHARS = 6
 
@@ -114,46 +116,128 @@ def secret_parts(value: str) -> list[str]:
     ]
 
 
-# Above this many secret forms a redactor finds them through an index of their last
-# _MIN_SECRET_CHARS characters (one dict lookup per text position) instead of one substring
-# search per form: with the secrets of thousands of users that is ~1,000x cheaper per text.
-# The end, not the start: secrets of one kind share their start ("sk-proj-", "ghp_").
+# Above this many secret forms a redactor finds them through a _FormIndex, below it with one
+# substring test per form (cheaper than any index for a few).
 _INDEXED_ABOVE = 64
+# The newest forms of a _FormIndex not yet in one of its automata, each looked for with `in`.
+_LOOSE = 16
+# Searching a text with one automaton more costs about what building one key into an automaton
+# costs divided by this (~0.2 against ~1 µs): the index merges its automata into one once the
+# passes they have cost beyond one automaton's reach this many per key.
+_PASSES_PER_KEY_BUILT = 5
 
-_FormIndex = dict[str, tuple[str, ...]]
+
+def _key(form: str) -> str:
+    # The end, not the start: secrets of one kind share their start ("sk-proj-", "ghp_").
+    return form[-_MIN_SECRET_CHARS:]
 
 
 def _form_order(form: str) -> tuple[int, str]:
     return (-len(form), form)  # longest first, so a secret containing another goes whole
 
 
-def _index_add(index: _FormIndex, form: str) -> None:
-    key = form[-_MIN_SECRET_CHARS:]
-    index[key] = (*index.get(key, ()), form)
+class _FormIndex:
+    """Which of many secret forms a text holds, found by where their keys occur in it.
 
+    A form's key is its last ``_MIN_SECRET_CHARS`` characters; ``forms`` maps each key to
+    the forms ending in it. Where keys occur in a text is found by Aho-Corasick automata over
+    the keys (pyahocorasick, in C) instead of a dict lookup per text position in Python
+    (docs/performance.md#round-seven-issue-17-the-http-layer-and-redaction): every log line
+    passes here once a server holds a few secrets.
 
-def _index_remove(index: _FormIndex, form: str) -> None:
-    key = form[-_MIN_SECRET_CHARS:]
-    rest = tuple(f for f in index.get(key, ()) if f != form)
-    if rest:
-        index[key] = rest
-    else:
-        index.pop(key, None)
+    An automaton takes no key once built, and building one over 10,000 secrets' keys takes
+    tens of milliseconds, so adding a secret does not rebuild it: the newest forms (up to
+    ``_LOOSE``) are looked for with ``in``, older keys sit in a few automata each more than
+    twice the size of the next newer one (a flush merges the new keys with every newer
+    automaton up to twice their number: the logarithmic method, so a key is built O(log n)
+    times). Once searching the extra automata has cost about what building them all into one
+    would (``_PASSES_PER_KEY_BUILT``), the text that finds it so merges them: a registry that
+    stops changing ends with one automaton. A removed form's key stays in its automaton until
+    that one is merged: it is found there, with no form ending in it.
 
+    Written under ``_lock``, read by any thread without it: ``forms`` changes in place, the
+    loose forms and the automata are replaced whole.
+    """
 
-def _present(text: str, index: _FormIndex) -> set[str]:
-    """Every indexed form occurring in *text* (looked up by where it would end)."""
-    found: set[str] = set()
-    get = index.get
-    for end in range(_MIN_SECRET_CHARS, len(text) + 1):
-        bucket = get(text[end - _MIN_SECRET_CHARS : end])
-        if bucket:
-            found.update(
-                form
-                for form in bucket
-                if len(form) <= end and text.startswith(form, end - len(form))
-            )
-    return found
+    def __init__(self) -> None:
+        self.forms: dict[str, tuple[str, ...]] = {}
+        self._loose: tuple[str, ...] = ()
+        self._automata: tuple[tuple[Any, frozenset[str]], ...] = ()  # oldest (largest) first
+        self._lock = threading.Lock()
+        self._extra_passes = 0  # automaton passes beyond one, since the last change
+        self._merge_all_after = 0
+
+    def add(self, forms: Iterable[str]) -> None:
+        """Index *forms*, none of them indexed already."""
+        with self._lock:
+            loose = list(self._loose)
+            for form in forms:
+                key = _key(form)
+                self.forms[key] = (*self.forms.get(key, ()), form)
+                loose.append(form)
+            if len(loose) > _LOOSE:
+                self._merge({_key(form) for form in loose}, everything=False)
+                loose = []
+            self._loose = tuple(loose)
+            self._changed()
+
+    def remove(self, form: str) -> None:
+        with self._lock:
+            key = _key(form)
+            rest = tuple(f for f in self.forms.get(key, ()) if f != form)
+            if rest:
+                self.forms[key] = rest
+            else:
+                self.forms.pop(key, None)
+            if form in self._loose:
+                self._loose = tuple(f for f in self._loose if f != form)
+
+    def _changed(self) -> None:
+        self._extra_passes = 0
+        self._merge_all_after = _PASSES_PER_KEY_BUILT * len(self.forms)
+
+    def _merge(self, keys: set[str], *, everything: bool) -> None:
+        automata = list(self._automata)
+        while automata and (everything or len(automata[-1][1]) <= 2 * len(keys)):
+            keys |= automata.pop()[1]
+        live = frozenset(key for key in keys if key in self.forms)  # drop removed forms' keys
+        if live:
+            automaton = ahocorasick.Automaton()
+            for key in live:
+                automaton.add_word(key, key)
+            automaton.make_automaton()
+            automata.append((automaton, live))
+        self._automata = tuple(automata)
+
+    def _merge_all(self) -> None:
+        if not self._lock.acquire(blocking=False):
+            return  # being changed: the next search merges
+        try:
+            self._merge({_key(form) for form in self._loose}, everything=True)
+            self._loose = ()
+            self._changed()
+        finally:
+            self._lock.release()
+
+    def present(self, text: str) -> set[str]:
+        """Every indexed form occurring in *text*."""
+        # The loose forms first: a merge replaces the automata before it empties them.
+        loose = self._loose
+        automata = self._automata
+        extra = len(automata) - (0 if loose else 1)
+        if extra > 0:
+            self._extra_passes += extra  # unlocked: a count off by a few changes nothing
+            if self._extra_passes > self._merge_all_after:
+                self._merge_all()
+        found = {form for form in loose if form in text}
+        forms = self.forms
+        for automaton, _ in automata:
+            for last, key in automaton.iter(text):  # every occurrence, overlapping ones too
+                for form in forms.get(key, ()):
+                    start = last + 1 - len(form)
+                    if start >= 0 and text.startswith(form, start):
+                        found.add(form)
+        return found
 
 
 def _scrub_indexed(text: str, index: _FormIndex) -> str:
@@ -162,14 +246,14 @@ def _scrub_indexed(text: str, index: _FormIndex) -> str:
     A replacement can make a later form appear (across the inserted marker), so the text is
     looked at again after each one; without replacements (the usual case) it is one pass.
     """
-    candidates = sorted(_present(text, index), key=_form_order)
+    candidates = sorted(index.present(text), key=_form_order)
     i = 0
     while i < len(candidates):
         form = candidates[i]
         if form in text:
             text = text.replace(form, REDACTED)
             after = _form_order(form)
-            later = {f for f in _present(text, index) if _form_order(f) > after}
+            later = {f for f in index.present(text) if _form_order(f) > after}
             candidates = candidates[: i + 1] + sorted(later, key=_form_order)
         i += 1
     return text
@@ -187,9 +271,8 @@ class Redactor:
         self._forms = sorted(forms, key=len, reverse=True)
         self._index: _FormIndex | None = None
         if len(self._forms) > _INDEXED_ABOVE:
-            self._index = {}
-            for form in self._forms:
-                _index_add(self._index, form)
+            self._index = _FormIndex()
+            self._index.add(self._forms)
 
     @classmethod
     def _over_index(cls, index: _FormIndex) -> Redactor:
@@ -229,8 +312,8 @@ class Redactor:
 class SecretRegistry:
     """Process-wide set of secret values seen (bounded, most recent kept) for log scrubbing.
 
-    Adding a secret updates the registry's form index in place (no rebuild of everything
-    seen so far), so it costs the same with 10 secrets known or 10,000.
+    Adding a secret updates the registry's form index without rebuilding everything seen so
+    far (see :class:`_FormIndex`), so it costs about the same with 10 secrets known or 10,000.
     """
 
     def __init__(self, capacity: int = 10_000) -> None:
@@ -238,37 +321,46 @@ class SecretRegistry:
         self._capacity = capacity
         self._lock = threading.Lock()
         self._form_counts: dict[str, int] = {}
-        self._index: _FormIndex = {}
+        self._index = _FormIndex()
         self._redactor = Redactor()
 
     def add(self, secrets: Iterable[str]) -> None:
         with self._lock:
             changed = False
+            new: dict[str, None] = {}  # forms first seen in this call: indexed in one batch
             for secret in secrets:
                 if secret and len(secret) >= _MIN_SECRET_CHARS and secret not in self._values:
-                    self._values[secret] = self._count(secret_forms(secret), +1)
+                    forms = tuple(secret_forms(secret))
+                    self._values[secret] = forms
+                    for form in forms:
+                        count = self._form_counts.get(form, 0)
+                        if not count:
+                            new[form] = None
+                        self._form_counts[form] = count + 1
                     changed = True
                     if len(self._values) > self._capacity:
                         _, forms = self._values.popitem(last=False)
-                        self._count(forms, -1)
+                        self._forget(forms, new)
+            if new:
+                self._index.add(new)
             if changed:
                 if len(self._form_counts) > _INDEXED_ABOVE:
                     self._redactor = Redactor._over_index(self._index)
                 else:
                     self._redactor = Redactor(self._values)
 
-    def _count(self, forms: Iterable[str], delta: int) -> tuple[str, ...]:
-        forms = tuple(forms)
+    def _forget(self, forms: Iterable[str], new: dict[str, None]) -> None:
+        """Count an evicted secret's forms out; unindex those no other secret has."""
         for form in forms:
-            count = self._form_counts.get(form, 0) + delta
-            if count > 0:
-                if form not in self._form_counts:
-                    _index_add(self._index, form)
+            count = self._form_counts[form] - 1
+            if count:
                 self._form_counts[form] = count
+                continue
+            del self._form_counts[form]
+            if form in new:
+                del new[form]
             else:
-                self._form_counts.pop(form, None)
-                _index_remove(self._index, form)
-        return forms
+                self._index.remove(form)
 
     @property
     def redactor(self) -> Redactor:
