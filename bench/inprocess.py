@@ -18,10 +18,16 @@ alternating rounds:
   decrypted (AES-256-GCM) for the run;
 * ``blockpilot run_block, engine writes`` — run_block with the execution record written
   through SQLAlchemy + aiosqlite, as before this change (and as on PostgreSQL today).
+
+Besides the latencies, the process CPU time per call of run_block and of the MCP SDK's call
+(alternating rounds; ``cpu_us_per_call``, ``run_block_cpu_over_mcp``): on a shared machine
+it moves less than the latencies do.
 """
 
 from __future__ import annotations
 
+import statistics
+import time
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +130,9 @@ async def run(*, quick: bool, profile_to: Path | None = None) -> dict[str, Any]:
         samples = await measure_interleaved(
             variants, rounds=rounds, per_round=per_round, warmup=warmup
         )
+        cpu = await _cpu_per_call(
+            {RUN_BLOCK: run_block, MCP: variants[MCP]}, rounds=rounds, per_round=per_round
+        )
         profile = None
         if profile_to is not None:
             profile = await _profile(run_block, profile_to, calls=3000 if quick else 10000)
@@ -138,9 +147,27 @@ async def run(*, quick: bool, profile_to: Path | None = None) -> dict[str, Any]:
     return {
         "variants": results,
         "run_block_p50_over": ratios,
+        # CPU time per call (this process, all threads: the SQLite writer's too), and
+        # run_block's over the MCP SDK's: steadier than latencies on a shared machine.
+        "cpu_us_per_call": cpu,
+        "run_block_cpu_over_mcp": cpu[RUN_BLOCK] / cpu[MCP] if cpu[MCP] > 0 else None,
         "langchain_installed": tool is not None,
         "profile": profile,
     }
+
+
+async def _cpu_per_call(
+    variants: dict[str, Any], *, rounds: int, per_round: int
+) -> dict[str, float]:
+    """Median over alternating rounds of each variant's process CPU time per call, in µs."""
+    per_round_us: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, call in variants.items():
+            started = time.process_time()
+            for _ in range(per_round):
+                await call()
+            per_round_us[name].append((time.process_time() - started) / per_round * 1e6)
+    return {name: statistics.median(values) for name, values in per_round_us.items()}
 
 
 async def _profile(call: Any, path: Path, *, calls: int) -> str:
