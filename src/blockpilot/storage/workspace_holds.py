@@ -44,15 +44,15 @@ ORPHAN_MIN_AGE_SECONDS = 3600.0
 """An unnamed, unheld blob younger than this is left alone by an orphan sweep."""
 
 
-_letting_go: set[asyncio.Task[None]] = set()
+_letting_go: set[asyncio.Future[None]] = set()  # kept alive until done (tasks included)
 
 
 async def _uncancelled(work: asyncio.Future[None] | asyncio.Task[None]) -> None:
     """Finish *work* even if the caller is cancelled meanwhile (a download's client that
     hangs up cancels the response mid-clean-up): a hold dropped without removing its blob
     would leave an orphan until the next sweep."""
-    _letting_go.add(work)  # type: ignore[arg-type]
-    work.add_done_callback(_letting_go.discard)  # type: ignore[arg-type]
+    _letting_go.add(work)
+    work.add_done_callback(_letting_go.discard)
     await asyncio.shield(work)
 
 
