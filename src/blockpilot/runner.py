@@ -61,6 +61,9 @@ logger = logging.getLogger(__name__)
 
 MAX_INPUT_DEPTH = 64
 _NO_SECRETS = Redactor()  # a run given no credentials still has its output scrubbed of shapes
+# The match of a block without credentials fields, shared: a match is only read once made,
+# and a run in flight then holds no match (and list) of its own (docs/performance.md).
+_NO_CREDENTIALS = CredentialsMatch()
 _PREVIEW_CHARS = 2_000
 _RECORD_STRING_CHARS = 2_000
 
@@ -300,7 +303,7 @@ class BlockRunner:
         match = (
             await self._match(block, user_id, input_data, for_execution=not preview)
             if block.Input.credentials_fields()
-            else CredentialsMatch()  # nothing to match: no coroutine for it
+            else _NO_CREDENTIALS  # nothing to match: no coroutine for it
         )
         if match.missing:
             return self._setup_requirements(block, user_id, match)

@@ -17,7 +17,13 @@ from blockpilot.credentials.matching import CredentialsMatch
 from blockpilot.outcomes import RunOutcome
 from blockpilot.pilot import Pilot
 from blockpilot.redaction import Redactor
-from blockpilot.runner import _clip_strings, _json_len, _json_len_at_most, _record_input
+from blockpilot.runner import (
+    _NO_CREDENTIALS,
+    _clip_strings,
+    _json_len,
+    _json_len_at_most,
+    _record_input,
+)
 from blockpilot.storage.users import User
 from blockpilot.tools.outcomes import tool_response
 from tests.tools.bp_test_blocks import BigOutputBlock, EchoTextBlock
@@ -87,6 +93,24 @@ async def test_a_block_without_credentials_fields_matches_nothing(
             block, alice.id, {"text": "x"}, for_execution=for_execution
         )
         assert matched == CredentialsMatch()
+
+
+async def test_the_shared_empty_match_stays_empty(pilot: Pilot, alice: User) -> None:
+    """Runs of blocks without credentials fields share one empty match: none changes it."""
+    session = (await pilot.session_for(alice.id, None)).session_id
+    for input_data, dry_run in (
+        ({}, False),
+        ({"text": "a", "tag": "t"}, False),
+        ({"text": "b"}, True),
+    ):
+        await pilot.runner.run(
+            user_id=alice.id,
+            session_id=session,
+            block_id=EchoTextBlock.id,
+            input_data=input_data,
+            dry_run=dry_run,
+        )
+    assert CredentialsMatch() == _NO_CREDENTIALS
 
 
 async def test_outputs_at_the_limit_are_capped_as_before(pilot: Pilot, alice: User) -> None:
