@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-import ahocorasick  # type: ignore[import-untyped]  # pyahocorasick ships no type hints
+import ahocorasick  # type: ignore[import-not-found]  # pyahocorasick ships no type hints
 
 REDACTED = "[REDACTED]"
 _MIN_SECRET_CHARS = 6
