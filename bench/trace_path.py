@@ -11,12 +11,18 @@ handler, the Pilot, the tool, the runner and below. The HTTP path is
 ``POST /api/v1/tools/run_block`` through the whole ASGI app (middleware included) with
 ``httpx.ASGITransport``.
 
+``--coroutines`` lists instead the coroutines one warm in-process
+``pilot.call_tool("run_block")`` starts, in order and nested as they await each other: each
+is a frame and an object per call, and those still waiting while the block runs are what a
+run in flight keeps alive (docs/performance.md).
+
 Run: ``python -m bench.trace_path`` (prints both lists; ``--json`` for one JSON document).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import sys
 import tempfile
@@ -93,7 +99,57 @@ async def measure() -> dict[str, dict[str, list[str]]]:
     }
 
 
+async def coroutine_chain(
+    arguments: dict[str, Any] | None = None,
+) -> list[tuple[int, str]]:
+    """``(depth, "file:qualified name")`` of every coroutine one warm in-process
+    ``pilot.call_tool("run_block", arguments)`` starts (CalculatorBlock by default), in the
+    order they start; depth counts the coroutines awaiting it, from 0 for ``call_tool``."""
+    from blockpilot.pilot import Pilot
+    from blockpilot.settings import Settings
+
+    chain: list[tuple[int, str]] = []
+    started: set[FrameType] = set()
+
+    def coroutine_depth(frame: FrameType | None) -> int:
+        depth = 0
+        while frame is not None:
+            depth += bool(frame.f_code.co_flags & inspect.CO_COROUTINE)
+            frame = frame.f_back
+        return depth
+
+    def profile(frame: FrameType, event: str, arg: Any) -> None:
+        # A coroutine's frame gets a "call" event each time it is resumed: count its first.
+        is_coroutine = frame.f_code.co_flags & inspect.CO_COROUTINE
+        if event == "call" and is_coroutine and frame not in started:
+            started.add(frame)
+            where = Path(frame.f_code.co_filename)
+            name = where.relative_to(SOURCE) if where.is_relative_to(SOURCE) else where.name
+            chain.append((coroutine_depth(frame.f_back), f"{name}:{frame.f_code.co_qualname}"))
+
+    with tempfile.TemporaryDirectory() as home:
+        async with await Pilot.open(Settings(home=Path(home))) as pilot:
+            user, _ = await pilot.users.create("trace")
+            session = (await pilot.session_for(user.id, None)).session_id
+            call = arguments or ARGUMENTS
+            for _ in range(2):  # warm-up: lazy imports and first-time caches are not the path
+                await pilot.call_tool("run_block", call, user_id=user.id, session_id=session)
+            sys.setprofile(profile)
+            try:
+                await pilot.call_tool("run_block", call, user_id=user.id, session_id=session)
+            finally:
+                sys.setprofile(None)
+    depth0 = min((depth for depth, _ in chain), default=0)  # the caller's own coroutines
+    return [(depth - depth0, name) for depth, name in chain]
+
+
 def main() -> None:
+    if "--coroutines" in sys.argv:
+        chain = asyncio.run(coroutine_chain())
+        for depth, name in chain:
+            print(f"{'  ' * depth}{name}")
+        print(f"{len(chain)} coroutines")
+        return
     results = asyncio.run(measure())
     if "--json" in sys.argv:
         print(json.dumps(results, indent=1))
