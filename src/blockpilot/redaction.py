@@ -229,7 +229,7 @@ class _FormIndex:
             self._extra_passes += extra  # unlocked: a count off by a few changes nothing
             if self._extra_passes > self._merge_all_after:
                 self._merge_all()
-        found = {form for form in loose if form in text}
+        found = {form for form in loose if form in text} if loose else set()
         forms = self.forms
         for automaton, _ in automata:
             for last, key in automaton.iter(text):  # every occurrence, overlapping ones too
@@ -246,7 +246,10 @@ def _scrub_indexed(text: str, index: _FormIndex) -> str:
     A replacement can make a later form appear (across the inserted marker), so the text is
     looked at again after each one; without replacements (the usual case) it is one pass.
     """
-    candidates = sorted(index.present(text), key=_form_order)
+    present = index.present(text)
+    if not present:
+        return text
+    candidates = sorted(present, key=_form_order)
     i = 0
     while i < len(candidates):
         form = candidates[i]

@@ -270,3 +270,132 @@ def test_a_forked_worker_writes_its_own_pid(
     os.waitpid(child, 0)
     with os.fdopen(read_end) as lines:
         assert json.loads(lines.read())["pid"] == child != os.getpid()
+
+
+# The access line's fields: those a client sets are scrubbed, those this process made are not.
+
+
+def test_fields_made_here_are_written_as_they_are_and_the_rest_as_the_record_writes_them(
+    json_logger: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, stream = json_logger
+    only_ours(logger)
+    canary = f"made-here-canary-{secrets.token_hex(8)}"
+    SECRETS.add([canary])
+    for path in ("/api/v1/tools/run_block", f"/api/v1/things/{canary}"):
+        args = (*ACCESS_ARGS[:1], path, *ACCESS_ARGS[2:])
+        extra = {**_access_extra(path), "user_id": "9b2f7c3e-8a1d-4f6b-b0c5-2d9e8f7a6b5c"}
+        log_info(logger, "%s %s %s %sms", args, extra, made_here={"request_id", "user_id"})
+        logger.info("%s %s %s %sms", *args, extra=extra)
+    lines = stream.getvalue().splitlines()
+    for fast, standard in zip(lines[::2], lines[1::2], strict=True):
+        assert _without_ts(fast)[0] == _without_ts(standard)[0]  # nothing to scrub in them
+    assert canary not in stream.getvalue()
+    # A field named made here is not scrubbed: the caller vouches it holds no client text.
+    log_info(logger, "%s", ("x",), {"request_id": canary}, made_here={"request_id"})
+    assert json.loads(stream.getvalue().splitlines()[-1])["request_id"] == canary
+
+
+@pytest.fixture
+def access_json_lines() -> Iterator[io.StringIO]:
+    """The access logger writing to its own JSON handler alone (the line without a record)."""
+    install_log_redaction()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    access = logging.getLogger("blockpilot.api.access")
+    saved = (access.propagate, access.level, access.handlers[:])
+    access.propagate, access.handlers[:] = False, [handler]
+    access.setLevel(logging.INFO)
+    yield stream
+    access.propagate, access.handlers[:] = saved[0], saved[2]
+    access.setLevel(saved[1])
+
+
+async def _request_through_the_middleware(
+    method: str, path: str, headers: list[tuple[bytes, bytes]], user_id: str | None
+) -> None:
+    from blockpilot.api.middleware import RequestContextMiddleware
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if user_id is not None:
+            scope["state"]["user_id"] = user_id  # as sign-in sets it
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": headers,
+    }
+    await RequestContextMiddleware(app)(scope, receive, send)
+
+
+async def test_a_canary_in_every_field_a_client_sets_never_reaches_the_access_line(
+    access_json_lines: io.StringIO,
+) -> None:
+    only_ours(logging.getLogger("blockpilot.api.access"))
+    assert _sole_json_handler(logging.getLogger("blockpilot.api.access")) is not None
+    canary = f"Access-Canary-{secrets.token_hex(8)}"
+    SECRETS.add([canary])
+    user_id = "9b2f7c3e-8a1d-4f6b-b0c5-2d9e8f7a6b5c"
+    await _request_through_the_middleware(
+        f"X{canary}", f"/api/v1/tools/{canary}", [(b"x-request-id", canary.encode())], user_id
+    )
+    await _request_through_the_middleware("POST", "/api/v1/tools/run_block", [], user_id)
+    # A secret spanning the path and the status in the message: scrubbed there too.
+    SECRETS.add([f"{canary[-8:]} 200"])
+    await _request_through_the_middleware("GET", f"/a/{canary[-8:]}", [], None)
+    text = access_json_lines.getvalue()
+    assert canary not in text and f"{canary[-8:]} 200" not in text
+    with_canary, plain, spanning = map(json.loads, text.splitlines())
+    assert with_canary["method"] == f"X{REDACTED}"
+    assert with_canary["path"] == f"/api/v1/tools/{REDACTED}"
+    assert with_canary["request_id"] == REDACTED
+    assert with_canary["message"].startswith(f"X{REDACTED} /api/v1/tools/{REDACTED} 200 ")
+    assert with_canary["user_id"] == plain["user_id"] == user_id
+    assert len(plain["request_id"]) == 32 and plain["path"] == "/api/v1/tools/run_block"
+    assert spanning["message"].startswith(f"GET /a/{REDACTED} ")  # "<tail> 200" went whole
+    assert spanning["path"] == f"/a/{canary[-8:]}"  # the tail alone is no secret
+
+
+async def test_the_access_line_is_the_records_line_when_no_field_made_here_spells_a_secret(
+    access_json_lines: io.StringIO,
+) -> None:
+    # The same requests, written without a record and (with a second handler) through one.
+    canary = f"access-record-canary-{secrets.token_hex(8)}"
+    SECRETS.add([canary])
+    access = logging.getLogger("blockpilot.api.access")
+    only_ours(access)
+    requests = [
+        ("POST", "/api/v1/tools/run_block", [], "9b2f7c3e-8a1d-4f6b-b0c5-2d9e8f7a6b5c"),
+        ("POST", f"/api/v1/tools/{canary}", [(b"x-request-id", b"trace-1")], None),
+        ("GET", "/x", [(b"x-request-id", canary.encode())], None),
+    ]
+    lines = []
+    for method, path, headers, user_id in requests:
+        for through_a_record in (False, True):
+            other = logging.NullHandler()
+            if through_a_record:
+                access.addHandler(other)
+            assert (_sole_json_handler(access) is None) == through_a_record
+            await _request_through_the_middleware(method, path, headers, user_id)
+            access.removeHandler(other)
+            entry = json.loads(access_json_lines.getvalue().splitlines()[-1])
+            for made_per_request in ("ts", "duration_ms", "message"):
+                entry.pop(made_per_request)
+            if not headers:
+                entry.pop("request_id")  # a new one each request
+            lines.append(entry)
+    for fast, standard in zip(lines[::2], lines[1::2], strict=True):
+        assert fast == standard
+    assert canary not in access_json_lines.getvalue()

@@ -8,7 +8,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,10 +93,19 @@ def iso_milliseconds(created: float) -> str:
 
 
 def log_info(
-    logger: logging.Logger, msg: str, args: tuple[Any, ...], extra: dict[str, Any]
+    logger: logging.Logger,
+    msg: str,
+    args: tuple[Any, ...],
+    extra: dict[str, Any],
+    *,
+    made_here: Collection[str] = (),
 ) -> None:
     """``logger.info(msg, *args, extra=extra)``, the same line written without a ``LogRecord``
     when the one handler it would reach is :func:`configure_logging`'s.
+
+    *made_here* names extra fields whose values this process made (a generated id, a
+    database row's id): no client's or upstream's text, so no secret to scrub. The line
+    without a record writes them as they are; a record's formatter scrubs every field.
 
     A record costs more than the line it becomes (the record factory, ``findCaller``, the
     handler chain): the access line of every request comes here
@@ -132,7 +141,9 @@ def log_info(
         scrub = redactor.scrub
         for key, value in extra.items():
             if not key.startswith("_"):
-                entry[key] = scrub(value) if isinstance(value, str | dict | list) else value
+                if isinstance(value, str | dict | list) and key not in made_here:
+                    value = scrub(value)
+                entry[key] = value
         handler.stream.write(_ENCODER.encode(entry) + handler.terminator)
         handler.flush()
     except RecursionError:

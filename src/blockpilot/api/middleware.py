@@ -32,6 +32,19 @@ _LINK_TOKEN = re.compile(r"^/(setup|oauth/start)/[^/]+")
 _LINK_PREFIXES = ("/setup/", "/oauth/start/")  # what _LINK_TOKEN can match at all
 
 
+# Which fields of the access line can hold a secret, and so are scrubbed (docs/deployment.md,
+# "the access line"):
+# - the message and the method and path: the client's request line (the message is scrubbed
+#   whole, not built from the scrubbed path: a secret can span the joins, "path 200");
+# - the request id when the client sent it (X-Request-Id);
+# not a request id of random_hex128's, nor the user id (a UUID our database made for the row,
+# set by sign-in), which hold no client's text. Such a value could still spell a short
+# registered secret by chance (a 6-digit password in random hex), as the status and duration
+# always could (numbers are never scrubbed): it tells nothing of the secret.
+_MADE_HERE = frozenset({"request_id", "user_id"})
+_MADE_HERE_BESIDE_A_CLIENTS_ID = frozenset({"user_id"})
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key.lower() == name:
@@ -68,9 +81,10 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         client_id = _header(scope, b"x-request-id")
-        request_id = (
-            client_id if client_id and _CLIENT_REQUEST_ID.match(client_id) else random_hex128()
-        )
+        if client_id and _CLIENT_REQUEST_ID.match(client_id):
+            request_id, made_here = client_id, _MADE_HERE_BESIDE_A_CLIENTS_ID
+        else:
+            request_id, made_here = random_hex128(), _MADE_HERE
         request_id_header = (_REQUEST_ID_HEADER_KEY, request_id.encode("latin-1"))
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
@@ -121,6 +135,7 @@ class RequestContextMiddleware:
                     "duration_ms": duration_ms,
                     "user_id": user_id,
                 },
+                made_here=made_here,
             )
 
 
