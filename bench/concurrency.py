@@ -1,15 +1,17 @@
 """CPU per in-process ``run_block`` by concurrency: does a call cost more with company?
 
 ``python -m bench.concurrency [--calls 4000] [--levels 1,4,16,64] [--rounds 3] [--count]
-[--json]`` runs the bench's read echo (``pilot.call_tool("run_block", ...)`` with a session,
-as in :mod:`bench.inprocess`) from C tasks on one event loop, each task one call per loop
-iteration, until ``--calls`` calls are made, for each level C in alternating rounds. Per call
-it reports the process's CPU (all threads), the event loop thread's and each other thread's
-(the SQLite writer, aiosqlite), context switches and CPython collections by generation; at
-concurrency 1 also the median and mean of each call's own CPU (a p50 latency leaves the tail
-out). With ``--count`` it also counts the SQL the direct SQLite connections ran, by thread
-(``sqlite3`` trace callbacks set on connections opened during the run: nothing in blockpilot
-is changed to count); counting costs CPU itself, so CPU is measured without it.
+[--block echo|write|api_key] [--json]`` runs the bench's read echo (or the echo declared
+``write``, or the one that needs the user's API key) through ``pilot.call_tool("run_block",
+...)`` with a session, as :mod:`bench.inprocess` does, from C tasks on one event loop, each
+task one call per loop iteration, until ``--calls`` calls are made, for each level C in
+alternating rounds. Per call it reports the process's CPU (all threads), the event loop
+thread's and each other thread's (the SQLite writer, aiosqlite), context switches and CPython
+collections by generation; at concurrency 1 also the median and mean of each call's own CPU
+(a p50 latency leaves the tail out). With ``--count`` it also counts the SQL the direct SQLite
+connections ran, by thread (``sqlite3`` trace callbacks set on connections opened during the
+run: nothing in blockpilot is changed to count); counting costs CPU itself, so CPU is
+measured without it.
 
 CPU, not latency: on a shared machine time spent waiting for a core is not counted.
 ``PYTHONPATH=<tree>/src:.`` measures another ``src/`` with the same bench.
@@ -35,7 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.blocks import BenchEchoBlock, bench_registry
+from bench.blocks import BenchApiKeyBlock, BenchEchoBlock, BenchWriteEchoBlock, bench_registry
 from bench.common import open_pilot
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -142,14 +144,24 @@ async def _level(call: Any, concurrency: int, calls: int, sql: _SQLCounts) -> di
     return result
 
 
-async def run(*, calls: int, levels: list[int], rounds: int, count: bool) -> dict[str, Any]:
+BLOCKS = {"echo": BenchEchoBlock, "write": BenchWriteEchoBlock, "api_key": BenchApiKeyBlock}
+"""``--block``: the read echo, the echo declared ``write``, the echo needing the user's API key."""
+
+
+async def run(
+    *, calls: int, levels: list[int], rounds: int, count: bool, block: str = "echo"
+) -> dict[str, Any]:
     sql = _SQLCounts()
     samples: dict[int, list[dict[str, float]]] = {c: [] for c in levels}
     with _counting(sql) if count else contextlib.nullcontext():
         async with open_pilot(bench_registry()) as pilot:
             user, _ = await pilot.users.create("bench")
             session = (await pilot.session_for(user.id, None)).session_id
-            args = {"block_id": BenchEchoBlock.id, "input_data": {"text": "hi"}}
+            await pilot.add_credentials(
+                user.id,
+                {"provider": "openai", "type": "api_key", "api_key": "sk-bench-0123456789abcdef"},
+            )
+            args = {"block_id": BLOCKS[block].id, "input_data": {"text": "hi"}}
 
             async def call() -> None:
                 await pilot.call_tool("run_block", args, user_id=user.id, session_id=session)
@@ -165,6 +177,7 @@ async def run(*, calls: int, levels: list[int], rounds: int, count: bool) -> dic
                     samples[c].append(await _level(call, c, calls, sql))
     return {
         "load_average_1m": os.getloadavg()[0],
+        "block": block,
         "calls": calls,
         "levels": {
             str(c): {
@@ -183,14 +196,26 @@ def main() -> None:
     parser.add_argument("--levels", default="1,4,16,64")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--count", action="store_true", help="count SQL (costs CPU itself)")
+    parser.add_argument("--block", choices=sorted(BLOCKS), default="echo")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
-    result = asyncio.run(run(calls=args.calls, levels=levels, rounds=args.rounds, count=args.count))
+    result = asyncio.run(
+        run(
+            calls=args.calls,
+            levels=levels,
+            rounds=args.rounds,
+            count=args.count,
+            block=args.block,
+        )
+    )
     if args.json:
         print(json.dumps(result))
         return
-    print(f"load average {result['load_average_1m']:.2f}, {result['calls']} calls per level")
+    print(
+        f"load average {result['load_average_1m']:.2f}, block {result['block']}, "
+        f"{result['calls']} calls per level"
+    )
     for c, row in result["levels"].items():
         print(f"concurrency {c}: (medians of {len(row['cpu_us_each'])} rounds)")
         for key, value in row.items():

@@ -5,7 +5,9 @@ same echo declared as a ``write`` block and the api_key block N times each on a 
 file, and prints the statements each run sent, per kind. Both roads are counted: the direct
 SQLite connections (``sqlite3`` trace callbacks, set on every connection opened while the
 count runs) and SQLAlchemy's engine (``before_cursor_execute``), so a statement is never
-missed whichever road it took. Nothing in blockpilot is changed: the hooks are set here.
+missed whichever road it took. It also counts the direct connections' commits (each COMMIT,
+and each write made in autocommit mode). Nothing in blockpilot is changed: the hooks are set
+here.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from bench.blocks import BenchApiKeyBlock, BenchEchoBlock, BenchWriteEchoBlock, 
 from bench.common import open_pilot
 
 Counter = collections.Counter[str]
+COMMITS = "(commits)"
+"""Transactions committed on the direct connections: COMMITs, and writes in autocommit mode."""
 
 
 def _kind(sql: str) -> str:
@@ -44,7 +48,22 @@ def counting(counts: Counter) -> Iterator[None]:
 
     def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
         conn = original(*args, **kwargs)
-        conn.set_trace_callback(lambda sql: counts.update([_kind(sql)]))
+        explicit = False  # inside BEGIN ... COMMIT on this connection
+
+        def trace(sql: str) -> None:
+            nonlocal explicit
+            kind = _kind(sql)
+            counts.update([kind])
+            word = kind.split(" ", 1)[0]
+            if word == "BEGIN":
+                explicit = True
+            elif word in ("COMMIT", "ROLLBACK"):
+                explicit = False
+                counts.update([COMMITS] if word == "COMMIT" else [])
+            elif word in ("INSERT", "UPDATE", "DELETE") and not explicit:
+                counts.update([COMMITS])  # one statement in autocommit mode: its own commit
+
+        conn.set_trace_callback(trace)
         return conn
 
     sqlite3.connect = connect  # type: ignore[assignment]
@@ -92,7 +111,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1000)
     args = parser.parse_args()
     for label, per_run in asyncio.run(run(args.runs)).items():
-        print(f"{label}: {sum(per_run.values()):.2f} statements per run")
+        commits = per_run.pop(COMMITS, 0.0)
+        print(f"{label}: {sum(per_run.values()):.2f} statements, {commits:.2f} commits per run")
         for kind, n in per_run.items():
             if n >= 0.01:
                 print(f"  {n:6.2f}  {kind}")

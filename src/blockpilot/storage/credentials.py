@@ -26,7 +26,12 @@ from blockpilot.errors import (
     EncryptionKeyError,
 )
 from blockpilot.storage.common import aware, utcnow
-from blockpilot.storage.sqlite_writer import SQLiteReader, SQLiteWriter, row_converter, sqlite_file
+from blockpilot.storage.sqlite_writer import (
+    SQLiteReader,
+    engine_writer,
+    row_converter,
+    sqlite_file,
+)
 from blockpilot.storage.tables import credentials as table
 
 
@@ -95,17 +100,17 @@ class CredentialStore:
         # On a SQLite file the queries every credentialed run makes (list_meta, get,
         # mark_used) go through direct connections (see storage.sqlite_writer): the same
         # reads and the same committed write, without SQLAlchemy + aiosqlite's thread hops.
+        # The write goes through the engine's shared writer, so the run's queued final state
+        # is committed with it (one commit per run fewer; docs/performance.md).
         path = sqlite_file(engine)
         self._reader = None if path is None else SQLiteReader(path)
-        self._writer = None
-        if path is not None:
-            last_used = table.c.last_used_at.type.dialect_impl(engine.dialect)
-            process = last_used.bind_processor(engine.dialect)
-            self._writer = SQLiteWriter(
-                path,
-                {"mark_used": _MARK_USED_SQL},
-                {"mark_used": lambda p: {**p, "now": process(p["now"]) if process else p["now"]}},
-            )
+        last_used = table.c.last_used_at.type.dialect_impl(engine.dialect)
+        process = last_used.bind_processor(engine.dialect)
+        self._writer = engine_writer(
+            engine,
+            {"mark_used": _MARK_USED_SQL},
+            {"mark_used": lambda p: {**p, "now": process(p["now"]) if process else p["now"]}},
+        )
         self._meta_row = row_converter(table, engine.dialect, _META_NAMES)
 
     async def close(self) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blockpilot.storage.common import aware, storable, utcnow
 from blockpilot.storage.engine import is_database_unavailable
-from blockpilot.storage.sqlite_writer import SQLiteWriter, column_processor, sqlite_file
+from blockpilot.storage.sqlite_writer import column_processor, engine_writer
 from blockpilot.storage.tables import executions as table
 
 logger = logging.getLogger(__name__)
@@ -134,8 +134,7 @@ class ExecutionStore:
         # A file-backed SQLite database gets direct writer connections (see SQLiteWriter);
         # other databases use the engine. Either way the running row is committed before
         # start() returns.
-        path = sqlite_file(engine)
-        self._writer = None if path is None else _sqlite_writer(path)
+        self._writer = engine_writer(engine, _sqlite_statements())
         self._rows = _SQLiteRows(engine.dialect)
         # Queued running rows of effect-free runs (see start), by record id.
         self._unstarted: dict[str, tuple[Any, ...]] = {}
@@ -326,21 +325,18 @@ class _SQLiteRows:
         return (*start[:_STATUS], final[0], *start[_STATUS + 1 :], *final[1:])
 
 
-def _sqlite_writer(path: str) -> SQLiteWriter:
+def _sqlite_statements() -> dict[str, str]:
     names = ", ".join(_INSERT_COLUMNS)
     sets = ", ".join(f"{column} = ?" for column in _FINAL_COLUMNS)
     # A short effect-free run: the running row's columns and the final state's, one INSERT.
     finished = (*_INSERT_COLUMNS, *_FINAL_COLUMNS[1:])
-    return SQLiteWriter(
-        path,
-        {
-            "start": f"INSERT INTO {table.name} ({names}) VALUES ({_marks(_INSERT_COLUMNS)})",
-            "finish": f"UPDATE {table.name} SET {sets} WHERE id = ? AND status = 'running'",
-            "start_finished": (
-                f"INSERT INTO {table.name} ({', '.join(finished)}) VALUES ({_marks(finished)})"
-            ),
-        },
-    )
+    return {
+        "start": f"INSERT INTO {table.name} ({names}) VALUES ({_marks(_INSERT_COLUMNS)})",
+        "finish": f"UPDATE {table.name} SET {sets} WHERE id = ? AND status = 'running'",
+        "start_finished": (
+            f"INSERT INTO {table.name} ({', '.join(finished)}) VALUES ({_marks(finished)})"
+        ),
+    }
 
 
 def _marks(columns: tuple[str, ...]) -> str:

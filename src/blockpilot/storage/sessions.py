@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from blockpilot.storage.common import aware, utcnow
-from blockpilot.storage.sqlite_writer import SQLiteWriter, bind_processors, sqlite_file
+from blockpilot.storage.sqlite_writer import SQLiteWriter, bind_processors, engine_writer
 from blockpilot.storage.tables import chat_sessions
 
 _COLUMNS = ("id", "user_id", "created_at", "updated_at")
@@ -32,19 +32,18 @@ class SessionStore:
     database round trip for the session check.
 
     A new session is one small row and nothing else (its workspace is the user's, made when
-    first written). On a SQLite file the row is committed through a
-    :class:`~blockpilot.storage.sqlite_writer.SQLiteWriter` (~20 µs, never waiting for a lock
-    on the event loop) instead of SQLAlchemy + aiosqlite (~1 ms, and it contended with the
-    execution writer for the write lock): a client that sends no session id makes one per
-    call (docs/performance.md).
+    first written). On a SQLite file the row is committed through the engine's
+    :class:`~blockpilot.storage.sqlite_writer.SQLiteWriter`, the one the execution records
+    use (~20 µs, never waiting for a lock on the event loop), instead of SQLAlchemy +
+    aiosqlite (~1 ms, and it contended with the execution writer for the write lock): a
+    client that sends no session id makes one per call (docs/performance.md).
     """
 
     def __init__(self, engine: AsyncEngine, cache_size: int = 10_000) -> None:
         self._engine = engine
         self._owner_cache: dict[str, ChatSession] = {}
         self._cache_size = cache_size
-        path = sqlite_file(engine)
-        self._writer = None if path is None else _sqlite_writer(path, engine)
+        self._writer = _sqlite_writer(engine)
 
     def _remember(self, session: ChatSession) -> ChatSession:
         if len(self._owner_cache) >= self._cache_size:
@@ -109,11 +108,11 @@ class SessionStore:
         return [ChatSession(r.id, r.user_id, aware(r.created_at) or utcnow()) for r in rows]
 
 
-def _sqlite_writer(path: str, engine: AsyncEngine) -> SQLiteWriter:
+def _sqlite_writer(engine: AsyncEngine) -> SQLiteWriter | None:
     names = ", ".join(_COLUMNS)
     values = ", ".join(f":{c}" for c in _COLUMNS)
-    return SQLiteWriter(
-        path,
+    return engine_writer(
+        engine,
         {"create": f"INSERT INTO {chat_sessions.name} ({names}) VALUES ({values})"},
         {"create": bind_processors(chat_sessions, engine.dialect, {c: c for c in _COLUMNS})},
     )

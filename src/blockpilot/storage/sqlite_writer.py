@@ -27,6 +27,8 @@ append to the WAL file, without fsync: ~15-20 µs. So:
   ``defer_seconds`` is then written once, by one statement.
 * When writes go to the thread, whatever has queued up is committed in one transaction
   (group commit); if that fails, each write is retried alone so an error stays its own.
+* The stores of one engine share one writer (:func:`engine_writer`), so their writes share
+  transactions too: a run's final state rides in the commit of its credential's last use.
 
 The thread starts on first use and ends after a few idle seconds (or at :meth:`close`).
 """
@@ -41,6 +43,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Hashable, Mapping
 from datetime import datetime
 from typing import Any
@@ -81,6 +84,33 @@ def sqlite_file(engine: AsyncEngine) -> str | None:
     if url.query.get("uri"):
         return None
     return database
+
+
+_ENGINE_WRITERS: weakref.WeakKeyDictionary[Any, SQLiteWriter] = weakref.WeakKeyDictionary()
+
+
+def engine_writer(
+    engine: AsyncEngine,
+    statements: Mapping[str, str],
+    processors: Mapping[str, Callable[[Any], Params]] | None = None,
+) -> SQLiteWriter | None:
+    """The one :class:`SQLiteWriter` of *engine*'s SQLite file, with *statements* added; None
+    for an engine that is not a file-backed SQLite database.
+
+    Why one per engine, not one per store: writes of different stores then share
+    transactions. A credentialed run's last-use UPDATE is committed together with the run's
+    queued final state, one commit per run fewer (docs/performance.md), and the stores never
+    find the write lock held by each other's connection. One inline connection, one thread
+    and one checkpoint cadence per file.
+    """
+    path = sqlite_file(engine)
+    if path is None:
+        return None
+    writer = _ENGINE_WRITERS.get(engine.sync_engine)
+    if writer is None:
+        writer = _ENGINE_WRITERS[engine.sync_engine] = SQLiteWriter(path, {})
+    writer.add_statements(statements, processors)
+    return writer
 
 
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
@@ -140,6 +170,21 @@ class SQLiteWriter:
         # A checkpoint is queued or running on the thread: writes go there too until it ends
         # (see _commit_inline).
         self._checkpointing = False
+
+    def add_statements(
+        self,
+        statements: Mapping[str, str],
+        processors: Mapping[str, Callable[[Any], Params]] | None = None,
+    ) -> None:
+        """Register more named statements (another store's); a name keeps its one SQL.
+
+        Raises:
+            ValueError: *statements* gives a registered name other SQL.
+        """
+        for name, sql in statements.items():
+            if self._statements.setdefault(name, sql) != sql:
+                raise ValueError(f"statement {name!r} is already registered with other SQL")
+        self._processors.update(processors or {})
 
     # -- callers (event loop) --------------------------------------------------------------
 
