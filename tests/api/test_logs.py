@@ -399,3 +399,35 @@ async def test_the_access_line_is_the_records_line_when_no_field_made_here_spell
     for fast, standard in zip(lines[::2], lines[1::2], strict=True):
         assert fast == standard
     assert canary not in access_json_lines.getvalue()
+
+
+def test_a_text_found_clean_is_scrubbed_once_its_secret_is_registered(
+    json_logger: tuple[logging.Logger, io.StringIO],
+) -> None:
+    # log_info keeps the texts the current redactor left unchanged; a new secret makes a new
+    # redactor, so a text kept as clean is searched again.
+    logger, stream = json_logger
+    only_ours(logger)
+    late = f"late-canary-{secrets.token_hex(8)}"
+    path = f"/api/v1/things/{late}"
+    args = (*ACCESS_ARGS[:1], path, *ACCESS_ARGS[2:])
+    clean_path = "/api/v1/tools/run_block"
+    clean = (*ACCESS_ARGS[:1], clean_path, *ACCESS_ARGS[2:])
+    for _ in range(3):  # the second and third lines are made from the kept texts
+        log_info(logger, "%s %s %s %sms", clean, _access_extra(clean_path))
+        logger.info("%s %s %s %sms", *clean, extra=_access_extra(clean_path))
+    clean_lines = stream.getvalue().splitlines()
+    assert len({_without_ts(line)[0] for line in clean_lines}) == 1
+    stream.seek(0)
+    stream.truncate()
+    for _ in range(2):
+        log_info(logger, "%s %s %s %sms", args, _access_extra(path))
+    SECRETS.add([late])
+    for _ in range(2):
+        log_info(logger, "%s %s %s %sms", args, _access_extra(path))
+        logger.info("%s %s %s %sms", *args, extra=_access_extra(path))
+    lines = stream.getvalue().splitlines()
+    assert [late in line for line in lines] == [True, True, False, False, False, False]
+    assert _without_ts(lines[2])[0] == _without_ts(lines[3])[0]
+    assert _without_ts(lines[4])[0] == _without_ts(lines[5])[0]
+    assert json.loads(lines[4])["path"] == f"/api/v1/things/{REDACTED}"

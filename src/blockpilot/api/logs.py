@@ -8,11 +8,11 @@ import math
 import os
 import sys
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from blockpilot.redaction import SECRETS, log_messages_scrubbed
+from blockpilot.redaction import SECRETS, Redactor, log_messages_scrubbed
 
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",
@@ -130,15 +130,14 @@ def log_info(
         return
     handler.acquire()
     try:
-        redactor = SECRETS.redactor
+        scrub = _scrubber(SECRETS.redactor)
         entry: dict[str, Any] = {
             "ts": iso_milliseconds(_now()),
             "level": "info",
             "logger": logger.name,
-            "message": redactor.scrub_text(message) if scrubbed else message,
+            "message": scrub(message) if scrubbed else message,
             "pid": _pid if logging.logProcesses else None,
         }
-        scrub = redactor.scrub
         for key, value in extra.items():
             if not key.startswith("_"):
                 if isinstance(value, str | dict | list) and key not in made_here:
@@ -152,6 +151,39 @@ def log_info(
         handler.handleError(logger.makeRecord(logger.name, logging.INFO, "", 0, msg, args, None))
     finally:
         handler.release()
+
+
+_CLEAN_TEXTS_KEPT = 4096
+_clean: tuple[Redactor | None, set[str]] = (None, set())  # texts a redactor left as they were
+
+
+def _scrubber(redactor: Redactor) -> Callable[[Any], Any]:
+    """*redactor*'s ``scrub``, remembering the texts it leaves unchanged.
+
+    Access lines repeat their path and most of their message ("POST /api/v1/tools/run_block
+    200 4.1ms"): a text this redactor found nothing in is not searched again. What the
+    registry's redactor finds changes only when a secret is added, and then the registry
+    has a new redactor and the texts kept are dropped (a line written by another thread
+    while a secret is being added may or may not be scrubbed of it, with or without this).
+    Only clean texts are kept, never one that held a secret. Called under the handler's lock.
+    """
+    global _clean
+    seen_by, clean = _clean
+    if seen_by is not redactor or len(clean) > _CLEAN_TEXTS_KEPT:
+        clean = set()
+        _clean = (redactor, clean)
+
+    def scrub(value: Any) -> Any:
+        if type(value) is not str:
+            return redactor.scrub(value)
+        if value in clean:
+            return value
+        scrubbed = redactor.scrub_text(value)
+        if scrubbed == value:
+            clean.add(value)
+        return scrubbed
+
+    return scrub
 
 
 def _message(msg: str, args: tuple[Any, ...]) -> str | None:
