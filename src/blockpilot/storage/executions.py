@@ -131,9 +131,9 @@ class ExecutionStore:
         self._pending: dict[str, dict[str, Any]] = {}
         self._flusher: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
-        # A file-backed SQLite database gets direct writer connections (see SQLiteWriter);
-        # other databases use the engine. Either way the running row is committed before
-        # start() returns.
+        # A file-backed SQLite database gets the engine's direct writer (see engine_writer),
+        # shared with the other stores; other databases use the engine. Either way the running
+        # row is committed before start() returns.
         self._writer = engine_writer(engine, _sqlite_statements())
         self._rows = _SQLiteRows(engine.dialect)
         # Queued running rows of effect-free runs (see start), by record id.
