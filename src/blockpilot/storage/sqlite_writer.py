@@ -11,7 +11,8 @@ append to the WAL file, without fsync: ~15-20 µs. So:
   does not wait there but hands the write to the writer thread (which waits, with the
   engine's busy timeout) and awaits that commit instead. The loop never waits for a lock.
 * The inline connection never checkpoints (``wal_autocheckpoint=0``); the checkpoints, which
-  do fsync, run on the writer thread (``PASSIVE``, every :data:`CHECKPOINT_EVERY` commits).
+  do fsync, run on the writer thread (``PASSIVE``, every :data:`CHECKPOINT_EVERY` commits or
+  :data:`CHECKPOINT_WRITES` writes, whichever comes first).
 * Durability is the engine's: the same file, WAL and ``synchronous=NORMAL``; ``write`` returns
   only after its transaction committed. A transaction of one statement is that statement in
   SQLite's autocommit mode (atomic all the same, and two round trips into SQLite fewer than
@@ -62,6 +63,13 @@ DEFER_SECONDS = 0.05
 CHECKPOINT_EVERY = 500
 """Inline commits between two checkpoints (SQLite's own default is 1,000 pages; a commit of an
 execution row writes ~4)."""
+CHECKPOINT_WRITES = 5_000
+"""...or inline writes, whichever comes first. A group commit carries from a few rows (requests
+at concurrency 16) to a thousand (a burst's running rows): 500 of those let the WAL grow to
+86 MB at concurrency 64 in process, and to gigabytes under bursts of 1,000 runs, before a
+checkpoint that then holds every write behind it for as long. Checkpointing more often costs
+some CPU (a page changed by many commits is copied more often): ~1.5 µs per call at
+concurrency 64 with 5,000, ~3.5 with 2,000, nothing measurable at 16 (docs/performance.md)."""
 _MAX_BATCH = 512
 
 Params = Mapping[str, Any] | tuple[Any, ...]
@@ -146,12 +154,14 @@ class SQLiteWriter:
         *,
         idle_seconds: float = IDLE_SECONDS,
         defer_seconds: float = DEFER_SECONDS,
+        checkpoint_writes: int = CHECKPOINT_WRITES,
     ) -> None:
         self._path = path
         self._statements = dict(statements)
         self._processors = dict(processors or {})
         self._idle = idle_seconds
         self._defer = defer_seconds
+        self._checkpoint_writes = checkpoint_writes
         self._deferred: list[_Item] = []
         self._deferred_at: dict[Hashable, int] = {}  # key -> index in _deferred (see defer)
         # Group commit (see write): the loop whose current iteration has already committed a
@@ -163,6 +173,9 @@ class SQLiteWriter:
         self._inline: sqlite3.Connection | None = None
         self._inline_lock = threading.Lock()
         self._inline_commits = 0
+        # Since the last checkpoint was queued (CHECKPOINT_EVERY, checkpoint_writes).
+        self._commits_unchecked = 0
+        self._writes_unchecked = 0
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -364,7 +377,13 @@ class SQLiteWriter:
         finally:
             self._inline_lock.release()
         self._inline_commits += 1
-        if self._inline_commits % CHECKPOINT_EVERY == 0:
+        self._commits_unchecked += 1
+        self._writes_unchecked += len(batch)
+        if (
+            self._commits_unchecked >= CHECKPOINT_EVERY
+            or self._writes_unchecked >= self._checkpoint_writes
+        ):
+            self._commits_unchecked = self._writes_unchecked = 0
             self._checkpointing = True
             self._put((_CHECKPOINT, None, None))
         return True
