@@ -64,9 +64,9 @@ CHECKPOINT_EVERY = 500
 """Inline commits between two checkpoints (SQLite's own default is 1,000 pages; a commit of an
 execution row writes ~4)."""
 CHECKPOINT_WRITES = 5_000
-"""...or inline writes, whichever comes first. A group commit carries from a few rows (requests
-at concurrency 16) to a thousand (a burst's running rows): 500 of those let the WAL grow to
-86 MB at concurrency 64 in process, and to gigabytes under bursts of 1,000 runs, before a
+"""...or inline writes, whichever comes first. A group commit carries as many rows as there are
+runs ending in one loop iteration, and 500 commits of dozens of rows let the WAL grow to 86 MB
+(64 concurrent callers in process; 500 commits of 1,000 rows would be ~2 GB) before a
 checkpoint that then holds every write behind it for as long. Checkpointing more often costs
 some CPU (a page changed by many commits is copied more often): ~1.5 µs per call at
 concurrency 64 with 5,000, ~3.5 with 2,000, nothing measurable at 16 (docs/performance.md)."""
