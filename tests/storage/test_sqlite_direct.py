@@ -250,6 +250,31 @@ async def test_the_wal_stays_bounded_under_group_commits(db: Path) -> None:
         await writer.close()
 
 
+async def test_writes_commit_inline_while_a_checkpoint_copies_the_wal(db: Path) -> None:
+    """A checkpoint holds writes back only for its second pass (what was appended while the
+    first copied), not for the whole copy and its fsyncs: a stall for every caller at once.
+    Before, every write after the one that queued the checkpoint went behind it."""
+    interval = CHECKPOINT_EVERY - 100  # the checkpoint comes by writes, after the last one
+    writer = SQLiteWriter(str(db), STATEMENTS, checkpoint_writes=interval)
+    pad = "x" * 4_000  # a WAL of ~10 MB for the first pass to copy
+    try:
+        for i in range(interval):  # the last one queues the checkpoint
+            await writer.write("start", {"id": f"{i:04d}-{pad}"})
+        inline_meanwhile = 0
+        n = 0
+        while writer._checkpoints == 0:
+            before = writer._inline_commits
+            await writer.write("start", {"id": f"meanwhile-{n}"})
+            inline_meanwhile += writer._inline_commits - before
+            n += 1
+            assert n < 1_000_000, "the checkpoint never completed"
+        assert inline_meanwhile > 0
+        await writer.barrier()
+        assert len(_rows(db)) == interval + n
+    finally:
+        await writer.close()
+
+
 def test_reader_sees_every_commit_and_never_waits(db: Path) -> None:
     reader = SQLiteReader(str(db))
     other = sqlite3.connect(db, isolation_level=None)

@@ -12,7 +12,9 @@ append to the WAL file, without fsync: ~15-20 µs. So:
   engine's busy timeout) and awaits that commit instead. The loop never waits for a lock.
 * The inline connection never checkpoints (``wal_autocheckpoint=0``); the checkpoints, which
   do fsync, run on the writer thread (``PASSIVE``, every :data:`CHECKPOINT_EVERY` commits or
-  :data:`CHECKPOINT_WRITES` writes, whichever comes first).
+  :data:`CHECKPOINT_WRITES` writes, whichever comes first), in two passes: the first copies
+  the WAL while writes go on committing inline, the second, with writes held back, copies
+  only what they appended meanwhile, so that the WAL is copied whole and starts over.
 * Durability is the engine's: the same file, WAL and ``synchronous=NORMAL``; ``write`` returns
   only after its transaction committed. A transaction of one statement is that statement in
   SQLite's autocommit mode (atomic all the same, and two round trips into SQLite fewer than
@@ -180,9 +182,10 @@ class SQLiteWriter:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._thread_writes = 0  # writes handed to the thread and not yet done (under _lock)
-        # A checkpoint is queued or running on the thread: writes go there too until it ends
-        # (see _commit_inline).
+        # A checkpoint's second pass is running on the thread: writes go there too until it
+        # ends (see _commit_inline and _checkpoint).
         self._checkpointing = False
+        self._checkpoints = 0  # checkpoints completed
 
     def add_statements(
         self,
@@ -346,10 +349,7 @@ class SQLiteWriter:
         if self._thread_writes or self._checkpointing:
             # Writes wait on the thread: these go behind them, so that writes commit in the
             # order they were made (a queued INSERT before the UPDATE of the same row). While
-            # a checkpoint runs, writes go behind it too: a checkpoint that copies the whole
-            # WAL lets the next write start the WAL over. Frames appended during a checkpoint
-            # would keep it from ever completing under steady writes, and the WAL would grow
-            # without bound (by ~20 KB per run; docs/performance.md, round five).
+            # a checkpoint's second pass runs, writes go behind it too (see _checkpoint).
             return False
         if not self._inline_lock.acquire(blocking=False):
             return False  # another thread's loop is using the inline connection
@@ -384,7 +384,6 @@ class SQLiteWriter:
             or self._writes_unchecked >= self._checkpoint_writes
         ):
             self._commits_unchecked = self._writes_unchecked = 0
-            self._checkpointing = True
             self._put((_CHECKPOINT, None, None))
         return True
 
@@ -402,6 +401,28 @@ class SQLiteWriter:
                 thread.start()
 
     # -- writer thread ---------------------------------------------------------------------
+
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        """Copy the WAL into the database file, whole, so that the next write starts it over.
+
+        A checkpoint that frames are appended to while it runs does not copy the WAL whole,
+        and under steady writes the WAL would then never start over and grow without bound
+        (docs/performance.md, round five). Holding writes back for the whole copy (and its
+        fsyncs) stalled every caller for it: ~15-20 ms at concurrency 16, the p99 of HTTP
+        calls (docs/performance.md, round seven). So the first pass copies while writes go
+        on inline, and writes wait only for the second, which copies what they appended
+        meanwhile.
+        """
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self._checkpointing = True
+            with self._inline_lock:  # an inline commit under way ends first
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self._checkpoints += 1
+        except sqlite3.Error as exc:
+            logger.warning("WAL checkpoint failed", extra={"error": str(exc)})
+        finally:
+            self._checkpointing = False
 
     def _connect(self, *, inline: bool = False) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -458,14 +479,8 @@ class SQLiteWriter:
                                 "error": f"{type(error).__name__}: {error}",
                             },
                         )
-                if any(item[0] == _CHECKPOINT for item in batch):
-                    try:
-                        if conn is not None:
-                            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                    except sqlite3.Error as exc:
-                        logger.warning("WAL checkpoint failed", extra={"error": str(exc)})
-                    finally:
-                        self._checkpointing = False
+                if conn is not None and any(item[0] == _CHECKPOINT for item in batch):
+                    self._checkpoint(conn)
                 for name, _, future in batch:
                     if name == _BARRIER and future is not None:
                         self._notify(future, None)
