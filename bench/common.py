@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -127,6 +128,24 @@ def bench_settings(home: Path, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)
+
+
+@contextmanager
+def tracing_sqlite(new_trace: Callable[[], Callable[[str], None]]) -> Iterator[None]:
+    """Trace every SQLite connection opened meanwhile: each gets ``new_trace()`` as its
+    statement callback (the direct writer's and reader's connections, and the engine's)."""
+    original = sqlite3.connect
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = original(*args, **kwargs)
+        conn.set_trace_callback(new_trace())
+        return conn
+
+    sqlite3.connect = connect  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sqlite3.connect = original
 
 
 @contextmanager

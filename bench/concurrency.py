@@ -28,17 +28,14 @@ import json
 import os
 import re
 import resource
-import sqlite3
 import statistics
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from bench.blocks import BenchApiKeyBlock, BenchEchoBlock, BenchWriteEchoBlock, bench_registry
-from bench.common import open_pilot
+from bench.common import open_pilot, tracing_sqlite
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -67,22 +64,6 @@ class _SQLCounts:
         word = sql.split(None, 1)[0].upper() if sql else ""
         if word in {"BEGIN", "COMMIT", "ROLLBACK", "INSERT", "UPDATE", "SELECT"}:
             self.counts[f"{where} {word}"] += 1
-
-
-@contextmanager
-def _counting(counts: _SQLCounts) -> Iterator[None]:
-    original = sqlite3.connect
-
-    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        conn = original(*args, **kwargs)
-        conn.set_trace_callback(counts.trace)
-        return conn
-
-    sqlite3.connect = connect  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        sqlite3.connect = original
 
 
 async def _level(call: Any, concurrency: int, calls: int, sql: _SQLCounts) -> dict[str, float]:
@@ -153,7 +134,7 @@ async def run(
 ) -> dict[str, Any]:
     sql = _SQLCounts()
     samples: dict[int, list[dict[str, float]]] = {c: [] for c in levels}
-    with _counting(sql) if count else contextlib.nullcontext():
+    with tracing_sqlite(lambda: sql.trace) if count else contextlib.nullcontext():
         async with open_pilot(bench_registry()) as pilot:
             user, _ = await pilot.users.create("bench")
             session = (await pilot.session_for(user.id, None)).session_id

@@ -15,15 +15,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from sqlalchemy import event
 
 from bench.blocks import BenchApiKeyBlock, BenchEchoBlock, BenchWriteEchoBlock, bench_registry
-from bench.common import open_pilot
+from bench.common import open_pilot, tracing_sqlite
 
 Counter = collections.Counter[str]
 COMMITS = "(commits)"
@@ -44,10 +42,8 @@ def _kind(sql: str) -> str:
 @contextmanager
 def counting(counts: Counter) -> Iterator[None]:
     """Count every statement of connections opened meanwhile (direct) and of the engine."""
-    original = sqlite3.connect
 
-    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        conn = original(*args, **kwargs)
+    def new_trace() -> Callable[[str], None]:
         explicit = False  # inside BEGIN ... COMMIT on this connection
 
         def trace(sql: str) -> None:
@@ -63,14 +59,10 @@ def counting(counts: Counter) -> Iterator[None]:
             elif word in ("INSERT", "UPDATE", "DELETE") and not explicit:
                 counts.update([COMMITS])  # one statement in autocommit mode: its own commit
 
-        conn.set_trace_callback(trace)
-        return conn
+        return trace
 
-    sqlite3.connect = connect  # type: ignore[assignment]
-    try:
+    with tracing_sqlite(new_trace):
         yield
-    finally:
-        sqlite3.connect = original
 
 
 async def run(runs: int) -> dict[str, dict[str, float]]:
