@@ -185,7 +185,10 @@ class SQLiteWriter:
         # A checkpoint's second pass is running on the thread: writes go there too until it
         # ends (see _commit_inline and _checkpoint).
         self._checkpointing = False
-        self._checkpoints = 0  # checkpoints completed
+        # Checkpoints queued and completed: a test bounds the WAL by the writes made while
+        # one was pending (the WAL's high-water mark depends on them).
+        self._checkpoints_queued = 0
+        self._checkpoints = 0
 
     def add_statements(
         self,
@@ -384,6 +387,7 @@ class SQLiteWriter:
             or self._writes_unchecked >= self._checkpoint_writes
         ):
             self._commits_unchecked = self._writes_unchecked = 0
+            self._checkpoints_queued += 1
             self._put((_CHECKPOINT, None, None))
         return True
 
