@@ -6,8 +6,9 @@ machine runs. Here ``bench.server``'s two apps (blockpilot's, as ``blockpilot se
 it, with its JSON access lines going to /dev/null, and the bare FastAPI endpoint running the
 same block) are called through ASGI by 16 tasks in one event loop, in alternating batches;
 a batch's CPU per request is ``time.process_time`` over its requests, and each app's
-minimum over the batches is reported (the least disturbed batch). Good for comparing two
-``src/`` trees run after one another: ``PYTHONPATH=<tree>/src:.``.
+minimum over the batches is reported (the least disturbed batch). run_block is called with
+a session and without one (``run_block_sessionless``: each call makes a new session). Good
+for comparing two ``src/`` trees run after one another: ``PYTHONPATH=<tree>/src:.``.
 
 ``python -m bench.http_inprocess [--secrets N] [--batches 6] [--requests 1600]
 [--profile]``; ``--profile`` only drives run_block (for ``py-spy record -- python -m ...``).
@@ -135,6 +136,17 @@ async def measure(*, secrets: int, batches: int, requests: int, profile: bool) -
                         (b"authorization", f"Bearer {api_key}".encode()),
                         (b"content-type", b"application/json"),
                         (b"x-session-id", session.encode()),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                    body.encode(),
+                ),
+                "run_block_sessionless": (
+                    app,
+                    "/api/v1/tools/run_block",
+                    [
+                        (b"host", b"127.0.0.1:8000"),
+                        (b"authorization", f"Bearer {api_key}".encode()),
+                        (b"content-type", b"application/json"),
                         (b"content-length", str(len(body)).encode()),
                     ],
                     body.encode(),

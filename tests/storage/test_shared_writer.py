@@ -21,7 +21,7 @@ from blockpilot.pilot import Pilot
 from blockpilot.storage.common import utcnow
 from blockpilot.storage.executions import ExecutionRecord
 from blockpilot.storage.sqlite_writer import SQLiteWriter
-from blockpilot.storage.tables import credentials, executions
+from blockpilot.storage.tables import chat_sessions, credentials, executions
 from blockpilot.storage.users import User
 from tests.tools.bp_helpers import add_api_key, make_registry, run_block
 from tests.tools.bp_test_blocks import ApiKeyEchoBlock
@@ -96,6 +96,24 @@ async def test_a_credentialed_run_commits_its_final_state_with_its_last_use(
         assert words == ["INSERT", "BEGIN", "UPDATE", "UPDATE", "COMMIT"], statements
         assert "UPDATE executions" in statements[2] and "UPDATE credentials" in statements[3]
         assert not [sql for sql in statements if CANARY in sql]
+
+
+async def _session_owner(pilot: Pilot, session_id: str) -> str | None:
+    async with pilot.engine.connect() as conn:
+        query = select(chat_sessions.c.user_id).where(chat_sessions.c.id == session_id)
+        return await conn.scalar(query)
+
+
+async def test_a_new_session_is_durable_when_the_call_answers_without_a_run(
+    pilot: Pilot, alice: User
+) -> None:
+    """Answers that write nothing (bad arguments, a search) still commit the new session."""
+    bad = await pilot.call_tool("run_block", {"nope": 1}, user_id=alice.id)
+    found = await pilot.call_tool("find_block", {"query": "echo"}, user_id=alice.id)
+    assert bad.type == "error" and bad.model_dump()["code"] == "invalid_arguments"
+    for answer in (bad, found):
+        assert answer.session_id is not None
+        assert await _session_owner(pilot, answer.session_id) == alice.id
 
 
 async def test_an_error_stays_with_its_write_when_stores_share_a_transaction(
