@@ -226,6 +226,14 @@ class _Pending:
         else:
             self.run = 0
 
+    async def all_completed(self) -> int:
+        """Wait until every checkpoint queued has completed; how many there were."""
+        for _ in range(10_000):
+            if self.writer._checkpoints == self.writer._checkpoints_queued:
+                return self.writer._checkpoints
+            await asyncio.sleep(0.001)
+        raise AssertionError("a queued checkpoint never completed")
+
 
 async def test_the_wal_stays_bounded_under_steady_writes(db: Path) -> None:
     """Each checkpoint copies the whole WAL (its second pass holds writes back), so the next
@@ -241,6 +249,9 @@ async def test_the_wal_stays_bounded_under_steady_writes(db: Path) -> None:
         for i in range(6 * CHECKPOINT_EVERY):
             pending.count(1)
             await writer.write("start", {"id": str(i)})
+        # Every checkpoint completed (one that never did would count every later write as made
+        # meanwhile, and the bound below would grow with them).
+        assert await pending.all_completed() >= 5  # 6, fewer if writes went to the thread
         # One checkpoint interval, what was written while a checkpoint ran, and some room.
         assert wal.stat().st_size < (CHECKPOINT_EVERY + pending.most) * per_commit * pending.ROOM
         assert len(_rows(db)) == 100 + 6 * CHECKPOINT_EVERY
@@ -271,6 +282,7 @@ async def test_the_wal_stays_bounded_under_group_commits(db: Path) -> None:
             await burst(n)
         await writer.barrier()
         assert writer._inline_commits < CHECKPOINT_EVERY
+        assert await pending.all_completed() >= 5  # by writes: 3,000 rows, one per 400+
         assert len(_rows(db)) == 30 * per_burst
         # The WAL restarts after each checkpoint: it never holds much more than one interval
         # and what was written while a checkpoint ran (without the checkpoints by writes it
