@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from blockpilot.pilot import Pilot
 from blockpilot.settings import Settings
-from blockpilot.storage.users import User
+from blockpilot.storage import users as users_module
+from blockpilot.storage.sessions import SessionStore
+from blockpilot.storage.users import User, hash_api_key
 
 CANARY = "sk-canary-session-7f3a9c2e41"
 
@@ -55,3 +59,33 @@ async def test_a_sessionless_call_for_an_unknown_user_is_user_not_found(pilot: P
     data = await _find(pilot, User("00000000-0000-4000-8000-000000000000", "x", None), None)  # type: ignore[arg-type]
     assert data["type"] == "error" and data["code"] == "user_not_found"
     assert await pilot.sessions.list("00000000-0000-4000-8000-000000000000") == []
+
+
+async def test_the_owner_cache_keeps_the_newest_and_evicted_sessions_stay_scoped(
+    pilot: Pilot, alice: User, bob: User
+) -> None:
+    store = SessionStore(pilot.engine, cache_size=3)
+    try:
+        made = [(await store.create(alice.id)).session_id for _ in range(5)]
+        assert list(store._owner_cache) == made[2:]  # the oldest went first
+        for session_id in made:  # evicted ones are read back, still only for their owner
+            found = await store.get(alice.id, session_id)
+            assert found is not None and found.session_id == session_id
+            assert await store.get(bob.id, session_id) is None
+        assert len(store._owner_cache) == 3
+    finally:
+        await store.close()
+
+
+async def test_the_api_key_cache_evicts_the_oldest_key(
+    pilot: Pilot, alice: User, bob: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(users_module, "_KEY_CACHE_SIZE", 2)
+    keys = [await pilot.users.create_api_key(alice.id), await pilot.users.create_api_key(bob.id)]
+    keys.append(await pilot.users.create_api_key(alice.id))
+    owners = [await pilot.users.user_for_api_key(key) for key in keys]
+    assert [owner.id if owner else None for owner in owners] == [alice.id, bob.id, alice.id]
+    cached = list(pilot.users._keys)
+    assert cached == [hash_api_key(key) for key in keys[1:]]
+    assert (await pilot.users.user_for_api_key(keys[0])) == alice  # read again, then cached
+    assert list(pilot.users._keys) == [hash_api_key(key) for key in (keys[2], keys[0])]

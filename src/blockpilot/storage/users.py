@@ -7,6 +7,7 @@ import hmac
 import re
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -78,7 +79,8 @@ class UserStore:
         # Only active keys are kept; a key revoked here is dropped at once, one revoked by
         # another process is refused here once its entry is older than key_recheck_seconds.
         self._key_recheck = key_recheck_seconds
-        self._keys: dict[str, tuple[KeyOwner, float]] = {}
+        # Oldest first, evicted in O(1) (see SessionStore's owner cache).
+        self._keys: OrderedDict[str, tuple[KeyOwner, float]] = OrderedDict()
         # Bumped by every revocation here: a lookup that started before it caches nothing.
         self._revocations = 0
         # On a SQLite file the API-key lookup reads directly (see SQLiteReader).
@@ -150,7 +152,7 @@ class UserStore:
             self._keys.pop(digest, None)
         elif revocations == self._revocations:  # no revocation here while looking it up
             if len(self._keys) >= _KEY_CACHE_SIZE and digest not in self._keys:
-                self._keys.pop(next(iter(self._keys)))
+                self._keys.popitem(last=False)
             self._keys[digest] = (owner, now)
         return owner
 
