@@ -127,30 +127,20 @@ async def measure(*, secrets: int, batches: int, requests: int, profile: bool) -
             app, bare = create_app(pilot), bare_app(block)
             body = json.dumps({"block_id": BenchEchoBlock.id, "input_data": {"text": "hi"}})
             bare_body = b'{"text": "hi"}'
+            run_block_headers = [
+                (b"host", b"127.0.0.1:8000"),
+                (b"authorization", f"Bearer {api_key}".encode()),
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ]
+            run_block = (app, "/api/v1/tools/run_block")
             targets: dict[str, _Target] = {
                 "run_block": (
-                    app,
-                    "/api/v1/tools/run_block",
-                    [
-                        (b"host", b"127.0.0.1:8000"),
-                        (b"authorization", f"Bearer {api_key}".encode()),
-                        (b"content-type", b"application/json"),
-                        (b"x-session-id", session.encode()),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
+                    *run_block,
+                    [*run_block_headers, (b"x-session-id", session.encode())],
                     body.encode(),
                 ),
-                "run_block_sessionless": (
-                    app,
-                    "/api/v1/tools/run_block",
-                    [
-                        (b"host", b"127.0.0.1:8000"),
-                        (b"authorization", f"Bearer {api_key}".encode()),
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                    body.encode(),
-                ),
+                "run_block_sessionless": (*run_block, run_block_headers, body.encode()),
                 "bare": (
                     bare,
                     "/run",
@@ -192,10 +182,10 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     load = float(Path("/proc/loadavg").read_text().split()[0])
-    result = measure(
+    measuring = measure(
         secrets=args.secrets, batches=args.batches, requests=args.requests, profile=args.profile
     )
-    result = asyncio.run(result)
+    result = asyncio.run(measuring)
     result["load_average_1m"] = load
     result["pythonpath"] = os.environ.get("PYTHONPATH", "")
     print(json.dumps(result))
