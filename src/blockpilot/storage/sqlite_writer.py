@@ -185,8 +185,9 @@ class SQLiteWriter:
         # A checkpoint's second pass is running on the thread: writes go there too until it
         # ends (see _commit_inline and _checkpoint).
         self._checkpointing = False
-        # Checkpoints queued and completed: a test bounds the WAL by the writes made while
-        # one was pending (the WAL's high-water mark depends on them).
+        # Checkpoints queued, and those served by a completed checkpoint: a test bounds the
+        # WAL by the writes made while one was pending (the WAL's high-water mark depends on
+        # them).
         self._checkpoints_queued = 0
         self._checkpoints = 0
 
@@ -406,7 +407,7 @@ class SQLiteWriter:
 
     # -- writer thread ---------------------------------------------------------------------
 
-    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+    def _checkpoint(self, conn: sqlite3.Connection, requests: int = 1) -> None:
         """Copy the WAL into the database file, whole, so that the next write starts it over.
 
         A checkpoint that frames are appended to while it runs does not copy the WAL whole,
@@ -415,14 +416,14 @@ class SQLiteWriter:
         fsyncs) stalled every caller for it: ~15-20 ms at concurrency 16, the p99 of HTTP
         calls (docs/performance.md, round seven). So the first pass copies while writes go
         on inline, and writes wait only for the second, which copies what they appended
-        meanwhile.
+        meanwhile. One checkpoint serves the *requests* queued while the thread was busy.
         """
         try:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             self._checkpointing = True
             with self._inline_lock:  # an inline commit under way ends first
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            self._checkpoints += 1
+            self._checkpoints += requests
         except sqlite3.Error as exc:
             logger.warning("WAL checkpoint failed", extra={"error": str(exc)})
         finally:
@@ -483,8 +484,9 @@ class SQLiteWriter:
                                 "error": f"{type(error).__name__}: {error}",
                             },
                         )
-                if conn is not None and any(item[0] == _CHECKPOINT for item in batch):
-                    self._checkpoint(conn)
+                requests = sum(item[0] == _CHECKPOINT for item in batch)
+                if conn is not None and requests:
+                    self._checkpoint(conn, requests)
                 for name, _, future in batch:
                     if name == _BARRIER and future is not None:
                         self._notify(future, None)
