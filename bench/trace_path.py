@@ -22,6 +22,7 @@ Run: ``python -m bench.trace_path`` (prints both lists; ``--json`` for one JSON 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import sys
@@ -49,13 +50,25 @@ async def _traced(call: Callable[[], Awaitable[Any]]) -> dict[str, set[str]]:
         if filename.startswith(root):
             seen[str(Path(filename).relative_to(SOURCE))].add(frame.f_code.co_qualname)
 
-    await call()  # warm-up: lazy imports and first-time caches are not the path
+    await _profiled(call, profile)
+    return dict(seen)
+
+
+async def _profiled(
+    call: Callable[[], Awaitable[Any]],
+    profile: Callable[[FrameType, str, Any], None],
+    *,
+    warm_ups: int = 1,
+) -> None:
+    """*call* after *warm_ups* calls (lazy imports and first-time caches are not the path),
+    with *profile* as ``sys.setprofile``'s hook."""
+    for _ in range(warm_ups):
+        await call()
     sys.setprofile(profile)
     try:
         await call()
     finally:
         sys.setprofile(None)
-    return dict(seen)
 
 
 async def measure() -> dict[str, dict[str, list[str]]]:
@@ -131,14 +144,15 @@ async def coroutine_chain(
         async with await Pilot.open(Settings(home=Path(home))) as pilot:
             user, _ = await pilot.users.create("trace")
             session = (await pilot.session_for(user.id, None)).session_id
-            call = arguments or ARGUMENTS
-            for _ in range(2):  # warm-up: lazy imports and first-time caches are not the path
-                await pilot.call_tool("run_block", call, user_id=user.id, session_id=session)
-            sys.setprofile(profile)
-            try:
-                await pilot.call_tool("run_block", call, user_id=user.id, session_id=session)
-            finally:
-                sys.setprofile(None)
+            # A partial, not a coroutine of ours: call_tool's coroutine is the first listed.
+            run_block = functools.partial(
+                pilot.call_tool,
+                "run_block",
+                arguments or ARGUMENTS,
+                user_id=user.id,
+                session_id=session,
+            )
+            await _profiled(run_block, profile, warm_ups=2)
     depth0 = min((depth for depth, _ in chain), default=0)  # the caller's own coroutines
     return [(depth - depth0, name) for depth, name in chain]
 
